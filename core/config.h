@@ -1,0 +1,178 @@
+/* config.h: the configuration as plain structs, loaded from YAML.
+ *
+ * Only config.c sees libyaml. Everything here is owned by the gh_config and
+ * freed by gh_config_free(); strings are NUL-terminated heap copies. Paths
+ * (plugins_dir, logs, static roots, TLS files) are already resolved against
+ * the config file's folder. Every default is filled in, so users of the
+ * structs never need to know the defaults. */
+#ifndef GH_CONFIG_H
+#define GH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "cidr.h"
+#include "errlist.h"
+
+/* Where a value came from, for errors found after loading (e.g. a route
+ * naming a plugin that did not load). file borrows gh_config.path. */
+typedef struct gh_srcloc {
+    const char *file;
+    int         line;    /* from 1 */
+    int         col;     /* from 1 */
+} gh_srcloc;
+
+/* A generic YAML node, kept for a websocket route's `config:` mapping that
+ * is handed to a plugin as is. Scalars keep their text. */
+typedef enum { GH_CNODE_SCALAR, GH_CNODE_SEQ, GH_CNODE_MAP } gh_cnode_kind;
+
+typedef struct gh_cnode {
+    gh_cnode_kind    kind;
+    char            *key;     /* set when this node is a value in a map */
+    char            *value;   /* set for scalars */
+    struct gh_cnode *items;   /* children of a SEQ or MAP, in file order */
+    size_t           nitems;
+    gh_srcloc        loc;
+} gh_cnode;
+
+typedef enum {
+    GH_PROXY_OFF = 0,
+    GH_PROXY_V1,
+    GH_PROXY_V2,
+    GH_PROXY_ANY,       /* v1 or v2 required */
+    GH_PROXY_OPTIONAL,  /* v1 or v2 if present, else plain traffic */
+} gh_proxy_mode;
+
+typedef struct gh_listener_conf {
+    char                   *listen;        /* the text, e.g. "127.0.0.1:8080" */
+    struct sockaddr_storage addr;
+    socklen_t               addrlen;
+    gh_proxy_mode           proxy_protocol;        /* default off */
+    uint64_t                proxy_timeout_ms;      /* default 5000 */
+    bool                    trusted_any;           /* `trusted_proxies: any` */
+    gh_cidr                *trusted;               /* default: gh_cidr_defaults() */
+    size_t                  ntrusted;
+    uint16_t               *https_ports;           /* default [443] */
+    size_t                  nhttps_ports;
+    bool                    tls;                   /* a tls: mapping was given */
+    char                   *tls_cert;              /* required with tls */
+    char                   *tls_key;               /* required with tls */
+    char                   *tls_min_version;       /* "TLSv1.2" (default) | "TLSv1.3" */
+    char                   *tls_ciphers;           /* optional, NULL if unset */
+    uint64_t                tls_handshake_timeout_ms;  /* default 10000 */
+    gh_srcloc               loc;                   /* of the list item */
+    gh_srcloc               tls_loc;               /* of the tls: value */
+} gh_listener_conf;
+
+typedef enum {
+    GH_SCHEME_ANY = 0,
+    GH_SCHEME_HTTP,
+    GH_SCHEME_HTTPS,
+} gh_scheme;
+
+typedef struct gh_match {
+    char     *path;      /* exact path, or NULL */
+    char     *prefix;    /* path prefix, or NULL */
+    char     *host;      /* Host without port, compared case-insensitively, or NULL */
+    gh_scheme scheme;
+} gh_match;
+
+typedef enum {
+    GH_ACTION_STATIC = 1,
+    GH_ACTION_HEALTH,
+    GH_ACTION_REDIRECT_HTTPS,
+    GH_ACTION_METRICS,
+    GH_ACTION_WEBSOCKET,
+} gh_action_kind;
+
+typedef enum {
+    GH_ORIGINS_SAME_HOST = 0,  /* default */
+    GH_ORIGINS_ANY,            /* "*" */
+    GH_ORIGINS_LIST,
+} gh_origins_mode;
+
+typedef struct gh_static_conf {
+    char *root;          /* required */
+    char *index;         /* default "index.html" */
+} gh_static_conf;
+
+typedef struct gh_redirect_conf {
+    int status;          /* 301 (default) | 302 | 307 | 308 */
+    int port;            /* 0 = none (default) */
+} gh_redirect_conf;
+
+typedef struct gh_websocket_conf {
+    char           *plugin;              /* required */
+    gh_srcloc       plugin_loc;
+    gh_origins_mode origins;
+    char          **origin_list;         /* with GH_ORIGINS_LIST */
+    size_t          norigins;
+    uint64_t        ping_interval_ms;    /* default 30000; 0 = no pings */
+    uint64_t        pong_timeout_ms;     /* default 10000 */
+    uint64_t        idle_timeout_ms;     /* default 120000; 0 = none */
+    uint64_t        close_timeout_ms;    /* default 5000 */
+    uint64_t        max_message;         /* default 64 KiB */
+    uint64_t        send_backlog;        /* default 1 MiB */
+    gh_cnode       *config;              /* the `config:` mapping, or NULL */
+} gh_websocket_conf;
+
+typedef struct gh_route_conf {
+    gh_match       match;
+    gh_action_kind action;
+    union {
+        gh_static_conf    stat;
+        gh_redirect_conf  redirect;
+        gh_websocket_conf ws;
+    } u;
+    gh_srcloc      loc;
+} gh_route_conf;
+
+/* HTTP limits and timeouts, top-level key `http:` (all optional). */
+typedef struct gh_http_conf {
+    uint64_t header_timeout_ms;      /* default 10000 */
+    uint64_t keepalive_timeout_ms;   /* default 75000 */
+    uint64_t send_timeout_ms;        /* default 60000 */
+    uint64_t max_head;               /* default 16 KiB */
+    uint64_t max_body;               /* default 1 MiB (bodies on GET/HEAD are discarded) */
+} gh_http_conf;
+
+typedef struct gh_bus_conf {
+    char *redis;             /* "redis://[:PASSWORD@]HOST:PORT[/DB]", NULL = no bus */
+    char *channel_prefix;    /* default "gatehouse:" */
+    char *password;          /* optional, NULL if unset */
+} gh_bus_conf;
+
+typedef struct gh_config {
+    char             *path;         /* as given */
+    char             *dir;          /* its folder */
+    char             *plugins_dir;  /* default "plugins" resolved */
+    char             *access_log;   /* NULL = off; "stderr"; or a resolved path */
+    char             *error_log;    /* "stderr" or a resolved path */
+    int               log_level;    /* a gh_log_level; default info */
+    uint64_t          max_connections;   /* 0 = from RLIMIT_NOFILE */
+    uint64_t          drain_delay_ms;    /* default 0 */
+    uint64_t          drain_timeout_ms;  /* default 30000 */
+    gh_http_conf      http;
+    gh_bus_conf       bus;
+    gh_listener_conf *listeners;    /* at least one */
+    size_t            nlisteners;
+    gh_route_conf    *routes;       /* may be empty */
+    size_t            nroutes;
+} gh_config;
+
+/* Loads and checks path. On success returns 0 and *out (the caller frees it
+ * with gh_config_free). Otherwise returns GH_EINVAL (or -errno when the file
+ * cannot be read) having appended every error found to errs, each as
+ * "FILE:LINE:COL: message"; *out is untouched. Checks here are the ones that
+ * need no other module: TLS files and plugins are checked by their owners. */
+int gh_config_load(const char *path, gh_config **out, gh_errlist *errs);
+
+/* NULL-safe. */
+void gh_config_free(gh_config *cfg);
+
+/* Lookups in a gh_cnode map: the child with that key, or NULL. */
+const gh_cnode *gh_cnode_get(const gh_cnode *map, const char *key);
+
+#endif

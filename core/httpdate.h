@@ -1,0 +1,29 @@
+/* httpdate.h: HTTP dates (RFC 9110 §5.6.7) and entity tags (§8.8.3). No I/O. */
+#ifndef GH_HTTPDATE_H
+#define GH_HTTPDATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define GH_HTTPDATE_LEN 29   /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/* Writes the IMF-fixdate of t into out (at least GH_HTTPDATE_LEN + 1 bytes,
+ * NUL-terminated). */
+void gh_httpdate_format(time_t t, char *out);
+
+/* Parses IMF-fixdate, and the obsolete RFC 850 and asctime forms.
+ * Returns 0 with *t set, or GH_EINVAL. */
+int gh_httpdate_parse(const char *s, size_t len, time_t *t);
+
+/* Writes a strong ETag for a file, "\"<hex size>-<hex mtime ns>\"" style,
+ * into out (cap bytes). Returns the length, or GH_E2BIG. */
+int gh_etag_format(uint64_t size, int64_t mtime_sec, long mtime_nsec,
+                   char *out, size_t cap);
+
+/* If-None-Match (weak comparison, §13.1.2): true when value is "*" or lists
+ * an entity tag equal to etag ignoring W/ prefixes. */
+bool gh_etag_match(const char *value, size_t len, const char *etag);
+
+#endif

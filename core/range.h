@@ -1,0 +1,21 @@
+/* range.h: the Range request header (RFC 9110 §14.2), single ranges only.
+ * No I/O. */
+#ifndef GH_RANGE_H
+#define GH_RANGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parses a Range value against a representation of size bytes.
+ * Returns:
+ *   0          *first and *last (inclusive) are the one satisfiable range:
+ *              answer 206;
+ *   GH_ERANGE  a well-formed bytes range set none of whose ranges is
+ *              satisfiable: answer 416 with Content-Range: bytes * /size;
+ *   GH_ENOENT  ignore the header and answer 200 with the whole file: not the
+ *              "bytes" unit, malformed, or more than one range (we do not
+ *              send multipart/byteranges). */
+int gh_range_parse(const char *value, size_t len, uint64_t size,
+                   uint64_t *first, uint64_t *last);
+
+#endif
