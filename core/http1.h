@@ -45,7 +45,10 @@ typedef struct gh_http1_req {
                                                 authority), port included;
                                                 NULL when absent (1.0 only) */
     const char *path;   size_t path_len;     /* raw, still percent-encoded,
-                                                starts with '/' (or is "*") */
+                                                starts with '/' (or is "*");
+                                                for an absolute-form target
+                                                with an empty path it is a
+                                                static "/" */
     const char *query;  size_t query_len;    /* after '?', NULL when none */
     int64_t     content_length;              /* -1 when absent */
     bool        chunked;                     /* Transfer-Encoding ends in chunked */

@@ -10,7 +10,9 @@
 /* Decodes and normalises an origin-form path (the part before '?') into out
  * (cap bytes, NUL-terminated). The result starts with '/', has no "." or
  * ".." segments and no empty segments ("//" collapses to "/"); a trailing
- * '/' is kept.
+ * '/' is kept. A decoded "%2f" separates segments like '/' ("/a/..%2fb" is
+ * "/b"), and empty segments collapse before "." and ".." are resolved
+ * ("/a//../b" is "/b", as the file system would read it).
  * Returns the length written (excluding the NUL), or
  *   GH_EPROTO  not starting with '/', a bad %-escape, an encoded or raw NUL,
  *              a control character, or a ".." that would leave the root;
