@@ -26,7 +26,16 @@ typedef struct gh_access_entry {
 
 /* Writes the line with its trailing '\n' into out (cap bytes, NUL-terminated)
  * and returns its length; fields are cut (never the newline) when cap is too
- * small. cap must be at least 64. */
+ * small. cap must be at least 64.
+ * Details: a NULL client, target, referer or agent is written as "-"; a NULL
+ * protocol is left out ("GET /"); the client field also escapes ' '. The
+ * time is clamped to 1970..9999. When the line does not fit, the client,
+ * method and protocol keep up to 64 bytes each and the target, referer and
+ * agent share the rest (longest cut first); so from cap 96 up all six
+ * quotes, the status and the byte count always stay. An \xHH escape is
+ * never split. A cap below 64 is
+ * still safe: the line is then cut at the end (cap 1 gives "", cap 0 or a
+ * NULL out writes nothing and returns 0; a NULL e gives ""). */
 size_t gh_accesslog_format(const gh_access_entry *e, char *out, size_t cap);
 
 #endif
