@@ -162,6 +162,45 @@ typedef struct gh_config {
     size_t            nroutes;
 } gh_config;
 
+/* Limits (additions to the first contract). A config past any of them is
+ * refused with an error naming the limit. */
+#define GH_CONFIG_MAX_BYTES       (1024 * 1024)  /* file size */
+#define GH_CONFIG_MAX_DEPTH       64             /* nesting of sequences/mappings */
+#define GH_CONFIG_MAX_NODES       100000         /* values in one file */
+#define GH_CONFIG_MAX_ITEMS       10000          /* entries in one sequence or mapping */
+#define GH_CONFIG_MAX_LISTENERS   1000
+#define GH_CONFIG_MAX_ROUTES      1000
+#define GH_CONFIG_MAX_LIST        1024   /* trusted_proxies, https_ports, origins */
+#define GH_CONFIG_MAX_ERRORS      100    /* reported; then "too many errors" */
+#define GH_CONFIG_MAX_DURATION_MS (366ULL * 24 * 3600 * 1000)  /* any duration */
+#define GH_CONFIG_MAX_SIZE        (1ULL << 40)                 /* any size: 1 TiB */
+
+/* Checks beyond the schema comments above, so users of the structs may rely
+ * on them:
+ * - durations are whole numbers with a unit (no decimals: "1.5s" is an
+ *   error, write 1500ms) and at most GH_CONFIG_MAX_DURATION_MS; these must
+ *   be more than 0: proxy_timeout, tls handshake_timeout, http
+ *   header/keepalive/send_timeout, pong_timeout, close_timeout.
+ * - sizes are at most GH_CONFIG_MAX_SIZE; max_head, max_message and
+ *   send_backlog must be more than 0.
+ * - max_connections is in 0..INT32_MAX.
+ * - listen: IPv4 literal, [IPv6] or empty host, never a name; ":PORT" gives
+ *   AF_INET6 in6addr_any (dual stack needs IPV6_V6ONLY off at bind time).
+ *   Two listeners with the same address are an error.
+ * - match.path and match.prefix start with '/' and hold no space, control
+ *   character, '?' or '#'; not both in one match. match.host is a DNS name,
+ *   IPv4 literal or [IPv6], without port.
+ * - static.index is a file name without '/'.
+ * - websocket.plugin matches [A-Za-z0-9_.-]{1,64}, not starting with '.' or
+ *   '-'; origin_list entries are http(s)://host[:port], lower-cased.
+ * - bus.redis is redis://[:PASSWORD@]HOST:PORT[/DB] with DB in 0..15, and
+ *   bus: without redis: is an error; a password in both places is an error.
+ * - error_log cannot be off. proxy_protocol accepts "false" as off.
+ * - A key whose value is null (`health:`) counts as an empty mapping where a
+ *   mapping is expected; `routes:` null means no routes; `config:` null
+ *   leaves ws.config NULL.
+ * - No YAML anchors, aliases, tags, duplicate keys or second documents. */
+
 /* Loads and checks path. On success returns 0 and *out (the caller frees it
  * with gh_config_free). Otherwise returns GH_EINVAL (or -errno when the file
  * cannot be read) having appended every error found to errs, each as
@@ -169,10 +208,18 @@ typedef struct gh_config {
  * need no other module: TLS files and plugins are checked by their owners. */
 int gh_config_load(const char *path, gh_config **out, gh_errlist *errs);
 
+/* As gh_config_load, from memory: name is used in messages and as
+ * cfg->path (NULL: "<config>"), dir is what relative paths resolve against
+ * (NULL or "": "."). buf needs no NUL terminator and is not kept. Returns 0,
+ * GH_EINVAL or GH_ENOMEM. */
+int gh_config_load_mem(const char *name, const char *buf, size_t len, const char *dir,
+                       gh_config **out, gh_errlist *errs);
+
 /* NULL-safe. */
 void gh_config_free(gh_config *cfg);
 
-/* Lookups in a gh_cnode map: the child with that key, or NULL. */
+/* Lookups in a gh_cnode map: the child with that key, or NULL (also when map
+ * is NULL or not a map). */
 const gh_cnode *gh_cnode_get(const gh_cnode *map, const char *key);
 
 #endif

@@ -5,7 +5,10 @@
 
 #include <stdint.h>
 
-/* A duration needs a unit: ms, s, m or h; "0" alone is also accepted.
+/* Both take ASCII digits glued to a case-sensitive unit: no sign, spaces or
+ * decimals ("1.5s" is an error: write 1500ms). *out is untouched on error.
+ *
+ * A duration needs a unit: ms, s, m or h; "0" alone is also accepted.
  * Returns 0 with *ms set, or GH_EINVAL (empty, no digits, unknown unit,
  * overflow, trailing junk). */
 int gh_units_parse_duration(const char *s, uint64_t *ms);

@@ -1,0 +1,1180 @@
+/* test_config.c: the YAML config loader.
+ *
+ * Every config is written to a file in a fresh temporary folder and loaded
+ * by path, so the FILE in "FILE:LINE:COL: message" and the relative-path
+ * resolution are the real ones. Error cases are a table: YAML in, the exact
+ * first error out, and how many errors there are in all. */
+#include "config.h"
+#include "err.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/gh_test_config.XXXXXX";
+static char last_path[PATH_MAX];
+static unsigned file_seq;
+
+static void make_tmpdir(void)
+{
+    if (mkdtemp(tmpdir) == NULL) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+static void remove_tmpdir(void)
+{
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes text (len bytes) to tmpdir/name and returns the path (static). */
+static const char *write_file(const char *name, const char *text, size_t len)
+{
+    FILE *fp;
+
+    snprintf(last_path, sizeof(last_path), "%s/%s", tmpdir, name);
+    fp = fopen(last_path, "w");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(text, 1, len, fp), len);
+    ck_assert_int_eq(fclose(fp), 0);
+    return last_path;
+}
+
+/* Writes yaml to a new file and loads it. */
+static int load(const char *yaml, gh_config **cfg, gh_errlist *errs)
+{
+    char name[64];
+
+    snprintf(name, sizeof(name), "t%u.yaml", ++file_seq);
+    write_file(name, yaml, strlen(yaml));
+    *cfg = NULL;
+    gh_errlist_init(errs);
+    return gh_config_load(last_path, cfg, errs);
+}
+
+static void dump(const gh_errlist *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "  [%zu] %s\n", i, errs->items[i]);
+}
+
+/* Loads yaml that must be valid. */
+static gh_config *load_ok(const char *yaml)
+{
+    gh_errlist errs;
+    gh_config *cfg;
+    int rc = load(yaml, &cfg, &errs);
+
+    if (rc != GH_OK)
+        dump(&errs);
+    ck_assert_int_eq(rc, GH_OK);
+    ck_assert_uint_eq(errs.n, 0);
+    ck_assert_ptr_nonnull(cfg);
+    gh_errlist_deinit(&errs);
+    return cfg;
+}
+
+static char *join(const char *a, const char *b)
+{
+    static char buf[PATH_MAX];
+
+    snprintf(buf, sizeof(buf), "%s/%s", a, b);
+    return buf;
+}
+
+#define LST "listeners:\n  - listen: 127.0.0.1:8080\n"
+
+/* ---- a full config, every field ---------------------------------------- */
+
+static const char full_yaml[] =
+    "plugins_dir: /opt/gh/plugins\n"
+    "access_log: logs/access.log\n"
+    "error_log: /var/log/gh.err\n"
+    "log_level: debug\n"
+    "max_connections: 5000\n"
+    "drain_delay: 2s\n"
+    "drain_timeout: 1m\n"
+    "http:\n"
+    "  header_timeout: 5s\n"
+    "  keepalive_timeout: 1m\n"
+    "  send_timeout: 90s\n"
+    "  max_head: 32KiB\n"
+    "  max_body: 2MiB\n"
+    "bus:\n"
+    "  redis: \"redis://127.0.0.1:6379/2\"\n"
+    "  channel_prefix: \"gh:\"\n"
+    "  password: s3cret\n"
+    "listeners:\n"
+    "  - listen: 127.0.0.1:8080\n"
+    "    proxy_protocol: v2\n"
+    "    proxy_timeout: 3s\n"
+    "    trusted_proxies: [10.0.0.0/8, \"::1\"]\n"
+    "    https_ports: [443, 8443]\n"
+    "    tls:\n"
+    "      cert: tls/cert.pem\n"
+    "      key: /etc/gh/key.pem\n"
+    "      min_version: TLSv1.3\n"
+    "      ciphers: \"ECDHE+AESGCM\"\n"
+    "      handshake_timeout: 7s\n"
+    "  - listen: \"[::1]:9090\"\n"
+    "    proxy_protocol: optional\n"
+    "    trusted_proxies: any\n"
+    "    https_ports: []\n"
+    "routes:\n"
+    "  - match: { path: /healthz }\n"
+    "    health: {}\n"
+    "  - match: { scheme: http, host: example.com }\n"
+    "    redirect_https: { status: 308, port: 8443 }\n"
+    "  - match: { path: /metrics }\n"
+    "    metrics: {}\n"
+    "  - match: { prefix: /ws/, scheme: https }\n"
+    "    websocket:\n"
+    "      plugin: chat\n"
+    "      origins: [\"https://A.example\", \"http://b.example:8080\"]\n"
+    "      ping_interval: 15s\n"
+    "      pong_timeout: 5s\n"
+    "      idle_timeout: 0\n"
+    "      close_timeout: 2s\n"
+    "      max_message: 128KiB\n"
+    "      send_backlog: 4MiB\n"
+    "      config:\n"
+    "        history: 50\n"
+    "        rooms: [lobby, dev]\n"
+    "        limits: { rate: 20 }\n"
+    "  - match: { prefix: / }\n"
+    "    static: { root: ../www, index: home.html }\n";
+
+START_TEST(full_config_sets_every_field)
+{
+    gh_config *cfg = load_ok(full_yaml);
+    const gh_listener_conf *l;
+    const struct sockaddr_in *sin;
+    const struct sockaddr_in6 *sin6;
+    const gh_route_conf *r;
+    gh_cidr want;
+
+    ck_assert_str_eq(cfg->path, last_path);
+    ck_assert_str_eq(cfg->dir, tmpdir);
+    ck_assert_str_eq(cfg->plugins_dir, "/opt/gh/plugins");
+    ck_assert_str_eq(cfg->access_log, join(tmpdir, "logs/access.log"));
+    ck_assert_str_eq(cfg->error_log, "/var/log/gh.err");
+    ck_assert_int_eq(cfg->log_level, GH_LOG_DEBUG);
+    ck_assert_uint_eq(cfg->max_connections, 5000);
+    ck_assert_uint_eq(cfg->drain_delay_ms, 2000);
+    ck_assert_uint_eq(cfg->drain_timeout_ms, 60000);
+    ck_assert_uint_eq(cfg->http.header_timeout_ms, 5000);
+    ck_assert_uint_eq(cfg->http.keepalive_timeout_ms, 60000);
+    ck_assert_uint_eq(cfg->http.send_timeout_ms, 90000);
+    ck_assert_uint_eq(cfg->http.max_head, 32768);
+    ck_assert_uint_eq(cfg->http.max_body, 2097152);
+    ck_assert_str_eq(cfg->bus.redis, "redis://127.0.0.1:6379/2");
+    ck_assert_str_eq(cfg->bus.channel_prefix, "gh:");
+    ck_assert_str_eq(cfg->bus.password, "s3cret");
+
+    ck_assert_uint_eq(cfg->nlisteners, 2);
+    l = &cfg->listeners[0];
+    ck_assert_str_eq(l->listen, "127.0.0.1:8080");
+    sin = (const struct sockaddr_in *)&l->addr;
+    ck_assert_int_eq(sin->sin_family, AF_INET);
+    ck_assert_uint_eq(l->addrlen, sizeof(struct sockaddr_in));
+    ck_assert_uint_eq(ntohs(sin->sin_port), 8080);
+    ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), 0x7f000001);
+    ck_assert_int_eq(l->proxy_protocol, GH_PROXY_V2);
+    ck_assert_uint_eq(l->proxy_timeout_ms, 3000);
+    ck_assert(!l->trusted_any);
+    ck_assert_uint_eq(l->ntrusted, 2);
+    ck_assert_int_eq(gh_cidr_parse("10.0.0.0/8", &want), GH_OK);
+    ck_assert_mem_eq(&l->trusted[0], &want, sizeof(want));
+    ck_assert_int_eq(gh_cidr_parse("::1", &want), GH_OK);
+    ck_assert_mem_eq(&l->trusted[1], &want, sizeof(want));
+    ck_assert_uint_eq(l->nhttps_ports, 2);
+    ck_assert_uint_eq(l->https_ports[0], 443);
+    ck_assert_uint_eq(l->https_ports[1], 8443);
+    ck_assert(l->tls);
+    ck_assert_str_eq(l->tls_cert, join(tmpdir, "tls/cert.pem"));
+    ck_assert_str_eq(l->tls_key, "/etc/gh/key.pem");
+    ck_assert_str_eq(l->tls_min_version, "TLSv1.3");
+    ck_assert_str_eq(l->tls_ciphers, "ECDHE+AESGCM");
+    ck_assert_uint_eq(l->tls_handshake_timeout_ms, 7000);
+    ck_assert_str_eq(l->loc.file, cfg->path);
+    ck_assert_int_eq(l->loc.line, 19);
+    ck_assert_int_eq(l->loc.col, 5);
+    ck_assert_int_eq(l->tls_loc.line, 25);
+    ck_assert_int_eq(l->tls_loc.col, 7);
+
+    l = &cfg->listeners[1];
+    ck_assert_str_eq(l->listen, "[::1]:9090");
+    sin6 = (const struct sockaddr_in6 *)&l->addr;
+    ck_assert_int_eq(sin6->sin6_family, AF_INET6);
+    ck_assert_uint_eq(l->addrlen, sizeof(struct sockaddr_in6));
+    ck_assert_uint_eq(ntohs(sin6->sin6_port), 9090);
+    ck_assert(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+    ck_assert_int_eq(l->proxy_protocol, GH_PROXY_OPTIONAL);
+    ck_assert(l->trusted_any);
+    ck_assert_uint_eq(l->ntrusted, 0);
+    ck_assert_uint_eq(l->nhttps_ports, 0);
+    ck_assert(!l->tls);
+    ck_assert_int_eq(l->loc.line, 30);
+
+    ck_assert_uint_eq(cfg->nroutes, 5);
+    r = &cfg->routes[0];
+    ck_assert_int_eq(r->action, GH_ACTION_HEALTH);
+    ck_assert_str_eq(r->match.path, "/healthz");
+    ck_assert_ptr_null(r->match.prefix);
+    ck_assert_ptr_null(r->match.host);
+    ck_assert_int_eq(r->match.scheme, GH_SCHEME_ANY);
+    ck_assert_int_eq(r->loc.line, 35);
+    ck_assert_int_eq(r->loc.col, 5);
+
+    r = &cfg->routes[1];
+    ck_assert_int_eq(r->action, GH_ACTION_REDIRECT_HTTPS);
+    ck_assert_int_eq(r->match.scheme, GH_SCHEME_HTTP);
+    ck_assert_str_eq(r->match.host, "example.com");
+    ck_assert_int_eq(r->u.redirect.status, 308);
+    ck_assert_int_eq(r->u.redirect.port, 8443);
+
+    ck_assert_int_eq(cfg->routes[2].action, GH_ACTION_METRICS);
+    ck_assert_str_eq(cfg->routes[2].match.path, "/metrics");
+
+    r = &cfg->routes[3];
+    ck_assert_int_eq(r->action, GH_ACTION_WEBSOCKET);
+    ck_assert_str_eq(r->match.prefix, "/ws/");
+    ck_assert_int_eq(r->match.scheme, GH_SCHEME_HTTPS);
+    ck_assert_str_eq(r->u.ws.plugin, "chat");
+    ck_assert_int_eq(r->u.ws.plugin_loc.line, 43);
+    ck_assert_int_eq(r->u.ws.plugin_loc.col, 15);
+    ck_assert_str_eq(r->u.ws.plugin_loc.file, cfg->path);
+    ck_assert_int_eq(r->u.ws.origins, GH_ORIGINS_LIST);
+    ck_assert_uint_eq(r->u.ws.norigins, 2);
+    ck_assert_str_eq(r->u.ws.origin_list[0], "https://a.example");
+    ck_assert_str_eq(r->u.ws.origin_list[1], "http://b.example:8080");
+    ck_assert_uint_eq(r->u.ws.ping_interval_ms, 15000);
+    ck_assert_uint_eq(r->u.ws.pong_timeout_ms, 5000);
+    ck_assert_uint_eq(r->u.ws.idle_timeout_ms, 0);
+    ck_assert_uint_eq(r->u.ws.close_timeout_ms, 2000);
+    ck_assert_uint_eq(r->u.ws.max_message, 131072);
+    ck_assert_uint_eq(r->u.ws.send_backlog, 4194304);
+    ck_assert_ptr_nonnull(r->u.ws.config);
+    ck_assert_str_eq(gh_cnode_get(r->u.ws.config, "history")->value, "50");
+
+    r = &cfg->routes[4];
+    ck_assert_int_eq(r->action, GH_ACTION_STATIC);
+    ck_assert_str_eq(r->match.prefix, "/");
+    ck_assert_str_eq(r->u.stat.root, join(tmpdir, "../www"));
+    ck_assert_str_eq(r->u.stat.index, "home.html");
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(minimal_config_gets_every_default)
+{
+    gh_config *cfg = load_ok(LST "routes:\n  - match: {}\n    static: { root: www }\n"
+                             "  - match: {}\n    websocket: { plugin: echo }\n"
+                             "  - match: {}\n    redirect_https: {}\n");
+    const gh_listener_conf *l = &cfg->listeners[0];
+    gh_cidr def[6];
+
+    ck_assert_str_eq(cfg->plugins_dir, join(tmpdir, "plugins"));
+    ck_assert_str_eq(cfg->access_log, "stderr");
+    ck_assert_str_eq(cfg->error_log, "stderr");
+    ck_assert_int_eq(cfg->log_level, GH_LOG_INFO);
+    ck_assert_uint_eq(cfg->max_connections, 0);
+    ck_assert_uint_eq(cfg->drain_delay_ms, 0);
+    ck_assert_uint_eq(cfg->drain_timeout_ms, 30000);
+    ck_assert_uint_eq(cfg->http.header_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->http.keepalive_timeout_ms, 75000);
+    ck_assert_uint_eq(cfg->http.send_timeout_ms, 60000);
+    ck_assert_uint_eq(cfg->http.max_head, 16384);
+    ck_assert_uint_eq(cfg->http.max_body, 1048576);
+    ck_assert_ptr_null(cfg->bus.redis);
+    ck_assert_str_eq(cfg->bus.channel_prefix, "gatehouse:");
+    ck_assert_ptr_null(cfg->bus.password);
+
+    ck_assert_uint_eq(cfg->nlisteners, 1);
+    ck_assert_int_eq(l->proxy_protocol, GH_PROXY_OFF);
+    ck_assert_uint_eq(l->proxy_timeout_ms, 5000);
+    ck_assert(!l->trusted_any);
+    ck_assert_uint_eq(gh_cidr_defaults(def, 6), 6);
+    ck_assert_uint_eq(l->ntrusted, 6);
+    ck_assert_mem_eq(l->trusted, def, sizeof(def));
+    ck_assert_uint_eq(l->nhttps_ports, 1);
+    ck_assert_uint_eq(l->https_ports[0], 443);
+    ck_assert(!l->tls);
+    ck_assert_ptr_null(l->tls_cert);
+    ck_assert_ptr_null(l->tls_key);
+    ck_assert_str_eq(l->tls_min_version, "TLSv1.2");
+    ck_assert_ptr_null(l->tls_ciphers);
+    ck_assert_uint_eq(l->tls_handshake_timeout_ms, 10000);
+
+    ck_assert_uint_eq(cfg->nroutes, 3);
+    ck_assert_int_eq(cfg->routes[0].match.scheme, GH_SCHEME_ANY);
+    ck_assert_ptr_null(cfg->routes[0].match.path);
+    ck_assert_str_eq(cfg->routes[0].u.stat.index, "index.html");
+    ck_assert_int_eq(cfg->routes[1].u.ws.origins, GH_ORIGINS_SAME_HOST);
+    ck_assert_uint_eq(cfg->routes[1].u.ws.norigins, 0);
+    ck_assert_uint_eq(cfg->routes[1].u.ws.ping_interval_ms, 30000);
+    ck_assert_uint_eq(cfg->routes[1].u.ws.pong_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->routes[1].u.ws.idle_timeout_ms, 120000);
+    ck_assert_uint_eq(cfg->routes[1].u.ws.close_timeout_ms, 5000);
+    ck_assert_uint_eq(cfg->routes[1].u.ws.max_message, 65536);
+    ck_assert_uint_eq(cfg->routes[1].u.ws.send_backlog, 1048576);
+    ck_assert_ptr_null(cfg->routes[1].u.ws.config);
+    ck_assert_int_eq(cfg->routes[2].u.redirect.status, 301);
+    ck_assert_int_eq(cfg->routes[2].u.redirect.port, 0);
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(no_routes_is_a_valid_config)
+{
+    gh_config *cfg = load_ok(LST);
+
+    ck_assert_uint_eq(cfg->nroutes, 0);
+    ck_assert_ptr_null(cfg->routes);
+    gh_config_free(cfg);
+    cfg = load_ok(LST "routes: []\n");
+    ck_assert_uint_eq(cfg->nroutes, 0);
+    gh_config_free(cfg);
+    cfg = load_ok(LST "routes:\n");
+    ck_assert_uint_eq(cfg->nroutes, 0);
+    gh_config_free(cfg);
+}
+END_TEST
+
+/* ---- paths ------------------------------------------------------------- */
+
+START_TEST(relative_paths_resolve_against_the_config_folder)
+{
+    static const char yaml[] =
+        "plugins_dir: ../plugins\n"
+        "access_log: access.log\n"
+        "error_log: logs/error.log\n"
+        "listeners:\n"
+        "  - listen: 127.0.0.1:8443\n"
+        "    tls: { cert: cert.pem, key: /abs/key.pem }\n"
+        "routes:\n"
+        "  - match: {}\n"
+        "    static: { root: ./www }\n";
+    char sub[PATH_MAX], path[PATH_MAX];
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+
+    snprintf(sub, sizeof(sub), "%s/conf", tmpdir);
+    ck_assert_int_eq(mkdir(sub, 0700), 0);
+    write_file("conf/gw.yaml", yaml, strlen(yaml));
+    snprintf(path, sizeof(path), "%s", last_path);
+    gh_errlist_init(&errs);
+    ck_assert_int_eq(gh_config_load(path, &cfg, &errs), GH_OK);
+    ck_assert_str_eq(cfg->dir, sub);
+    ck_assert_str_eq(cfg->plugins_dir, join(sub, "../plugins"));
+    ck_assert_str_eq(cfg->access_log, join(sub, "access.log"));
+    ck_assert_str_eq(cfg->error_log, join(sub, "logs/error.log"));
+    ck_assert_str_eq(cfg->listeners[0].tls_cert, join(sub, "cert.pem"));
+    ck_assert_str_eq(cfg->listeners[0].tls_key, "/abs/key.pem");
+    ck_assert_str_eq(cfg->routes[0].u.stat.root, join(sub, "./www"));
+    gh_config_free(cfg);
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(a_bare_file_name_resolves_against_the_current_folder)
+{
+    char cwd[PATH_MAX];
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+    int rc;
+
+    write_file("bare.yaml", LST, strlen(LST));
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
+    ck_assert_int_eq(chdir(tmpdir), 0);
+    gh_errlist_init(&errs);
+    rc = gh_config_load("bare.yaml", &cfg, &errs);
+    ck_assert_int_eq(chdir(cwd), 0);
+    ck_assert_int_eq(rc, GH_OK);
+    ck_assert_str_eq(cfg->path, "bare.yaml");
+    ck_assert_str_eq(cfg->dir, ".");
+    ck_assert_str_eq(cfg->plugins_dir, "./plugins");
+    gh_config_free(cfg);
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(load_mem_uses_the_given_folder_or_the_current_one)
+{
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+
+    gh_errlist_init(&errs);
+    ck_assert_int_eq(gh_config_load_mem("mem.yaml", LST, strlen(LST), "/etc/gh/", &cfg,
+                                        &errs), GH_OK);
+    ck_assert_str_eq(cfg->plugins_dir, "/etc/gh/plugins");
+    ck_assert_str_eq(cfg->path, "mem.yaml");
+    gh_config_free(cfg);
+    ck_assert_int_eq(gh_config_load_mem("mem.yaml", LST, strlen(LST), NULL, &cfg, &errs),
+                     GH_OK);
+    ck_assert_str_eq(cfg->dir, ".");
+    ck_assert_str_eq(cfg->plugins_dir, "./plugins");
+    gh_config_free(cfg);
+    ck_assert_int_eq(gh_config_load_mem(NULL, "x: 1\n", 5, "", &cfg, &errs), GH_EINVAL);
+    ck_assert_uint_ge(errs.n, 1);
+    ck_assert_str_eq(errs.items[0], "<config>:1:1: unknown key \"x\" at the top level "
+                     "(expected one of: plugins_dir, access_log, error_log, log_level, "
+                     "max_connections, drain_delay, drain_timeout, http, bus, listeners, "
+                     "routes)");
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+/* ---- the config: tree -------------------------------------------------- */
+
+START_TEST(websocket_config_tree_keeps_keys_values_and_locations)
+{
+    gh_config *cfg = load_ok(LST
+        "routes:\n"
+        "  - match: { path: /ws }\n"
+        "    websocket:\n"
+        "      plugin: chat\n"
+        "      config:\n"
+        "        history: 50\n"
+        "        name: \"quoted text\"\n"
+        "        rooms: [lobby, dev]\n"
+        "        limits: { rate: 20, burst: 40 }\n"
+        "        empty: {}\n"
+        "        nothing:\n");
+    const gh_cnode *root = cfg->routes[0].u.ws.config, *n, *m;
+
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(root->kind, GH_CNODE_MAP);
+    ck_assert_uint_eq(root->nitems, 6);
+    ck_assert_int_eq(root->loc.line, 8);
+    ck_assert_int_eq(root->loc.col, 9);
+    ck_assert_str_eq(root->loc.file, cfg->path);
+
+    n = gh_cnode_get(root, "history");
+    ck_assert_ptr_eq(n, &root->items[0]);
+    ck_assert_int_eq(n->kind, GH_CNODE_SCALAR);
+    ck_assert_str_eq(n->key, "history");
+    ck_assert_str_eq(n->value, "50");
+    ck_assert_int_eq(n->loc.line, 8);
+    ck_assert_int_eq(n->loc.col, 18);
+
+    ck_assert_str_eq(gh_cnode_get(root, "name")->value, "quoted text");
+
+    n = gh_cnode_get(root, "rooms");
+    ck_assert_int_eq(n->kind, GH_CNODE_SEQ);
+    ck_assert_uint_eq(n->nitems, 2);
+    ck_assert_ptr_null(n->items[0].key);
+    ck_assert_str_eq(n->items[0].value, "lobby");
+    ck_assert_str_eq(n->items[1].value, "dev");
+    ck_assert_int_eq(n->items[1].loc.line, 10);
+    ck_assert_int_eq(n->items[1].loc.col, 24);
+
+    n = gh_cnode_get(root, "limits");
+    ck_assert_int_eq(n->kind, GH_CNODE_MAP);
+    m = gh_cnode_get(n, "burst");
+    ck_assert_str_eq(m->value, "40");
+    ck_assert_int_eq(m->loc.line, 11);
+    ck_assert_int_eq(m->loc.col, 36);
+
+    n = gh_cnode_get(root, "empty");
+    ck_assert_int_eq(n->kind, GH_CNODE_MAP);
+    ck_assert_uint_eq(n->nitems, 0);
+    n = gh_cnode_get(root, "nothing");
+    ck_assert_int_eq(n->kind, GH_CNODE_SCALAR);
+    ck_assert_str_eq(n->value, "");
+
+    ck_assert_ptr_null(gh_cnode_get(root, "missing"));
+    ck_assert_ptr_null(gh_cnode_get(root, "limits.rate"));
+    ck_assert_ptr_null(gh_cnode_get(NULL, "history"));
+    ck_assert_ptr_null(gh_cnode_get(gh_cnode_get(root, "rooms"), "lobby"));
+    ck_assert_ptr_null(gh_cnode_get(gh_cnode_get(root, "history"), "x"));
+    gh_config_free(cfg);
+}
+END_TEST
+
+/* ---- accepted spellings ------------------------------------------------ */
+
+typedef struct listen_case {
+    const char *text;
+    int         family;
+    const char *addr;
+    unsigned    port;
+} listen_case;
+
+static const listen_case listens[] = {
+    { "127.0.0.1:8080", AF_INET, "127.0.0.1", 8080 },
+    { "0.0.0.0:1", AF_INET, "0.0.0.0", 1 },
+    { "10.1.2.3:65535", AF_INET, "10.1.2.3", 65535 },
+    { ":8080", AF_INET6, "::", 8080 },
+    { "\"[::]:80\"", AF_INET6, "::", 80 },
+    { "\"[::1]:443\"", AF_INET6, "::1", 443 },
+    { "\"[2001:db8::5]:8443\"", AF_INET6, "2001:db8::5", 8443 },
+    { "\"[::ffff:127.0.0.1]:80\"", AF_INET6, "::ffff:127.0.0.1", 80 },
+    { "127.0.0.1:0080", AF_INET, "127.0.0.1", 80 },
+};
+
+START_TEST(listen_accepts_ipv4_bracketed_ipv6_and_port_only)
+{
+    char yaml[256];
+    gh_config *cfg;
+    const gh_listener_conf *l;
+    unsigned char want[16];
+
+    snprintf(yaml, sizeof(yaml), "listeners:\n  - listen: %s\n", listens[_i].text);
+    cfg = load_ok(yaml);
+    l = &cfg->listeners[0];
+    ck_assert_int_eq(inet_pton(listens[_i].family, listens[_i].addr, want), 1);
+    ck_assert_int_eq(l->addr.ss_family, listens[_i].family);
+    if (listens[_i].family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)&l->addr;
+
+        ck_assert_uint_eq(l->addrlen, sizeof(*s));
+        ck_assert_mem_eq(&s->sin_addr, want, 4);
+        ck_assert_uint_eq(ntohs(s->sin_port), listens[_i].port);
+    } else {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&l->addr;
+
+        ck_assert_uint_eq(l->addrlen, sizeof(*s));
+        ck_assert_mem_eq(&s->sin6_addr, want, 16);
+        ck_assert_uint_eq(ntohs(s->sin6_port), listens[_i].port);
+    }
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(proxy_protocol_accepts_every_mode_and_off_spellings)
+{
+    static const struct { const char *text; gh_proxy_mode want; } modes[] = {
+        { "off", GH_PROXY_OFF }, { "\"off\"", GH_PROXY_OFF }, { "false", GH_PROXY_OFF },
+        { "v1", GH_PROXY_V1 }, { "v2", GH_PROXY_V2 }, { "any", GH_PROXY_ANY },
+        { "optional", GH_PROXY_OPTIONAL },
+    };
+
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        char yaml[256];
+        gh_config *cfg;
+
+        snprintf(yaml, sizeof(yaml), LST "    proxy_protocol: %s\n", modes[i].text);
+        cfg = load_ok(yaml);
+        ck_assert_int_eq(cfg->listeners[0].proxy_protocol, modes[i].want);
+        gh_config_free(cfg);
+    }
+}
+END_TEST
+
+START_TEST(trusted_proxies_may_be_empty_any_or_mapped_ipv6)
+{
+    gh_config *cfg = load_ok(LST "    trusted_proxies: []\n");
+
+    ck_assert_uint_eq(cfg->listeners[0].ntrusted, 0);
+    ck_assert(!cfg->listeners[0].trusted_any);
+    gh_config_free(cfg);
+    cfg = load_ok(LST "    trusted_proxies: [\"::ffff:10.0.0.0/104\", 192.0.2.1]\n");
+    ck_assert_uint_eq(cfg->listeners[0].ntrusted, 2);
+    ck_assert_int_eq(cfg->listeners[0].trusted[0].family, AF_INET);
+    ck_assert_uint_eq(cfg->listeners[0].trusted[0].prefix, 8);
+    ck_assert_uint_eq(cfg->listeners[0].trusted[1].prefix, 32);
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(origins_accept_same_host_star_and_lists)
+{
+    static const char base[] = LST "routes:\n  - match: {}\n    websocket:\n"
+                               "      plugin: p\n      origins: ";
+    static const struct { const char *text; gh_origins_mode mode; size_t n; } cases[] = {
+        { "same-host", GH_ORIGINS_SAME_HOST, 0 },
+        { "\"*\"", GH_ORIGINS_ANY, 0 },
+        { "[]", GH_ORIGINS_LIST, 0 },
+        { "[\"https://x.example\"]", GH_ORIGINS_LIST, 1 },
+        { "[\"http://127.0.0.1:3000\", \"https://[::1]:8443\", \"HTTPS://Y.EXAMPLE\"]",
+          GH_ORIGINS_LIST, 3 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[512];
+        gh_config *cfg;
+
+        snprintf(yaml, sizeof(yaml), "%s%s\n", base, cases[i].text);
+        cfg = load_ok(yaml);
+        ck_assert_int_eq(cfg->routes[0].u.ws.origins, cases[i].mode);
+        ck_assert_uint_eq(cfg->routes[0].u.ws.norigins, cases[i].n);
+        if (i == 4) {
+            ck_assert_str_eq(cfg->routes[0].u.ws.origin_list[1], "https://[::1]:8443");
+            ck_assert_str_eq(cfg->routes[0].u.ws.origin_list[2], "https://y.example");
+        }
+        gh_config_free(cfg);
+    }
+}
+END_TEST
+
+START_TEST(an_action_with_no_value_counts_as_empty)
+{
+    gh_config *cfg = load_ok(LST "routes:\n  - match:\n    health:\n"
+                             "  - match: ~\n    metrics: null\n");
+
+    ck_assert_int_eq(cfg->routes[0].action, GH_ACTION_HEALTH);
+    ck_assert_int_eq(cfg->routes[1].action, GH_ACTION_METRICS);
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(bus_accepts_documented_url_shapes)
+{
+    static const char *const urls[] = {
+        "redis://127.0.0.1:6379", "redis://cache.internal:6380/15",
+        "redis://:p@ss/w@rd@10.0.0.5:6379/0", "redis://[::1]:6379",
+        "redis://redis-1.svc.cluster.local:1",
+    };
+
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        char yaml[256];
+        gh_config *cfg;
+
+        snprintf(yaml, sizeof(yaml), LST "bus: { redis: \"%s\", channel_prefix: \"\" }\n",
+                 urls[i]);
+        cfg = load_ok(yaml);
+        ck_assert_str_eq(cfg->bus.redis, urls[i]);
+        ck_assert_str_eq(cfg->bus.channel_prefix, "");
+        gh_config_free(cfg);
+    }
+}
+END_TEST
+
+START_TEST(access_log_off_is_null)
+{
+    gh_config *cfg = load_ok("access_log: off\n" LST);
+
+    ck_assert_ptr_null(cfg->access_log);
+    gh_config_free(cfg);
+}
+END_TEST
+
+/* ---- error shapes ------------------------------------------------------ */
+
+typedef struct err_case {
+    const char *yaml;
+    const char *want;   /* the first error after "PATH:" */
+    size_t      nerr;
+} err_case;
+
+#define ROUTE LST "routes:\n  - match: {}\n"       /* the route's keys are on line 5 */
+#define D10 "0123456789"
+#define WS ROUTE "    websocket:\n      plugin: p\n"  /* ws keys on line 7 */
+
+static const err_case err_cases[] = {
+    /* 0: unknown keys */
+    { "plugin_dir: p\n" LST,
+      "1:1: unknown key \"plugin_dir\" at the top level; did you mean \"plugins_dir\"?", 1 },
+    { LST "    tls: { cert: a, key: b, foo: 1 }\n",
+      "3:29: unknown key \"foo\" in tls (expected one of: cert, key, min_version, "
+      "ciphers, handshake_timeout)", 1 },
+    { LST "    proxy_protocl: v1\n",
+      "3:5: unknown key \"proxy_protocl\" in listener; did you mean \"proxy_protocol\"?", 1 },
+    { ROUTE "    health: { verbose: true }\n",
+      "5:15: unknown key \"verbose\" in health (it takes no keys: write {})", 1 },
+    /* 4: wrong types and missing keys */
+    { "listeners: {listen: 127.0.0.1:80}\n",
+      "1:12: listeners: expected a sequence, got a mapping", 1 },
+    { "listeners: []\n", "1:12: listeners: at least one listener is required", 1 },
+    { "log_level: info\n", "1:1: missing required key \"listeners\"", 1 },
+    { "listeners:\n  - proxy_protocol: v1\n",
+      "2:5: listener: missing required key \"listen\"", 1 },
+    { "listeners:\n  - 127.0.0.1:80\n",
+      "2:5: listener: expected a mapping, got a scalar (write - listen: HOST:PORT)", 1 },
+    { "plugins_dir: {}\n" LST, "1:14: plugins_dir: expected a path, got a mapping", 1 },
+    { "plugins_dir: \"\"\n" LST, "1:14: plugins_dir: must not be empty", 1 },
+    { "listeners:\n  - listen:\n",
+      "2:12: listen: missing value (expected IP:PORT)", 1 },
+    { LST "routes: {}\n", "3:9: routes: expected a sequence, got a mapping", 1 },
+    { LST "routes:\n  - health\n", "4:5: route: expected a mapping, got a scalar", 1 },
+    { LST "routes:\n  - health: {}\n", "4:5: route: missing required key \"match\"", 1 },
+    { WS "      config: [1]\n", "7:15: config: expected a mapping, got a sequence", 1 },
+    { LST "[a]: 1\n", "3:1: a mapping key must be a string, not a sequence", 1 },
+    /* 17: addresses and ports */
+    { "listeners:\n  - listen: 127.0.0.1:70000\n",
+      "2:13: listen: port 70000 not in 1..65535", 1 },
+    { "listeners:\n  - listen: 127.0.0.1:0\n", "2:13: listen: port 0 not in 1..65535", 1 },
+    { "listeners:\n  - listen: example.com:80\n",
+      "2:13: listen: expected IP:PORT, [IPv6]:PORT or :PORT, got \"example.com:80\" "
+      "(names are not resolved: write 127.0.0.1:8080)", 1 },
+    { "listeners:\n  - listen: localhost:80\n", "2:13: listen: expected IP:PORT", 1 },
+    { "listeners:\n  - listen: 127.0.0.1\n", "2:13: listen: expected IP:PORT", 1 },
+    { "listeners:\n  - listen: 8080\n", "2:13: listen: expected IP:PORT", 1 },
+    { "listeners:\n  - listen: ::1:8080\n",
+      "2:13: listen: an IPv6 address needs brackets, e.g. [::1]:8080; got \"::1:8080\"", 1 },
+    { "listeners:\n  - listen: \"[::1]\"\n", "2:13: listen: expected IP:PORT", 1 },
+    { "listeners:\n  - listen: 127.0.0.1:80\n  - listen: 127.0.0.1:80\n",
+      "3:5: listen: 127.0.0.1:80 is also the address of the listener at line 2", 1 },
+    { LST "    trusted_proxies: [10.0.0.1/8]\n",
+      "3:23: trusted_proxies: bad CIDR range \"10.0.0.1/8\" (expected ADDR or "
+      "ADDR/PREFIX with no host bits set, e.g. 10.0.0.0/8)", 1 },
+    { LST "    trusted_proxies: 10.0.0.0/8\n",
+      "3:22: trusted_proxies: expected a sequence of CIDR ranges", 1 },
+    { LST "    https_ports: [443, 0]\n", "3:24: https_ports: port 0 not in 1..65535", 1 },
+    { LST "    https_ports: 443\n", "3:18: https_ports: expected a sequence of ports", 1 },
+    { ROUTE "    redirect_https: { port: 70000 }\n",
+      "5:29: port: port 70000 not in 1..65535", 1 },
+    /* 31: durations and sizes */
+    { WS "      ping_interval: 30 sec\n",
+      "7:22: ping_interval: bad duration \"30 sec\" (use 500ms, 30s, 5m)", 1 },
+    { "drain_timeout: 1.5s\n" LST,
+      "1:16: drain_timeout: bad duration \"1.5s\" (use 500ms, 30s, 5m)", 1 },
+    { "drain_timeout: 9000h\n" LST,
+      "1:16: drain_timeout: duration \"9000h\" is too long (at most 8784h)", 1 },
+    { WS "      pong_timeout: 0s\n", "7:21: pong_timeout: must be more than 0", 1 },
+    { "http:\n  max_head: 16kb\n" LST,
+      "2:13: max_head: bad size \"16kb\" (use 4096, 64KiB, 1MiB)", 1 },
+    { WS "      max_message: 0\n", "7:20: max_message: must be more than 0", 1 },
+    { "http: { max_body: 2TiB }\n" LST, "1:19: max_body: bad size \"2TiB\"", 1 },
+    { "http: { max_body: 2000GiB }\n" LST,
+      "1:19: max_body: size \"2000GiB\" is too large (at most 1TiB)", 1 },
+    /* 39: actions */
+    { LST "routes:\n  - match: { path: /x }\n",
+      "4:5: route: no action (give one of static, health, redirect_https, metrics, "
+      "websocket)", 1 },
+    { ROUTE "    health: {}\n    metrics: {}\n",
+      "6:5: route: a second action metrics after health; a route has exactly one", 1 },
+    { ROUTE "    static: { index: i.html }\n",
+      "5:13: static: missing required key \"root\"", 1 },
+    { ROUTE "    static: { root: www, index: a/b.html }\n",
+      "5:33: index: expected a file name without /, got \"a/b.html\"", 1 },
+    { ROUTE "    redirect_https: { status: 300 }\n",
+      "5:31: status: bad value \"300\" (expected 301, 302, 307 or 308)", 1 },
+    { ROUTE "    websocket: { origins: \"*\" }\n",
+      "5:16: websocket: missing required key \"plugin\"", 1 },
+    { ROUTE "    websocket: { plugin: ../chat }\n",
+      "5:26: plugin: bad plugin name \"../chat\"", 1 },
+    { WS "      origins: everyone\n",
+      "7:16: origins: bad value \"everyone\" (expected same-host, \"*\" or a list", 1 },
+    { WS "      origins: [\"https://a.example/\"]\n",
+      "7:17: origins: bad origin \"https://a.example/\"", 1 },
+    /* 48: match */
+    { LST "routes:\n  - match: { path: x }\n    health: {}\n",
+      "4:20: path: must start with /, got \"x\"", 1 },
+    { LST "routes:\n  - match: { prefix: \"/a b\" }\n    health: {}\n",
+      "4:22: prefix: no spaces, control characters, ? or # allowed", 1 },
+    { LST "routes:\n  - match: { path: /a, prefix: /b }\n    health: {}\n",
+      "4:12: match: give path (exact) or prefix, not both", 1 },
+    { LST "routes:\n  - match: { host: \"a.example:80\" }\n    health: {}\n",
+      "4:20: host: expected a host name without port or scheme", 1 },
+    { LST "routes:\n  - match: { scheme: ftp }\n    health: {}\n",
+      "4:22: scheme: bad value \"ftp\" (expected http or https)", 1 },
+    /* 53: enums and scalars */
+    { LST "    proxy_protocol: v3\n",
+      "3:21: proxy_protocol: bad value \"v3\" (expected off, v1, v2, any or optional)", 1 },
+    { LST "    tls: { cert: c, key: k, min_version: TLSv1.1 }\n",
+      "3:42: min_version: bad value \"TLSv1.1\" (expected TLSv1.2 or TLSv1.3)", 1 },
+    { LST "    tls: { key: k.pem }\n", "3:10: tls: missing required key \"cert\"", 1 },
+    { "error_log: off\n" LST, "1:12: error_log: cannot be off (use stderr or a path)", 1 },
+    { "log_level: loud\n" LST,
+      "1:12: log_level: bad value \"loud\" (expected debug, info, warn or error)", 1 },
+    { "max_connections: -1\n" LST,
+      "1:18: max_connections: expected a whole number in 0..2147483647, got \"-1\"", 1 },
+    /* 59: bus */
+    { "bus: { redis: \"redis://127.0.0.1\" }\n" LST,
+      "1:15: redis: bad URL \"redis://127.0.0.1\": a port is required (HOST:PORT)", 1 },
+    { "bus: { redis: \"redis://h:6379/16\" }\n" LST,
+      "1:15: redis: bad URL \"redis://h:6379/16\": the database after / must be a "
+      "number in 0..15", 1 },
+    { "bus: { redis: \"rediss://h:6379\" }\n" LST,
+      "1:15: redis: bad URL \"rediss://h:6379\": the scheme must be redis://", 1 },
+    { "bus: { redis: \"redis://user:pw@h:6379\" }\n" LST,
+      "1:15: redis: bad URL \"redis://user:pw@h:6379\": a password is written "
+      ":PASSWORD@", 1 },
+    { "bus: { channel_prefix: x }\n" LST, "1:6: bus: missing required key \"redis\"", 1 },
+    { "bus: { redis: \"redis://:a@h:1\", password: b }\n" LST,
+      "1:6: bus: password given twice, in the redis URL and as password:", 1 },
+    /* 65: the file itself */
+    { LST "log_level: info\nlog_level: debug\n",
+      "4:1: duplicate key \"log_level\" (first at line 3)", 1 },
+    { WS "      config:\n        history: 1\n        history: 2\n",
+      "9:9: duplicate key \"history\" (first at line 8)", 1 },
+    { "listeners: [\n", "2:1: YAML: did not find expected node content (while parsing "
+      "a flow node at line 2 column 1)", 1 },
+    { LST "  bad indent: 1\n", "3:3: YAML: did not find expected '-' indicator (while "
+      "parsing a block collection at line 2 column 3)", 1 },
+    { "", "1:1: the config is empty (it needs at least listeners:)", 1 },
+    { "# only a comment\n\n", "1:1: the config is empty (it needs at least listeners:)", 1 },
+    { "---\n", "2:1: the config is empty (it needs at least listeners:)", 1 },
+    { "- a\n- b\n", "1:1: expected a mapping at the top level, got a sequence", 1 },
+    { "hello\n", "1:1: expected a mapping at the top level, got a scalar", 1 },
+    { LST "---\n" LST, "3:1: a second YAML document: the config is one document", 1 },
+    { LST "log_level: *lvl\n",
+      "3:12: alias of \"lvl\" refused: aliases can expand exponentially (\"billion "
+      "laughs\"); repeat the value instead", 1 },
+    { LST "log_level: &lvl info\n",
+      "3:12: anchor \"lvl\" refused: anchors and aliases are not supported (an alias can "
+      "expand exponentially, \"billion laughs\")", 1 },
+    { LST "log_level: !!str info\n",
+      "3:12: tag \"tag:yaml.org,2002:str\" not supported: write the plain value", 1 },
+    { LST "plugins_dir: \"a\\0b\"\n",
+      "3:14: a NUL character (\\0) is not allowed in a value", 1 },
+    { LST "plugins_dir: \"\xff\"\n", "3:15: YAML: invalid leading UTF-8 octet", 1 },
+    /* text from the file is escaped and cut in messages */
+    { "log_level: \"a\\nb\\x01\\\"" D10 D10 D10 D10 D10 D10 D10 D10 D10 D10 "\"\n" LST,
+      "1:12: log_level: bad value \"a\\x0ab\\x01\\\"" D10 D10 D10 D10 D10 D10 D10
+      "012...\" (expected debug, info, warn or error)", 1 },
+};
+
+START_TEST(each_error_names_file_line_col_and_cause)
+{
+    const err_case *ec = &err_cases[_i];
+    gh_errlist errs;
+    gh_config *cfg;
+    char want[PATH_MAX + 1024];
+    int rc = load(ec->yaml, &cfg, &errs);
+
+    snprintf(want, sizeof(want), "%s:%s", last_path, ec->want);
+    if (errs.n != ec->nerr || errs.n == 0 ||
+        strncmp(errs.items[0], want, strlen(want)) != 0) {
+        fprintf(stderr, "case %d: want %zu error(s), first\n  %s\ngot:\n", _i, ec->nerr,
+                want);
+        dump(&errs);
+    }
+    ck_assert_int_eq(rc, GH_EINVAL);
+    ck_assert_ptr_null(cfg);
+    ck_assert_uint_eq(errs.n, ec->nerr);
+    ck_assert(strncmp(errs.items[0], want, strlen(want)) == 0);
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(nesting_deeper_than_the_limit_is_refused)
+{
+    char yaml[512];
+    size_t o = (size_t)snprintf(yaml, sizeof(yaml), "%s", LST "x: ");
+    gh_errlist errs;
+    gh_config *cfg;
+
+    for (int i = 0; i < 70; i++)
+        yaml[o++] = '[';
+    for (int i = 0; i < 70; i++)
+        yaml[o++] = ']';
+    yaml[o++] = '\n';
+    yaml[o] = '\0';
+    ck_assert_int_eq(load(yaml, &cfg, &errs), GH_EINVAL);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert(strstr(errs.items[0], ":3:67: nested more than 64 levels deep") != NULL);
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(several_errors_are_all_reported_in_file_order)
+{
+    static const char yaml[] =
+        "log_level: loud\n"                                 /* 1 */
+        "lisen: 1\n"                                        /* 2 */
+        "http: { max_head: 16 KiB, header_timeout: 0 }\n"   /* 3: two */
+        "listeners:\n"
+        "  - listen: 127.0.0.1:70000\n"                     /* 5 */
+        "    trusted_proxies: [10.0.0.1/8, any]\n"          /* 6: two */
+        "    tls: { cert: a.pem }\n"                        /* 7 */
+        "  - listen: localhost:80\n"                        /* 8 */
+        "routes:\n"
+        "  - match: { path: x }\n"                          /* 10 */
+        "    health: {}\n"
+        "    static: { root: www }\n"                       /* 12 */
+        "  - match: {}\n"                                   /* 13: no action */
+        "log_level: debug\n";                               /* 14: duplicate */
+    static const int lines[] = { 1, 2, 3, 3, 5, 6, 6, 7, 8, 10, 12, 13, 14 };
+    gh_errlist errs;
+    gh_config *cfg;
+    char want[PATH_MAX + 16];
+
+    ck_assert_int_eq(load(yaml, &cfg, &errs), GH_EINVAL);
+    if (errs.n != sizeof(lines) / sizeof(lines[0]))
+        dump(&errs);
+    ck_assert_uint_eq(errs.n, sizeof(lines) / sizeof(lines[0]));
+    for (size_t i = 0; i < errs.n; i++) {
+        snprintf(want, sizeof(want), "%s:%d:", last_path, lines[i]);
+        ck_assert_msg(strncmp(errs.items[i], want, strlen(want)) == 0, "[%zu] %s", i,
+                      errs.items[i]);
+    }
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(errors_stop_at_the_limit_with_a_note)
+{
+    char *yaml = malloc(200 * 16 + 64);
+    size_t o = 0;
+    gh_errlist errs;
+    gh_config *cfg;
+
+    ck_assert_ptr_nonnull(yaml);
+    o += (size_t)sprintf(yaml + o, LST);
+    for (int i = 0; i < 200; i++)
+        o += (size_t)sprintf(yaml + o, "bad%d: 1\n", i);
+    ck_assert_int_eq(load(yaml, &cfg, &errs), GH_EINVAL);
+    ck_assert_uint_eq(errs.n, GH_CONFIG_MAX_ERRORS + 1);
+    ck_assert(strstr(errs.items[errs.n - 1], ": too many errors; stopped after 100") != NULL);
+    gh_errlist_deinit(&errs);
+    free(yaml);
+}
+END_TEST
+
+START_TEST(billion_laughs_is_refused_quickly)
+{
+    static const char yaml[] =
+        LST
+        "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+        "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+        "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+        "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+        "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+        "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n"
+        "g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+        "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\n"
+        "i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n";
+    gh_errlist errs;
+    gh_config *cfg;
+    time_t t0 = time(NULL);
+
+    ck_assert_int_eq(load(yaml, &cfg, &errs), GH_EINVAL);
+    ck_assert(time(NULL) - t0 < 5);
+    ck_assert_uint_ge(errs.n, 10);
+    ck_assert(strstr(errs.items[1], "anchor \"a\" refused") != NULL);
+    ck_assert(strstr(errs.items[2], "unknown key \"b\"") != NULL);
+    ck_assert(strstr(errs.items[3], "anchor \"b\" refused") != NULL);
+    ck_assert(strstr(errs.items[4], "alias of \"a\" refused") != NULL);
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(more_than_the_route_limit_is_refused)
+{
+    size_t cap = 64 + (GH_CONFIG_MAX_ROUTES + 1) * 40;
+    char *yaml = malloc(cap);
+    size_t o = 0;
+    gh_errlist errs;
+    gh_config *cfg;
+
+    ck_assert_ptr_nonnull(yaml);
+    o += (size_t)snprintf(yaml + o, cap - o, LST "routes:\n");
+    for (int i = 0; i <= GH_CONFIG_MAX_ROUTES; i++)
+        o += (size_t)snprintf(yaml + o, cap - o, "  - { match: {}, health: {} }\n");
+    ck_assert_int_eq(load(yaml, &cfg, &errs), GH_EINVAL);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert(strstr(errs.items[0], ":4:3: routes: more than 1000 routes") != NULL);
+    gh_errlist_deinit(&errs);
+    free(yaml);
+}
+END_TEST
+
+START_TEST(more_than_the_listener_limit_is_refused)
+{
+    size_t cap = 64 + (GH_CONFIG_MAX_LISTENERS + 1) * 40;
+    char *yaml = malloc(cap);
+    size_t o = 0;
+    gh_errlist errs;
+    gh_config *cfg;
+
+    ck_assert_ptr_nonnull(yaml);
+    o += (size_t)snprintf(yaml + o, cap - o, "listeners:\n");
+    for (int i = 0; i <= GH_CONFIG_MAX_LISTENERS; i++)
+        o += (size_t)snprintf(yaml + o, cap - o, "  - listen: 127.0.0.1:%d\n", 1000 + i);
+    ck_assert_int_eq(load(yaml, &cfg, &errs), GH_EINVAL);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert(strstr(errs.items[0], ":2:3: listeners: more than 1000 listeners") != NULL);
+    gh_errlist_deinit(&errs);
+    free(yaml);
+}
+END_TEST
+
+/* ---- files ------------------------------------------------------------- */
+
+START_TEST(a_missing_file_returns_enoent_with_the_path)
+{
+    char path[PATH_MAX], want[PATH_MAX + 64];
+    gh_errlist errs;
+    gh_config *cfg = (gh_config *)&errs;    /* must stay untouched */
+
+    snprintf(path, sizeof(path), "%s/nope.yaml", tmpdir);
+    gh_errlist_init(&errs);
+    ck_assert_int_eq(gh_config_load(path, &cfg, &errs), -ENOENT);
+    ck_assert_ptr_eq(cfg, (gh_config *)&errs);
+    ck_assert_uint_eq(errs.n, 1);
+    snprintf(want, sizeof(want), "%s: cannot open: %s", path, strerror(ENOENT));
+    ck_assert_str_eq(errs.items[0], want);
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(a_folder_is_not_a_config_file)
+{
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+
+    gh_errlist_init(&errs);
+    ck_assert_int_eq(gh_config_load(tmpdir, &cfg, &errs), -EISDIR);
+    ck_assert_ptr_null(cfg);
+    ck_assert_uint_eq(errs.n, 1);
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(a_file_over_the_size_limit_is_refused)
+{
+    size_t len = GH_CONFIG_MAX_BYTES + 1;
+    char *big = malloc(len);
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+
+    ck_assert_ptr_nonnull(big);
+    memset(big, '#', len);
+    write_file("big.yaml", big, len);
+    gh_errlist_init(&errs);
+    ck_assert_int_eq(gh_config_load(last_path, &cfg, &errs), GH_EINVAL);
+    ck_assert_uint_eq(errs.n, 1);
+    ck_assert(strstr(errs.items[0], ": too large: more than 1048576 bytes") != NULL);
+    gh_errlist_deinit(&errs);
+    /* exactly at the limit is read whole (and is merely empty) */
+    write_file("big.yaml", big, len - 1);
+    gh_errlist_init(&errs);
+    ck_assert_int_eq(gh_config_load(last_path, &cfg, &errs), GH_EINVAL);
+    ck_assert(strstr(errs.items[0], ":1:1: the config is empty") != NULL);
+    gh_errlist_deinit(&errs);
+    free(big);
+}
+END_TEST
+
+START_TEST(errors_are_appended_after_earlier_entries)
+{
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+
+    gh_errlist_init(&errs);
+    gh_errlist_add(&errs, "other", 1, 1, "earlier");
+    write_file("app.yaml", "x: 1\n", 5);
+    ck_assert_int_eq(gh_config_load(last_path, &cfg, &errs), GH_EINVAL);
+    ck_assert_uint_eq(errs.n, 3);
+    ck_assert_str_eq(errs.items[0], "other:1:1: earlier");
+    gh_errlist_deinit(&errs);
+}
+END_TEST
+
+START_TEST(free_accepts_null)
+{
+    gh_config_free(NULL);
+}
+END_TEST
+
+/* Every prefix of a valid config loads or fails cleanly (no crash, no leak). */
+START_TEST(every_prefix_of_a_valid_config_loads_or_fails_cleanly)
+{
+    size_t len = strlen(full_yaml);
+
+    for (size_t n = 0; n <= len; n++) {
+        gh_errlist errs;
+        gh_config *cfg = NULL;
+        int rc;
+
+        gh_errlist_init(&errs);
+        rc = gh_config_load_mem("p.yaml", full_yaml, n, "/d", &cfg, &errs);
+        ck_assert(rc == GH_OK || rc == GH_EINVAL);
+        ck_assert((rc == GH_OK) == (cfg != NULL));
+        ck_assert((rc == GH_OK) == (errs.n == 0));
+        gh_config_free(cfg);
+        gh_errlist_deinit(&errs);
+    }
+}
+END_TEST
+
+/* The buffer ends at a PROT_NONE page with no NUL after it. */
+START_TEST(load_mem_reads_no_byte_past_the_buffer)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    size_t len = strlen(full_yaml), pages = (len + (size_t)pg - 1) / (size_t)pg + 1;
+    char *map = mmap(NULL, pages * (size_t)pg, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *end;
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+
+    ck_assert_ptr_ne(map, MAP_FAILED);
+    end = map + (pages - 1) * (size_t)pg;
+    ck_assert_int_eq(mprotect(end, (size_t)pg, PROT_NONE), 0);
+    memcpy(end - len, full_yaml, len);
+    gh_errlist_init(&errs);
+    ck_assert_int_eq(gh_config_load_mem("m.yaml", end - len, len, "/d", &cfg, &errs), GH_OK);
+    gh_config_free(cfg);
+    /* and a truncated one, ending in the middle of a quoted scalar */
+    memcpy(end - 9, "x: \"abcde", 9);
+    ck_assert_int_eq(gh_config_load_mem("m.yaml", end - 9, 9, "/d", &cfg, &errs), GH_EINVAL);
+    gh_errlist_deinit(&errs);
+    munmap(map, pages * (size_t)pg);
+}
+END_TEST
+
+#define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_unchecked_fixture(tc, make_tmpdir, remove_tmpdir);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, full_config_sets_every_field);
+    tcase_add_test(tc, minimal_config_gets_every_default);
+    tcase_add_test(tc, no_routes_is_a_valid_config);
+    tcase_add_test(tc, relative_paths_resolve_against_the_config_folder);
+    tcase_add_test(tc, a_bare_file_name_resolves_against_the_current_folder);
+    tcase_add_test(tc, load_mem_uses_the_given_folder_or_the_current_one);
+    tcase_add_test(tc, websocket_config_tree_keeps_keys_values_and_locations);
+    tcase_add_loop_test(tc, listen_accepts_ipv4_bracketed_ipv6_and_port_only, 0, N(listens));
+    tcase_add_test(tc, proxy_protocol_accepts_every_mode_and_off_spellings);
+    tcase_add_test(tc, trusted_proxies_may_be_empty_any_or_mapped_ipv6);
+    tcase_add_test(tc, origins_accept_same_host_star_and_lists);
+    tcase_add_test(tc, an_action_with_no_value_counts_as_empty);
+    tcase_add_test(tc, bus_accepts_documented_url_shapes);
+    tcase_add_test(tc, access_log_off_is_null);
+    tcase_add_loop_test(tc, each_error_names_file_line_col_and_cause, 0, N(err_cases));
+    tcase_add_test(tc, nesting_deeper_than_the_limit_is_refused);
+    tcase_add_test(tc, several_errors_are_all_reported_in_file_order);
+    tcase_add_test(tc, errors_stop_at_the_limit_with_a_note);
+    tcase_add_test(tc, billion_laughs_is_refused_quickly);
+    tcase_add_test(tc, more_than_the_route_limit_is_refused);
+    tcase_add_test(tc, more_than_the_listener_limit_is_refused);
+    tcase_add_test(tc, a_missing_file_returns_enoent_with_the_path);
+    tcase_add_test(tc, a_folder_is_not_a_config_file);
+    tcase_add_test(tc, a_file_over_the_size_limit_is_refused);
+    tcase_add_test(tc, errors_are_appended_after_earlier_entries);
+    tcase_add_test(tc, free_accepts_null);
+    tcase_add_test(tc, every_prefix_of_a_valid_config_loads_or_fails_cleanly);
+    tcase_add_test(tc, load_mem_reads_no_byte_past_the_buffer);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
