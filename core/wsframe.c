@@ -1,0 +1,375 @@
+/* wsframe.c: RFC 6455 frame parser and encoder (server side).
+ *
+ * Why this shape: the parser is a byte-driven state machine that can be
+ * fed any split of the input, never allocates and never copies message
+ * payload: data is unmasked in place and handed out as chunks pointing into
+ * the caller's buffer, so a large message costs no extra memory here and
+ * the glue decides how to accumulate it. Only control payloads (at most 125
+ * bytes, and a header may straddle reads) are copied into the parser, so a
+ * ping in the middle of a fragmented message cannot pin the caller's buffer.
+ * Every rule is checked at the earliest byte that decides it: a bad opcode
+ * at the first header byte, an oversized message at the length field, bad
+ * UTF-8 at the chunk that holds it.
+ *
+ * What it does not do: extensions (RSV bits are refused), the client side
+ * of the protocol, closing-handshake timing or anything with a socket. */
+#include "wsframe.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "err.h"
+
+enum { ST_HEADER = 0, ST_PAYLOAD };
+
+static bool is_control(unsigned opcode)
+{
+    return (opcode & 0x8) != 0;
+}
+
+static long fail(gh_ws_parser *p, uint16_t code)
+{
+    p->failed = true;
+    p->error_code = code;
+    return GH_EPROTO;
+}
+
+void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message)
+{
+    memset(p, 0, sizeof(*p));
+    p->max_message = max_message;
+    p->state = ST_HEADER;
+    p->hdr_need = 2;
+    gh_utf8_init(&p->utf8);
+}
+
+/* First header byte: FIN, RSV1-3, opcode (§5.2). */
+static long check_byte0(gh_ws_parser *p, uint8_t b)
+{
+    unsigned opcode = b & 0x0F;
+
+    if ((b & 0x70) != 0)                /* no extension negotiated */
+        return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+    switch (opcode) {
+    case GH_WS_OP_CONT:
+        if (!p->in_message)
+            return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+        break;
+    case GH_WS_OP_TEXT:
+    case GH_WS_OP_BINARY:
+        if (p->in_message)              /* §5.4: fragments may not interleave */
+            return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+        break;
+    case GH_WS_OP_CLOSE:
+    case GH_WS_OP_PING:
+    case GH_WS_OP_PONG:
+        if ((b & 0x80) == 0)            /* §5.5: control frames are not fragmented */
+            return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+        break;
+    default:                            /* 3-7, 11-15 reserved */
+        return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+    }
+    p->frame_fin = (b & 0x80) != 0;
+    p->frame_opcode = (uint8_t)opcode;
+    return 0;
+}
+
+/* Second header byte: MASK, 7-bit length; sets the full header length. */
+static long check_byte1(gh_ws_parser *p, uint8_t b)
+{
+    unsigned len7 = b & 0x7F;
+
+    if ((b & 0x80) == 0)                /* §5.1: client frames are masked */
+        return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+    if (is_control(p->frame_opcode)) {
+        if (len7 > GH_WS_MAX_CONTROL)
+            return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+        if (p->frame_opcode == GH_WS_OP_CLOSE && len7 == 1)   /* §5.5.1 */
+            return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+    }
+    p->hdr_need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
+    return 0;
+}
+
+/* The whole header is in p->hdr: decode length and mask, apply the size
+ * limit, and start the frame (and, for TEXT/BINARY, the message). */
+static long start_frame(gh_ws_parser *p)
+{
+    unsigned len7 = p->hdr[1] & 0x7F;
+    uint64_t len = len7;
+    size_t at = 2;
+
+    if (len7 == 126) {
+        len = ((uint64_t)p->hdr[2] << 8) | p->hdr[3];
+        at = 4;
+    } else if (len7 == 127) {
+        len = 0;
+        for (size_t i = 0; i < 8; i++)
+            len = (len << 8) | p->hdr[2 + i];
+        if (len >> 63)                  /* §5.2: most significant bit MUST be 0 */
+            return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+        at = 10;
+    }
+    memcpy(p->mask, p->hdr + at, 4);
+
+    if (!is_control(p->frame_opcode)) {
+        uint64_t limit = p->max_message != 0 ? p->max_message : UINT64_MAX;
+        uint64_t so_far = p->frame_opcode == GH_WS_OP_CONT ? p->msg_bytes : 0;
+
+        /* so_far <= limit always holds, so neither this nor the sum below
+         * can wrap. The check needs only the header: a too-big message is
+         * refused before its payload is read. */
+        if (len > limit - so_far)
+            return fail(p, GH_WS_CLOSE_TOO_BIG);
+        if (p->frame_opcode != GH_WS_OP_CONT) {
+            p->in_message = true;
+            p->msg_opcode = p->frame_opcode;
+            p->msg_bytes = 0;
+            gh_utf8_init(&p->utf8);
+        }
+        p->msg_bytes += len;
+    }
+    p->frame_len = len;
+    p->frame_done = 0;
+    p->state = ST_PAYLOAD;
+    p->hdr_have = 0;
+    p->hdr_need = 2;
+    return 0;
+}
+
+/* A complete control frame is in p->ctrl: report it. */
+static long finish_control(gh_ws_parser *p, gh_ws_event *ev)
+{
+    size_t n = (size_t)p->frame_len;
+
+    p->state = ST_HEADER;
+    ev->opcode = p->frame_opcode;
+    ev->data = p->ctrl;
+    ev->len = n;
+    switch (p->frame_opcode) {
+    case GH_WS_OP_PING:
+        ev->type = GH_WS_EV_PING;
+        break;
+    case GH_WS_OP_PONG:
+        ev->type = GH_WS_EV_PONG;
+        break;
+    default: {                          /* CLOSE, §5.5.1 and §7.4 */
+        gh_utf8 u;
+
+        ev->close_code = GH_WS_CLOSE_NO_STATUS;
+        ev->close_reason = p->ctrl;
+        if (n >= 2) {
+            ev->close_code = (uint16_t)((p->ctrl[0] << 8) | p->ctrl[1]);
+            if (!gh_ws_close_code_is_valid(ev->close_code))
+                return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+            ev->close_reason = p->ctrl + 2;
+            ev->close_reason_len = n - 2;
+            if (ev->close_reason_len > GH_WS_MAX_REASON)
+                return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+            gh_utf8_init(&u);
+            if (gh_utf8_feed(&u, ev->close_reason, ev->close_reason_len) != 0
+                || !gh_utf8_is_complete(&u))
+                return fail(p, GH_WS_CLOSE_INVALID_DATA);
+        }
+        ev->type = GH_WS_EV_CLOSE;
+        p->closed = true;
+        break;
+    }
+    }
+    return 0;
+}
+
+/* Reports payload bytes chunk[0..n) of the current data frame (n may be 0
+ * only for an empty frame). Sets *reported when an event was produced. */
+static long data_chunk(gh_ws_parser *p, uint8_t *chunk, size_t n,
+                       gh_ws_event *ev, bool *reported)
+{
+    bool frame_end, msg_end;
+
+    gh_ws_mask(chunk, n, p->mask, (size_t)(p->frame_done & 3));
+    p->frame_done += n;
+    frame_end = p->frame_done == p->frame_len;
+    msg_end = frame_end && p->frame_fin;
+    if (p->msg_opcode == GH_WS_OP_TEXT) {
+        if (gh_utf8_feed(&p->utf8, chunk, n) != 0)
+            return fail(p, GH_WS_CLOSE_INVALID_DATA);
+        if (msg_end && !gh_utf8_is_complete(&p->utf8))
+            return fail(p, GH_WS_CLOSE_INVALID_DATA);
+    }
+    if (frame_end) {
+        p->state = ST_HEADER;
+        if (msg_end) {
+            p->in_message = false;
+            p->msg_bytes = 0;
+        }
+    }
+    *reported = n > 0 || msg_end;
+    if (*reported) {
+        ev->type = GH_WS_EV_DATA;
+        ev->opcode = p->msg_opcode;
+        ev->data = chunk;
+        ev->len = n;
+        ev->message_end = msg_end;
+    }
+    return 0;
+}
+
+long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev)
+{
+    size_t pos = 0;
+    long rc;
+
+    memset(ev, 0, sizeof(*ev));
+    ev->type = GH_WS_EV_NONE;
+    if (p->failed)
+        return GH_EPROTO;
+    if (p->closed)
+        return len > (size_t)LONG_MAX ? LONG_MAX : (long)len;
+    if (len == 0)                       /* nothing to do; buf may be NULL */
+        return 0;
+    if (len > (size_t)LONG_MAX)         /* keep the return value representable */
+        len = (size_t)LONG_MAX;
+
+    for (;;) {
+        if (p->state == ST_HEADER) {
+            while (p->hdr_have < p->hdr_need && pos < len) {
+                uint8_t b = buf[pos++];
+
+                p->hdr[p->hdr_have++] = b;
+                if (p->hdr_have == 1)
+                    rc = check_byte0(p, b);
+                else if (p->hdr_have == 2)
+                    rc = check_byte1(p, b);
+                else
+                    rc = 0;
+                if (rc != 0)
+                    return rc;
+            }
+            if (p->hdr_have < p->hdr_need)
+                return (long)pos;       /* header incomplete; all consumed */
+            if ((rc = start_frame(p)) != 0)
+                return rc;
+        }
+
+        /* ST_PAYLOAD */
+        uint64_t left = p->frame_len - p->frame_done;
+        size_t n = (size_t)((uint64_t)(len - pos) < left ? (uint64_t)(len - pos) : left);
+
+        if (is_control(p->frame_opcode)) {
+            memcpy(p->ctrl + p->frame_done, buf + pos, n);
+            gh_ws_mask(p->ctrl + p->frame_done, n, p->mask, (size_t)p->frame_done);
+            p->frame_done += n;
+            pos += n;
+            if (p->frame_done < p->frame_len)
+                return (long)pos;       /* pos == len: need more */
+            if ((rc = finish_control(p, ev)) != 0)
+                return rc;
+            return (long)pos;
+        }
+
+        bool reported = false;
+
+        if (n == 0 && left > 0)
+            return (long)pos;           /* pos == len: need more */
+        if ((rc = data_chunk(p, buf + pos, n, ev, &reported)) != 0)
+            return rc;
+        pos += n;
+        if (reported || pos == len)
+            return (long)pos;
+        /* An empty non-final frame: nothing to report, keep going. */
+    }
+}
+
+size_t gh_ws_frame_header(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
+                          uint64_t payload_len)
+{
+    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    if (payload_len < 126) {
+        out[1] = (uint8_t)payload_len;
+        return 2;
+    }
+    if (payload_len <= 0xFFFF) {
+        out[1] = 126;
+        out[2] = (uint8_t)(payload_len >> 8);
+        out[3] = (uint8_t)payload_len;
+        return 4;
+    }
+    out[1] = 127;
+    for (size_t i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)(payload_len >> (56 - 8 * i));
+    return 10;
+}
+
+size_t gh_ws_frame_header_masked(uint8_t out[GH_WS_MAX_HEADER], int opcode,
+                                 bool fin, uint64_t payload_len,
+                                 const uint8_t mask[4])
+{
+    size_t n = gh_ws_frame_header(out, opcode, fin, payload_len);
+
+    out[1] |= 0x80;
+    memcpy(out + n, mask, 4);
+    return n + 4;
+}
+
+void gh_ws_mask(uint8_t *buf, size_t len, const uint8_t mask[4], size_t offset)
+{
+    uint8_t m[8];
+    uint64_t m64;
+    size_t i = 0;
+
+    /* The key rotated to this offset, twice: an 8-byte pattern. Built from
+     * bytes and memcpy'd, so it is right on either byte order and the word
+     * accesses below carry no alignment or aliasing UB. */
+    for (size_t k = 0; k < 8; k++)
+        m[k] = mask[(offset + k) & 3];
+    memcpy(&m64, m, sizeof(m64));
+
+    for (; len - i >= 32; i += 32) {
+        uint64_t w[4];
+
+        memcpy(w, buf + i, sizeof(w));
+        w[0] ^= m64;
+        w[1] ^= m64;
+        w[2] ^= m64;
+        w[3] ^= m64;
+        memcpy(buf + i, w, sizeof(w));
+    }
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+
+        memcpy(&w, buf + i, sizeof(w));
+        w ^= m64;
+        memcpy(buf + i, &w, sizeof(w));
+    }
+    for (; i < len; i++)
+        buf[i] ^= m[i & 7];
+}
+
+size_t gh_ws_close_payload(uint8_t out[GH_WS_MAX_CONTROL], uint16_t code,
+                           const char *reason, size_t reason_len)
+{
+    size_t n = reason_len;
+
+    if (code == GH_WS_CLOSE_NO_STATUS)
+        return 0;
+    out[0] = (uint8_t)(code >> 8);
+    out[1] = (uint8_t)code;
+    if (n > GH_WS_MAX_REASON) {
+        n = GH_WS_MAX_REASON;
+        /* Back up to a code point start so the cut stays valid UTF-8. */
+        while (n > 0 && ((uint8_t)reason[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n > 0)
+        memcpy(out + 2, reason, n);
+    return 2 + n;
+}
+
+bool gh_ws_close_code_is_valid(uint16_t code)
+{
+    if (code >= 1000 && code <= 1003)
+        return true;
+    if (code >= 1007 && code <= 1014)
+        return true;
+    return code >= 3000 && code <= 4999;
+}
