@@ -1,0 +1,94 @@
+/* conn.h: one client connection: the HTTP/1.1 request loop on a
+ * bufferevent. Internal to core/. */
+#ifndef GH_CONN_H
+#define GH_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/util.h>
+
+#include "http1.h"
+#include "httpresp.h"
+#include "server.h"
+
+typedef enum {
+    GH_CONN_HEAD = 0,     /* waiting for a request head */
+    GH_CONN_BODY,         /* discarding a request body */
+    GH_CONN_FLUSH,        /* response queued; next request waits for it */
+    GH_CONN_CLOSING,      /* flushing, then linger */
+    GH_CONN_LINGER,       /* our side shut; reading and dropping what the client still sends */
+} gh_conn_state;
+
+struct gh_conn {
+    gh_conn            *prev, *next;   /* server registry */
+    gh_server          *srv;
+    gh_site            *site;          /* reference held */
+    gh_listener        *lst;
+    uint64_t            id;
+    struct bufferevent *bev;
+    struct event       *timer;         /* header / keep-alive timeout */
+    gh_conn_state       state;
+    bool                https;         /* request scheme */
+    bool                in_request;    /* bytes of a head have arrived */
+    uint64_t            requests;      /* served on this connection */
+    uint64_t            lingered;      /* bytes dropped while lingering */
+    /* body discard */
+    uint64_t            body_left;
+    bool                body_chunked;
+    gh_http1_chunked    chunked;
+    bool                close_after;   /* close once the body/response is done */
+    char               *pending_head;  /* a head kept while its body is discarded */
+    size_t              pending_len;
+    struct sockaddr_storage peer;      /* the socket's peer */
+    struct sockaddr_storage client;    /* the real client (PROXY source or peer) */
+    char                client_text[64];
+};
+
+/* Takes over fd (a freshly accepted socket). On failure closes fd and logs. */
+void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
+                    const struct sockaddr *sa, int salen);
+
+/* Closes the connection now (drops pending output). */
+void gh_conn_free(gh_conn *c);
+
+/* Drain: close idle keep-alive connections now; others close after their
+ * current response. */
+void gh_conn_drain(gh_conn *c);
+
+/* One request being answered. Borrowed by action handlers for the length of
+ * the dispatch call; every pointer lives in the connection's input buffer. */
+typedef struct gh_request {
+    gh_conn             *c;
+    const gh_http1_head *head;
+    const gh_http1_req  *req;
+    const char          *path;          /* normalised, NUL-terminated */
+    size_t               path_len;
+    bool                 is_head;       /* HEAD: no body is sent */
+    bool                 is_get;
+    int                  status;        /* for the access log */
+    uint64_t             body_bytes;    /* for the access log */
+} gh_request;
+
+/* Starts a response head with the headers every response carries (Date,
+ * Server, Connection). */
+void gh_req_begin(gh_request *r, gh_resp_head *h, int status);
+
+/* Ends the head with Content-Length: len (unless 304), queues it and len
+ * bytes of body (none for HEAD). */
+void gh_req_send(gh_request *r, gh_resp_head *h, const void *body, size_t len);
+
+/* Ends the head with Content-Length: len and queues len bytes of fd from
+ * off, without copying through user space. Takes fd in every case. */
+void gh_req_send_file(gh_request *r, gh_resp_head *h, int fd, uint64_t off,
+                      uint64_t len);
+
+/* A complete error response with a small HTML body. */
+void gh_req_error(gh_request *r, int status);
+
+/* The first field named name, or NULL. */
+const gh_http1_field *gh_req_field(const gh_request *r, const char *name);
+
+#endif

@@ -1,0 +1,112 @@
+/* main.c: the command line: gatehouse [-c FILE] [-t] [-V] [-h].
+ *
+ * -t loads the config and everything it names exactly as a start would, but
+ * prints every error as FILE:LINE:COL: message and exits 0 or 1 instead of
+ * serving. Unknown flags exit 2 with the usage. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+#include "errlist.h"
+#include "log.h"
+#include "server.h"
+
+#ifndef GH_VERSION
+#define GH_VERSION "0.0.0"
+#endif
+
+#define DEFAULT_CONFIG "conf/gateway.yaml"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: gatehouse [-c FILE] [-t] [-V] [-h]\n"
+            "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+            "  -t       check the configuration and plugins, then exit 0 (ok) or 1\n"
+            "  -V       print the version and exit\n"
+            "  -h       print this help and exit\n");
+}
+
+/* Loads and checks everything; prints errors. Returns 0 with *out, or 1. */
+static int load(const char *path, gh_site **out)
+{
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+    int rc;
+
+    gh_errlist_init(&errs);
+    rc = gh_config_load(path, &cfg, &errs);
+    if (rc == GH_OK)
+        rc = gh_site_new(cfg, &errs, out);
+    if (rc != GH_OK && errs.n == 0)
+        gh_errlist_add(&errs, path, 0, 0, "cannot load: %s", strerror(-rc));
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.items[i]);
+    gh_errlist_deinit(&errs);
+    return rc == GH_OK ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONFIG;
+    bool test_only = false;
+    gh_site *site = NULL;
+    gh_server *srv = NULL;
+    int opt, rc;
+
+    opterr = 0;
+    while ((opt = getopt(argc, argv, ":c:tVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test_only = true;
+            break;
+        case 'V':
+            printf("gatehouse %s\n", GH_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "gatehouse: -%c needs an argument\n", optopt);
+            usage(stderr);
+            return 2;
+        default:
+            fprintf(stderr, "gatehouse: unknown option -%c\n", optopt);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "gatehouse: unexpected argument %s\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    if (load(path, &site) != 0)
+        return 1;
+    if (test_only) {
+        printf("%s: ok\n", path);
+        gh_site_unref(site);
+        return 0;
+    }
+
+    gh_log_min_level = (gh_log_level)site->cfg->log_level;
+    if ((rc = gh_log_open(site->cfg->error_log)) != GH_OK) {
+        fprintf(stderr, "gatehouse: error log %s: %s\n", site->cfg->error_log, strerror(-rc));
+        gh_site_unref(site);
+        return 1;
+    }
+    if (gh_server_new(site, &srv) != GH_OK)
+        return 1;
+    rc = gh_server_run(srv);
+    gh_server_free(srv);
+    gh_log_close();
+    return rc;
+}

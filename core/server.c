@@ -1,0 +1,465 @@
+/* server.c: the daemon's runtime: event loop, listeners, the connection
+ * registry, the connection limit, signals and the drain.
+ *
+ * One process, one thread, one event_base. The connection limit is enforced
+ * by disabling the listeners (the kernel's backlog holds new clients) and
+ * enabling them again when a connection closes; EMFILE from accept() pauses
+ * accepting briefly instead of spinning. Drain follows DESIGN.md: health
+ * answers 503 first, then accepting stops, then open connections finish
+ * their current response or are closed when drain_timeout runs out. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "err.h"
+#include "log.h"
+
+/* fds kept back from the connection limit for logs, files being sent,
+ * plugins and the listeners themselves */
+#define FD_RESERVE 64
+
+/* ---- site ------------------------------------------------------------ */
+
+int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
+{
+    gh_site *s = NULL;
+    int rc = GH_ENOMEM;
+
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        gh_config_free(cfg);
+        return GH_ENOMEM;
+    }
+    s->refs = 1;
+    s->cfg = cfg;
+    if (cfg->nroutes > 0 && (s->root_fds = calloc(cfg->nroutes, sizeof(int))) == NULL)
+        goto out;
+    s->nroot_fds = cfg->nroutes;
+    rc = GH_OK;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const gh_route_conf *r = &cfg->routes[i];
+        s->root_fds[i] = -1;
+        if (r->action != GH_ACTION_STATIC)
+            continue;
+        s->root_fds[i] = open(r->u.stat.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (s->root_fds[i] < 0)
+            rc = gh_errlist_add(errs, r->loc.file, r->loc.line, r->loc.col,
+                                "static: root %s: %s", r->u.stat.root, strerror(errno));
+    }
+    if (rc != GH_OK)
+        goto out;
+    *out = s;
+    s = NULL;
+out:
+    gh_site_unref(s);
+    return rc;
+}
+
+gh_site *gh_site_ref(gh_site *s)
+{
+    s->refs++;
+    return s;
+}
+
+void gh_site_unref(gh_site *s)
+{
+    if (s == NULL || --s->refs > 0)
+        return;
+    for (size_t i = 0; i < s->nroot_fds; i++)
+        if (s->root_fds[i] >= 0)
+            close(s->root_fds[i]);
+    free(s->root_fds);
+    gh_config_free(s->cfg);
+    free(s);
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+const char *gh_server_date(gh_server *srv)
+{
+    time_t now = time(NULL);
+
+    if (now != srv->date_sec) {
+        srv->date_sec = now;
+        gh_httpdate_format(now, srv->date);
+    }
+    return srv->date;
+}
+
+void gh_server_access_write(gh_server *srv, const char *line, size_t len)
+{
+    if (srv->access_fd >= 0 && write(srv->access_fd, line, len) < 0) {
+        /* a full disk must not stop the gateway; say it once in a while */
+        static time_t last;
+        time_t now = time(NULL);
+        if (now != last) {
+            last = now;
+            GH_LOG(GH_LOG_WARN, "access log: write: %s", strerror(errno));
+        }
+    }
+}
+
+static void set_accepting(gh_server *srv, bool on)
+{
+    if (srv->accepting == on)
+        return;
+    srv->accepting = on;
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i].evl == NULL)
+            continue;
+        if (on)
+            evconnlistener_enable(srv->listeners[i].evl);
+        else
+            evconnlistener_disable(srv->listeners[i].evl);
+    }
+}
+
+void gh_server_conn_added(gh_server *srv, gh_conn *c)
+{
+    c->prev = NULL;
+    c->next = srv->conns;
+    if (srv->conns != NULL)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    c->lst->open++;
+    if (srv->max_conns > 0 && srv->nconns >= srv->max_conns) {
+        if (srv->accepting)
+            GH_LOG(GH_LOG_WARN, "%llu connections open: the limit; not accepting until one closes",
+                   (unsigned long long)srv->nconns);
+        set_accepting(srv, false);
+    }
+}
+
+void gh_server_conn_removed(gh_server *srv, gh_conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    srv->nconns--;
+    c->lst->open--;
+    if (srv->stopping) {
+        if (srv->nconns == 0)
+            event_base_loopbreak(srv->base);
+        return;
+    }
+    if (!srv->accepting && srv->nconns < srv->max_conns &&
+        !evtimer_pending(srv->accept_retry, NULL))
+        set_accepting(srv, true);
+}
+
+/* ---- listeners --------------------------------------------------------- */
+
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg)
+{
+    gh_listener *l = arg;
+
+    (void)evl;
+    if (l->srv->stopping) {
+        evutil_closesocket(fd);
+        return;
+    }
+    gh_conn_accept(l, fd, sa, salen);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    gh_server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    if (!srv->stopping && (srv->max_conns == 0 || srv->nconns < srv->max_conns))
+        set_accepting(srv, true);
+}
+
+static void on_accept_error(struct evconnlistener *evl, void *arg)
+{
+    gh_listener *l = arg;
+    gh_server *srv = l->srv;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = { .tv_sec = 0, .tv_usec = 100 * 1000 };
+
+    (void)evl;
+    /* EMFILE/ENFILE/ENOBUFS: pause instead of spinning on a full table */
+    GH_LOG(GH_LOG_WARN, "listener %s: accept: %s; pausing accepts for 100ms",
+           l->name, evutil_socket_error_to_string(err));
+    set_accepting(srv, false);
+    evtimer_add(srv->accept_retry, &tv);
+}
+
+static int bind_listeners(gh_server *srv)
+{
+    const gh_config *cfg = srv->site->cfg;
+
+    srv->listeners = calloc(cfg->nlisteners, sizeof(*srv->listeners));
+    if (srv->listeners == NULL)
+        return GH_ENOMEM;
+    srv->nlisteners = cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const gh_listener_conf *lc = &cfg->listeners[i];
+        gh_listener *l = &srv->listeners[i];
+
+        l->srv = srv;
+        l->index = i;
+        l->name = strdup(lc->listen);
+        if (l->name == NULL)
+            return GH_ENOMEM;
+        l->evl = evconnlistener_new_bind(srv->base, on_accept, l,
+                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                                         LEV_OPT_REUSEABLE,
+                                         1024, (const struct sockaddr *)&lc->addr,
+                                         (int)lc->addrlen);
+        if (l->evl == NULL) {
+            int e = errno;
+            GH_LOG(GH_LOG_ERROR, "%s:%d:%d: listen %s: %s", lc->loc.file, lc->loc.line,
+                   lc->loc.col, lc->listen, strerror(e));
+            return -e;
+        }
+        evconnlistener_set_error_cb(l->evl, on_accept_error);
+    }
+    return GH_OK;
+}
+
+static void close_listeners(gh_server *srv)
+{
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        if (srv->listeners[i].evl != NULL) {
+            evconnlistener_free(srv->listeners[i].evl);
+            srv->listeners[i].evl = NULL;
+        }
+    }
+    srv->accepting = false;
+}
+
+/* ---- signals and drain ------------------------------------------------- */
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    gh_server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    if (!srv->stopping) {
+        /* drain_delay is over: stop accepting and wind down */
+        gh_server_drain(srv);
+        return;
+    }
+    GH_LOG(GH_LOG_WARN, "drain timeout: closing %llu connections still open",
+           (unsigned long long)srv->nconns);
+    event_base_loopbreak(srv->base);
+}
+
+static void stop_accepting(gh_server *srv)
+{
+    const gh_config *cfg = srv->site->cfg;
+    struct timeval tv = {
+        .tv_sec = (time_t)(cfg->drain_timeout_ms / 1000),
+        .tv_usec = (suseconds_t)((cfg->drain_timeout_ms % 1000) * 1000),
+    };
+    gh_conn *c, *next;
+
+    srv->stopping = true;
+    close_listeners(srv);
+    GH_LOG(GH_LOG_INFO, "draining: stopped accepting; %llu connections open",
+           (unsigned long long)srv->nconns);
+    for (c = srv->conns; c != NULL; c = next) {
+        next = c->next;
+        gh_conn_drain(c);
+    }
+    if (srv->nconns == 0) {
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    evtimer_add(srv->drain_timer, &tv);
+}
+
+void gh_server_drain(gh_server *srv)
+{
+    const gh_config *cfg = srv->site->cfg;
+
+    if (srv->stopping)
+        return;
+    if (!srv->draining) {
+        srv->draining = true;
+        if (cfg->drain_delay_ms > 0) {
+            struct timeval tv = {
+                .tv_sec = (time_t)(cfg->drain_delay_ms / 1000),
+                .tv_usec = (suseconds_t)((cfg->drain_delay_ms % 1000) * 1000),
+            };
+            GH_LOG(GH_LOG_INFO, "draining: health answers 503; accepting for %llums more",
+                   (unsigned long long)cfg->drain_delay_ms);
+            evtimer_add(srv->drain_timer, &tv);
+            return;
+        }
+    }
+    stop_accepting(srv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    gh_server *srv = arg;
+
+    (void)what;
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        if (srv->draining) {
+            GH_LOG(GH_LOG_WARN, "second %s: exiting now", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            event_base_loopbreak(srv->base);
+            return;
+        }
+        GH_LOG(GH_LOG_INFO, "%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        gh_server_drain(srv);
+        break;
+    case SIGHUP:
+        GH_LOG(GH_LOG_WARN, "SIGHUP: reload is not implemented yet; keeping the running config");
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static uint64_t raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? (uint64_t)1 << 20 : (uint64_t)rl.rlim_cur;
+}
+
+static int open_access_log(gh_server *srv, const char *path)
+{
+    srv->access_fd = -1;
+    if (path == NULL)
+        return GH_OK;
+    if (strcmp(path, "stderr") == 0) {
+        srv->access_fd = dup(STDERR_FILENO);
+        return srv->access_fd >= 0 ? GH_OK : -errno;
+    }
+    srv->access_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (srv->access_fd < 0) {
+        int e = errno;
+        GH_LOG(GH_LOG_ERROR, "access log %s: %s", path, strerror(e));
+        return -e;
+    }
+    return GH_OK;
+}
+
+int gh_server_new(gh_site *site, gh_server **out)
+{
+    gh_server *srv = NULL;
+    const gh_config *cfg = site->cfg;
+    uint64_t nofile;
+    int rc = GH_ENOMEM;
+
+    if ((srv = calloc(1, sizeof(*srv))) == NULL) {
+        gh_site_unref(site);
+        return GH_ENOMEM;
+    }
+    srv->site = site;
+    srv->access_fd = -1;
+    signal(SIGPIPE, SIG_IGN);
+    if ((srv->base = event_base_new()) == NULL)
+        goto out;
+    srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
+    srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_signal, srv);
+    if (srv->drain_timer == NULL || srv->accept_retry == NULL || srv->sig_term == NULL ||
+        srv->sig_int == NULL || srv->sig_hup == NULL)
+        goto out;
+    evsignal_add(srv->sig_term, NULL);
+    evsignal_add(srv->sig_int, NULL);
+    evsignal_add(srv->sig_hup, NULL);
+
+    if ((rc = open_access_log(srv, cfg->access_log)) != GH_OK)
+        goto out;
+    nofile = raise_nofile();
+    srv->max_conns = nofile > FD_RESERVE * 2 ? nofile - FD_RESERVE : nofile / 2;
+    if (cfg->max_connections > 0) {
+        if (cfg->max_connections > srv->max_conns)
+            GH_LOG(GH_LOG_WARN, "max_connections %llu is above what the open-files limit "
+                   "allows; using %llu", (unsigned long long)cfg->max_connections,
+                   (unsigned long long)srv->max_conns);
+        else
+            srv->max_conns = cfg->max_connections;
+    }
+    if ((rc = bind_listeners(srv)) != GH_OK)
+        goto out;
+    srv->accepting = true;
+    *out = srv;
+    srv = NULL;
+    rc = GH_OK;
+out:
+    gh_server_free(srv);
+    return rc;
+}
+
+void gh_server_free(gh_server *srv)
+{
+    if (srv == NULL)
+        return;
+    while (srv->conns != NULL)
+        gh_conn_free(srv->conns);
+    close_listeners(srv);
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        free(srv->listeners[i].name);
+    free(srv->listeners);
+    if (srv->drain_timer != NULL)
+        event_free(srv->drain_timer);
+    if (srv->accept_retry != NULL)
+        event_free(srv->accept_retry);
+    if (srv->sig_term != NULL)
+        event_free(srv->sig_term);
+    if (srv->sig_int != NULL)
+        event_free(srv->sig_int);
+    if (srv->sig_hup != NULL)
+        event_free(srv->sig_hup);
+    if (srv->base != NULL)
+        event_base_free(srv->base);
+    if (srv->access_fd >= 0)
+        close(srv->access_fd);
+    gh_site_unref(srv->site);
+    free(srv);
+}
+
+int gh_server_run(gh_server *srv)
+{
+    char names[1024];
+    size_t n = 0;
+
+    names[0] = '\0';
+    for (size_t i = 0; i < srv->nlisteners && n < sizeof(names); i++) {
+        int w = snprintf(names + n, sizeof(names) - n, "%s%s", i ? " " : "", srv->listeners[i].name);
+        if (w > 0)
+            n += (size_t)w;
+    }
+    GH_LOG(GH_LOG_INFO, "ready: listening on %s (max %llu connections)", names,
+           (unsigned long long)srv->max_conns);
+    event_base_dispatch(srv->base);
+    GH_LOG(GH_LOG_INFO, "exiting");
+    return srv->exit_code;
+}

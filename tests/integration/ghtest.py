@@ -1,0 +1,140 @@
+"""ghtest: start the real gatehouse daemon for integration tests.
+
+Each test gets its own temporary folder, a config written there, free ports
+on 127.0.0.0/8, and a daemon whose error log is a file we can read. Readiness
+is the daemon's own "ready:" log line, never a sleep.
+"""
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+GH_BIN = os.environ.get("GH_BIN", "build/dev/gatehouse")
+GH_SRC = os.environ.get("GH_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+GH_BUILD = os.environ.get("GH_BUILD", os.path.join(GH_SRC, "build", "dev"))
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    """Polls pred() until it returns a true value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
+
+
+class Gatehouse:
+    """A running daemon. Use as a context manager or call stop()."""
+
+    def __init__(self, config, tmp, name="gateway.yaml", extra_args=(), env=None):
+        self.tmp = tmp
+        self.conf = os.path.join(tmp, name)
+        with open(self.conf, "w") as f:
+            f.write(config)
+        self.errlog = os.path.join(tmp, "error.log")
+        self._err = open(self.errlog, "ab")
+        self.proc = subprocess.Popen([GH_BIN, "-c", self.conf, *extra_args],
+                                     stdout=subprocess.DEVNULL, stderr=self._err,
+                                     env=env)
+        self._ready_mark = 0
+
+    def wait_ready(self, timeout=10.0, after=0):
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("gatehouse exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            return self.log().count("ready: listening") > after
+        wait_for(ready, timeout, "gatehouse to be ready")
+        return self
+
+    def log(self):
+        with open(self.errlog, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, text, timeout=10.0, count=1):
+        wait_for(lambda: self.log().count(text) >= count, timeout, "log line %r" % text)
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=15.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("gatehouse did not exit within %ss after %s" % (timeout, sig))
+        self._err.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._err.close()
+
+
+class TestCase(unittest.TestCase):
+    """A unittest case with a private temporary folder."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="gh-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def start(self, config, **kw):
+        g = Gatehouse(config, self.tmp, **kw)
+        self.addCleanup(g.__exit__)
+        return g.wait_ready()
+
+    def path(self, *parts):
+        return os.path.join(self.tmp, *parts)
+
+    def write(self, rel, data, mode=0o644):
+        p = self.path(rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "wb" if isinstance(data, bytes) else "w") as f:
+            f.write(data)
+        os.chmod(p, mode)
+        return p
+
+
+def raw_request(port, data, host="127.0.0.1", timeout=5.0, read_until_close=True, source=None):
+    """Sends bytes, returns everything received until the server closes."""
+    s = socket.create_connection((host, port), timeout=timeout, source_address=source)
+    with contextlib.closing(s):
+        if data:
+            s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(65536)
+            except socket.timeout:
+                if read_until_close:
+                    raise
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+
+
+def main():
+    unittest.main(verbosity=2)
