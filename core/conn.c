@@ -31,6 +31,7 @@
 #include "log.h"
 #include "route.h"
 #include "uri.h"
+#include "wsconn.h"
 
 #define PATH_MAX_BYTES 4096
 /* After our last byte, read and drop what the client still sends for this
@@ -141,6 +142,8 @@ void gh_conn_free(gh_conn *c)
     if (c == NULL)
         return;
     gh_server_conn_removed(c->srv, c);
+    if (c->ws != NULL)
+        gh_ws_conn_free(c->ws);
     if (c->timer != NULL)
         event_free(c->timer);
     if (c->bev != NULL)
@@ -184,6 +187,10 @@ static void maybe_linger(gh_conn *c)
 
 void gh_conn_drain(gh_conn *c)
 {
+    if (c->state == GH_CONN_WS) {
+        gh_ws_conn_drain(c);
+        return;
+    }
     if (c->state == GH_CONN_HEAD && !c->in_request) {
         gh_conn_free(c);
         return;
@@ -370,6 +377,9 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
     case GH_ACTION_REDIRECT_HTTPS:
         gh_action_redirect(&r, route);
         break;
+    case GH_ACTION_WEBSOCKET:
+        gh_action_websocket(&r, route);
+        break;
     default:
         gh_req_error(&r, 501);
         break;
@@ -525,6 +535,12 @@ static bool read_head(gh_conn *c, struct evbuffer *in)
 
     dispatch(c, &head, &req);
     evbuffer_drain(in, (size_t)n);
+    if (c->state == GH_CONN_WS) {
+        /* the 101 is queued; what follows the head is WebSocket frames */
+        evtimer_del(c->timer);
+        gh_ws_conn_start(c);
+        return false;
+    }
     if (c->state != GH_CONN_CLOSING)
         finish_request(c);
     return true;
@@ -547,6 +563,8 @@ static void process(gh_conn *c)
             break;
         case GH_CONN_FLUSH:
         case GH_CONN_CLOSING:
+            return;
+        case GH_CONN_WS:
             return;
         case GH_CONN_LINGER:
             c->lingered += evbuffer_get_length(in);

@@ -20,6 +20,7 @@ typedef enum {
     GH_CONN_FLUSH,        /* response queued; next request waits for it */
     GH_CONN_CLOSING,      /* flushing, then linger */
     GH_CONN_LINGER,       /* our side shut; reading and dropping what the client still sends */
+    GH_CONN_WS,           /* upgraded: the bufferevent belongs to wsconn.c */
 } gh_conn_state;
 
 struct gh_conn {
@@ -41,6 +42,7 @@ struct gh_conn {
     gh_http1_chunked    chunked;
     bool                close_after;   /* close once the body/response is done */
     char               *pending_head;  /* a head kept while its body is discarded */
+    struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
     size_t              pending_len;
     struct sockaddr_storage peer;      /* the socket's peer */
     struct sockaddr_storage client;    /* the real client (PROXY source or peer) */

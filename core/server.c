@@ -22,6 +22,8 @@
 #include "conn.h"
 #include "err.h"
 #include "log.h"
+#include "pluginhost.h"
+#include "topic.h"
 
 /* fds kept back from the connection limit for logs, files being sent,
  * plugins and the listeners themselves */
@@ -56,6 +58,8 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
     }
     if (rc != GH_OK)
         goto out;
+    if ((rc = gh_plugins_load(s, errs)) != GH_OK)
+        goto out;
     *out = s;
     s = NULL;
 out:
@@ -73,6 +77,7 @@ void gh_site_unref(gh_site *s)
 {
     if (s == NULL || --s->refs > 0)
         return;
+    gh_plugins_unload(s);
     for (size_t i = 0; i < s->nroot_fds; i++)
         if (s->root_fds[i] >= 0)
             close(s->root_fds[i]);
@@ -395,6 +400,9 @@ int gh_server_new(gh_site *site, gh_server **out)
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_hup, NULL);
 
+    if ((rc = gh_topics_new(srv)) != GH_OK)
+        goto out;
+    gh_plugins_bind(site, srv);
     if ((rc = open_access_log(srv, cfg->access_log)) != GH_OK)
         goto out;
     nofile = raise_nofile();
@@ -425,6 +433,9 @@ void gh_server_free(gh_server *srv)
     while (srv->conns != NULL)
         gh_conn_free(srv->conns);
     close_listeners(srv);
+    gh_site_unref(srv->site);     /* plugins' fini may still unsubscribe */
+    srv->site = NULL;
+    gh_topics_free(srv);
     for (size_t i = 0; i < srv->nlisteners; i++)
         free(srv->listeners[i].name);
     free(srv->listeners);
@@ -442,7 +453,6 @@ void gh_server_free(gh_server *srv)
         event_base_free(srv->base);
     if (srv->access_fd >= 0)
         close(srv->access_fd);
-    gh_site_unref(srv->site);
     free(srv);
 }
 

@@ -26,6 +26,7 @@ typedef struct gh_site {
     void      *tls_ctx;      /* per-listener SSL_CTX* array, owned (NULL if none) */
     int       *root_fds;     /* per route: the static root's directory fd, or -1 */
     size_t     nroot_fds;
+    struct gh_plugins *plugins;   /* loaded plugins and per-route instances (pluginhost.c) */
 } gh_site;
 
 /* Builds the run-time side of cfg (taken over in every case): opens static
@@ -61,6 +62,7 @@ struct gh_server {
     bool               stopping;       /* listeners closed, waiting for conns */
     int                exit_code;
     int                access_fd;      /* -1 when off */
+    struct gh_topics  *topics;         /* WebSocket fan-out (topic.c) */
     time_t             date_sec;       /* cached Date header */
     char               date[GH_HTTPDATE_LEN + 1];
 };
