@@ -13,6 +13,7 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -21,14 +22,20 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "accesslog.h"
 #include "actions.h"
 #include "err.h"
 #include "log.h"
+#include "proxy.h"
+#include "tls.h"
 #include "route.h"
 #include "uri.h"
 #include "wsconn.h"
@@ -39,6 +46,9 @@
  * request gets our response instead of a reset (RFC 9112 §9.6). */
 #define LINGER_MS 2000
 #define LINGER_MAX_BYTES (1024 * 1024)
+/* The longest PROXY header we take. v2 allows 64 KiB of TLVs; real
+ * balancers send well under 1 KiB. */
+#define PP_MAX 4096
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -80,35 +90,60 @@ static void arm_timer(gh_conn *c, uint64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
-void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
-                    const struct sockaddr *sa, int salen)
+static const gh_listener_conf *listener_conf(const gh_conn *c)
 {
-    gh_server *srv = lst->srv;
-    const gh_config *cfg = srv->site->cfg;
-    const gh_listener_conf *lc = &cfg->listeners[lst->index];
-    gh_conn *c = NULL;
-    int one = 1;
+    return &c->site->cfg->listeners[c->lst->index];
+}
 
-    if ((c = calloc(1, sizeof(*c))) == NULL)
-        goto fail;
-    c->srv = srv;
-    c->lst = lst;
-    c->id = ++srv->next_conn_id;
-    c->site = gh_site_ref(srv->site);
-    if (salen > 0 && (size_t)salen <= sizeof(c->peer))
-        memcpy(&c->peer, sa, (size_t)salen);
-    c->client = c->peer;
-    addr_text(&c->client, c->client_text, sizeof(c->client_text));
-    c->https = lc->tls;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+static bool port_is_https(const gh_listener_conf *lc, const struct sockaddr_storage *dst)
+{
+    uint16_t port;
 
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (c->bev == NULL)
-        goto fail;
-    fd = -1;                    /* the bufferevent owns it now */
-    c->timer = evtimer_new(srv->base, on_timer, c);
-    if (c->timer == NULL)
-        goto fail;
+    if (dst->ss_family == AF_INET)
+        port = ntohs(((const struct sockaddr_in *)dst)->sin_port);
+    else if (dst->ss_family == AF_INET6)
+        port = ntohs(((const struct sockaddr_in6 *)dst)->sin6_port);
+    else
+        return false;
+    for (size_t i = 0; i < lc->nhttps_ports; i++)
+        if (lc->https_ports[i] == port)
+            return true;
+    return false;
+}
+
+/* Sets up the bufferevent (plain or TLS) once the connection's cleartext
+ * preamble is over. The first `inject` bytes of the connection, already
+ * read while looking for a PROXY signature, go back in front of the input.
+ * Returns false when it freed c. */
+static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len)
+{
+    gh_server *srv = c->srv;
+    const gh_listener_conf *lc = listener_conf(c);
+    const gh_config *cfg = cfg_of(c);
+    SSL *ssl = NULL;
+
+    if (lc->tls) {
+        if (inject_len > 0)
+            goto fail;      /* cannot happen: a TLS record never looks like a signature */
+        if ((ssl = SSL_new(c->site->tls_ctx[c->lst->index])) == NULL)
+            goto fail;
+        c->bev = bufferevent_openssl_socket_new(srv->base, c->fd, ssl,
+                                                BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL) {
+            SSL_free(ssl);
+            goto fail;
+        }
+        c->state = GH_CONN_TLS;
+        arm_timer(c, lc->tls_handshake_timeout_ms);
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev == NULL)
+            goto fail;
+        c->state = GH_CONN_HEAD;
+        arm_timer(c, cfg->http.header_timeout_ms);
+    }
+    c->fd = -1;                 /* the bufferevent owns it now */
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     /* stop reading while this much is waiting: bounds a pipelining client */
     bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->http.max_head + 64 * 1024);
@@ -119,22 +154,208 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
         };
         bufferevent_set_timeouts(c->bev, NULL, &wt);
     }
-    gh_server_conn_added(srv, c);
-    c->state = GH_CONN_HEAD;
-    arm_timer(c, cfg->http.header_timeout_ms);
+    if (inject_len > 0 &&
+        evbuffer_add(bufferevent_get_input(c->bev), inject, inject_len) != 0)
+        goto fail;
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (inject_len > 0)
+        on_read(c->bev, c);     /* may free c; nothing touches it after */
+    return true;
+fail:
+    GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot set up the connection: out of memory",
+           (unsigned long long)c->id, c->client_text);
+    gh_conn_free(c);
+    return false;
+}
+
+/* Closes a connection whose PROXY header we will not take: no byte is
+ * sent back, one warn line, one counter. */
+static void refuse_proxy(gh_conn *c, const char *reason)
+{
+    char peer[64];
+
+    addr_text(&c->peer, peer, sizeof(peer));
+    GH_LOG(GH_LOG_WARN, "conn #%llu %s: refused while reading PROXY header: %s",
+           (unsigned long long)c->id, peer, reason);
+    gh_stats_proxy_refused(&c->srv->stats, reason);
+    gh_conn_free(c);
+}
+
+/* The header is whole: adopt its addresses and facts. */
+static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
+{
+    const gh_listener_conf *lc = listener_conf(c);
+
+    c->proxied = true;
+    c->srv->stats.proxy_accepted++;
+    if (!info->local && (info->family == AF_INET || info->family == AF_INET6)) {
+        c->client = info->src;
+        addr_text(&c->client, c->client_text, sizeof(c->client_text));
+        if (port_is_https(lc, &info->dst))
+            c->https = true;
+    }
+    /* a v2 SSL TLV with PP2_CLIENT_SSL: the client spoke TLS to the balancer */
+    if (info->ssl_present && (info->ssl_client & 0x01))
+        c->https = true;
+}
+
+/* The PROXY header is read with MSG_PEEK so that not one byte past it is
+ * taken from the socket: what follows belongs to TLS or HTTP. Bytes that
+ * are certainly part of the header (an incomplete header is all header)
+ * are consumed, so a level-triggered event never spins on them. */
+static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
+{
+    gh_conn *c = arg;
+    const gh_listener_conf *lc = listener_conf(c);
+    gh_proxy_info info;
+    int allow = GH_PROXY_ALLOW_V1 | GH_PROXY_ALLOW_V2;
+    ssize_t n;
+    size_t total;
+    long r;
+    int d;
+
+    (void)what;
+    if (c->pp_buf == NULL && (c->pp_buf = malloc(PP_MAX)) == NULL) {
+        gh_conn_free(c);
+        return;
+    }
+    n = recv(fd, c->pp_buf + c->pp_have, PP_MAX - c->pp_have, MSG_PEEK);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: recv while reading PROXY header: %s",
+               (unsigned long long)c->id, c->client_text, strerror(errno));
+        gh_conn_free(c);
+        return;
+    }
+    if (n == 0) {
+        GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: closed while reading PROXY header",
+               (unsigned long long)c->id, c->client_text);
+        gh_conn_free(c);
+        return;
+    }
+    total = c->pp_have + (size_t)n;
+
+    d = gh_proxy_detect(c->pp_buf, total);
+    if (d == 0) {
+        if (lc->proxy_protocol == GH_PROXY_OPTIONAL) {
+            /* plain traffic (e.g. a Classic ELB HTTP health check) */
+            uint8_t *buf = c->pp_buf;
+            size_t have = c->pp_have;
+            event_free(c->pp_ev);
+            c->pp_ev = NULL;
+            c->pp_buf = NULL;
+            c->pp_have = 0;
+            start_transport(c, buf, have);
+            free(buf);
+            return;
+        }
+        refuse_proxy(c, "bad_signature");
+        return;
+    }
+    if (d > 0 && !c->peer_trusted) {
+        refuse_proxy(c, "untrusted_peer");
+        return;
+    }
+    if (lc->proxy_protocol == GH_PROXY_V1)
+        allow = GH_PROXY_ALLOW_V1;
+    else if (lc->proxy_protocol == GH_PROXY_V2)
+        allow = GH_PROXY_ALLOW_V2;
+
+    r = d == GH_EAGAIN ? GH_EAGAIN : gh_proxy_parse(c->pp_buf, total, allow, &info);
+    if (r == GH_EAGAIN) {
+        if (total >= PP_MAX) {
+            refuse_proxy(c, "too_long");
+            return;
+        }
+        /* all of it is header: take it off the socket */
+        if (recv(fd, c->pp_buf + c->pp_have, (size_t)n, 0) != n) {
+            gh_conn_free(c);
+            return;
+        }
+        c->pp_have = total;
+        return;
+    }
+    if (r < 0) {
+        refuse_proxy(c, info.reason != NULL ? info.reason : "malformed");
+        return;
+    }
+    /* take exactly the header's remaining bytes */
+    if ((size_t)r > c->pp_have &&
+        recv(fd, c->pp_buf + c->pp_have, (size_t)r - c->pp_have, 0) != (ssize_t)((size_t)r - c->pp_have)) {
+        gh_conn_free(c);
+        return;
+    }
+    event_free(c->pp_ev);
+    c->pp_ev = NULL;
+    c->pp_len = (size_t)r;
+    /* keep only the header: the TLVs point into it */
+    {
+        uint8_t *small = realloc(c->pp_buf, c->pp_len);
+        if (small != NULL)
+            c->pp_buf = small;
+        if ((c->pp = malloc(sizeof(*c->pp))) == NULL ||
+            gh_proxy_parse(c->pp_buf, c->pp_len, allow, c->pp) != r) {
+            gh_conn_free(c);
+            return;
+        }
+    }
+    accept_proxy(c, c->pp);
+    start_transport(c, NULL, 0);
+}
+
+void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
+                    const struct sockaddr *sa, int salen)
+{
+    gh_server *srv = lst->srv;
+    const gh_listener_conf *lc = &srv->site->cfg->listeners[lst->index];
+    gh_conn *c = NULL;
+    int one = 1;
+
+    if ((c = calloc(1, sizeof(*c))) == NULL)
+        goto fail;
+    c->srv = srv;
+    c->lst = lst;
+    c->fd = fd;
+    c->id = ++srv->next_conn_id;
+    c->site = gh_site_ref(srv->site);
+    if (salen > 0 && (size_t)salen <= sizeof(c->peer))
+        memcpy(&c->peer, sa, (size_t)salen);
+    c->client = c->peer;
+    addr_text(&c->client, c->client_text, sizeof(c->client_text));
+    c->https = lc->tls;
+    c->peer_trusted = lc->trusted_any ||
+                      gh_cidr_list_match(lc->trusted, lc->ntrusted, (const struct sockaddr *)&c->peer);
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if ((c->timer = evtimer_new(srv->base, on_timer, c)) == NULL)
+        goto fail;
+    gh_server_conn_added(srv, c);
+    srv->stats.accepted++;
+
+    if (lc->proxy_protocol == GH_PROXY_OFF) {
+        start_transport(c, NULL, 0);
+        return;
+    }
+    if (!c->peer_trusted && lc->proxy_protocol != GH_PROXY_OPTIONAL) {
+        refuse_proxy(c, "untrusted_peer");
+        return;
+    }
+    c->state = GH_CONN_PROXY;
+    c->pp_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
+    if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) != 0) {
+        gh_conn_free(c);
+        return;
+    }
+    arm_timer(c, lc->proxy_timeout_ms);
     return;
 
 fail:
     GH_LOG(GH_LOG_ERROR, "listener %s: cannot set up a connection: out of memory", lst->name);
     if (c != NULL) {
-        if (c->bev != NULL)
-            bufferevent_free(c->bev);
         gh_site_unref(c->site);
         free(c);
     }
-    if (fd >= 0)
-        evutil_closesocket(fd);
+    evutil_closesocket(fd);
 }
 
 void gh_conn_free(gh_conn *c)
@@ -146,9 +367,15 @@ void gh_conn_free(gh_conn *c)
         gh_ws_conn_free(c->ws);
     if (c->timer != NULL)
         event_free(c->timer);
+    if (c->pp_ev != NULL)
+        event_free(c->pp_ev);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
+    else if (c->fd >= 0)
+        evutil_closesocket(c->fd);
     free(c->pending_head);
+    free(c->pp_buf);
+    free(c->pp);
     gh_site_unref(c->site);
     free(c);
 }
@@ -327,9 +554,61 @@ static bool method_is(const gh_http1_head *h, const char *m)
     return h->method_len == n && memcmp(h->method, m, n) == 0;
 }
 
-static gh_scheme request_scheme(gh_conn *c)
+/* The last element of a comma-separated header value, OWS trimmed. */
+static void last_element(const gh_http1_field *f, const char **v, size_t *len)
 {
-    return c->https ? GH_SCHEME_HTTPS : GH_SCHEME_HTTP;
+    const char *p = f->value, *end = f->value + f->value_len, *comma;
+
+    comma = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == ',')
+            comma = q;
+    if (comma != NULL)
+        p = comma + 1;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *v = p;
+    *len = (size_t)(end - p);
+}
+
+/* X-Forwarded-Proto and X-Forwarded-For, believed only from a trusted
+ * peer that did not send a PROXY header (an ALB): behind a PROXY-speaking
+ * balancer every header was written by the client. The rightmost
+ * X-Forwarded-For element is the one our peer appended. */
+static void apply_forwarded(gh_conn *c, const gh_http1_head *head, gh_request *r)
+{
+    const gh_http1_field *f;
+    const char *v;
+    size_t len;
+    char ip[INET6_ADDRSTRLEN + 1];
+
+    if (!c->peer_trusted || c->proxied)
+        return;
+    if ((f = gh_http1_find(head, "x-forwarded-proto")) != NULL) {
+        last_element(f, &v, &len);
+        if (len == 5 && strncasecmp(v, "https", 5) == 0)
+            r->https = true;
+    }
+    c->client = c->peer;
+    if ((f = gh_http1_find(head, "x-forwarded-for")) != NULL) {
+        last_element(f, &v, &len);
+        if (len > 0 && len < sizeof(ip)) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&c->client;
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->client;
+            memcpy(ip, v, len);
+            ip[len] = '\0';
+            memset(&c->client, 0, sizeof(c->client));
+            if (inet_pton(AF_INET, ip, &s4->sin_addr) == 1)
+                s4->sin_family = AF_INET;
+            else if (inet_pton(AF_INET6, ip, &s6->sin6_addr) == 1)
+                s6->sin6_family = AF_INET6;
+            else
+                c->client = c->peer;
+        }
+    }
+    addr_text(&c->client, c->client_text, sizeof(c->client_text));
 }
 
 /* Answers one complete request (head and, if any, body already consumed). */
@@ -348,6 +627,8 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
     c->requests++;
     if (!req->keep_alive)
         c->close_after = true;
+    r.https = c->https;
+    apply_forwarded(c, head, &r);
 
     if (req->path_len == 1 && req->path[0] == '*') {
         gh_req_error(&r, 404);
@@ -362,7 +643,8 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
     r.path_len = (size_t)plen;
     if (req->host != NULL)
         hlen = gh_route_host_part(req->host, req->host_len);
-    route = gh_route_find(cfg_of(c), req->host, hlen, path, request_scheme(c));
+    route = gh_route_find(cfg_of(c), req->host, hlen, path,
+                          r.https ? GH_SCHEME_HTTPS : GH_SCHEME_HTTP);
     if (route == NULL) {
         gh_req_error(&r, 404);
         goto out;
@@ -565,6 +847,8 @@ static void process(gh_conn *c)
         case GH_CONN_CLOSING:
             return;
         case GH_CONN_WS:
+        case GH_CONN_PROXY:
+        case GH_CONN_TLS:
             return;
         case GH_CONN_LINGER:
             c->lingered += evbuffer_get_length(in);
@@ -619,6 +903,28 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     gh_conn *c = arg;
 
     (void)bev;
+    if (c->state == GH_CONN_TLS) {
+        if (what & BEV_EVENT_CONNECTED) {
+            c->srv->stats.tls_ok++;
+            c->state = GH_CONN_HEAD;
+            arm_timer(c, cfg_of(c)->http.header_timeout_ms);
+            return;
+        }
+        c->srv->stats.tls_failed++;
+        if (what & BEV_EVENT_ERROR) {
+            char ebuf[256];
+            unsigned long e = bufferevent_get_openssl_error(c->bev);
+            if (e != 0)
+                ERR_error_string_n(e, ebuf, sizeof(ebuf));
+            else
+                snprintf(ebuf, sizeof(ebuf), "%s",
+                         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+            GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake failed: %s",
+                   (unsigned long long)c->id, c->client_text, ebuf);
+        }
+        gh_conn_free(c);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: send timeout, closing",
                (unsigned long long)c->id, c->client_text);
@@ -644,8 +950,20 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (c->in_request)
-        GH_LOG(GH_LOG_INFO, "conn #%llu %s: header timeout while reading a request, closing",
+    switch (c->state) {
+    case GH_CONN_PROXY:
+        refuse_proxy(c, "timeout");
+        return;
+    case GH_CONN_TLS:
+        c->srv->stats.tls_failed++;
+        GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake timeout, closing",
                (unsigned long long)c->id, c->client_text);
+        break;
+    default:
+        if (c->in_request)
+            GH_LOG(GH_LOG_INFO, "conn #%llu %s: header timeout while reading a request, closing",
+                   (unsigned long long)c->id, c->client_text);
+        break;
+    }
     gh_conn_free(c);
 }

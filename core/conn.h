@@ -16,6 +16,8 @@
 
 typedef enum {
     GH_CONN_HEAD = 0,     /* waiting for a request head */
+    GH_CONN_PROXY,        /* reading the PROXY header from the raw socket */
+    GH_CONN_TLS,          /* TLS handshake in progress */
     GH_CONN_BODY,         /* discarding a request body */
     GH_CONN_FLUSH,        /* response queued; next request waits for it */
     GH_CONN_CLOSING,      /* flushing, then linger */
@@ -32,7 +34,15 @@ struct gh_conn {
     struct bufferevent *bev;
     struct event       *timer;         /* header / keep-alive timeout */
     gh_conn_state       state;
-    bool                https;         /* request scheme */
+    bool                https;         /* the connection's scheme (TLS here or at the balancer) */
+    bool                peer_trusted;  /* the socket peer is in trusted_proxies */
+    bool                proxied;       /* a PROXY header was accepted (even LOCAL) */
+    evutil_socket_t     fd;            /* until a bufferevent owns it, else -1 */
+    struct event       *pp_ev;         /* readable events while in GH_CONN_PROXY */
+    uint8_t            *pp_buf;        /* the PROXY header bytes (kept: TLVs point into it) */
+    size_t              pp_have;       /* bytes of it consumed from the socket so far */
+    size_t              pp_len;        /* the header's length once parsed */
+    struct gh_proxy_info *pp;          /* the parsed header (NULL without one) */
     bool                in_request;    /* bytes of a head have arrived */
     uint64_t            requests;      /* served on this connection */
     uint64_t            lingered;      /* bytes dropped while lingering */
@@ -45,7 +55,8 @@ struct gh_conn {
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
     size_t              pending_len;
     struct sockaddr_storage peer;      /* the socket's peer */
-    struct sockaddr_storage client;    /* the real client (PROXY source or peer) */
+    struct sockaddr_storage client;    /* the real client: PROXY source, X-Forwarded-For
+                                          from a trusted peer, or the socket peer */
     char                client_text[64];
 };
 
@@ -70,6 +81,7 @@ typedef struct gh_request {
     size_t               path_len;
     bool                 is_head;       /* HEAD: no body is sent */
     bool                 is_get;
+    bool                 https;         /* the request's scheme (DESIGN.md "Scheme") */
     int                  status;        /* for the access log */
     uint64_t             body_bytes;    /* for the access log */
 } gh_request;

@@ -22,7 +22,7 @@ void gh_action_redirect(gh_request *r, const gh_route_conf *route)
         gh_req_error(r, 400);
         return;
     }
-    if (r->c->https) {
+    if (r->https) {
         /* never redirect a request that is already https: no loops */
         gh_req_error(r, 404);
         return;

@@ -23,6 +23,7 @@
 #include "err.h"
 #include "log.h"
 #include "pluginhost.h"
+#include "tls.h"
 #include "topic.h"
 
 /* fds kept back from the connection limit for logs, files being sent,
@@ -45,10 +46,11 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
     if (cfg->nroutes > 0 && (s->root_fds = calloc(cfg->nroutes, sizeof(int))) == NULL)
         goto out;
     s->nroot_fds = cfg->nroutes;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        s->root_fds[i] = -1;
     rc = GH_OK;
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const gh_route_conf *r = &cfg->routes[i];
-        s->root_fds[i] = -1;
         if (r->action != GH_ACTION_STATIC)
             continue;
         s->root_fds[i] = open(r->u.stat.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -56,9 +58,19 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
             rc = gh_errlist_add(errs, r->loc.file, r->loc.line, r->loc.col,
                                 "static: root %s: %s", r->u.stat.root, strerror(errno));
     }
-    if (rc != GH_OK)
+    if ((s->tls_ctx = calloc(cfg->nlisteners, sizeof(*s->tls_ctx))) == NULL) {
+        rc = GH_ENOMEM;
         goto out;
-    if ((rc = gh_plugins_load(s, errs)) != GH_OK)
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (cfg->listeners[i].tls &&
+            gh_tls_ctx_new(&cfg->listeners[i], errs, &s->tls_ctx[i]) != GH_OK)
+            rc = GH_EINVAL;
+    }
+    /* plugins too, even after errors: -t reports everything at once */
+    if (gh_plugins_load(s, errs) != GH_OK && rc == GH_OK)
+        rc = GH_EINVAL;
+    if (rc != GH_OK)
         goto out;
     *out = s;
     s = NULL;
@@ -82,6 +94,11 @@ void gh_site_unref(gh_site *s)
         if (s->root_fds[i] >= 0)
             close(s->root_fds[i]);
     free(s->root_fds);
+    if (s->tls_ctx != NULL) {
+        for (size_t i = 0; i < s->cfg->nlisteners; i++)
+            SSL_CTX_free(s->tls_ctx[i]);
+        free(s->tls_ctx);
+    }
     gh_config_free(s->cfg);
     free(s);
 }

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "httpdate.h"
+#include "stats.h"
 
 typedef struct gh_conn gh_conn;
 typedef struct gh_server gh_server;
@@ -23,7 +24,7 @@ typedef struct gh_server gh_server;
 typedef struct gh_site {
     int        refs;
     gh_config *cfg;          /* owned */
-    void      *tls_ctx;      /* per-listener SSL_CTX* array, owned (NULL if none) */
+    struct ssl_ctx_st **tls_ctx;  /* per listener: SSL_CTX*, or NULL without tls */
     int       *root_fds;     /* per route: the static root's directory fd, or -1 */
     size_t     nroot_fds;
     struct gh_plugins *plugins;   /* loaded plugins and per-route instances (pluginhost.c) */
@@ -63,6 +64,7 @@ struct gh_server {
     int                exit_code;
     int                access_fd;      /* -1 when off */
     struct gh_topics  *topics;         /* WebSocket fan-out (topic.c) */
+    gh_stats           stats;
     time_t             date_sec;       /* cached Date header */
     char               date[GH_HTTPDATE_LEN + 1];
 };

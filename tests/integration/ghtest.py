@@ -25,6 +25,21 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def read_text(path):
+    """The file's text, or "" when it does not exist yet."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def wait_lines(path, n, timeout=10.0):
+    """Waits until path has at least n lines; returns them."""
+    return wait_for(lambda: len(read_text(path).splitlines()) >= n and read_text(path).splitlines(),
+                    timeout, "%d lines in %s" % (n, path))
+
+
 def wait_for(pred, timeout=10.0, what="condition"):
     """Polls pred() until it returns a true value; fails after timeout."""
     deadline = time.monotonic() + timeout
@@ -117,11 +132,16 @@ class TestCase(unittest.TestCase):
 
 
 def raw_request(port, data, host="127.0.0.1", timeout=5.0, read_until_close=True, source=None):
-    """Sends bytes, returns everything received until the server closes."""
+    """Sends bytes, returns everything received until the server closes
+    (a reset counts as a close: a server that refuses a connection with
+    unread input in it resets)."""
     s = socket.create_connection((host, port), timeout=timeout, source_address=source)
     with contextlib.closing(s):
         if data:
-            s.sendall(data)
+            try:
+                s.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
         chunks = []
         while True:
             try:
@@ -129,6 +149,8 @@ def raw_request(port, data, host="127.0.0.1", timeout=5.0, read_until_close=True
             except socket.timeout:
                 if read_until_close:
                     raise
+                break
+            except ConnectionResetError:
                 break
             if not b:
                 break

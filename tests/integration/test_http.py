@@ -298,8 +298,7 @@ class HttpTest(ghtest.TestCase):
                                b'User-Agent: evil"\xff agent\r\nConnection: close\r\n\r\n')
         self.get("/nope")
         path = os.path.join(self.tmp, "access.log")
-        lines = ghtest.wait_for(lambda: open(path).read().count("\n") >= 2 and open(path).read().splitlines(),
-                                what="two access-log lines")
+        lines = ghtest.wait_lines(path, 2)
         pat = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
                          r'"(\S+) (\S+) HTTP/1\.1" (\d{3}) (\d+|-) "([^"]*)" "([^"]*)"$')
         m1, m2 = pat.match(lines[0]), pat.match(lines[1])

@@ -1,0 +1,33 @@
+/* stats.h: the process's counters, read by the metrics action. No I/O.
+ *
+ * Plain integers bumped on the event-loop thread; no atomics needed. Labels
+ * that come from codecs (PROXY refusal reasons) are static strings, so a
+ * small table keyed by pointer is enough. */
+#ifndef GH_STATS_H
+#define GH_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GH_STATS_MAX_REASONS 32
+
+typedef struct gh_stat_reason {
+    const char *reason;      /* static string */
+    uint64_t    n;
+} gh_stat_reason;
+
+typedef struct gh_stats {
+    uint64_t       accepted;
+    uint64_t       proxy_accepted;
+    gh_stat_reason proxy_refused[GH_STATS_MAX_REASONS];
+    size_t         nproxy_refused;
+    uint64_t       tls_ok;
+    uint64_t       tls_failed;
+    uint64_t       http_responses[6];     /* by status class: [1] = 1xx … [5] = 5xx */
+} gh_stats;
+
+/* Counts a refused PROXY header under reason (a static string). Reasons past
+ * the table's size are counted under "other". */
+void gh_stats_proxy_refused(gh_stats *s, const char *reason);
+
+#endif
