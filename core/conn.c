@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -49,6 +50,11 @@
 /* The longest PROXY header we take. v2 allows 64 KiB of TLVs; real
  * balancers send well under 1 KiB. */
 #define PP_MAX 4096
+
+typedef struct gh_request_release {
+    void (*release)(void *arg);
+    void *arg;
+} gh_request_release;
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
@@ -465,15 +471,100 @@ static void send_head(gh_request *r, gh_resp_head *h, uint64_t len)
     evbuffer_add(out, h->buf, h->len);
 }
 
+/* Writes head and body straight to the socket when nothing is queued
+ * before them: a small response then leaves in one writev, with no trip
+ * through the event loop. Returns how many bytes went out (head first). */
+static size_t write_now(gh_request *r, const gh_resp_head *h, const void *body, size_t len)
+{
+    gh_conn *c = r->c;
+    struct iovec iov[2];
+    ssize_t n;
+
+    if (c->lst == NULL || listener_conf(c)->tls ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return 0;
+    iov[0].iov_base = (void *)h->buf;
+    iov[0].iov_len = h->len;
+    iov[1].iov_base = (void *)body;
+    iov[1].iov_len = len;
+    do
+        n = writev(bufferevent_getfd(c->bev), iov, len > 0 ? 2 : 1);
+    while (n < 0 && errno == EINTR);
+    return n > 0 ? (size_t)n : 0;   /* errors surface through the bufferevent */
+}
+
+static void release_ref(const void *data, size_t len, void *arg)
+{
+    gh_request_release *rel = arg;
+
+    (void)data;
+    (void)len;
+    rel->release(rel->arg);
+    free(rel);
+}
+
+static void queue(gh_request *r, const gh_resp_head *h, const void *body, size_t len,
+                  void (*release)(void *arg), void *arg)
+{
+    struct evbuffer *out = bufferevent_get_output(r->c->bev);
+    size_t done = write_now(r, h, body, len);
+    const uint8_t *b = body;
+
+    if (done < h->len) {
+        evbuffer_add(out, h->buf + done, h->len - done);
+        done = 0;
+    } else {
+        done -= h->len;
+    }
+    b += done;
+    len -= done;
+    if (len == 0 || release == NULL) {
+        if (len > 0)
+            evbuffer_add(out, b, len);
+        if (release != NULL)
+            release(arg);
+        return;
+    }
+    gh_request_release *rel = malloc(sizeof(*rel));
+    if (rel == NULL) {
+        evbuffer_add(out, b, len);      /* copy rather than fail */
+        release(arg);
+        return;
+    }
+    rel->release = release;
+    rel->arg = arg;
+    if (evbuffer_add_reference(out, b, len, release_ref, rel) != 0) {
+        evbuffer_add(out, b, len);
+        release(arg);
+        free(rel);
+    }
+}
+
+void gh_req_send_ref(gh_request *r, gh_resp_head *h, const void *body, size_t len,
+                     void (*release)(void *arg), void *arg)
+{
+    if (r->status != 304 && r->status != 204 && r->status >= 200)
+        gh_resp_add_u64(h, "Content-Length", len);
+    gh_resp_end(h);
+    if (h->overflow) {
+        static const char oops[] = "HTTP/1.1 500 Internal Server Error\r\n"
+                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        evbuffer_add(bufferevent_get_output(r->c->bev), oops, sizeof(oops) - 1);
+        r->status = 500;
+        r->c->close_after = true;
+        if (release != NULL)
+            release(arg);
+        return;
+    }
+    if (r->is_head || r->status == 304)
+        len = 0;
+    r->body_bytes = len;
+    queue(r, h, body, len, release, arg);
+}
+
 void gh_req_send(gh_request *r, gh_resp_head *h, const void *body, size_t len)
 {
-    send_head(r, h, len);
-    if (r->status == 500 && h->overflow)
-        return;
-    if (!r->is_head && len > 0 && r->status != 304) {
-        evbuffer_add(bufferevent_get_output(r->c->bev), body, len);
-        r->body_bytes = len;
-    }
+    gh_req_send_ref(r, h, body, len, NULL, NULL);
 }
 
 void gh_req_send_file(gh_request *r, gh_resp_head *h, int fd, uint64_t off,

@@ -94,6 +94,11 @@ void gh_req_begin(gh_request *r, gh_resp_head *h, int status);
  * bytes of body (none for HEAD). */
 void gh_req_send(gh_request *r, gh_resp_head *h, const void *body, size_t len);
 
+/* As gh_req_send, but the body is referenced, not copied: release(arg) is
+ * called once the bytes are no longer needed (possibly before it returns). */
+void gh_req_send_ref(gh_request *r, gh_resp_head *h, const void *body, size_t len,
+                     void (*release)(void *arg), void *arg);
+
 /* Ends the head with Content-Length: len and queues len bytes of fd from
  * off, without copying through user space. Takes fd in every case. */
 void gh_req_send_file(gh_request *r, gh_resp_head *h, int fd, uint64_t off,

@@ -21,6 +21,7 @@
 
 #include "conn.h"
 #include "err.h"
+#include "filecache.h"
 #include "log.h"
 #include "pluginhost.h"
 #include "tls.h"
@@ -53,6 +54,9 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
         const gh_route_conf *r = &cfg->routes[i];
         if (r->action != GH_ACTION_STATIC)
             continue;
+        /* files up to 256 KiB, 64 MiB in all; without it, files are read per request */
+        if (s->filecache == NULL)
+            s->filecache = gh_filecache_new(256 * 1024, 64 * 1024 * 1024);
         s->root_fds[i] = open(r->u.stat.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (s->root_fds[i] < 0)
             rc = gh_errlist_add(errs, r->loc.file, r->loc.line, r->loc.col,
@@ -94,6 +98,7 @@ void gh_site_unref(gh_site *s)
         if (s->root_fds[i] >= 0)
             close(s->root_fds[i]);
     free(s->root_fds);
+    gh_filecache_free(s->filecache);
     if (s->tls_ctx != NULL) {
         for (size_t i = 0; i < s->cfg->nlisteners; i++)
             SSL_CTX_free(s->tls_ctx[i]);

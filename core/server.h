@@ -28,6 +28,7 @@ typedef struct gh_site {
     int       *root_fds;     /* per route: the static root's directory fd, or -1 */
     size_t     nroot_fds;
     struct gh_plugins *plugins;   /* loaded plugins and per-route instances (pluginhost.c) */
+    struct gh_filecache *filecache; /* small static files in memory, or NULL */
 } gh_site;
 
 /* Builds the run-time side of cfg (taken over in every case): opens static

@@ -7,6 +7,9 @@
  * included, that would leave the root. Where openat2 is missing (kernels
  * before 5.6) the resolved path is compared with the root's instead.
  *
+ * Files up to 256 KiB are kept in memory (filecache.c) and revalidated
+ * with a stat once a second; larger ones go out with sendfile.
+ *
  * Deliberately absent: directory listings, multipart ranges, content
  * negotiation and compression. */
 #include <errno.h>
@@ -21,6 +24,7 @@
 
 #include "actions.h"
 #include "err.h"
+#include "filecache.h"
 #include "httpdate.h"
 #include "log.h"
 #include "mime.h"
@@ -118,20 +122,129 @@ static void redirect_dir(gh_request *r)
     gh_req_send(r, &h, "moved\n", 6);
 }
 
+/* What is known about the file being answered, and where its bytes are:
+ * in a cache entry (one reference held) or behind an open fd. */
+typedef struct file_src {
+    uint64_t    size;
+    time_t      mtime;
+    const char *etag;
+    const char *lastmod;
+    const char *ctype;
+    gh_fcentry *entry;
+    int         fd;
+} file_src;
+
+static void release_entry(void *arg)
+{
+    gh_fcentry_unref(arg);
+}
+
+static void src_close(file_src *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+    gh_fcentry_unref(f->entry);
+    f->entry = NULL;
+}
+
+/* Sends [off, off+len) of the file after the head; consumes f. */
+static void send_body(gh_request *r, gh_resp_head *h, file_src *f, uint64_t off, uint64_t len)
+{
+    if (f->entry != NULL) {
+        gh_fcentry *e = f->entry;
+        f->entry = NULL;            /* the reference travels with the bytes */
+        gh_req_send_ref(r, h, e->data + off, (size_t)len, release_entry, e);
+        src_close(f);
+        return;
+    }
+    gh_req_send_file(r, h, f->fd, off, len);
+    f->fd = -1;
+}
+
+/* Conditional requests, ranges, then the body. Consumes f. */
+static void respond(gh_request *r, file_src *f)
+{
+    const gh_http1_field *rf;
+    gh_resp_head h;
+    uint64_t first = 0, last = 0;
+    int status = 200, rc;
+
+    if (not_modified(r, f->etag, f->mtime)) {
+        gh_req_begin(r, &h, 304);
+        gh_resp_add_str(&h, "ETag", f->etag);
+        gh_resp_add_str(&h, "Last-Modified", f->lastmod);
+        gh_req_send(r, &h, NULL, 0);
+        src_close(f);
+        return;
+    }
+    rf = r->is_get ? gh_req_field(r, "range") : NULL;
+    if (rf != NULL && if_range_holds(r, f->etag, f->lastmod)) {
+        rc = gh_range_parse(rf->value, rf->value_len, f->size, &first, &last);
+        if (rc == GH_ERANGE) {
+            char cr[48], body[512];
+            int cl = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)f->size);
+            size_t bn = gh_resp_error_body(416, body, sizeof(body));
+            gh_req_begin(r, &h, 416);
+            gh_resp_add(&h, "Content-Range", cr, (size_t)cl);
+            gh_resp_add_raw(&h, "Content-Type: text/html; charset=utf-8\r\n", 40);
+            gh_req_send(r, &h, body, bn);
+            src_close(f);
+            return;
+        }
+        if (rc == 0)
+            status = 206;
+    }
+    gh_req_begin(r, &h, status);
+    gh_resp_add_str(&h, "Content-Type", f->ctype);
+    gh_resp_add_str(&h, "Last-Modified", f->lastmod);
+    gh_resp_add_str(&h, "ETag", f->etag);
+    gh_resp_add_raw(&h, "Accept-Ranges: bytes\r\n", 22);
+    if (status == 206) {
+        char cr[80];
+        int cl = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
+                          (unsigned long long)last, (unsigned long long)f->size);
+        gh_resp_add(&h, "Content-Range", cr, (size_t)cl);
+        send_body(r, &h, f, first, last - first + 1);
+        return;
+    }
+    send_body(r, &h, f, 0, f->size);
+}
+
+/* Reads a whole small file into memory; NULL on a short read or error. */
+static uint8_t *slurp(int fd, size_t size)
+{
+    uint8_t *buf = malloc(size > 0 ? size : 1);
+    size_t got = 0;
+
+    while (buf != NULL && got < size) {
+        ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            free(buf);
+            return NULL;
+        }
+        got += (size_t)n;
+    }
+    return buf;
+}
+
 void gh_action_static(gh_request *r, const gh_route_conf *route)
 {
     const gh_static_conf *sc = &route->u.stat;
     gh_site *site = r->c->site;
     size_t ri = (size_t)(route - site->cfg->routes);
     int rootfd = ri < site->nroot_fds ? site->root_fds[ri] : -1;
-    char rel[PATH_MAX], etag[64], lastmod[GH_HTTPDATE_LEN + 1];
+    gh_filecache *fc = site->filecache;
+    char rel[PATH_MAX], key[PATH_MAX + 16], etag[GH_ETAG_MAX], lastmod[GH_HTTPDATE_LEN + 1];
     const char *name;
     struct stat st;
-    gh_resp_head h;
-    const gh_http1_field *rf;
-    uint64_t first = 0, last = 0;
-    int fd = -1, status = 200, rc;
-    size_t n;
+    file_src f = { .fd = -1 };
+    gh_fcentry *e = NULL;
+    time_t now = time(NULL);
+    size_t n, keylen = 0;
+    int fd;
 
     if (!r->is_get && !r->is_head) {
         gh_req_error(r, 405);
@@ -153,6 +266,17 @@ void gh_action_static(gh_request *r, const gh_route_conf *route)
         strcpy(rel + n, sc->index);
         n += strlen(sc->index);
     }
+    name = strrchr(rel, '/');
+    name = name != NULL ? name + 1 : rel;
+
+    /* a hit checked this second needs no system call at all */
+    if (fc != NULL) {
+        keylen = (size_t)snprintf(key, sizeof(key), "%zu:%s", ri, rel);
+        e = gh_filecache_get(fc, key, keylen);
+        if (e != NULL && e->checked == now)
+            goto serve_entry;
+    }
+
     fd = open_beneath(rootfd, sc->root, rel);
     if (fd < 0) {
         if (errno != ENOENT && errno != ENOTDIR && errno != EXDEV && errno != ELOOP &&
@@ -180,53 +304,39 @@ void gh_action_static(gh_request *r, const gh_route_conf *route)
         gh_req_error(r, 404);
         return;
     }
+    if (fc != NULL && (uint64_t)st.st_size <= gh_filecache_max_file(fc)) {
+        if (e != NULL && gh_fcentry_is_current(e, &st)) {
+            e->checked = now;
+            close(fd);
+            goto serve_entry;
+        }
+        uint8_t *data = slurp(fd, (size_t)st.st_size);
+        if (data != NULL &&
+            (e = gh_filecache_put(fc, key, keylen, data, &st, gh_mime_type(name), now)) != NULL) {
+            close(fd);
+            goto serve_entry;
+        }
+    }
 
     gh_etag_format((uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
                    etag, sizeof(etag));
     gh_httpdate_format(st.st_mtim.tv_sec, lastmod);
-    name = strrchr(rel, '/');
-    name = name != NULL ? name + 1 : rel;
+    f.size = (uint64_t)st.st_size;
+    f.mtime = st.st_mtim.tv_sec;
+    f.etag = etag;
+    f.lastmod = lastmod;
+    f.ctype = gh_mime_type(name);
+    f.fd = fd;
+    respond(r, &f);
+    return;
 
-    if (not_modified(r, etag, st.st_mtim.tv_sec)) {
-        close(fd);
-        gh_req_begin(r, &h, 304);
-        gh_resp_add_str(&h, "ETag", etag);
-        gh_resp_add_str(&h, "Last-Modified", lastmod);
-        gh_req_send(r, &h, NULL, 0);
-        return;
-    }
-
-    rf = r->is_get ? gh_req_field(r, "range") : NULL;
-    if (rf != NULL && if_range_holds(r, etag, lastmod)) {
-        rc = gh_range_parse(rf->value, rf->value_len, (uint64_t)st.st_size, &first, &last);
-        if (rc == GH_ERANGE) {
-            char cr[48];
-            int cl = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)st.st_size);
-            char body[512];
-            size_t bn = gh_resp_error_body(416, body, sizeof(body));
-            close(fd);
-            gh_req_begin(r, &h, 416);
-            gh_resp_add(&h, "Content-Range", cr, (size_t)cl);
-            gh_resp_add_raw(&h, "Content-Type: text/html; charset=utf-8\r\n", 40);
-            gh_req_send(r, &h, body, bn);
-            return;
-        }
-        if (rc == 0)
-            status = 206;
-    }
-
-    gh_req_begin(r, &h, status);
-    gh_resp_add_str(&h, "Content-Type", gh_mime_type(name));
-    gh_resp_add_str(&h, "Last-Modified", lastmod);
-    gh_resp_add_str(&h, "ETag", etag);
-    gh_resp_add_raw(&h, "Accept-Ranges: bytes\r\n", 22);
-    if (status == 206) {
-        char cr[80];
-        int cl = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)first,
-                          (unsigned long long)last, (unsigned long long)st.st_size);
-        gh_resp_add(&h, "Content-Range", cr, (size_t)cl);
-        gh_req_send_file(r, &h, fd, first, last - first + 1);
-        return;
-    }
-    gh_req_send_file(r, &h, fd, 0, (uint64_t)st.st_size);
+serve_entry:
+    gh_fcentry_ref(e);
+    f.size = e->size;
+    f.mtime = e->mtime.tv_sec;
+    f.etag = e->etag;
+    f.lastmod = e->lastmod;
+    f.ctype = e->ctype;
+    f.entry = e;
+    respond(r, &f);
 }

@@ -32,6 +32,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 mkdir -p "$tmp/www"
+chmod 755 "$tmp" "$tmp/www"      # nginx's workers run as another user
 head -c 6144 /dev/urandom > "$tmp/www/6k.bin"
 head -c 1048576 /dev/urandom > "$tmp/www/1m.bin"
 
@@ -71,8 +72,8 @@ EOF
 taskset -c 0 nginx -c "$tmp/ng/nginx.conf" -p "$tmp/ng" 2>"$tmp/ng/stderr" & pids+=($!)
 
 cat > "$tmp/h2o.conf" <<EOF
+user: $(id -un)
 num-threads: 1
-pid-file: $tmp/h2o.pid
 error-log: $tmp/h2o.err
 listen:
   host: 127.0.0.1
@@ -87,9 +88,15 @@ taskset -c 0 h2o -c "$tmp/h2o.conf" >/dev/null 2>&1 & pids+=($!)
 
 wait_port "$p_gh"; wait_port "$p_ng"; wait_port "$p_h2"
 
-rps() {   # rps PORT FILE
-  taskset -c 1 wrk -t1 -c"$conns" -d"${dur}s" "http://127.0.0.1:$1/$2" 2>&1 |
-    awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "ERR " $0 > "/dev/stderr"}'
+rps() {   # rps PORT FILE: prints req/s; errors make the run invalid
+  local out
+  out="$(taskset -c 1 wrk -t1 -c"$conns" -d"${dur}s" "http://127.0.0.1:$1/$2" 2>&1)"
+  if grep -q "Non-2xx\|Socket errors" <<<"$out"; then
+    echo "static.sh: errors from the server on port $1 ($2):" >&2
+    grep "Non-2xx\|Socket errors" <<<"$out" >&2
+    exit 1
+  fi
+  awk '/Requests\/sec/ {print $2}' <<<"$out"
 }
 
 printf '%-6s %12s %12s %12s %10s %10s\n' file gatehouse nginx h2o gh/nginx gh/h2o

@@ -119,6 +119,27 @@ class HttpTest(ghtest.TestCase):
         out = self.curl("-r", "0-4", f"http://127.0.0.1:{self.port}/")
         self.assertEqual(out.stdout, PAGE[:5])
 
+    def test_a_changed_file_is_served_new_within_two_seconds(self):
+        r, body = self.get("/app.js")
+        self.assertEqual(body, b"console.log(1)\n")
+        old_etag = r.getheader("ETag")
+        self.write("www/app.js", "console.log(2); // changed\n")
+        def served_new():
+            r2, b2 = self.get("/app.js")
+            return b2 == b"console.log(2); // changed\n" and r2.getheader("ETag") != old_etag
+        ghtest.wait_for(served_new, timeout=3.0, what="the changed file")
+        os.unlink(self.path("www/app.js"))
+        ghtest.wait_for(lambda: self.get("/app.js")[0].status == 404, timeout=3.0, what="404 after delete")
+
+    def test_large_file_is_sent_whole(self):
+        data = os.urandom(3 << 20)
+        self.write("www/big.bin", data)
+        r, body = self.get("/big.bin")
+        self.assertEqual((r.status, len(body)), (200, len(data)))
+        self.assertEqual(body, data)
+        r, body = self.get("/big.bin", {"Range": "bytes=1000000-1000009"})
+        self.assertEqual(body, data[1000000:1000010])
+
     def test_head_sends_headers_only(self):
         r, body = self.get("/", method="HEAD")
         self.assertEqual(r.status, 200)

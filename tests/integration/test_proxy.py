@@ -192,11 +192,12 @@ class ProxyTest(ghtest.TestCase):
                b"PROXY TCP4 010.0.0.1 10.0.0.2 1 2\r\nGET / HTTP/1.1\r\n\r\n",     # leading zero
                b"PROXY TCP4 " + b"1" * 100 + b"\r\n",                               # no CRLF in 107
                b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",                                # no header at all
-               b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + b"\x01" * 4]             # v2, short length
+               b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x04" + b"\x01" * 4]             # v2, length < address block
         for b in bad:
             self.assertEqual(raw_request(gp, b), b"", b)
         g.wait_log("refused while reading PROXY header: v1_address")
         g.wait_log("refused while reading PROXY header: bad_signature")
+        g.wait_log("refused while reading PROXY header: v2_length")
         self.assertIn("127.0.0.1: refused while reading PROXY header", g.log())
 
     def test_header_timeout_closes_the_connection(self):
