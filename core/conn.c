@@ -151,6 +151,10 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
     }
     c->fd = -1;                 /* the bufferevent owns it now */
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    /* libevent writes at most 16 KiB per wakeup by default: a large file
+     * would take a loop iteration per 16 KiB instead of one sendfile per
+     * socket-buffer's worth */
+    bufferevent_set_max_single_write(c->bev, 1 << 30);
     /* stop reading while this much is waiting: bounds a pipelining client */
     bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->http.max_head + 64 * 1024);
     if (cfg->http.send_timeout_ms > 0) {
