@@ -23,6 +23,7 @@
 #include "err.h"
 #include "filecache.h"
 #include "log.h"
+#include "notify.h"
 #include "pluginhost.h"
 #include "tls.h"
 #include "topic.h"
@@ -321,6 +322,7 @@ void gh_server_drain(gh_server *srv)
         return;
     if (!srv->draining) {
         srv->draining = true;
+        gh_notify("STOPPING=1\nSTATUS=draining");
         if (cfg->drain_delay_ms > 0) {
             struct timeval tv = {
                 .tv_sec = (time_t)(cfg->drain_delay_ms / 1000),
@@ -491,6 +493,7 @@ int gh_server_run(gh_server *srv)
     }
     GH_LOG(GH_LOG_INFO, "ready: listening on %s (max %llu connections)", names,
            (unsigned long long)srv->max_conns);
+    gh_notify("READY=1\nSTATUS=serving");
     event_base_dispatch(srv->base);
     GH_LOG(GH_LOG_INFO, "exiting");
     return srv->exit_code;
