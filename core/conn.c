@@ -615,6 +615,8 @@ static void access_log(gh_request *r)
     char proto[9] = "HTTP/1.1";
     size_t n;
 
+    if (r->status >= 100 && r->status < 600)
+        srv->stats.http_responses[r->status / 100]++;
     if (srv->access_fd < 0)
         return;
     e.client = r->c->client_text;
@@ -756,6 +758,9 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
         break;
     case GH_ACTION_WEBSOCKET:
         gh_action_websocket(&r, route);
+        break;
+    case GH_ACTION_METRICS:
+        gh_action_metrics(&r, route);
         break;
     default:
         gh_req_error(&r, 501);

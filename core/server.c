@@ -409,6 +409,11 @@ int gh_server_new(gh_site *site, gh_server **out)
     }
     srv->site = site;
     srv->access_fd = -1;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        srv->stats.start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    }
     signal(SIGPIPE, SIG_IGN);
     if ((srv->base = event_base_new()) == NULL)
         goto out;

@@ -25,3 +25,23 @@ void gh_stats_proxy_refused(gh_stats *s, const char *reason)
     s->proxy_refused[s->nproxy_refused].n = 1;
     s->nproxy_refused++;
 }
+
+void gh_stats_ws_close(gh_stats *s, unsigned code)
+{
+    size_t i;
+
+    for (i = 0; i < s->nws_closes; i++) {
+        if (s->ws_closes[i].code == code) {
+            s->ws_closes[i].n++;
+            return;
+        }
+    }
+    if (s->nws_closes == GH_STATS_MAX_CODES) {
+        s->ws_closes[GH_STATS_MAX_CODES - 1].code = 0;
+        s->ws_closes[GH_STATS_MAX_CODES - 1].n++;
+        return;
+    }
+    s->ws_closes[s->nws_closes].code = code;
+    s->ws_closes[s->nws_closes].n = 1;
+    s->nws_closes++;
+}

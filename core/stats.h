@@ -10,6 +10,12 @@
 #include <stdint.h>
 
 #define GH_STATS_MAX_REASONS 32
+#define GH_STATS_MAX_CODES 32
+
+typedef struct gh_stat_code {
+    unsigned code;
+    uint64_t n;
+} gh_stat_code;
 
 typedef struct gh_stat_reason {
     const char *reason;      /* static string */
@@ -24,7 +30,19 @@ typedef struct gh_stats {
     uint64_t       tls_ok;
     uint64_t       tls_failed;
     uint64_t       http_responses[6];     /* by status class: [1] = 1xx … [5] = 5xx */
+    uint64_t       ws_messages_in, ws_messages_out;
+    uint64_t       ws_bytes_in, ws_bytes_out;        /* payload bytes */
+    gh_stat_code   ws_closes[GH_STATS_MAX_CODES];    /* close codes sent or received */
+    size_t         nws_closes;
+    uint64_t       ws_slow_consumers;                /* dropped past send_backlog */
+    uint64_t       plugin_loads, plugin_refusals;
+    uint64_t       reloads_ok, reloads_failed;
+    double         start_time;                       /* unix seconds */
 } gh_stats;
+
+/* Counts a WebSocket close with code (codes past the table's size are
+ * counted under 0, "other"). */
+void gh_stats_ws_close(gh_stats *s, unsigned code);
 
 /* Counts a refused PROXY header under reason (a static string). Reasons past
  * the table's size are counted under "other". */

@@ -41,6 +41,24 @@ START_TEST(a_full_table_counts_the_rest_as_other)
 }
 END_TEST
 
+START_TEST(close_codes_are_counted_per_code)
+{
+    gh_stats s;
+
+    memset(&s, 0, sizeof(s));
+    gh_stats_ws_close(&s, 1000);
+    gh_stats_ws_close(&s, 1001);
+    gh_stats_ws_close(&s, 1000);
+    ck_assert_uint_eq(s.nws_closes, 2);
+    ck_assert_uint_eq(s.ws_closes[0].code, 1000);
+    ck_assert_uint_eq(s.ws_closes[0].n, 2);
+    for (unsigned c = 3000; c < 3100; c++)
+        gh_stats_ws_close(&s, c);
+    ck_assert_uint_eq(s.nws_closes, GH_STATS_MAX_CODES);
+    ck_assert_uint_eq(s.ws_closes[GH_STATS_MAX_CODES - 1].code, 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("stats");
@@ -50,6 +68,7 @@ int main(void)
 
     tcase_add_test(tc, reasons_are_counted_by_name);
     tcase_add_test(tc, a_full_table_counts_the_rest_as_other);
+    tcase_add_test(tc, close_codes_are_counted_per_code);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,170 @@
+/* metrics.c: the metrics action: the process's counters in the Prometheus
+ * text exposition format (version 0.0.4), every name prefixed gatehouse_.
+ *
+ * Gauges of open connections are counted from the registry at scrape time
+ * (one pass over the connections) rather than kept in step on every state
+ * change: a scrape every few seconds costs less than bookkeeping on every
+ * request. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actions.h"
+
+typedef struct text {
+    char  *buf;
+    size_t len, cap;
+    bool   failed;
+} text;
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->failed)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (t->cap + (size_t)n + 1) * 2;
+        char *nb = realloc(t->buf, ncap);
+        if (nb == NULL) {
+            t->failed = true;
+            return;
+        }
+        t->buf = nb;
+        t->cap = ncap;
+    }
+}
+
+static void head(text *t, const char *name, const char *type, const char *help)
+{
+    put(t, "# HELP gatehouse_%s %s\n# TYPE gatehouse_%s %s\n", name, help, name, type);
+}
+
+/* Label values are listener addresses, reasons and numbers: nothing that
+ * needs escaping beyond what this does (RFC: \\, \" and \n). */
+static void label(text *t, const char *v)
+{
+    for (; *v != '\0'; v++) {
+        if (*v == '\\' || *v == '"')
+            put(t, "\\%c", *v);
+        else if (*v == '\n')
+            put(t, "\\n");
+        else
+            put(t, "%c", *v);
+    }
+}
+
+static void release(void *arg)
+{
+    free(arg);
+}
+
+void gh_action_metrics(gh_request *r, const gh_route_conf *route)
+{
+    gh_server *srv = r->c->srv;
+    const gh_stats *st = &srv->stats;
+    text t = { 0 };
+    gh_resp_head h;
+    static const char *classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
+
+    (void)route;
+    if (!r->is_get && !r->is_head) {
+        gh_req_error(r, 405);
+        return;
+    }
+
+    head(&t, "connections_open", "gauge", "Connections open now, by listener and kind.");
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        uint64_t ws = 0, all = 0;
+        for (gh_conn *c = srv->conns; c != NULL; c = c->next) {
+            if (c->lst != &srv->listeners[i])
+                continue;
+            all++;
+            if (c->state == GH_CONN_WS)
+                ws++;
+        }
+        put(&t, "gatehouse_connections_open{listener=\"");
+        label(&t, srv->listeners[i].name);
+        put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)(all - ws));
+        put(&t, "gatehouse_connections_open{listener=\"");
+        label(&t, srv->listeners[i].name);
+        put(&t, "\",kind=\"websocket\"} %llu\n", (unsigned long long)ws);
+    }
+    head(&t, "connections_accepted_total", "counter", "Connections accepted.");
+    put(&t, "gatehouse_connections_accepted_total %llu\n", (unsigned long long)st->accepted);
+
+    head(&t, "proxy_headers_accepted_total", "counter", "PROXY protocol headers accepted.");
+    put(&t, "gatehouse_proxy_headers_accepted_total %llu\n", (unsigned long long)st->proxy_accepted);
+    head(&t, "proxy_headers_refused_total", "counter", "PROXY protocol headers refused, by reason.");
+    for (size_t i = 0; i < st->nproxy_refused; i++) {
+        put(&t, "gatehouse_proxy_headers_refused_total{reason=\"");
+        label(&t, st->proxy_refused[i].reason);
+        put(&t, "\"} %llu\n", (unsigned long long)st->proxy_refused[i].n);
+    }
+
+    head(&t, "tls_handshakes_total", "counter", "TLS handshakes, by result.");
+    put(&t, "gatehouse_tls_handshakes_total{result=\"ok\"} %llu\n", (unsigned long long)st->tls_ok);
+    put(&t, "gatehouse_tls_handshakes_total{result=\"failed\"} %llu\n",
+        (unsigned long long)st->tls_failed);
+
+    head(&t, "http_responses_total", "counter", "HTTP responses, by status class.");
+    for (int i = 1; i <= 5; i++)
+        put(&t, "gatehouse_http_responses_total{class=\"%s\"} %llu\n", classes[i],
+            (unsigned long long)st->http_responses[i]);
+
+    head(&t, "websocket_messages_total", "counter", "WebSocket messages, by direction.");
+    put(&t, "gatehouse_websocket_messages_total{direction=\"in\"} %llu\n",
+        (unsigned long long)st->ws_messages_in);
+    put(&t, "gatehouse_websocket_messages_total{direction=\"out\"} %llu\n",
+        (unsigned long long)st->ws_messages_out);
+    head(&t, "websocket_bytes_total", "counter", "WebSocket payload bytes, by direction.");
+    put(&t, "gatehouse_websocket_bytes_total{direction=\"in\"} %llu\n",
+        (unsigned long long)st->ws_bytes_in);
+    put(&t, "gatehouse_websocket_bytes_total{direction=\"out\"} %llu\n",
+        (unsigned long long)st->ws_bytes_out);
+    head(&t, "websocket_closes_total", "counter", "WebSocket closes, by close code (0: other).");
+    for (size_t i = 0; i < st->nws_closes; i++)
+        put(&t, "gatehouse_websocket_closes_total{code=\"%u\"} %llu\n", st->ws_closes[i].code,
+            (unsigned long long)st->ws_closes[i].n);
+    head(&t, "websocket_slow_consumers_total", "counter",
+         "WebSocket clients closed for exceeding their send backlog.");
+    put(&t, "gatehouse_websocket_slow_consumers_total %llu\n",
+        (unsigned long long)st->ws_slow_consumers);
+
+    head(&t, "plugin_loads_total", "counter", "Plugins loaded, by result.");
+    put(&t, "gatehouse_plugin_loads_total{result=\"ok\"} %llu\n", (unsigned long long)st->plugin_loads);
+    put(&t, "gatehouse_plugin_loads_total{result=\"refused\"} %llu\n",
+        (unsigned long long)st->plugin_refusals);
+    head(&t, "reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
+    put(&t, "gatehouse_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)st->reloads_ok);
+    put(&t, "gatehouse_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)st->reloads_failed);
+    head(&t, "process_start_time_seconds", "gauge", "Start time of the process since the epoch.");
+    put(&t, "gatehouse_process_start_time_seconds %.3f\n", st->start_time);
+    head(&t, "draining", "gauge", "1 while the process drains.");
+    put(&t, "gatehouse_draining %d\n", srv->draining ? 1 : 0);
+
+    if (t.failed) {
+        free(t.buf);
+        gh_req_error(r, 500);
+        return;
+    }
+    gh_req_begin(r, &h, 200);
+    gh_resp_add_raw(&h, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                        "Cache-Control: no-store\r\n", 81);
+    gh_req_send_ref(r, &h, t.buf, t.len, release, t.buf);
+}

@@ -1,0 +1,95 @@
+"""The metrics action: Prometheus text format, and numbers that move."""
+import re
+import socket
+import subprocess
+import urllib.request
+
+import ghtest
+from ghtest import raw_request
+
+LINE = re.compile(r'^(gatehouse_[a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+)$')
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = LINE.match(line)
+        assert m, "not exposition format: %r" % line
+        values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return values
+
+
+class MetricsTest(ghtest.TestCase):
+
+    def test_counters_move(self):
+        self.write("www/index.html", "hi\n")
+        port, pport = ghtest.free_port(), ghtest.free_port()
+        self.start(f"""
+access_log: off
+listeners:
+  - listen: 127.0.0.1:{port}
+  - listen: 127.0.0.1:{pport}
+    proxy_protocol: v1
+routes:
+  - match: {{ path: /metrics }}
+    metrics: {{}}
+  - match: {{ prefix: / }}
+    static: {{ root: www }}
+""")
+        before = scrape(port)
+        self.assertGreater(before["gatehouse_process_start_time_seconds"], 1.7e9)
+        self.assertEqual(before["gatehouse_draining"], 0)
+        for path in ("/", "/", "/missing"):
+            raw_request(port, f"GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
+        raw_request(pport, b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        raw_request(pport, b"PROXY TCP4 010.0.0.1 127.0.0.1 1 2\r\n")
+        after = scrape(port)
+        # three pages, and the `before` scrape (counted once it was sent)
+        self.assertEqual(after['gatehouse_http_responses_total{class="2xx"}']
+                         - before['gatehouse_http_responses_total{class="2xx"}'], 4)
+        self.assertEqual(after['gatehouse_http_responses_total{class="4xx"}']
+                         - before['gatehouse_http_responses_total{class="4xx"}'], 1)
+        self.assertEqual(after["gatehouse_proxy_headers_accepted_total"], 1)
+        self.assertEqual(after['gatehouse_proxy_headers_refused_total{reason="v1_address"}'], 1)
+        self.assertGreaterEqual(after["gatehouse_connections_accepted_total"]
+                                - before["gatehouse_connections_accepted_total"], 6)
+        held = socket.create_connection(("127.0.0.1", pport), timeout=5)
+        self.addCleanup(held.close)
+        gauge = f'gatehouse_connections_open{{listener="127.0.0.1:{pport}",kind="http"}}'
+        ghtest.wait_for(lambda: scrape(port)[gauge] == 1, what="the held connection in the gauge")
+        held.close()
+        ghtest.wait_for(lambda: scrape(port)[gauge] == 0, what="the gauge back at 0")
+
+
+class TlsMetricsTest(ghtest.TestCase):
+
+    def test_handshakes_are_counted(self):
+        key, crt = self.path("k.pem"), self.path("c.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
+        port, tport = ghtest.free_port(), ghtest.free_port()
+        self.start(f"""
+listeners:
+  - listen: 127.0.0.1:{port}
+  - listen: 127.0.0.1:{tport}
+    tls: {{ cert: {crt}, key: {key} }}
+routes:
+  - match: {{ path: /metrics }}
+    metrics: {{}}
+""")
+        subprocess.run(["curl", "-sk", "--max-time", "5", f"https://127.0.0.1:{tport}/metrics"], capture_output=True)
+        raw_request(tport, b"GET / HTTP/1.1\r\n\r\n")       # not TLS: a failed handshake
+        m = ghtest.wait_for(lambda: (lambda v: v['gatehouse_tls_handshakes_total{result="failed"}'] >= 1 and v)(scrape(port)),
+                            what="a failed handshake counted")
+        self.assertEqual(m['gatehouse_tls_handshakes_total{result="ok"}'], 1)
+        self.assertEqual(m['gatehouse_tls_handshakes_total{result="failed"}'], 1)
+
+
+if __name__ == "__main__":
+    ghtest.main()
