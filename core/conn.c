@@ -98,7 +98,7 @@ static void arm_timer(gh_conn *c, uint64_t ms)
 
 static const gh_listener_conf *listener_conf(const gh_conn *c)
 {
-    return &c->site->cfg->listeners[c->lst->index];
+    return &c->site->cfg->listeners[c->lidx];
 }
 
 static bool port_is_https(const gh_listener_conf *lc, const struct sockaddr_storage *dst)
@@ -131,7 +131,7 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
     if (lc->tls) {
         if (inject_len > 0)
             goto fail;      /* cannot happen: a TLS record never looks like a signature */
-        if ((ssl = SSL_new(c->site->tls_ctx[c->lst->index])) == NULL)
+        if ((ssl = SSL_new(c->site->tls_ctx[c->lidx])) == NULL)
             goto fail;
         c->bev = bufferevent_openssl_socket_new(srv->base, c->fd, ssl,
                                                 BUFFEREVENT_SSL_ACCEPTING,
@@ -326,6 +326,7 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
         goto fail;
     c->srv = srv;
     c->lst = lst;
+    c->lidx = lst->index;
     c->fd = fd;
     c->id = ++srv->next_conn_id;
     c->site = gh_site_ref(srv->site);

@@ -30,6 +30,7 @@ struct gh_conn {
     gh_server          *srv;
     gh_site            *site;          /* reference held */
     gh_listener        *lst;
+    size_t              lidx;          /* this listener's index in site->cfg->listeners */
     uint64_t            id;
     struct bufferevent *bev;
     struct event       *timer;         /* header / keep-alive timeout */

@@ -89,20 +89,22 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     }
 
     head(&t, "connections_open", "gauge", "Connections open now, by listener and kind.");
-    for (size_t i = 0; i < srv->nlisteners; i++) {
+    for (gh_listener *l = srv->listeners; l != NULL; l = l->next) {
         uint64_t ws = 0, all = 0;
+        if (l->retired)
+            continue;
         for (gh_conn *c = srv->conns; c != NULL; c = c->next) {
-            if (c->lst != &srv->listeners[i])
+            if (c->lst != l)
                 continue;
             all++;
             if (c->state == GH_CONN_WS)
                 ws++;
         }
         put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, srv->listeners[i].name);
+        label(&t, l->name);
         put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)(all - ws));
         put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, srv->listeners[i].name);
+        label(&t, l->name);
         put(&t, "\",kind=\"websocket\"} %llu\n", (unsigned long long)ws);
     }
     head(&t, "connections_accepted_total", "counter", "Connections accepted.");

@@ -140,13 +140,13 @@ static void set_accepting(gh_server *srv, bool on)
     if (srv->accepting == on)
         return;
     srv->accepting = on;
-    for (size_t i = 0; i < srv->nlisteners; i++) {
-        if (srv->listeners[i].evl == NULL)
+    for (gh_listener *l = srv->listeners; l != NULL; l = l->next) {
+        if (l->evl == NULL)
             continue;
         if (on)
-            evconnlistener_enable(srv->listeners[i].evl);
+            evconnlistener_enable(l->evl);
         else
-            evconnlistener_disable(srv->listeners[i].evl);
+            evconnlistener_disable(l->evl);
     }
 }
 
@@ -228,48 +228,186 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     evtimer_add(srv->accept_retry, &tv);
 }
 
+static gh_listener *bind_one(gh_server *srv, const gh_listener_conf *lc, size_t index)
+{
+    gh_listener *l = calloc(1, sizeof(*l));
+
+    if (l == NULL || (l->name = strdup(lc->listen)) == NULL) {
+        free(l);
+        GH_LOG(GH_LOG_ERROR, "listen %s: out of memory", lc->listen);
+        return NULL;
+    }
+    l->srv = srv;
+    l->index = index;
+    l->evl = evconnlistener_new_bind(srv->base, on_accept, l,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                                     LEV_OPT_REUSEABLE,
+                                     1024, (const struct sockaddr *)&lc->addr, (int)lc->addrlen);
+    if (l->evl == NULL) {
+        GH_LOG(GH_LOG_ERROR, "%s:%d:%d: listen %s: %s", lc->loc.file, lc->loc.line,
+               lc->loc.col, lc->listen, strerror(errno));
+        free(l->name);
+        free(l);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->evl, on_accept_error);
+    if (!srv->accepting)
+        evconnlistener_disable(l->evl);
+    return l;
+}
+
+static void free_listener(gh_listener *l)
+{
+    if (l->evl != NULL)
+        evconnlistener_free(l->evl);
+    free(l->name);
+    free(l);
+}
+
 static int bind_listeners(gh_server *srv)
 {
     const gh_config *cfg = srv->site->cfg;
+    gh_listener **tail = &srv->listeners;
 
-    srv->listeners = calloc(cfg->nlisteners, sizeof(*srv->listeners));
-    if (srv->listeners == NULL)
-        return GH_ENOMEM;
-    srv->nlisteners = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const gh_listener_conf *lc = &cfg->listeners[i];
-        gh_listener *l = &srv->listeners[i];
-
-        l->srv = srv;
-        l->index = i;
-        l->name = strdup(lc->listen);
-        if (l->name == NULL)
-            return GH_ENOMEM;
-        l->evl = evconnlistener_new_bind(srv->base, on_accept, l,
-                                         LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-                                         LEV_OPT_REUSEABLE,
-                                         1024, (const struct sockaddr *)&lc->addr,
-                                         (int)lc->addrlen);
-        if (l->evl == NULL) {
-            int e = errno;
-            GH_LOG(GH_LOG_ERROR, "%s:%d:%d: listen %s: %s", lc->loc.file, lc->loc.line,
-                   lc->loc.col, lc->listen, strerror(e));
-            return -e;
-        }
-        evconnlistener_set_error_cb(l->evl, on_accept_error);
+        gh_listener *l = bind_one(srv, &cfg->listeners[i], i);
+        if (l == NULL)
+            return GH_EINVAL;
+        *tail = l;
+        tail = &l->next;
     }
     return GH_OK;
 }
 
 static void close_listeners(gh_server *srv)
 {
-    for (size_t i = 0; i < srv->nlisteners; i++) {
-        if (srv->listeners[i].evl != NULL) {
-            evconnlistener_free(srv->listeners[i].evl);
-            srv->listeners[i].evl = NULL;
+    for (gh_listener *l = srv->listeners; l != NULL; l = l->next) {
+        if (l->evl != NULL) {
+            evconnlistener_free(l->evl);
+            l->evl = NULL;
         }
     }
     srv->accepting = false;
+}
+
+static bool same_addr(const gh_listener_conf *a, const gh_listener_conf *b)
+{
+    return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+static uint64_t connection_limit(const gh_config *cfg, uint64_t nofile)
+{
+    uint64_t max = nofile > FD_RESERVE * 2 ? nofile - FD_RESERVE : nofile / 2;
+
+    if (cfg->max_connections > 0) {
+        if (cfg->max_connections > max)
+            GH_LOG(GH_LOG_WARN, "max_connections %llu is above what the open-files limit "
+                   "allows; using %llu", (unsigned long long)cfg->max_connections,
+                   (unsigned long long)max);
+        else
+            max = cfg->max_connections;
+    }
+    return max;
+}
+
+static int open_access_log(gh_server *srv, const char *path);
+
+int gh_server_reload(gh_server *srv)
+{
+    const gh_config *ocfg = srv->site->cfg;
+    gh_errlist errs;
+    gh_config *cfg = NULL;
+    gh_site *site = NULL, *old;
+    gh_listener **map = NULL, *added = NULL, *l, **pp;
+    int rc;
+
+    gh_notify("RELOADING=1\nSTATUS=reloading");
+    gh_errlist_init(&errs);
+    rc = gh_config_load(ocfg->path, &cfg, &errs);
+    if (rc == GH_OK)
+        rc = gh_site_new(cfg, &errs, &site);    /* takes cfg */
+    if (rc != GH_OK) {
+        if (errs.n == 0)
+            gh_errlist_add(&errs, ocfg->path, 0, 0, "cannot load: %s", strerror(-rc));
+        for (size_t i = 0; i < errs.n; i++)
+            GH_LOG(GH_LOG_ERROR, "reload refused: %s", errs.items[i]);
+        goto fail;
+    }
+    cfg = site->cfg;
+
+    /* keep the sockets of listeners that stay; bind the new ones first, so
+     * a port that cannot be bound leaves everything as it was */
+    if ((map = calloc(cfg->nlisteners, sizeof(*map))) == NULL) {
+        rc = GH_ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        for (l = srv->listeners; l != NULL; l = l->next)
+            if (!l->retired && l->evl != NULL && same_addr(&ocfg->listeners[l->index], &cfg->listeners[i]))
+                map[i] = l;
+        if (map[i] == NULL) {
+            if ((map[i] = bind_one(srv, &cfg->listeners[i], i)) == NULL) {
+                rc = GH_EINVAL;
+                GH_LOG(GH_LOG_ERROR, "reload refused: cannot listen on %s", cfg->listeners[i].listen);
+                goto fail;
+            }
+            map[i]->next = added;
+            added = map[i];
+        }
+    }
+    /* retire the listeners the new config dropped */
+    for (l = srv->listeners; l != NULL; l = l->next) {
+        bool kept = false;
+        for (size_t i = 0; i < cfg->nlisteners; i++)
+            kept = kept || map[i] == l;
+        if (!kept && !l->retired) {
+            GH_LOG(GH_LOG_INFO, "reload: closing listener %s", l->name);
+            if (l->evl != NULL)
+                evconnlistener_free(l->evl);
+            l->evl = NULL;
+            l->retired = true;
+        }
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        map[i]->index = i;
+    for (pp = &srv->listeners; *pp != NULL; pp = &(*pp)->next)
+        ;
+    *pp = added;
+    added = NULL;
+
+    old = srv->site;
+    srv->site = site;
+    site = NULL;
+    gh_plugins_bind(srv->site, srv);
+    gh_site_unref(old);           /* connections keep the old one alive */
+
+    gh_log_min_level = (gh_log_level)cfg->log_level;
+    if (gh_log_open(cfg->error_log) != GH_OK)
+        GH_LOG(GH_LOG_ERROR, "reload: error log %s: cannot open; keeping the old one", cfg->error_log);
+    if (srv->access_fd >= 0)
+        close(srv->access_fd);
+    (void)open_access_log(srv, cfg->access_log);   /* also reopens a rotated file */
+    srv->max_conns = connection_limit(cfg, srv->nofile);
+    srv->stats.reloads_ok++;
+    GH_LOG(GH_LOG_INFO, "reloaded %s", cfg->path);
+    free(map);
+    gh_errlist_deinit(&errs);
+    gh_notify("READY=1\nSTATUS=serving");
+    return GH_OK;
+
+fail:
+    while (added != NULL) {
+        l = added;
+        added = l->next;
+        free_listener(l);
+    }
+    free(map);
+    gh_site_unref(site);
+    srv->stats.reloads_failed++;
+    gh_errlist_deinit(&errs);
+    GH_LOG(GH_LOG_WARN, "reload failed: still serving the previous configuration");
+    gh_notify("READY=1\nSTATUS=serving (last reload failed)");
+    return rc == GH_OK ? GH_EINVAL : rc;
 }
 
 /* ---- signals and drain ------------------------------------------------- */
@@ -354,7 +492,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         gh_server_drain(srv);
         break;
     case SIGHUP:
-        GH_LOG(GH_LOG_WARN, "SIGHUP: reload is not implemented yet; keeping the running config");
+        if (srv->stopping || srv->draining) {
+            GH_LOG(GH_LOG_WARN, "SIGHUP while draining: not reloading");
+            break;
+        }
+        GH_LOG(GH_LOG_INFO, "SIGHUP: reloading %s", srv->site->cfg->path);
+        gh_server_reload(srv);
         break;
     default:
         break;
@@ -400,7 +543,6 @@ int gh_server_new(gh_site *site, gh_server **out)
 {
     gh_server *srv = NULL;
     const gh_config *cfg = site->cfg;
-    uint64_t nofile;
     int rc = GH_ENOMEM;
 
     if ((srv = calloc(1, sizeof(*srv))) == NULL) {
@@ -434,19 +576,11 @@ int gh_server_new(gh_site *site, gh_server **out)
     gh_plugins_bind(site, srv);
     if ((rc = open_access_log(srv, cfg->access_log)) != GH_OK)
         goto out;
-    nofile = raise_nofile();
-    srv->max_conns = nofile > FD_RESERVE * 2 ? nofile - FD_RESERVE : nofile / 2;
-    if (cfg->max_connections > 0) {
-        if (cfg->max_connections > srv->max_conns)
-            GH_LOG(GH_LOG_WARN, "max_connections %llu is above what the open-files limit "
-                   "allows; using %llu", (unsigned long long)cfg->max_connections,
-                   (unsigned long long)srv->max_conns);
-        else
-            srv->max_conns = cfg->max_connections;
-    }
+    srv->nofile = raise_nofile();
+    srv->max_conns = connection_limit(cfg, srv->nofile);
+    srv->accepting = true;
     if ((rc = bind_listeners(srv)) != GH_OK)
         goto out;
-    srv->accepting = true;
     *out = srv;
     srv = NULL;
     rc = GH_OK;
@@ -465,9 +599,11 @@ void gh_server_free(gh_server *srv)
     gh_site_unref(srv->site);     /* plugins' fini may still unsubscribe */
     srv->site = NULL;
     gh_topics_free(srv);
-    for (size_t i = 0; i < srv->nlisteners; i++)
-        free(srv->listeners[i].name);
-    free(srv->listeners);
+    while (srv->listeners != NULL) {
+        gh_listener *l = srv->listeners;
+        srv->listeners = l->next;
+        free_listener(l);
+    }
     if (srv->drain_timer != NULL)
         event_free(srv->drain_timer);
     if (srv->accept_retry != NULL)
@@ -491,8 +627,8 @@ int gh_server_run(gh_server *srv)
     size_t n = 0;
 
     names[0] = '\0';
-    for (size_t i = 0; i < srv->nlisteners && n < sizeof(names); i++) {
-        int w = snprintf(names + n, sizeof(names) - n, "%s%s", i ? " " : "", srv->listeners[i].name);
+    for (gh_listener *l = srv->listeners; l != NULL && n < sizeof(names); l = l->next) {
+        int w = snprintf(names + n, sizeof(names) - n, "%s%s", n ? " " : "", l->name);
         if (w > 0)
             n += (size_t)w;
     }

@@ -39,25 +39,30 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out);
 gh_site *gh_site_ref(gh_site *s);
 void gh_site_unref(gh_site *s);   /* NULL-safe; frees at zero */
 
+/* A listening socket. Listeners live until the server is freed: one that a
+ * reload removes is closed and marked retired, because connections it
+ * accepted still point at it. */
 typedef struct gh_listener {
+    struct gh_listener    *next;
     gh_server             *srv;
-    struct evconnlistener *evl;
-    size_t                 index;      /* into site->cfg->listeners */
+    struct evconnlistener *evl;        /* NULL once closed */
+    size_t                 index;      /* into the current site's cfg->listeners */
     char                  *name;       /* "127.0.0.1:8080" for logs */
     uint64_t               open;       /* connections open now */
+    bool                   retired;    /* removed by a reload */
 } gh_listener;
 
 struct gh_server {
     struct event_base *base;
     gh_site           *site;           /* current generation */
-    gh_listener       *listeners;
-    size_t             nlisteners;
+    gh_listener       *listeners;      /* list, active and retired */
     struct event      *sig_term, *sig_int, *sig_hup, *sig_pipe;
     struct event      *drain_timer;
     struct event      *accept_retry;   /* re-enables accepting after EMFILE */
     gh_conn           *conns;          /* doubly linked registry */
     uint64_t           nconns;
     uint64_t           max_conns;      /* effective limit */
+    uint64_t           nofile;         /* the open-files limit after raising it */
     uint64_t           next_conn_id;
     bool               accepting;
     bool               draining;       /* health says 503 */
@@ -88,6 +93,12 @@ void gh_server_access_write(gh_server *srv, const char *line, size_t len);
 /* Connection registry, called by conn.c. */
 void gh_server_conn_added(gh_server *srv, gh_conn *c);
 void gh_server_conn_removed(gh_server *srv, gh_conn *c);
+
+/* Re-reads the config file and swaps in the new routes, listeners,
+ * plugins and certificates (SIGHUP). Established connections keep the
+ * generation they started with. A config with errors is refused, its errors
+ * logged, and the running one kept. Returns 0 or GH_EINVAL. */
+int gh_server_reload(gh_server *srv);
 
 /* Starts the drain (SIGTERM): health 503 now, stop accepting after
  * drain_delay, exit when the last connection closes or drain_timeout. */
