@@ -18,8 +18,8 @@ case "$mode" in
 esac
 
 # Debian packages: the build, then what the tests drive the daemon with.
-build_pkgs=(gcc make cmake pkg-config libevent-dev libyaml-dev libssl-dev check)
-test_pkgs=(curl openssl python3 python3-websockets haproxy)
+build_pkgs=(gcc make cmake pkg-config libevent-dev libyaml-dev libssl-dev check libjansson-dev)
+test_pkgs=(curl openssl python3 python3-websockets haproxy shellcheck chromium strace systemd)
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -41,6 +41,14 @@ if [ "$mode" = test ] && [ -f tests/package.json ]; then
   if [ ! -f "$stamp" ] || ! cmp -s tests/package-lock.json "$stamp"; then
     (cd tests && npm ci --no-audit --no-fund --loglevel=error)
     cp tests/package-lock.json "$stamp"
+  fi
+fi
+# the browser test's playwright-core (it drives Debian's chromium: no browser download)
+if [ "$mode" = test ] && [ -f tests/e2e/package.json ]; then
+  stamp=tests/e2e/node_modules/.gh-lock-stamp
+  if [ ! -f "$stamp" ] || ! cmp -s tests/e2e/package-lock.json "$stamp"; then
+    (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/e2e/package-lock.json "$stamp"
   fi
 fi
 
