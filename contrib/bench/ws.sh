@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# ws.sh: WebSocket benchmark of gatehouse against node `ws` 8, same machine,
+# same run. A benchmark, not a test: the machine is shared and noisy, so only
+# the ratios within one run mean anything.
+#
+# Four jobs (contrib/bench/README.md has the details), each against a fresh
+# server process pinned to core 0 (SERVER_CPU), with the load generator
+# (wsload, built here from contrib/bench/wsload.c) pinned to core 1 (LOAD_CPU):
+#   echo       100 connections x 8 messages of 32 bytes in flight: round trips/s
+#   fanout     1,000 subscribers + 1 publisher on one topic: deliveries/s,
+#              p99 send-to-receive latency, lost=0 checked
+#   handshake  50 opening + closing handshakes in flight: handshakes/s
+#   idle       10,000 idle connections: server VmRSS growth / 10,000
+#
+#   bash contrib/bench/ws.sh
+#
+# Environment:
+#   GATEHOUSE=PATH   gatehouse binary (build/release/gatehouse; built with the
+#                    release preset when missing and GATEHOUSE is not set)
+#   PLUGINS=DIR      folder with echo.so and pubsub.so (next to GATEHOUSE)
+#   DURATION=S       measured seconds for echo and handshake (10)
+#   MSGS=N           fanout messages (1000, i.e. 1,000,000 deliveries)
+#   WINDOW=N         fanout messages in flight (8)
+#   BENCHES="..."    subset of: echo fanout handshake idle
+#   SERVERS="..."    subset of: gatehouse node
+#   REPEAT=N         rounds (3); the table keeps each server's best valid run
+#   NODE_BROADCAST=send|frame   node's fan-out: client.send() per subscriber
+#                    (default, the idiomatic one) or Sender.frame() once
+#   SERVER_CPU=0 LOAD_CPU=1
+#
+# Exit status: 0 when every run was valid (no failed connection, no lost
+# message), 1 otherwise. Goals are printed, not enforced.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+bench="$here/contrib/bench"
+gh="${GATEHOUSE:-$here/build/release/gatehouse}"
+dur="${DURATION:-10}"
+msgs="${MSGS:-1000}"
+window="${WINDOW:-8}"
+benches="${BENCHES:-echo fanout handshake idle}"
+servers="${SERVERS:-gatehouse node}"
+repeat="${REPEAT:-3}"
+bcast="${NODE_BROADCAST:-send}"
+scpu="${SERVER_CPU:-0}"
+lcpu="${LOAD_CPU:-1}"
+idle_conns=10000
+src="127.0.0.2-127.0.0.11"      # 10 source addresses, 1,000 idle connections each
+
+need=()
+for c in taskset node npm cc pkg-config python3; do command -v "$c" >/dev/null 2>&1 || need+=("$c"); done
+if [ "${#need[@]}" -gt 0 ]; then
+  pk=(); for c in "${need[@]}"; do case "$c" in taskset) pk+=(util-linux);; node) pk+=(nodejs);; cc) pk+=(gcc);; *) pk+=("$c");; esac; done
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pk[@]}"
+fi
+
+# One socket per connection on both sides; root may raise the hard limit too.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((idle_conns + 200)) ]; then
+  echo "ws.sh: open-files limit $(ulimit -n) is below $((idle_conns + 200)); the idle bench needs more" >&2
+  exit 1
+fi
+
+case " $servers " in *" gatehouse "*)
+  if [ ! -x "$gh" ]; then
+    if [ -n "${GATEHOUSE:-}" ]; then echo "ws.sh: GATEHOUSE=$gh is not executable" >&2; exit 1; fi
+    (cd "$here" && cmake --preset release >/dev/null && cmake --build --preset release -j2 >/dev/null)
+  fi
+  plugins="${PLUGINS:-$(dirname "$gh")/plugins}"
+  plugins="$(cd "$plugins" && pwd)"
+  for p in echo pubsub; do
+    [ -f "$plugins/$p.so" ] || { echo "ws.sh: $plugins/$p.so is missing" >&2; exit 1; }
+  done
+esac
+case " $servers " in *" node "*)
+  if [ ! -d "$bench/node/node_modules/ws" ]; then
+    (cd "$bench/node" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+esac
+
+tmp="$(mktemp -d)"
+spid=""
+stop_server() {
+  [ -n "$spid" ] || return 0
+  kill -TERM "$spid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
+  spid=""
+}
+# shellcheck disable=SC2317  # called by the trap
+cleanup() { stop_server; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+read -r -a ldflags <<<"$(pkg-config --cflags --libs libevent_core libcrypto)"
+cc -std=gnu11 -O2 -Wall -Wextra "$bench/wsload.c" "${ldflags[@]}" -o "$tmp/wsload"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
+
+gh_config() {   # gh_config PORT FILE
+  cat > "$2" <<EOF
+plugins_dir: $plugins
+access_log: off
+error_log: stderr
+log_level: warn
+max_connections: 0
+drain_timeout: 1s
+listeners:
+  - listen: 127.0.0.1:$1
+routes:
+  - match: { path: /ws/echo }
+    websocket:
+      plugin: echo
+      origins: "*"
+      max_message: 64KiB
+      ping_interval: 30s
+      send_backlog: 8MiB
+  - match: { path: /ws/pubsub }
+    websocket:
+      plugin: pubsub
+      origins: "*"
+      max_message: 64KiB
+      ping_interval: 30s
+      send_backlog: 8MiB
+EOF
+}
+
+start_server() {   # start_server NAME PORT
+  local log="$tmp/$1.$2.log"
+  if [ "$1" = gatehouse ]; then
+    gh_config "$2" "$tmp/gh.yaml"
+    if ! "$gh" -t -c "$tmp/gh.yaml" >"$log" 2>&1; then
+      echo "ws.sh: gatehouse -t refused the bench config:" >&2; cat "$log" >&2; return 1
+    fi
+    taskset -c "$scpu" "$gh" -c "$tmp/gh.yaml" 2>"$log" &
+  else
+    taskset -c "$scpu" node "$bench/node/server.js" "$2" "$bcast" 2>"$log" &
+  fi
+  spid=$!
+  if ! wait_port "$2"; then
+    echo "ws.sh: $1 never opened port $2:" >&2; cat "$log" >&2; stop_server; return 1
+  fi
+}
+
+declare -A res      # "BENCH KEY SERVER" -> values of the valid, quiet runs, space-separated
+declare -A resn     # the same for valid runs during which other processes took a core
+declare -A sat      # "BENCH SERVER" -> 1 when wsload was saturated in some run
+invalid=0
+run() {   # run BENCH SERVER
+  local port out rc=0 args=() key v
+  port="$(free_port)"
+  start_server "$2" "$port" || { invalid=1; return 0; }
+  case "$1" in
+    echo)      args=(--mode echo --conns 100 --inflight 8 --size 32 --duration "$dur") ;;
+    fanout)    args=(--mode fanout --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
+    handshake) args=(--mode handshake --concurrency 50 --duration "$dur" --src "$src") ;;
+    idle)      args=(--mode idle --conns "$idle_conns" --src "$src") ;;
+  esac
+  out="$(taskset -c "$lcpu" "$tmp/wsload" "${args[@]}" --port "$port" --label "$2" --pid "$spid")" || rc=$?
+  echo "$out"
+  if ! kill -0 "$spid" 2>/dev/null; then
+    rc=1
+    echo "ws.sh: $2 died during $1" >&2
+  fi
+  if [ "$rc" -ne 0 ]; then
+    invalid=1
+    echo "ws.sh: $1 against $2 is not a valid run (wsload exit $rc)" >&2
+    [ -s "$tmp/$2.$port.log" ] && tail -20 "$tmp/$2.$port.log" | sed 's/^/  server: /' >&2
+  fi
+  stop_server
+  [ "$rc" -eq 0 ] || return 0
+  case "$out" in *load_saturated=yes*) sat["$1 $2"]=1;; esac
+  for key in rt/s deliveries/s p99_us hs/s kib/conn; do
+    v="$(printf '%s\n' "$out" | tr ' ' '\n' | awk -F= -v k="$key" '$1 == k { print $2 }')"
+    [ -n "$v" ] || continue
+    case "$out" in
+      *noisy=yes*) resn["$1 $key $2"]="${resn["$1 $key $2"]:-} $v" ;;
+      *)           res["$1 $key $2"]="${res["$1 $key $2"]:-} $v" ;;
+    esac
+  done
+  return 0
+}
+
+echo "# ws.sh $(date -u +%FT%TZ) servers on core $scpu, wsload on core $lcpu; $(nproc) cores: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+case " $servers " in *" gatehouse "*) echo "# gatehouse: $gh (plugins $plugins)";; esac
+case " $servers " in *" node "*) echo "# node $(node -v), ws $(node -p "require('$bench/node/node_modules/ws/package.json').version"), broadcast: $bcast";; esac
+# Each round runs every server once per bench, the order flipped every other
+# round so that a machine slowing down or speeding up favours nobody.
+read -r -a order <<<"$servers"
+for r in $(seq 1 "$repeat"); do
+  [ "$repeat" -gt 1 ] && echo "# round $r of $repeat"
+  for b in $benches; do
+    if [ $((r % 2)) -eq 1 ]; then list=("${order[@]}"); else list=(); for ((i=${#order[@]}-1; i>=0; i--)); do list+=("${order[$i]}"); done; fi
+    for s in "${list[@]}"; do
+      run "$b" "$s"
+    done
+  done
+done
+
+# The table: the best valid run of each server (noise on a shared machine only
+# ever slows a run down), gatehouse/node, and the issue's goal. Runs during
+# which other processes took 10% or more of a core (wsload says noisy=yes)
+# count only when a server has no other.
+echo
+[ "$repeat" -gt 1 ] && echo "# best of $repeat rounds"
+printf '%-10s %-13s %12s %12s %9s  %s\n' bench figure gatehouse node gh/node goal
+row() {   # row BENCH KEY BETTER(max|min) GOAL_KIND GOAL
+  local g="${res["$1 $2 gatehouse"]:-}" n="${res["$1 $2 node"]:-}" note=""
+  [ -n "${sat["$1 gatehouse"]:-}" ] && note=" (wsload saturated: gatehouse figure is a floor)"
+  if [ -z "$g" ] && [ -n "${resn["$1 $2 gatehouse"]:-}" ]; then g="${resn["$1 $2 gatehouse"]}"; note="$note (gatehouse: noisy runs only)"; fi
+  if [ -z "$n" ] && [ -n "${resn["$1 $2 node"]:-}" ]; then n="${resn["$1 $2 node"]}"; note="$note (node: noisy runs only)"; fi
+  awk -v b="$1" -v k="$2" -v gl="$g" -v nl="$n" -v better="$3" -v kind="$4" -v goal="$5" -v note="$note" '
+    function best(list,   a, i, m, c) {
+      c = split(list, a, " "); if (c == 0) return "-"
+      m = a[1] + 0
+      for (i = 2; i <= c; i++) if ((better == "max" && a[i] + 0 > m) || (better == "min" && a[i] + 0 < m)) m = a[i] + 0
+      return m
+    }
+    BEGIN {
+      g = best(gl); n = best(nl); r = "-"; verdict = ""; want = ""
+      if (g != "-" && n != "-" && n + 0 > 0) r = sprintf("%.2f", g / n)
+      if (kind == "ratio_min") { want = ">= " goal "x node"; if (r != "-") verdict = (r + 0 >= goal + 0) ? " met" : " MISSED" }
+      if (kind == "abs_max")   { want = "<= " goal " KiB";   if (g != "-") verdict = (g + 0 <= goal + 0) ? " met" : " MISSED" }
+      if (kind == "none")      { want = "(lower is better)" }
+      fmt = (k == "kib/conn") ? "%.2f" : "%.0f"
+      gs = (g == "-") ? "-" : sprintf(fmt, g); ns = (n == "-") ? "-" : sprintf(fmt, n)
+      printf "%-10s %-13s %12s %12s %9s  %s%s%s\n", b, k, gs, ns, r, want, verdict, note
+    }'
+}
+for b in $benches; do
+  case "$b" in
+    echo)      row echo rt/s max ratio_min 3 ;;
+    fanout)    row fanout deliveries/s max ratio_min 5; row fanout p99_us min none - ;;
+    handshake) row handshake hs/s max ratio_min 2 ;;
+    idle)      row idle kib/conn min abs_max 2 ;;
+  esac
+done
+[ "$invalid" -eq 0 ] || echo "ws.sh: some runs were not valid (see above); their figures are left out" >&2
+exit "$invalid"

@@ -1,0 +1,1509 @@
+/* wsload.c: a WebSocket load generator for contrib/bench/ws.sh.
+ *
+ * Why our own: the usual tools (wrk, autobahn, websocket-bench, thor) either
+ * speak no WebSocket, measure one connection at a time, or are themselves
+ * slower than the servers under test. This one is a single-threaded
+ * libevent client that does one of four jobs and prints one greppable line:
+ *
+ *   echo       CONNS connections, each keeping INFLIGHT text messages of
+ *              SIZE bytes in flight; counts checked echoes per second.
+ *   fanout     SUBS subscribers and one publisher on a topic; the publisher
+ *              keeps WINDOW messages not yet delivered everywhere in flight,
+ *              each carrying its send time; counts deliveries per second,
+ *              the p50/p99 send-to-receive latency, and checks that every
+ *              receiver got every message once and in order (lost=, dup=).
+ *   handshake  CONCURRENCY connections in flight, each doing the opening
+ *              handshake, a close handshake and the TCP close, over and over.
+ *   idle       CONNS open, idle connections; the server's VmRSS growth over
+ *              them divided by CONNS.
+ *
+ * It speaks the client side of RFC 6455 itself: a random key checked against
+ * Sec-WebSocket-Accept (SHA-1 from libcrypto), masked frames with a fresh
+ * mask per frame, an incremental parser for unmasked server frames, pongs
+ * for pings, and the close handshake. It deliberately does not fragment,
+ * compress, or accept fragmented messages (the servers under test never
+ * fragment small messages; a fragment is reported as a protocol error).
+ *
+ * Every run is bounded in connections and in time. Failures are counted by
+ * kind and printed; the exit status is 1 when the run is not valid (any
+ * failed connection in echo/fanout/idle, any message lost or duplicated,
+ * more than 1% failed handshakes), 2 on bad usage. */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#define SCRATCH      (256u * 1024)     /* read buffer shared by all connections */
+#define MAX_FRAME    (SCRATCH / 2)     /* largest server frame we accept */
+#define MAX_HEAD     8192              /* largest handshake response head */
+#define MAX_SRC      64
+#define HIST_BUCKETS 3776              /* log-linear, 64 sub-buckets per octave */
+#define WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+enum mode { M_ECHO, M_FANOUT, M_HANDSHAKE, M_IDLE };
+enum cstate { CS_FREE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING };
+enum errkind { E_CONNECT, E_HTTP, E_TIMEOUT, E_EOF, E_PROTO, E_IO, E_NKINDS };
+static const char *const errname[E_NKINDS] = {
+    "connect", "http", "timeout", "eof", "proto", "io",
+};
+
+struct bench;
+
+typedef struct conn {
+    struct bench *b;
+    int           fd;
+    unsigned      idx;
+    enum cstate   st;
+    struct event *rev, *wev;
+    uint8_t      *rbuf;            /* unparsed bytes kept between reads */
+    size_t        rlen, rcap;
+    uint8_t      *wbuf;            /* bytes not yet written */
+    size_t        woff, wlen, wcap;
+    uint64_t      deadline;        /* ns; for connect, handshake and close */
+    char          accept[29];      /* the Sec-WebSocket-Accept we expect */
+    bool          upgraded, close_sent, close_rcvd, is_pub, ready;
+    uint64_t      tx, rx;          /* echo: messages sent / checked */
+    uint64_t      next_seq, got;   /* fanout: next expected seq, in-order count */
+} conn;
+
+typedef struct bench {
+    /* options */
+    enum mode   mode;
+    const char *label, *host, *path;
+    int         port;
+    unsigned    conns, inflight, size, subs, window, concurrency, warm_msgs;
+    uint64_t    msgs;
+    double      duration, warmup, settle, timeout;
+    long        pid;
+    struct sockaddr_in dst, src[MAX_SRC];
+    unsigned    nsrc, src_next;
+
+    struct event_base *base;
+    struct event      *tick, *refill, *phase_ev;
+    uint8_t           *scratch;
+    char               host_hdr[300];
+    uint64_t           rng[2];
+
+    conn     **c;              /* slots */
+    unsigned   nslots;
+    unsigned   started, pending, open;
+    bool       opening_done, running, stop, pub_dirty;
+    int        phase;          /* mode-specific */
+    uint64_t   t0, t_measure, t_end;
+    uint64_t   err[E_NKINDS];
+    char       first_err[E_NKINDS][160];
+
+    /* echo / handshake */
+    uint64_t   done, done_at_measure;
+    uint64_t   close_timeouts;
+
+    /* fanout */
+    conn      *pub;
+    uint32_t  *got;            /* per seq: receivers that have it */
+    uint64_t   published, completed, nready, deliveries, dups, lat_n;
+    uint64_t   t_warm_pub, t_last_deliv, t_last_progress, t_sync;
+    uint64_t   hist[HIST_BUCKETS];
+    uint64_t   lat_max;
+
+    /* cpu */
+    struct rusage ru0;
+    uint64_t   srv_ticks0;
+    int        core[2];            /* the server's and our core, or -1 */
+    uint64_t   core_busy0[2], core_total0[2], core_steal0[2];
+    bool       saturated;          /* we used >= 90% of our core */
+    bool       noisy;              /* other processes took >= 10% of a core */
+} bench;
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift128+: masks and keys need to be unpredictable to an observer of the
+ * stream, not cryptographic here; seeded from getrandom(). */
+static uint64_t rnd(bench *b)
+{
+    uint64_t s1 = b->rng[0];
+    const uint64_t s0 = b->rng[1];
+
+    b->rng[0] = s0;
+    s1 ^= s1 << 23;
+    b->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return b->rng[1] + s0;
+}
+
+static void record_err(bench *b, enum errkind k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void record_err(bench *b, enum errkind k, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (b->err[k]++ == 0) {
+        va_start(ap, fmt);
+        vsnprintf(b->first_err[k], sizeof(b->first_err[k]), fmt, ap);
+        va_end(ap);
+    }
+}
+
+static uint64_t total_errs(const bench *b)
+{
+    uint64_t n = 0;
+
+    for (int k = 0; k < E_NKINDS; k++)
+        n += b->err[k];
+    return n;
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    size_t ncap = *cap ? *cap : 256;
+    uint8_t *p;
+
+    if (need <= *cap)
+        return 0;
+    while (ncap < need)
+        ncap *= 2;
+    if ((p = realloc(*buf, ncap)) == NULL)
+        return -1;
+    *buf = p;
+    *cap = ncap;
+    return 0;
+}
+
+static void put_hex(char *out, uint64_t v, int digits)
+{
+    static const char hx[] = "0123456789abcdef";
+
+    for (int i = digits - 1; i >= 0; i--, v >>= 4)
+        out[i] = hx[v & 15];
+}
+
+/* Returns -1 on a non-hex digit. */
+static int get_hex(const uint8_t *in, int digits, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < digits; i++) {
+        uint8_t ch = in[i];
+        int d;
+        if (ch >= '0' && ch <= '9')
+            d = ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+            d = ch - 'a' + 10;
+        else
+            return -1;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 0;
+}
+
+static unsigned hist_bucket(uint64_t v)
+{
+    int msb, shift;
+
+    if (v < 128)
+        return (unsigned)v;
+    msb = 63 - __builtin_clzll(v);
+    shift = msb - 6;
+    return (unsigned)(shift + 1) * 64 + (unsigned)((v >> shift) & 63);
+}
+
+static uint64_t hist_value(unsigned i)
+{
+    if (i < 128)
+        return i;
+    return (uint64_t)(64 + i % 64) << (i / 64 - 1);
+}
+
+static uint64_t hist_pct(const bench *b, double pct)
+{
+    uint64_t want = (uint64_t)((double)b->lat_n * pct / 100.0 + 0.5), seen = 0;
+
+    if (b->lat_n == 0)
+        return 0;
+    if (want == 0)
+        want = 1;
+    for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+        seen += b->hist[i];
+        if (seen >= want)
+            return hist_value(i);
+    }
+    return b->lat_max;
+}
+
+static long read_rss_kib(long pid)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    if ((fp = fopen(path, "r")) == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), fp) != NULL)
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kib = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(fp);
+    return kib;
+}
+
+/* utime + stime of pid in clock ticks, or 0 when unknown. */
+static uint64_t read_cpu_ticks(long pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    const char *p;
+    ssize_t n;
+    int fd;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if ((p = strrchr(buf, ')')) == NULL)   /* comm may hold spaces */
+        return 0;
+    /* after ") ": state(3) ... utime(14) stime(15) */
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return ut + st;
+}
+
+/* The one core pid may run on (0 = us), or -1 when it may run on several. */
+static int pinned_core(long pid)
+{
+    cpu_set_t set;
+    int core = -1;
+
+    if (sched_getaffinity((pid_t)pid, sizeof(set), &set) != 0 || CPU_COUNT(&set) != 1)
+        return -1;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &set))
+            core = i;
+    return core;
+}
+
+/* Busy, total and steal ticks of one core from /proc/stat. Counting the
+ * core rather than the process sees the loopback softirq work that runs on
+ * it, which the process's own utime+stime may leave out. */
+static int read_core(int core, uint64_t *busy, uint64_t *total, uint64_t *steal)
+{
+    char line[512], want[16];
+    unsigned long long v[8] = { 0 };
+    FILE *fp;
+    int rc = -1;
+
+    if (core < 0 || (fp = fopen("/proc/stat", "r")) == NULL)
+        return -1;
+    snprintf(want, sizeof(want), "cpu%d ", core);
+    while (fgets(line, sizeof(line), fp) != NULL)
+        if (strncmp(line, want, strlen(want)) == 0) {
+            /* user nice system idle iowait irq softirq steal */
+            if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                       &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8)
+                rc = 0;
+            break;
+        }
+    fclose(fp);
+    if (rc == 0) {
+        *busy = v[0] + v[1] + v[2] + v[5] + v[6];
+        *steal = v[7];
+        *total = *busy + v[3] + v[4] + v[7];
+    }
+    return rc;
+}
+
+static void cpu_start(bench *b)
+{
+    getrusage(RUSAGE_SELF, &b->ru0);
+    b->srv_ticks0 = read_cpu_ticks(b->pid);
+    b->core[0] = b->pid > 0 ? pinned_core(b->pid) : -1;
+    b->core[1] = pinned_core(0);
+    for (int i = 0; i < 2; i++)
+        if (read_core(b->core[i], &b->core_busy0[i], &b->core_total0[i], &b->core_steal0[i]) != 0)
+            b->core[i] = -1;
+}
+
+/* Prints, for the interval since cpu_start(): each process's CPU use
+ * (client_cpu, server_cpu: utime+stime, which here includes the loopback
+ * softirq work done in its system calls), each pinned core's busy share from
+ * /proc/stat, and, when other processes took 5% or more of a core (busy
+ * minus the process pinned there), that share as *_other. Sets b->saturated
+ * when wsload itself used 90% or more of its core, and b->noisy when other
+ * processes took 10% or more of either core. */
+static void cpu_print(bench *b, double secs)
+{
+    struct rusage ru;
+    double own[2] = { -1, -1 };
+
+    if (b->t_measure == 0 || secs <= 0)
+        return;     /* never started measuring */
+
+    getrusage(RUSAGE_SELF, &ru);
+    own[1] = 100.0 *
+             ((double)(ru.ru_utime.tv_sec - b->ru0.ru_utime.tv_sec + ru.ru_stime.tv_sec -
+                       b->ru0.ru_stime.tv_sec) +
+              (double)(ru.ru_utime.tv_usec - b->ru0.ru_utime.tv_usec + ru.ru_stime.tv_usec -
+                       b->ru0.ru_stime.tv_usec) / 1e6) / secs;
+    printf(" client_cpu=%.0f%%", own[1]);
+    if (b->pid > 0 && b->srv_ticks0 > 0) {
+        uint64_t t = read_cpu_ticks(b->pid);
+        if (t >= b->srv_ticks0) {
+            own[0] = 100.0 * (double)(t - b->srv_ticks0) / (double)sysconf(_SC_CLK_TCK) / secs;
+            printf(" server_cpu=%.0f%%", own[0]);
+        }
+    }
+    b->saturated = own[1] >= 90;
+    for (int i = 0; i < 2; i++) {
+        const char *who = i == 0 ? "server" : "client";
+        uint64_t busy, total, steal;
+        double pct;
+        if (b->core[i] < 0 || read_core(b->core[i], &busy, &total, &steal) != 0 ||
+            total <= b->core_total0[i])
+            continue;
+        total -= b->core_total0[i];
+        pct = 100.0 * (double)(busy - b->core_busy0[i]) / (double)total;
+        printf(" %s_core%d_busy=%.0f%%", who, b->core[i], pct);
+        if (own[i] >= 0 && pct - own[i] >= 5) {
+            printf(" %s_core%d_other=%.0f%%", who, b->core[i], pct - own[i]);
+            if (pct - own[i] >= 10)
+                b->noisy = true;
+        }
+        if (steal - b->core_steal0[i] > total / 100)
+            printf(" %s_core%d_steal=%.0f%%", who, b->core[i],
+                   100.0 * (double)(steal - b->core_steal0[i]) / (double)total);
+    }
+    if (b->saturated)
+        printf(" load_saturated=yes");
+    if (b->noisy)
+        printf(" noisy=yes");
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void mode_on_open(conn *c);
+static int mode_on_message(conn *c, const uint8_t *p, size_t n);
+static void mode_on_eof(conn *c);
+
+/* Closes the socket and frees the slot; new connections are started from
+ * the refill event, never from inside a callback of the one being closed. */
+static void conn_close(conn *c)
+{
+    bench *b = c->b;
+
+    if (c->st == CS_FREE)
+        return;
+    if (c->st == CS_CONNECTING || c->st == CS_HANDSHAKE)
+        b->pending--;
+    if (c->upgraded)
+        b->open--;
+    if (c->rev != NULL)
+        event_free(c->rev);
+    if (c->wev != NULL)
+        event_free(c->wev);
+    c->rev = c->wev = NULL;
+    close(c->fd);
+    c->fd = -1;
+    c->st = CS_FREE;
+    c->rlen = c->woff = c->wlen = 0;
+    event_active(b->refill, 0, 0);
+}
+
+static void conn_fail(conn *c, enum errkind k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void conn_fail(conn *c, enum errkind k, const char *fmt, ...)
+{
+    char msg[160];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    record_err(c->b, k, "conn %u: %s", c->idx, msg);
+    conn_close(c);
+}
+
+/* Writes what is pending. Returns -1 when the connection failed (closed). */
+static int conn_flush(conn *c)
+{
+    while (c->woff < c->wlen) {
+        ssize_t n = write(c->fd, c->wbuf + c->woff, c->wlen - c->woff);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                event_add(c->wev, NULL);
+                return 0;
+            }
+            conn_fail(c, E_IO, "write: %s", strerror(errno));
+            return -1;
+        }
+        c->woff += (size_t)n;
+    }
+    c->woff = c->wlen = 0;
+    return 0;
+}
+
+/* Appends a masked frame (RFC 6455 §5.2, §5.3), fresh mask each time. */
+static int queue_frame(conn *c, int opcode, const uint8_t *p, size_t n)
+{
+    uint8_t *o;
+    uint64_t m = rnd(c->b);
+    uint8_t mask[4] = { (uint8_t)m, (uint8_t)(m >> 8), (uint8_t)(m >> 16), (uint8_t)(m >> 24) };
+    size_t h = 2;
+
+    if (grow(&c->wbuf, &c->wcap, c->wlen + 14 + n) != 0)
+        return -1;
+    o = c->wbuf + c->wlen;
+    o[0] = (uint8_t)(0x80 | opcode);
+    if (n < 126) {
+        o[1] = (uint8_t)(0x80 | n);
+    } else if (n < 65536) {
+        o[1] = 0x80 | 126;
+        o[2] = (uint8_t)(n >> 8);
+        o[3] = (uint8_t)n;
+        h = 4;
+    } else {
+        o[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            o[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+        h = 10;
+    }
+    memcpy(o + h, mask, 4);
+    h += 4;
+    for (size_t i = 0; i < n; i++)
+        o[h + i] = p[i] ^ mask[i & 3];
+    c->wlen += h + n;
+    return 0;
+}
+
+static int queue_close(conn *c, uint16_t code)
+{
+    uint8_t p[2] = { (uint8_t)(code >> 8), (uint8_t)code };
+
+    c->close_sent = true;
+    return queue_frame(c, 8, p, code ? 2 : 0);
+}
+
+static void conn_start(bench *b, conn *c)
+{
+    static const int one = 1;
+    uint8_t key[16];
+    char key64[25], req[1024];
+    unsigned char dig[SHA_DIGEST_LENGTH];
+    char cat[24 + sizeof(WS_GUID)];
+    int fd, n;
+
+    c->b = b;
+    c->upgraded = c->close_sent = c->close_rcvd = c->ready = false;
+    c->tx = c->rx = c->next_seq = c->got = 0;
+    c->rlen = c->woff = c->wlen = 0;
+    c->deadline = now_ns() + (uint64_t)(b->timeout * 1e9);
+    b->started++;
+    b->pending++;
+    c->st = CS_CONNECTING;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) {
+        c->fd = -1;
+        b->pending--;
+        c->st = CS_FREE;
+        record_err(b, E_CONNECT, "socket: %s", strerror(errno));
+            return;
+    }
+    c->fd = fd;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->rev = event_new(b->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    c->wev = event_new(b->base, fd, EV_WRITE, on_write, c);
+    if (c->rev == NULL || c->wev == NULL) {
+        conn_fail(c, E_IO, "event_new failed");
+        return;
+    }
+    if (b->nsrc > 0) {
+        /* The port is picked at connect() time against the whole 4-tuple, so
+         * each source address gets the full ephemeral range. */
+        const struct sockaddr_in *s = &b->src[b->src_next++ % b->nsrc];
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        if (bind(fd, (const struct sockaddr *)s, sizeof(*s)) != 0) {
+            conn_fail(c, E_CONNECT, "bind %s: %s", inet_ntoa(s->sin_addr), strerror(errno));
+            return;
+        }
+    }
+
+    for (int i = 0; i < 16; i += 8) {
+        uint64_t r = rnd(b);
+        memcpy(key + i, &r, 8);
+    }
+    EVP_EncodeBlock((unsigned char *)key64, key, 16);
+    n = snprintf(cat, sizeof(cat), "%s%s", key64, WS_GUID);
+    SHA1((const unsigned char *)cat, (size_t)n, dig);
+    EVP_EncodeBlock((unsigned char *)c->accept, dig, SHA_DIGEST_LENGTH);
+
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 b->path, b->host_hdr, key64);
+    if (grow(&c->wbuf, &c->wcap, (size_t)n) != 0) {
+        conn_fail(c, E_IO, "out of memory");
+        return;
+    }
+    memcpy(c->wbuf, req, (size_t)n);
+    c->wlen = (size_t)n;
+
+    if (connect(fd, (const struct sockaddr *)&b->dst, sizeof(b->dst)) != 0 && errno != EINPROGRESS) {
+        conn_fail(c, E_CONNECT, "connect: %s", strerror(errno));
+        return;
+    }
+    /* On loopback the TCP handshake is usually through by the time connect()
+     * returns, so write the request now and wait for writability only when
+     * that fails with EAGAIN: one epoll registration per connection instead
+     * of three, which is most of the load generator's own cost per handshake.
+     * A refused connection shows up as a read error. */
+    event_add(c->rev, NULL);
+    n = (int)write(fd, c->wbuf, c->wlen);
+    if (n > 0) {
+        c->st = CS_HANDSHAKE;
+        c->woff = (size_t)n;
+        if (c->woff == c->wlen)
+            c->woff = c->wlen = 0;
+        else
+            event_add(c->wev, NULL);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTCONN) {
+        event_add(c->wev, NULL);
+    } else {
+        conn_fail(c, E_CONNECT, "connect: %s", strerror(errno));
+    }
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    (void)what;
+    if (c->st == CS_CONNECTING) {
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err != 0) {
+            conn_fail(c, E_CONNECT, "connect: %s", strerror(err));
+            return;
+        }
+        c->st = CS_HANDSHAKE;
+    }
+    conn_flush(c);
+}
+
+/* True when the comma-separated list v[0..n) holds token (case-insensitive). */
+static bool has_token(const char *v, size_t n, const char *token)
+{
+    size_t tl = strlen(token), i = 0;
+
+    while (i < n) {
+        size_t s, e;
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Parses the handshake response in buf[0..len). Returns the head's length,
+ * 0 when it is incomplete, -1 after failing the connection. */
+static long parse_response(conn *c, const uint8_t *buf, size_t len)
+{
+    const char *s = (const char *)buf, *end = NULL, *line, *eol;
+    bool up = false, co = false, ac = false;
+
+    for (size_t i = 3; i < len; i++)
+        if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r') {
+            end = s + i + 1;
+            break;
+        }
+    if (end == NULL) {
+        if (len > MAX_HEAD) {
+            conn_fail(c, E_HTTP, "response head over %d bytes", MAX_HEAD);
+            return -1;
+        }
+        return 0;
+    }
+    if (end - s < 13 || memcmp(s, "HTTP/1.1 101 ", 13) != 0) {
+        const char *nl = memchr(s, '\r', (size_t)(end - s));
+        conn_fail(c, E_HTTP, "status: %.*s", (int)(nl - s > 60 ? 60 : nl - s), s);
+        return -1;
+    }
+    line = memchr(s, '\n', (size_t)(end - s)) + 1;
+    for (; line < end - 2; line = eol + 2) {
+        const char *colon, *v, *ve;
+        eol = memchr(line, '\r', (size_t)(end - line));
+        colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon == NULL) {
+            conn_fail(c, E_HTTP, "header line without a colon");
+            return -1;
+        }
+        for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+            ;
+        for (ve = eol; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+            ;
+#define IS(name) ((size_t)(colon - line) == sizeof(name) - 1 && strncasecmp(line, name, sizeof(name) - 1) == 0)
+        if (IS("upgrade"))
+            up = ve - v == 9 && strncasecmp(v, "websocket", 9) == 0;
+        else if (IS("connection"))
+            co = has_token(v, (size_t)(ve - v), "upgrade");
+        else if (IS("sec-websocket-accept"))
+            ac = ve - v == 28 && memcmp(v, c->accept, 28) == 0;
+        else if (IS("sec-websocket-extensions")) {
+            conn_fail(c, E_HTTP, "an extension we did not offer: %.*s", (int)(ve - v), v);
+            return -1;
+        }
+#undef IS
+    }
+    if (!up || !co || !ac) {
+        conn_fail(c, E_HTTP, "bad 101: upgrade=%d connection=%d accept=%d", up, co, ac);
+        return -1;
+    }
+    return end - s;
+}
+
+/* Handles whole server frames in buf[0..len). Returns bytes consumed (a
+ * trailing partial frame is left), or -1 after the connection was closed. */
+static long parse_frames(conn *c, uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (len - off >= 2) {
+        uint8_t *f = buf + off;
+        size_t avail = len - off, h = 2;
+        uint64_t plen = f[1] & 0x7f;
+        int op = f[0] & 0x0f;
+
+        if (f[0] & 0x70) {
+            conn_fail(c, E_PROTO, "RSV bits set in a server frame");
+            return -1;
+        }
+        if (f[1] & 0x80) {
+            conn_fail(c, E_PROTO, "masked server frame");
+            return -1;
+        }
+        if (plen == 126) {
+            if (avail < 4)
+                break;
+            plen = (uint64_t)f[2] << 8 | f[3];
+            h = 4;
+        } else if (plen == 127) {
+            if (avail < 10)
+                break;
+            plen = 0;
+            for (int i = 0; i < 8; i++)
+                plen = plen << 8 | f[2 + i];
+            h = 10;
+        }
+        if (plen > MAX_FRAME) {
+            conn_fail(c, E_PROTO, "server frame of %" PRIu64 " bytes (wsload takes %u)", plen, MAX_FRAME);
+            return -1;
+        }
+        if (avail - h < plen)
+            break;
+        off += h + (size_t)plen;
+        if (!(f[0] & 0x80) || op == 0) {
+            conn_fail(c, E_PROTO, "fragmented server message (not expected here)");
+            return -1;
+        }
+        switch (op) {
+        case 1:
+        case 2:
+            if (c->close_rcvd)
+                break;
+            if (mode_on_message(c, f + h, (size_t)plen) != 0)
+                return -1;
+            break;
+        case 8:
+            c->close_rcvd = true;
+            if (!c->close_sent) {
+                uint16_t code = plen >= 2 ? (uint16_t)(f[h] << 8 | f[h + 1]) : 0;
+                if (c->b->mode != M_HANDSHAKE || c->st == CS_OPEN) {
+                    conn_fail(c, E_EOF, "server closed with code %u", code);
+                    return -1;
+                }
+                queue_close(c, code);
+            }
+            if (c->b->mode == M_HANDSHAKE) {
+                /* Both close frames are through. RFC 6455 §7.1.1 lets the
+                 * client close TCP now rather than wait for the server's FIN,
+                 * so a server that waits for ours stalls nothing. */
+                conn_flush(c);
+                if (c->st != CS_FREE)
+                    conn_close(c);
+                return -1;
+            }
+            return (long)len;   /* nothing after a close frame counts */
+        case 9:
+            if (plen > 125 || queue_frame(c, 10, f + h, (size_t)plen) != 0) {
+                conn_fail(c, E_PROTO, "bad ping");
+                return -1;
+            }
+            break;
+        case 10:
+            break;
+        default:
+            conn_fail(c, E_PROTO, "reserved opcode %d", op);
+            return -1;
+        }
+    }
+    return (long)off;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    bench *b = c->b;
+    uint8_t *buf = b->scratch;
+    size_t have = c->rlen, len, used = 0;
+    ssize_t n;
+    long r;
+
+    (void)what;
+    if (have > 0)
+        memcpy(buf, c->rbuf, have);
+    n = read(fd, buf + have, SCRATCH - have);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            conn_fail(c, c->st == CS_CONNECTING ? E_CONNECT : E_IO, "%s: %s",
+                      c->st == CS_CONNECTING ? "connect" : "read", strerror(errno));
+        return;
+    }
+    if (n == 0 || c->st == CS_CONNECTING) {
+        mode_on_eof(c);
+        return;
+    }
+    len = have + (size_t)n;
+    if (c->st == CS_HANDSHAKE) {
+        if ((r = parse_response(c, buf, len)) < 0)
+            return;
+        if (r == 0) {
+            if (grow(&c->rbuf, &c->rcap, len) != 0) {
+                conn_fail(c, E_IO, "out of memory");
+                return;
+            }
+            memcpy(c->rbuf, buf, len);
+            c->rlen = len;
+            return;
+        }
+        used = (size_t)r;
+        c->st = CS_OPEN;
+        c->upgraded = true;
+        b->pending--;
+        b->open++;
+        mode_on_open(c);
+        if (c->st == CS_FREE)
+            return;
+    }
+    if ((r = parse_frames(c, buf + used, len - used)) < 0)
+        return;
+    used += (size_t)r;
+    c->rlen = len - used;
+    if (c->rlen > 0) {
+        if (grow(&c->rbuf, &c->rcap, c->rlen) != 0) {
+            conn_fail(c, E_IO, "out of memory");
+            return;
+        }
+        memmove(c->rbuf, buf + used, c->rlen);
+    }
+    if (b->pub_dirty) {
+        b->pub_dirty = false;
+        event_active(b->phase_ev, 0, 0);
+    }
+    conn_flush(c);
+}
+
+/* ---- modes -------------------------------------------------------------- */
+
+static void finish(bench *b)
+{
+    b->stop = true;
+    event_base_loopbreak(b->base);
+}
+
+/* echo payload: 'e', 8 hex of the connection, 16 hex of its counter, pad */
+static void echo_payload(const bench *b, const conn *c, uint64_t seq, uint8_t *p)
+{
+    p[0] = 'e';
+    put_hex((char *)p + 1, c->idx, 8);
+    put_hex((char *)p + 9, seq, 16);
+    memset(p + 25, 'x', b->size - 25);
+}
+
+static int echo_send(conn *c)
+{
+    uint8_t p[4096];
+
+    echo_payload(c->b, c, c->tx++, p);
+    return queue_frame(c, 1, p, c->b->size);
+}
+
+/* fanout payload: 'P', 8 hex seq, 16 hex send time (ns), pad; sync: 'S', pad */
+static void fan_publish(bench *b)
+{
+    conn *c = b->pub;
+    uint8_t p[4096];
+
+    if (c == NULL || c->st != CS_OPEN)
+        return;
+    while (b->published < b->msgs && b->published - b->completed < b->window) {
+        uint64_t t = now_ns();
+        if (b->published == b->warm_msgs)
+            b->t_warm_pub = t;
+        p[0] = 'P';
+        put_hex((char *)p + 1, b->published, 8);
+        put_hex((char *)p + 9, t, 16);
+        memset(p + 25, 'x', b->size - 25);
+        if (queue_frame(c, 1, p, b->size) != 0) {
+            conn_fail(c, E_IO, "out of memory");
+            return;
+        }
+        b->published++;
+    }
+    conn_flush(c);
+}
+
+static void fan_sync(bench *b)
+{
+    uint8_t p[4096];
+
+    p[0] = 'S';
+    memset(p + 1, 'x', b->size - 1);
+    if (b->pub != NULL && b->pub->st == CS_OPEN && queue_frame(b->pub, 1, p, b->size) == 0)
+        conn_flush(b->pub);
+}
+
+static int fan_message(conn *c, const uint8_t *p, size_t n)
+{
+    bench *b = c->b;
+    uint64_t seq, ts, t;
+
+    if (n != b->size) {
+        conn_fail(c, E_PROTO, "message of %zu bytes, sent %u", n, b->size);
+        return -1;
+    }
+    if (p[0] == 'S') {
+        if (!c->ready) {
+            c->ready = true;
+            b->nready++;
+        }
+        return 0;
+    }
+    if (p[0] != 'P' || get_hex(p + 1, 8, &seq) != 0 || get_hex(p + 9, 16, &ts) != 0 ||
+        seq >= b->published) {
+        conn_fail(c, E_PROTO, "not a message we published");
+        return -1;
+    }
+    if (seq < c->next_seq) {       /* a duplicate, or out of order */
+        b->dups++;
+        return 0;
+    }
+    c->next_seq = seq + 1;          /* a gap shows up as lost at the end */
+    c->got++;
+    t = now_ns();
+    b->t_last_progress = t;
+    if (++b->got[seq] == b->subs + 1) {
+        b->completed++;
+        b->pub_dirty = true;
+    }
+    if (!c->is_pub && seq >= b->warm_msgs) {
+        uint64_t lat = t > ts ? t - ts : 0;
+        b->deliveries++;
+        b->t_last_deliv = t;
+        b->hist[hist_bucket(lat)]++;
+        b->lat_n++;
+        if (lat > b->lat_max)
+            b->lat_max = lat;
+    }
+    return 0;
+}
+
+static int mode_on_message(conn *c, const uint8_t *p, size_t n)
+{
+    bench *b = c->b;
+    uint8_t want[4096];
+
+    switch (b->mode) {
+    case M_ECHO:
+        if (n != b->size) {
+            conn_fail(c, E_PROTO, "echo of %zu bytes, sent %u", n, b->size);
+            return -1;
+        }
+        echo_payload(b, c, c->rx, want);
+        if (memcmp(p, want, n) != 0) {
+            conn_fail(c, E_PROTO, "echo %" PRIu64 " does not match what was sent", c->rx);
+            return -1;
+        }
+        c->rx++;
+        b->done++;
+        if (b->running && echo_send(c) != 0) {
+            conn_fail(c, E_IO, "out of memory");
+            return -1;
+        }
+        return 0;
+    case M_FANOUT:
+        return fan_message(c, p, n);
+    default:
+        conn_fail(c, E_PROTO, "unexpected message");
+        return -1;
+    }
+}
+
+static void mode_on_open(conn *c)
+{
+    bench *b = c->b;
+
+    if (b->mode == M_HANDSHAKE) {
+        b->done++;
+        c->st = CS_CLOSING;
+        c->deadline = now_ns() + (uint64_t)(b->timeout * 1e9);
+        queue_close(c, 1000);
+    } else {
+        event_active(b->refill, 0, 0);     /* a slot for the next one */
+    }
+}
+
+static void mode_on_eof(conn *c)
+{
+    if (c->b->mode == M_HANDSHAKE && c->close_rcvd) {
+        conn_close(c);      /* the server closed TCP after the close handshake */
+        return;
+    }
+    conn_fail(c, E_EOF, "%s", c->st == CS_OPEN || c->st == CS_CLOSING
+                                  ? "server closed the connection"
+                                  : "server closed the connection during the handshake");
+}
+
+static void on_refill(evutil_socket_t fd, short what, void *arg)
+{
+    bench *b = arg;
+    unsigned limit = b->mode == M_HANDSHAKE ? b->nslots : b->concurrency;
+
+    (void)fd;
+    (void)what;
+    if (b->stop)
+        return;
+    if (b->mode == M_HANDSHAKE) {
+        if (!b->running && b->phase > 0)
+            return;
+        for (unsigned i = 0; i < b->nslots; i++)
+            if (b->c[i]->st == CS_FREE)
+                conn_start(b, b->c[i]);
+        return;
+    }
+    /* open each slot once, at most `concurrency` handshakes at a time */
+    while (b->started < b->nslots && b->pending < limit)
+        conn_start(b, b->c[b->started]);
+    if (!b->opening_done && b->started == b->nslots && b->pending == 0) {
+        b->opening_done = true;
+        event_active(b->phase_ev, 0, 0);
+    }
+}
+
+/* Drives each mode through its phases; activated when all connections are
+ * in, by timers, and (fanout) when the publisher may send more. */
+static void on_phase(evutil_socket_t fd, short what, void *arg)
+{
+    bench *b = arg;
+    uint64_t t = now_ns();
+
+    (void)fd;
+    (void)what;
+    if (b->stop)
+        return;
+    switch (b->mode) {
+    case M_ECHO:
+        if (b->phase == 0 && b->opening_done) {
+            if (b->open != b->nslots) {
+                fprintf(stderr, "wsload: only %u of %u connections opened\n", b->open, b->nslots);
+                finish(b);
+                return;
+            }
+            b->phase = 1;
+            b->running = true;
+            b->t0 = t;
+            for (unsigned i = 0; i < b->nslots; i++) {
+                conn *c = b->c[i];
+                for (unsigned k = 0; k < b->inflight && c->st == CS_OPEN; k++)
+                    echo_send(c);
+                if (c->st == CS_OPEN)
+                    conn_flush(c);
+            }
+        }
+        break;
+    case M_FANOUT:
+        if (b->phase == 0 && b->opening_done) {
+            if (b->open != b->nslots) {
+                fprintf(stderr, "wsload: only %u of %u connections opened\n", b->open, b->nslots);
+                finish(b);
+                return;
+            }
+            b->phase = 1;          /* sync: until every receiver has seen one */
+            b->t0 = t;
+            b->t_sync = 0;
+        }
+        if (b->phase == 1) {
+            if (b->nready == b->nslots) {
+                b->phase = 2;
+                b->running = true;
+                b->t_measure = t;
+                b->t_last_progress = t;
+                cpu_start(b);
+            } else if (t - b->t_sync >= 100000000u) {
+                b->t_sync = t;
+                fan_sync(b);
+            }
+        }
+        if (b->phase == 2) {
+            fan_publish(b);
+            if (b->completed == b->msgs) {
+                b->t_end = t;
+                finish(b);
+            }
+        }
+        break;
+    case M_IDLE:
+        if (b->phase == 0 && b->opening_done) {
+            b->phase = 1;
+            b->t0 = t;            /* settle, then measure (on_tick) */
+        }
+        break;
+    case M_HANDSHAKE:
+        break;
+    }
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    bench *b = arg;
+    uint64_t t = now_ns();
+
+    (void)fd;
+    (void)what;
+    for (unsigned i = 0; i < b->nslots; i++) {
+        conn *c = b->c[i];
+        if ((c->st == CS_CONNECTING || c->st == CS_HANDSHAKE || c->st == CS_CLOSING) &&
+            t > c->deadline) {
+            if (c->st == CS_CLOSING) {
+                b->close_timeouts++;     /* the handshake itself was counted */
+                conn_close(c);
+            } else {
+                conn_fail(c, E_TIMEOUT, "no %s within %.1fs",
+                          c->st == CS_CONNECTING ? "connect" : "101 response", b->timeout);
+            }
+        }
+    }
+    switch (b->mode) {
+    case M_ECHO:
+        if (b->running && b->t_measure == 0 && t - b->t0 >= (uint64_t)(b->warmup * 1e9)) {
+            b->t_measure = t;
+            b->done_at_measure = b->done;
+            cpu_start(b);
+        }
+        if (b->t_measure && t - b->t_measure >= (uint64_t)(b->duration * 1e9)) {
+            b->t_end = t;
+            finish(b);
+        }
+        break;
+    case M_HANDSHAKE:
+        if (b->t_measure == 0 && t - b->t0 >= (uint64_t)(b->warmup * 1e9)) {
+            b->t_measure = t;
+            b->done_at_measure = b->done;
+            cpu_start(b);
+        }
+        if (b->t_measure && t - b->t_measure >= (uint64_t)(b->duration * 1e9)) {
+            b->t_end = t;
+            finish(b);
+        }
+        break;
+    case M_FANOUT:
+        if (b->phase == 1 && t - b->t0 > (uint64_t)(b->timeout * 1e9)) {
+            fprintf(stderr, "wsload: only %" PRIu64 " of %u receivers saw a sync message in %.1fs\n",
+                    b->nready, b->nslots, b->timeout);
+            finish(b);
+        } else if (b->phase == 1) {
+            event_active(b->phase_ev, 0, 0);
+        } else if (b->phase == 2 && t - b->t_last_progress > (uint64_t)(b->timeout * 1e9)) {
+            fprintf(stderr, "wsload: no delivery for %.1fs; giving up\n", b->timeout);
+            b->t_end = t;
+            finish(b);
+        }
+        break;
+    case M_IDLE:
+        if (b->phase == 1 && t - b->t0 >= (uint64_t)(b->settle * 1e9)) {
+            b->t_end = t;
+            finish(b);
+        }
+        break;
+    }
+    /* a hard bound on every run */
+    if (b->t0 != 0 && t - b->t0 > (uint64_t)((b->duration + b->warmup + 10 * b->timeout + 60) * 1e9)) {
+        fprintf(stderr, "wsload: run exceeded its time bound\n");
+        b->t_end = t;
+        finish(b);
+    }
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static int parse_src(bench *b, const char *arg)
+{
+    char tmp[256], *save = NULL, *tok;
+
+    snprintf(tmp, sizeof(tmp), "%s", arg);
+    for (tok = strtok_r(tmp, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *dash = strchr(tok, '-');
+        struct in_addr lo, hi;
+        if (dash != NULL)
+            *dash = '\0';
+        if (inet_pton(AF_INET, tok, &lo) != 1 || (dash && inet_pton(AF_INET, dash + 1, &hi) != 1))
+            return -1;
+        if (dash == NULL)
+            hi = lo;
+        for (uint32_t a = ntohl(lo.s_addr); a <= ntohl(hi.s_addr); a++) {
+            if (b->nsrc == MAX_SRC)
+                return -1;
+            b->src[b->nsrc].sin_family = AF_INET;
+            b->src[b->nsrc].sin_addr.s_addr = htonl(a);
+            b->src[b->nsrc].sin_port = 0;
+            b->nsrc++;
+        }
+    }
+    return b->nsrc > 0 ? 0 : -1;
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: wsload --mode echo|fanout|handshake|idle --port PORT [options]\n"
+            "  --host ADDR        server IPv4 address (127.0.0.1)\n"
+            "  --path PATH        request target (/ws/echo; fanout: /ws/pubsub?topic=bench)\n"
+            "  --label NAME       server name in the result line (server)\n"
+            "  --conns N          echo: 100, idle: 10000\n"
+            "  --inflight N       echo: messages in flight per connection (8)\n"
+            "  --size N           message bytes (32; 25..4096)\n"
+            "  --duration S       echo/handshake: measured seconds (10)\n"
+            "  --warmup S         echo/handshake: unmeasured seconds first (1)\n"
+            "  --subs N           fanout: subscribers besides the publisher (1000)\n"
+            "  --msgs N           fanout: messages published (1000)\n"
+            "  --warm-msgs N      fanout: first messages left out of rate and latency (100)\n"
+            "  --window N         fanout: messages in flight, not yet delivered everywhere (8)\n"
+            "  --concurrency N    handshakes in flight (handshake: 50; others open 100 at a time)\n"
+            "  --src A-B[,C]      IPv4 source addresses to bind, round robin\n"
+            "  --pid PID          server process: idle mode reads its VmRSS; CPU use is printed\n"
+            "  --settle S         idle: wait before reading VmRSS again (2)\n"
+            "  --timeout S        per-connection handshake/close and fanout progress timeout (10)\n");
+}
+
+static int opt_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *e;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(s, &e, 10);
+    if (errno != 0 || e == s || *e != '\0' || v > max || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "mode", 1, NULL, 'm' },      { "host", 1, NULL, 'H' },       { "port", 1, NULL, 'p' },
+        { "path", 1, NULL, 'P' },      { "label", 1, NULL, 'l' },      { "conns", 1, NULL, 'c' },
+        { "inflight", 1, NULL, 'i' },  { "size", 1, NULL, 's' },       { "duration", 1, NULL, 'd' },
+        { "warmup", 1, NULL, 'w' },    { "subs", 1, NULL, 'S' },       { "msgs", 1, NULL, 'M' },
+        { "window", 1, NULL, 'W' },    { "concurrency", 1, NULL, 'C' }, { "src", 1, NULL, 'r' },
+        { "pid", 1, NULL, 'x' },       { "settle", 1, NULL, 'z' },     { "timeout", 1, NULL, 't' },
+        { "warm-msgs", 1, NULL, 'A' }, { "help", 0, NULL, 'h' },       { NULL, 0, NULL, 0 },
+    };
+    bench B = { 0 }, *b = &B;
+    const char *mode = NULL;
+    unsigned long long v;
+    double secs = 0;
+    struct rlimit rl;
+    struct timeval tv = { 0, 50000 };
+    int o, rc = 1;
+    bool bad = false;
+
+    b->label = "server";
+    b->core[0] = b->core[1] = -1;
+    b->host = "127.0.0.1";
+    b->port = -1;
+    b->conns = 0;
+    b->inflight = 8;
+    b->size = 32;
+    b->duration = 10;
+    b->warmup = 1;
+    b->subs = 1000;
+    b->msgs = 1000;
+    b->warm_msgs = 100;
+    b->window = 8;
+    b->settle = 2;
+    b->timeout = 10;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'm': mode = optarg; break;
+        case 'H': b->host = optarg; break;
+        case 'P': b->path = optarg; break;
+        case 'l': b->label = optarg; break;
+        case 'r': bad |= parse_src(b, optarg) != 0; break;
+        case 'p': bad |= opt_uint(optarg, 65535, &v) != 0 || v == 0; b->port = (int)v; break;
+        case 'c': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->conns = (unsigned)v; break;
+        case 'i': bad |= opt_uint(optarg, 100000, &v) != 0 || v == 0; b->inflight = (unsigned)v; break;
+        case 's': bad |= opt_uint(optarg, 4096, &v) != 0; b->size = (unsigned)v; break;
+        case 'S': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->subs = (unsigned)v; break;
+        case 'M': bad |= opt_uint(optarg, 100000000, &v) != 0 || v == 0; b->msgs = v; break;
+        case 'A': bad |= opt_uint(optarg, 100000000, &v) != 0; b->warm_msgs = (unsigned)v; break;
+        case 'W': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->window = (unsigned)v; break;
+        case 'C': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->concurrency = (unsigned)v; break;
+        case 'x': bad |= opt_uint(optarg, 1u << 30, &v) != 0 || v == 0; b->pid = (long)v; break;
+        case 'd': b->duration = strtod(optarg, NULL); bad |= !(b->duration > 0 && b->duration < 3600); break;
+        case 'w': b->warmup = strtod(optarg, NULL); bad |= !(b->warmup >= 0 && b->warmup < 3600); break;
+        case 'z': b->settle = strtod(optarg, NULL); bad |= !(b->settle >= 0 && b->settle < 3600); break;
+        case 't': b->timeout = strtod(optarg, NULL); bad |= !(b->timeout > 0 && b->timeout < 3600); break;
+        case 'h': usage(stdout); return 0;
+        default: bad = true; break;
+        }
+    }
+    if (mode == NULL || strcmp(mode, "echo") == 0)
+        b->mode = M_ECHO;
+    else if (strcmp(mode, "fanout") == 0)
+        b->mode = M_FANOUT;
+    else if (strcmp(mode, "handshake") == 0)
+        b->mode = M_HANDSHAKE;
+    else if (strcmp(mode, "idle") == 0)
+        b->mode = M_IDLE;
+    else
+        bad = true;
+    if (mode == NULL || b->port < 0 || optind != argc)
+        bad = true;
+    if (b->mode == M_ECHO && b->size < 25)
+        bad = true;
+    if (b->mode == M_FANOUT && (b->size < 25 || b->warm_msgs >= b->msgs))
+        bad = true;
+    if (b->mode == M_IDLE && b->pid <= 0)
+        bad = true;
+    if (bad || inet_pton(AF_INET, b->host, &b->dst.sin_addr) != 1) {
+        usage(stderr);
+        return 2;
+    }
+    b->dst.sin_family = AF_INET;
+    b->dst.sin_port = htons((uint16_t)b->port);
+    snprintf(b->host_hdr, sizeof(b->host_hdr), "%s:%d", b->host, b->port);
+    if (b->path == NULL)
+        b->path = b->mode == M_FANOUT ? "/ws/pubsub?topic=bench" : "/ws/echo";
+    if (b->concurrency == 0)
+        b->concurrency = b->mode == M_HANDSHAKE ? 50 : 100;
+    switch (b->mode) {
+    case M_ECHO: b->nslots = b->conns ? b->conns : 100; break;
+    case M_FANOUT: b->nslots = b->subs + 1; break;
+    case M_HANDSHAKE: b->nslots = b->concurrency; break;
+    case M_IDLE: b->nslots = b->conns ? b->conns : 10000; break;
+    }
+
+    signal(SIGPIPE, SIG_IGN);   /* a peer reset is an error to count, not a death */
+
+    /* one socket per connection, plus slack */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)b->nslots + 32) {
+        fprintf(stderr, "wsload: RLIMIT_NOFILE is %llu, %u connections need more (ulimit -n)\n",
+                (unsigned long long)rl.rlim_cur, b->nslots);
+        return 2;
+    }
+    if (getrandom(b->rng, sizeof(b->rng), 0) != (ssize_t)sizeof(b->rng) || (b->rng[0] | b->rng[1]) == 0)
+        b->rng[0] = now_ns() | 1;
+
+    b->scratch = malloc(SCRATCH);
+    b->c = calloc(b->nslots, sizeof(*b->c));
+    if (b->mode == M_FANOUT)
+        b->got = calloc(b->msgs, sizeof(*b->got));
+    if (b->scratch == NULL || b->c == NULL || (b->mode == M_FANOUT && b->got == NULL)) {
+        fprintf(stderr, "wsload: out of memory\n");
+        return 1;
+    }
+    for (unsigned i = 0; i < b->nslots; i++) {
+        if ((b->c[i] = calloc(1, sizeof(conn))) == NULL) {
+            fprintf(stderr, "wsload: out of memory\n");
+            return 1;
+        }
+        b->c[i]->idx = i;
+        b->c[i]->fd = -1;
+        b->c[i]->b = b;
+    }
+    if (b->mode == M_FANOUT) {
+        b->pub = b->c[b->subs];
+        b->pub->is_pub = true;
+    }
+
+    long rss0 = b->mode == M_IDLE ? read_rss_kib(b->pid) : 0;
+    if (rss0 < 0) {
+        fprintf(stderr, "wsload: cannot read VmRSS of pid %ld\n", b->pid);
+        return 1;
+    }
+
+    b->base = event_base_new();
+    b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
+    b->refill = event_new(b->base, -1, 0, on_refill, b);
+    b->phase_ev = event_new(b->base, -1, 0, on_phase, b);
+    if (b->base == NULL || b->tick == NULL || b->refill == NULL || b->phase_ev == NULL) {
+        fprintf(stderr, "wsload: libevent setup failed\n");
+        return 1;
+    }
+    event_add(b->tick, &tv);
+    if (b->mode == M_HANDSHAKE) {
+        b->t0 = now_ns();
+        b->running = true;
+        b->phase = 1;
+    } else {
+        b->t0 = now_ns();
+    }
+    event_active(b->refill, 0, 0);
+    event_base_dispatch(b->base);
+
+    if (b->t_end == 0)
+        b->t_end = now_ns();
+    switch (b->mode) {
+    case M_ECHO: {
+        uint64_t n = b->done - b->done_at_measure;
+        secs = b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0;
+        printf("echo %s rt/s=%.0f conns=%u inflight=%u size=%u seconds=%.2f echoes=%" PRIu64
+               " failed=%" PRIu64,
+               b->label, secs > 0 ? (double)n / secs : 0.0, b->nslots, b->inflight, b->size, secs,
+               n, total_errs(b));
+        cpu_print(b, secs);
+        printf("\n");
+        rc = (total_errs(b) == 0 && secs > 0 && n > 0) ? 0 : 1;
+        break;
+    }
+    case M_FANOUT: {
+        uint64_t lost = 0;
+        for (unsigned i = 0; i < b->nslots; i++)
+            lost += b->published - b->c[i]->got;
+        secs = b->t_last_deliv > b->t_warm_pub ? (double)(b->t_last_deliv - b->t_warm_pub) / 1e9 : 0;
+        printf("fanout %s deliveries/s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f subs=%u msgs=%" PRIu64
+               " published=%" PRIu64 " window=%u size=%u lost=%" PRIu64 " dup=%" PRIu64
+               " failed=%" PRIu64,
+               b->label, secs > 0 ? (double)b->deliveries / secs : 0.0,
+               (double)hist_pct(b, 50) / 1e3, (double)hist_pct(b, 99) / 1e3,
+               (double)b->lat_max / 1e3, b->subs, b->msgs, b->published, b->window, b->size,
+               lost, b->dups, total_errs(b));
+        cpu_print(b, b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0);
+        printf("\n");
+        rc = (total_errs(b) == 0 && lost == 0 && b->dups == 0 && b->published == b->msgs) ? 0 : 1;
+        break;
+    }
+    case M_HANDSHAKE: {
+        uint64_t n = b->done - b->done_at_measure;
+        uint64_t tries = b->done + total_errs(b);
+        secs = b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0;
+        printf("handshake %s hs/s=%.0f concurrency=%u seconds=%.2f handshakes=%" PRIu64
+               " failed=%" PRIu64 " close_timeouts=%" PRIu64,
+               b->label, secs > 0 ? (double)n / secs : 0.0, b->nslots, secs, n, total_errs(b),
+               b->close_timeouts);
+        cpu_print(b, secs);
+        printf("\n");
+        rc = (n > 0 && total_errs(b) * 100 <= tries) ? 0 : 1;
+        break;
+    }
+    case M_IDLE: {
+        long rss1 = read_rss_kib(b->pid);
+        printf("idle %s kib/conn=%.2f conns=%u open=%u rss_before_kib=%ld rss_after_kib=%ld"
+               " failed=%" PRIu64 "\n",
+               b->label, b->open ? (double)(rss1 - rss0) / b->open : 0.0, b->nslots, b->open,
+               rss0, rss1, total_errs(b));
+        rc = (total_errs(b) == 0 && b->open == b->nslots && rss1 > 0) ? 0 : 1;
+        break;
+    }
+    }
+    if (b->saturated)
+        fprintf(stderr, "wsload: %s: the load generator used 90%% or more of its core, so this "
+                        "figure may be a floor of what %s can do\n", b->label, b->label);
+    if (b->noisy)
+        fprintf(stderr, "wsload: %s: other processes took 10%% or more of a core during this run; "
+                        "its figures are not comparable\n", b->label);
+    for (int k = 0; k < E_NKINDS; k++)
+        if (b->err[k] > 0)
+            fprintf(stderr, "wsload: %s errors: %" PRIu64 " (first: %s)\n", errname[k], b->err[k],
+                    b->first_err[k]);
+    if (b->mode != M_HANDSHAKE && b->open + total_errs(b) < b->nslots && !b->opening_done)
+        fprintf(stderr, "wsload: opened %u of %u connections before stopping\n", b->open, b->nslots);
+    fflush(stdout);
+
+    for (unsigned i = 0; i < b->nslots; i++) {
+        conn *c = b->c[i];
+        if (c->st != CS_FREE) {
+            if (c->rev != NULL)
+                event_free(c->rev);
+            if (c->wev != NULL)
+                event_free(c->wev);
+            close(c->fd);
+        }
+        free(c->rbuf);
+        free(c->wbuf);
+        free(c);
+    }
+    free(b->c);
+    free(b->got);
+    free(b->scratch);
+    event_free(b->tick);
+    event_free(b->refill);
+    event_free(b->phase_ev);
+    event_base_free(b->base);
+    return rc;
+}
