@@ -13,6 +13,7 @@
 #include "err.h"
 #include "errlist.h"
 #include "log.h"
+#include "pluginhost.h"
 #include "server.h"
 
 #ifndef GH_VERSION
@@ -92,6 +93,11 @@ int main(int argc, char **argv)
     if (load(path, &site) != 0)
         return 1;
     if (test_only) {
+        /* a plugin whose init failed would take its routes down: not ok */
+        if (gh_plugins_failed(site) > 0) {
+            gh_site_unref(site);
+            return 1;
+        }
         printf("%s: ok\n", path);
         gh_site_unref(site);
         return 0;

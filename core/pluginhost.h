@@ -1,18 +1,44 @@
 /* pluginhost.h: loading WebSocket plugins (.so) and running one instance
- * per websocket route. Internal to core/. */
+ * per websocket route. Internal to core/.
+ *
+ * The ABI itself is plugins/include/gatehouse/plugin.h; this module is the
+ * host side of it: the loader and its refusals, the host function table,
+ * plugin timers and config lookups, and the calls into a plugin's
+ * callbacks that wsconn.c makes. */
 #ifndef GH_PLUGINHOST_H
 #define GH_PLUGINHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "errlist.h"
 #include "server.h"
 
 struct gh_plugins;
+struct gh_ws_conn;
+
+/* One plugin instance: the plugin named by one websocket route. It is the
+ * ABI's opaque gh_plugin_inst. Lives as long as its site. */
+typedef struct gh_plugin_inst gh_plugin_route;
 
 /* Loads every *.so in site->cfg->plugins_dir, checks that each websocket
  * route names a loaded plugin (else an error at the route's plugin_loc),
  * and initialises one plugin instance per websocket route. Appends every
- * problem to errs. Returns 0 or GH_EINVAL. Sets site->plugins. */
+ * problem to errs. Returns 0 or GH_EINVAL. Sets site->plugins (also on
+ * failure: gh_plugins_unload() cleans up).
+ *
+ * Refused files (another ABI major, a newer minor, no descriptor, a
+ * descriptor too small, a bad or duplicate name, a plugins folder or file
+ * writable by group or others or owned by another user than ours or root)
+ * are logged as warnings naming the file and, where versions are the
+ * reason, both versions; they are an error only when a route names them.
+ * A plugin whose init fails is reported in errs with the route's location
+ * too, but does NOT make this fail: its route answers 503 and the daemon
+ * serves the rest (gh_plugins_failed() counts them, for `-t`). */
 int gh_plugins_load(gh_site *site, gh_errlist *errs);
+
+/* Routes whose plugin init failed (they answer 503). */
+size_t gh_plugins_failed(const gh_site *site);
 
 /* Gives the site's plugin instances the running server (topics, timers).
  * Called once the server exists; never for `-t`. */
@@ -21,5 +47,30 @@ void gh_plugins_bind(gh_site *site, gh_server *srv);
 /* Finalises every instance and unloads the plugins. NULL-safe on
  * site->plugins. */
 void gh_plugins_unload(gh_site *site);
+
+/* ---- for wsconn.c --------------------------------------------------- */
+
+/* The instance serving route route_index of site, or NULL when the route
+ * is not a websocket route, its plugin is not loaded or its init failed.
+ * Borrowed from the site. */
+gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index);
+
+/* The plugin's name (the topic namespace); borrowed from the plugin. */
+const char *gh_plugin_route_name(const gh_plugin_route *rt);
+
+/* The plugin's subprotocols in preference order: *n of them (0: none).
+ * Borrowed from the plugin. */
+const char *const *gh_plugin_route_subprotocols(const gh_plugin_route *rt, size_t *n);
+
+/* The server the instance is bound to, or NULL (under -t). */
+gh_server *gh_plugin_route_server(const gh_plugin_route *rt);
+
+/* Callbacks into the plugin. open returns 0 (accepted) or the close code to
+ * refuse with (an invalid one is turned into 1011 and logged). */
+int  gh_plugin_route_open(gh_plugin_route *rt, struct gh_ws_conn *ws);
+void gh_plugin_route_message(gh_plugin_route *rt, struct gh_ws_conn *ws, int opcode,
+                             const void *data, size_t len);
+void gh_plugin_route_close(gh_plugin_route *rt, struct gh_ws_conn *ws, uint16_t code,
+                           const char *reason, size_t reason_len);
 
 #endif

@@ -1,15 +1,102 @@
 /* topic.h: WebSocket fan-out by topic, a message framed once and shared by
- * every subscriber. Internal to core/. */
+ * every subscriber. Internal to core/.
+ *
+ * A topic is named by (namespace, name): the namespace is the plugin's
+ * name, so two plugins' topics never mix. Subscribers are opaque pointers
+ * (WebSocket connections); a publish frames the message once into a
+ * reference-counted gh_frame_ref and hands that same block to a "sink" for
+ * every subscriber (wsconn queues it with evbuffer_add_reference).
+ *
+ * The bus seam: gh_topics_publish() goes to the bus when one is set (a
+ * Redis bus to other gatehouse instances, later), which is expected to call
+ * gh_topics_deliver() for messages to be delivered here; without a bus,
+ * publish is deliver. The plugin ABI only ever sees publish. */
 #ifndef GH_TOPIC_H
 #define GH_TOPIC_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #include "server.h"
 
 struct gh_topics;
+typedef struct gh_topic_sub gh_topic_sub;   /* one subscription */
 
-/* Creates srv->topics. Returns 0 or GH_ENOMEM. */
+#define GH_TOPIC_MAX_NAME 1024      /* bytes in a topic name */
+#define GH_TOPIC_MAX_NS   64        /* bytes in a namespace (a plugin name) */
+
+/* A framed server message (header + payload) shared by every subscriber it
+ * is queued to. refs counts the holders; the last gh_frame_ref_release()
+ * frees it. */
+typedef struct gh_frame_ref {
+    size_t  refs;
+    size_t  len;            /* bytes in data */
+    uint8_t data[];
+} gh_frame_ref;
+
+/* Drops one reference (extra is the gh_frame_ref); frees at zero. Its
+ * signature is libevent's evbuffer_ref_cleanup_cb, so it can be handed to
+ * evbuffer_add_reference() directly. */
+void gh_frame_ref_release(const void *data, size_t len, void *extra);
+
+/* Queues f to one subscriber, taking a reference if it keeps it. Returns 0,
+ * or a negative error when the subscriber did not take it (closing, over
+ * its backlog). It must not subscribe or unsubscribe anything. */
+typedef int (*gh_topic_sink)(void *subscriber, gh_frame_ref *f);
+
+/* What a bus provides: publish hands the message to other instances (and,
+ * for this one, calls gh_topics_deliver() when it should arrive here).
+ * Returns 0 or a negative error. */
+typedef struct gh_topic_bus {
+    void *ctx;
+    int (*publish)(void *ctx, const char *ns, const char *name, size_t name_len,
+                   int opcode, const void *data, size_t len);
+} gh_topic_bus;
+
+/* Creates srv->topics with the WebSocket sink. Returns 0 or GH_ENOMEM. */
 int gh_topics_new(gh_server *srv);
-/* Frees srv->topics (NULL-safe). */
+/* Frees srv->topics (NULL-safe). Every subscription must be gone. */
 void gh_topics_free(gh_server *srv);
+
+/* The same, standalone, with any sink (tests). NULL on ENOMEM. */
+struct gh_topics *gh_topics_create(gh_topic_sink sink);
+void gh_topics_destroy(struct gh_topics *t);     /* NULL-safe */
+
+/* Sets (or with NULL clears) the bus; the struct is copied. */
+void gh_topics_set_bus(struct gh_topics *t, const gh_topic_bus *bus);
+
+/* Subscribes subscriber to (ns, name[0..len)) and links the subscription
+ * into *list (the subscriber's own list, caller's storage, starts NULL).
+ * Subscribing twice is a no-op. Returns 0, GH_EINVAL (empty or too long
+ * name or namespace) or GH_ENOMEM. */
+int gh_topics_subscribe(struct gh_topics *t, const char *ns, const char *name,
+                        size_t len, void *subscriber, gh_topic_sub **list);
+
+/* Removes the subscription of *list's owner to (ns, name). Returns 0 or
+ * GH_ENOENT. A topic with no subscriber left is freed. */
+int gh_topics_unsubscribe(struct gh_topics *t, const char *ns, const char *name,
+                          size_t len, gh_topic_sub **list);
+
+/* Removes every subscription in *list; *list becomes NULL. */
+void gh_topics_unsubscribe_all(struct gh_topics *t, gh_topic_sub **list);
+
+/* Publishes one message (opcode GH_WS_OP_TEXT or GH_WS_OP_BINARY; text is
+ * not checked here): through the bus when set, else gh_topics_deliver().
+ * Returns 0 or GH_EINVAL / GH_ENOMEM / the bus's error. */
+int gh_topics_publish(struct gh_topics *t, const char *ns, const char *name,
+                      size_t len, int opcode, const void *data, size_t dlen);
+
+/* Delivers locally: frames the message once and hands it to the sink for
+ * every subscriber. Returns the number of subscribers that took it
+ * (>= 0), or GH_EINVAL / GH_ENOMEM. */
+long gh_topics_deliver(struct gh_topics *t, const char *ns, const char *name,
+                       size_t len, int opcode, const void *data, size_t dlen);
+
+/* Subscribers of (ns, name) now (0 when the topic does not exist). */
+size_t gh_topics_count(const struct gh_topics *t, const char *ns, const char *name,
+                       size_t len);
+
+/* Topics that exist now (tests and metrics). */
+size_t gh_topics_size(const struct gh_topics *t);
 
 #endif

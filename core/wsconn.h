@@ -4,24 +4,81 @@
 #ifndef GH_WSCONN_H
 #define GH_WSCONN_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "config.h"
 #include "conn.h"
 
 struct gh_ws_conn;
+struct gh_frame_ref;
+struct gh_plugin_inst;
 
 /* The websocket action. Validates the upgrade (RFC 6455 §4.2); on success
- * queues the 101, sets c->state = GH_CONN_WS and c->ws, and takes over the
- * bufferevent's callbacks. On failure answers with an error status. */
+ * queues the 101, sets c->state = GH_CONN_WS and c->ws, takes over the
+ * bufferevent's callbacks and calls the plugin's open. On failure answers
+ * with an error status: 405 (not GET), 426 (no Upgrade: websocket, or a
+ * Sec-WebSocket-Version other than 13; with Sec-WebSocket-Version: 13),
+ * 400 (HTTP/1.0, a body, no Connection: upgrade, a bad or repeated key),
+ * 403 (origin refused), 503 (the plugin is not serving, or draining).
+ * Never frees c. */
 void gh_action_websocket(gh_request *r, const gh_route_conf *route);
 
 /* Called by conn.c once the request head has been drained after a
- * successful upgrade: processes any frames already buffered. May free c. */
+ * successful upgrade: processes any frames already buffered. Never frees
+ * c synchronously (conn.c still looks at it afterwards); a connection
+ * that must go is freed from its own event shortly after. */
 void gh_ws_conn_start(gh_conn *c);
 
-/* Frees the WebSocket state (called from gh_conn_free). NULL-safe. */
+/* Frees the WebSocket state (called from gh_conn_free): calls the plugin's
+ * close (1006, or the code already sent) if it is still owed and drops the
+ * topic subscriptions. NULL-safe. */
 void gh_ws_conn_free(struct gh_ws_conn *ws);
 
-/* Server drain: send close 1001 and finish the close handshake. May free c. */
+/* Server drain: send close 1001 and finish the close handshake; the
+ * connection is freed when the handshake ends or close_timeout passes.
+ * Never frees c synchronously. */
 void gh_ws_conn_drain(gh_conn *c);
+
+/* ---- for the plugin host and topics --------------------------------
+ * These back the ABI's host functions; ws is a connection the plugin was
+ * given (from open until its close callback returns). None of them calls
+ * back into a plugin or frees anything: closing only marks, and the
+ * connection settles from its own event. */
+
+/* Queues a whole message (GH_WS_OP_TEXT or GH_WS_OP_BINARY), copying data.
+ * Returns 0; GH_EINVAL (bad opcode, text not UTF-8); -ENOTCONN (not open);
+ * -ENOBUFS (over the send backlog: now closing with 1008); GH_ENOMEM. */
+int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t len);
+
+/* The topic sink: queues a shared frame by reference (no copy), taking a
+ * reference on f when queued. Same returns as gh_ws_conn_send. */
+int gh_ws_conn_send_ref(void *ws, struct gh_frame_ref *f);
+
+/* Bytes queued and not yet written. */
+uint64_t gh_ws_conn_buffered(const struct gh_ws_conn *ws);
+
+/* Starts the close handshake with a code that may be sent and a UTF-8
+ * reason. Returns 0, GH_EINVAL or -ENOTCONN (not open). */
+int gh_ws_conn_close(struct gh_ws_conn *ws, uint16_t code, const char *reason,
+                     size_t reason_len);
+
+/* Topic subscriptions in the namespace of the connection's plugin.
+ * Return 0, GH_EINVAL, -ENOTCONN, GH_ENOMEM / GH_ENOENT. */
+int gh_ws_conn_subscribe(struct gh_ws_conn *ws, const char *name, size_t len);
+int gh_ws_conn_unsubscribe(struct gh_ws_conn *ws, const char *name, size_t len);
+
+/* Accessors. Strings live as long as the connection, except header()'s,
+ * which is only available (non-NULL) while the plugin's open runs. */
+const char *gh_ws_conn_client_addr(const struct gh_ws_conn *ws);
+uint16_t    gh_ws_conn_client_port(const struct gh_ws_conn *ws);
+const char *gh_ws_conn_path(const struct gh_ws_conn *ws);
+const char *gh_ws_conn_query(const struct gh_ws_conn *ws);
+const char *gh_ws_conn_header(const struct gh_ws_conn *ws, const char *name, size_t *len);
+const char *gh_ws_conn_subprotocol(const struct gh_ws_conn *ws);
+void        gh_ws_conn_set_data(struct gh_ws_conn *ws, void *data);
+void       *gh_ws_conn_get_data(const struct gh_ws_conn *ws);
+uint64_t    gh_ws_conn_id(const struct gh_ws_conn *ws);
+struct gh_plugin_inst *gh_ws_conn_route(const struct gh_ws_conn *ws);
 
 #endif
