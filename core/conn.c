@@ -66,14 +66,14 @@ static const gh_config *cfg_of(const gh_conn *c)
     return c->site->cfg;
 }
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+static void addr_text(const gh_sockaddr *ss, char *out, size_t cap)
 {
     const void *a = NULL;
 
-    if (ss->ss_family == AF_INET) {
-        a = &((const struct sockaddr_in *)ss)->sin_addr;
-    } else if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+    if (ss->sa.sa_family == AF_INET) {
+        a = &ss->in4.sin_addr;
+    } else if (ss->sa.sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = &ss->in6;
         /* show an IPv4-mapped peer as plain IPv4 */
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
             if (inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)cap) != NULL)
@@ -81,7 +81,7 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
         }
         a = &s6->sin6_addr;
     }
-    if (a == NULL || inet_ntop(ss->ss_family, a, out, (socklen_t)cap) == NULL)
+    if (a == NULL || inet_ntop(ss->sa.sa_family, a, out, (socklen_t)cap) == NULL)
         snprintf(out, cap, "-");
 }
 
@@ -199,7 +199,8 @@ static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
     c->proxied = true;
     c->srv->stats.proxy_accepted++;
     if (!info->local && (info->family == AF_INET || info->family == AF_INET6)) {
-        c->client = info->src;
+        memcpy(&c->client, &info->src, info->family == AF_INET ? sizeof(c->client.in4)
+                                                                : sizeof(c->client.in6));
         addr_text(&c->client, c->client_text, sizeof(c->client_text));
         if (port_is_https(lc, &info->dst))
             c->https = true;
@@ -336,7 +337,7 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     addr_text(&c->client, c->client_text, sizeof(c->client_text));
     c->https = lc->tls;
     c->peer_trusted = lc->trusted_any ||
-                      gh_cidr_list_match(lc->trusted, lc->ntrusted, (const struct sockaddr *)&c->peer);
+                      gh_cidr_list_match(lc->trusted, lc->ntrusted, &c->peer.sa);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if ((c->timer = evtimer_new(srv->base, on_timer, c)) == NULL)
         goto fail;
@@ -693,8 +694,8 @@ static void apply_forwarded(gh_conn *c, const gh_http1_head *head, gh_request *r
     if ((f = gh_http1_find(head, "x-forwarded-for")) != NULL) {
         last_element(f, &v, &len);
         if (len > 0 && len < sizeof(ip)) {
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&c->client;
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->client;
+            struct sockaddr_in *s4 = &c->client.in4;
+            struct sockaddr_in6 *s6 = &c->client.in6;
             memcpy(ip, v, len);
             ip[len] = '\0';
             memset(&c->client, 0, sizeof(c->client));

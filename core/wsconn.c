@@ -978,12 +978,12 @@ const char *gh_ws_conn_client_addr(const struct gh_ws_conn *ws)
 
 uint16_t gh_ws_conn_client_port(const struct gh_ws_conn *ws)
 {
-    const struct sockaddr_storage *ss = &ws->c->client;
+    const gh_sockaddr *ss = &ws->c->client;
 
-    if (ss->ss_family == AF_INET)
-        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    if (ss->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+    if (ss->sa.sa_family == AF_INET)
+        return ntohs(ss->in4.sin_port);
+    if (ss->sa.sa_family == AF_INET6)
+        return ntohs(ss->in6.sin6_port);
     return 0;
 }
 
