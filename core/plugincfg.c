@@ -65,7 +65,7 @@ static int scalar(const gh_cnode *map, const char *key, const gh_cnode **out,
 int gh_plugincfg_string(const gh_cnode *map, const char *key, const char *def,
                         const char **out, gh_plugincfg_err *err)
 {
-    const gh_cnode *n;
+    const gh_cnode *n = NULL;
     int rc = scalar(map, key, &n, "a string", err);
 
     if (rc < 0)
@@ -77,7 +77,7 @@ int gh_plugincfg_string(const gh_cnode *map, const char *key, const char *def,
 int gh_plugincfg_int(const gh_cnode *map, const char *key, int64_t def,
                      int64_t min, int64_t max, int64_t *out, gh_plugincfg_err *err)
 {
-    const gh_cnode *n;
+    const gh_cnode *n = NULL;
     const char *s;
     bool neg = false;
     uint64_t v = 0, lim;
@@ -124,7 +124,7 @@ int gh_plugincfg_bool(const gh_cnode *map, const char *key, bool def, bool *out,
                                        "on", "On", "ON", NULL };
     static const char *const no[] = { "false", "False", "FALSE", "no", "No", "NO",
                                       "off", "Off", "OFF", NULL };
-    const gh_cnode *n;
+    const gh_cnode *n = NULL;
     int rc = scalar(map, key, &n, "true or false", err);
 
     if (rc < 0)
@@ -149,7 +149,7 @@ int gh_plugincfg_bool(const gh_cnode *map, const char *key, bool def, bool *out,
 int gh_plugincfg_size(const gh_cnode *map, const char *key, uint64_t def,
                       uint64_t *out, gh_plugincfg_err *err)
 {
-    const gh_cnode *n;
+    const gh_cnode *n = NULL;
     uint64_t v;
     int rc = scalar(map, key, &n, "a size", err);
 
@@ -169,7 +169,7 @@ int gh_plugincfg_size(const gh_cnode *map, const char *key, uint64_t def,
 int gh_plugincfg_duration(const gh_cnode *map, const char *key, uint64_t def_ms,
                           uint64_t *out_ms, gh_plugincfg_err *err)
 {
-    const gh_cnode *n;
+    const gh_cnode *n = NULL;
     uint64_t v;
     int rc = scalar(map, key, &n, "a duration", err);
 

@@ -96,9 +96,10 @@ static gh_config *load_ok(const char *yaml)
 
 static char *join(const char *a, const char *b)
 {
-    static char buf[PATH_MAX];
+    static char buf[PATH_MAX + 64];
 
-    snprintf(buf, sizeof(buf), "%s/%s", a, b);
+    if ((size_t)snprintf(buf, sizeof(buf), "%s/%s", a, b) >= sizeof(buf))
+        buf[0] = '\0';
     return buf;
 }
 
