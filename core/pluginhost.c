@@ -610,6 +610,10 @@ void gh_plugins_bind(gh_site *site, gh_server *srv)
 
     if (ps == NULL)
         return;
+    if (ps->srv == NULL) {      /* once per generation */
+        srv->stats.plugin_loads += ps->nplugins;
+        srv->stats.plugin_refusals += ps->nrefusals;
+    }
     ps->srv = srv;
     for (size_t i = 0; i < ps->ninst; i++) {
         struct gh_plugin_inst *in = ps->inst[i];

@@ -233,6 +233,7 @@ static void begin_close(struct gh_ws_conn *ws, uint16_t code, const char *reason
         return;
     n = gh_ws_close_payload(payload, code, reason, reason_len);
     (void)queue_frame(ws, GH_WS_OP_CLOSE, payload, n);
+    gh_stats_ws_close(&ws->c->srv->stats, code);
     ws->close_code = code;
     ws->close_reason = static_reason;
     ws->state = fail ? WS_FLUSHING : WS_CLOSE_SENT;
@@ -256,6 +257,7 @@ static void kill_conn(struct gh_ws_conn *ws)
     if (ws->state == WS_OPEN) {
         ws->close_code = GH_WS_CLOSE_ABNORMAL;
         ws->close_reason = NULL;
+        gh_stats_ws_close(&ws->c->srv->stats, GH_WS_CLOSE_ABNORMAL);
     }
     ws->state = WS_LINGER;
     ws->dead = true;
@@ -276,6 +278,7 @@ static bool over_backlog(struct gh_ws_conn *ws, size_t len)
                "would pass send_backlog %llu; closing with 1008",
                (unsigned long long)ws->c->id, ws->c->client_text, queued, len,
                (unsigned long long)limit);
+        ws->c->srv->stats.ws_slow_consumers++;
         fail_conn(ws, GH_WS_CLOSE_POLICY, "slow consumer");
         return true;
     }
@@ -298,7 +301,11 @@ int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t 
         return -ENOTCONN;
     if (over_backlog(ws, len + GH_WS_MAX_HEADER))
         return -ENOBUFS;
-    return queue_frame(ws, opcode, data, len);
+    if (queue_frame(ws, opcode, data, len) != GH_OK)
+        return GH_ENOMEM;
+    ws->c->srv->stats.ws_messages_out++;
+    ws->c->srv->stats.ws_bytes_out += len;
+    return GH_OK;
 }
 
 int gh_ws_conn_send_ref(void *arg, struct gh_frame_ref *f)
@@ -314,6 +321,10 @@ int gh_ws_conn_send_ref(void *arg, struct gh_frame_ref *f)
         f->refs--;              /* libevent did not take it */
         return GH_ENOMEM;
     }
+    /* payload bytes: the frame less its 2-, 4- or 10-byte header */
+    ws->c->srv->stats.ws_messages_out++;
+    ws->c->srv->stats.ws_bytes_out += f->len <= 127 ? f->len - 2
+                                     : f->len <= 65539 ? f->len - 4 : f->len - 10;
     need_flush(ws);
     return GH_OK;
 }
@@ -366,6 +377,8 @@ static bool settle(struct gh_ws_conn *ws)
 
 static void deliver(struct gh_ws_conn *ws, int opcode, const uint8_t *data, size_t len)
 {
+    ws->c->srv->stats.ws_messages_in++;
+    ws->c->srv->stats.ws_bytes_in += len;
     gh_plugin_route_message(ws->rt, ws, opcode, data, len);
 }
 
@@ -437,6 +450,7 @@ static void on_close_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
         /* echo the code (RFC 6455 §5.5.1); an empty close gets an empty one */
         size_t n = gh_ws_close_payload(payload, ev->close_code, NULL, 0);
         (void)queue_frame(ws, GH_WS_OP_CLOSE, payload, n);
+        gh_stats_ws_close(&ws->c->srv->stats, ev->close_code);
         ws->state = WS_FLUSHING;
         ws->close_code = ev->close_code;
         ws->next_ping_ms = ws->pong_due_ms = 0;

@@ -67,6 +67,46 @@ routes:
         ghtest.wait_for(lambda: scrape(port)[gauge] == 0, what="the gauge back at 0")
 
 
+class WebSocketMetricsTest(ghtest.TestCase):
+
+    def test_websocket_counters_move(self):
+        import asyncio
+        import os
+        import websockets
+        port = ghtest.free_port()
+        self.start(f"""
+plugins_dir: {os.path.join(ghtest.GH_BUILD, "plugins")}
+listeners:
+  - listen: 127.0.0.1:{port}
+routes:
+  - match: {{ path: /metrics }}
+    metrics: {{}}
+  - match: {{ path: /ws/echo }}
+    websocket: {{ plugin: echo }}
+""")
+        before = scrape(port)
+        self.assertGreaterEqual(before['gatehouse_plugin_loads_total{result="ok"}'], 1)
+        gauge = f'gatehouse_connections_open{{listener="127.0.0.1:{port}",kind="websocket"}}'
+
+        async def session():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/echo") as ws:
+                for m in ("a", "bb", "ccc"):
+                    await ws.send(m)
+                    self.assertEqual(await ws.recv(), m)
+                during = await asyncio.get_running_loop().run_in_executor(None, scrape, port)
+                self.assertEqual(during[gauge], 1)
+                await ws.close(code=1000)
+        asyncio.run(session())
+        after = ghtest.wait_for(lambda: (lambda v: v[gauge] == 0 and v)(scrape(port)),
+                                what="the websocket gauge back at 0")
+        self.assertEqual(after['gatehouse_websocket_messages_total{direction="in"}'], 3)
+        self.assertEqual(after['gatehouse_websocket_messages_total{direction="out"}'], 3)
+        self.assertEqual(after['gatehouse_websocket_bytes_total{direction="in"}'], 6)
+        self.assertEqual(after['gatehouse_websocket_bytes_total{direction="out"}'], 6)
+        self.assertEqual(after['gatehouse_websocket_closes_total{code="1000"}'], 1)
+        self.assertEqual(after['gatehouse_http_responses_total{class="1xx"}'], 1)
+
+
 class TlsMetricsTest(ghtest.TestCase):
 
     def test_handshakes_are_counted(self):
