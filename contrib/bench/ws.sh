@@ -3,12 +3,15 @@
 # same run. A benchmark, not a test: the machine is shared and noisy, so only
 # the ratios within one run mean anything.
 #
-# Four jobs (contrib/bench/README.md has the details), each against a fresh
+# Five jobs (contrib/bench/README.md has the details), each against a fresh
 # server process pinned to core 0 (SERVER_CPU), with the load generator
 # (wsload, built here from contrib/bench/wsload.c) pinned to core 1 (LOAD_CPU):
 #   echo       100 connections x 8 messages of 32 bytes in flight: round trips/s
 #   fanout     1,000 subscribers + 1 publisher on one topic: deliveries/s,
 #              p99 send-to-receive latency, lost=0 checked
+#   fanout-chat the same through gatehouse's chat plugin (one room, JSON);
+#              gatehouse only (node has no chat), compared with gatehouse's
+#              pubsub fan-out of the same run
 #   handshake  50 opening + closing handshakes in flight: handshakes/s
 #   idle       10,000 idle connections: server VmRSS growth / 10,000
 #
@@ -17,11 +20,12 @@
 # Environment:
 #   GATEHOUSE=PATH   gatehouse binary (build/release/gatehouse; built with the
 #                    release preset when missing and GATEHOUSE is not set)
-#   PLUGINS=DIR      folder with echo.so and pubsub.so (next to GATEHOUSE)
+#   PLUGINS=DIR      folder with echo.so, pubsub.so and (for fanout-chat)
+#                    chat.so (next to GATEHOUSE)
 #   DURATION=S       measured seconds for echo and handshake (10)
 #   MSGS=N           fanout messages (1000, i.e. 1,000,000 deliveries)
 #   WINDOW=N         fanout messages in flight (8)
-#   BENCHES="..."    subset of: echo fanout handshake idle
+#   BENCHES="..."    subset of: echo fanout fanout-chat handshake idle
 #   SERVERS="..."    subset of: gatehouse node
 #   REPEAT=N         rounds (3); the table keeps each server's best valid run
 #   NODE_BROADCAST=send|frame   node's fan-out: client.send() per subscriber
@@ -38,7 +42,7 @@ gh="${GATEHOUSE:-$here/build/release/gatehouse}"
 dur="${DURATION:-10}"
 msgs="${MSGS:-1000}"
 window="${WINDOW:-8}"
-benches="${BENCHES:-echo fanout handshake idle}"
+benches="${BENCHES:-echo fanout fanout-chat handshake idle}"
 servers="${SERVERS:-gatehouse node}"
 repeat="${REPEAT:-3}"
 bcast="${NODE_BROADCAST:-send}"
@@ -68,7 +72,9 @@ case " $servers " in *" gatehouse "*)
   fi
   plugins="${PLUGINS:-$(dirname "$gh")/plugins}"
   plugins="$(cd "$plugins" && pwd)"
-  for p in echo pubsub; do
+  need_so=(echo pubsub)
+  case " $benches " in *" fanout-chat "*) need_so+=(chat);; esac
+  for p in "${need_so[@]}"; do
     [ -f "$plugins/$p.so" ] || { echo "ws.sh: $plugins/$p.so is missing" >&2; exit 1; }
   done
 esac
@@ -124,6 +130,19 @@ routes:
       ping_interval: 30s
       send_backlog: 8MiB
 EOF
+  # chat: rate 0 turns the per-connection limit off; 2,000 users (the default
+  # 1,000 would refuse the publisher); no history to replay.
+  [ -f "$plugins/chat.so" ] || return 0
+  cat >> "$2" <<EOF
+  - match: { path: /ws/chat }
+    websocket:
+      plugin: chat
+      origins: "*"
+      max_message: 64KiB
+      ping_interval: 30s
+      send_backlog: 8MiB
+      config: { rate: 0, max_users: 2000, history: 0 }
+EOF
 }
 
 start_server() {   # start_server NAME PORT
@@ -154,6 +173,7 @@ run() {   # run BENCH SERVER
   case "$1" in
     echo)      args=(--mode echo --conns 100 --inflight 8 --size 32 --duration "$dur") ;;
     fanout)    args=(--mode fanout --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
+    fanout-chat) args=(--mode fanout-chat --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
     handshake) args=(--mode handshake --concurrency 50 --duration "$dur" --src "$src") ;;
     idle)      args=(--mode idle --conns "$idle_conns" --src "$src") ;;
   esac
@@ -193,6 +213,7 @@ for r in $(seq 1 "$repeat"); do
   for b in $benches; do
     if [ $((r % 2)) -eq 1 ]; then list=("${order[@]}"); else list=(); for ((i=${#order[@]}-1; i>=0; i--)); do list+=("${order[$i]}"); done; fi
     for s in "${list[@]}"; do
+      [ "$b" = fanout-chat ] && [ "$s" != gatehouse ] && continue    # node has no chat
       run "$b" "$s"
     done
   done
@@ -236,5 +257,36 @@ for b in $benches; do
     idle)      row idle kib/conn min abs_max 2 ;;
   esac
 done
+# fanout-chat: gatehouse's chat plugin against its pubsub plugin, same run.
+chat_row() {   # chat_row KEY BETTER(max|min)
+  local c="${res["fanout-chat $1 gatehouse"]:-}" p="${res["fanout $1 gatehouse"]:-}" note=""
+  [ -n "${sat["fanout-chat gatehouse"]:-}" ] && note=" (wsload saturated in chat: a floor)"
+  [ -n "${sat["fanout gatehouse"]:-}" ] && note="$note (wsload saturated in pubsub: a floor)"
+  if [ -z "$c" ] && [ -n "${resn["fanout-chat $1 gatehouse"]:-}" ]; then c="${resn["fanout-chat $1 gatehouse"]}"; note="$note (chat: noisy runs only)"; fi
+  if [ -z "$p" ] && [ -n "${resn["fanout $1 gatehouse"]:-}" ]; then p="${resn["fanout $1 gatehouse"]}"; note="$note (pubsub: noisy runs only)"; fi
+  awk -v k="$1" -v cl="$c" -v pl="$p" -v better="$2" -v note="$note" '
+    function best(list,   a, i, m, n) {
+      n = split(list, a, " "); if (n == 0) return "-"
+      m = a[1] + 0
+      for (i = 2; i <= n; i++) if ((better == "max" && a[i] + 0 > m) || (better == "min" && a[i] + 0 < m)) m = a[i] + 0
+      return m
+    }
+    BEGIN {
+      c = best(cl); p = best(pl); r = "-"
+      if (c != "-" && p != "-" && p + 0 > 0) r = sprintf("%.2f", c / p)
+      printf "%-12s %-13s %12s %12s %11s%s%s\n", "fanout-chat", k, (c == "-") ? "-" : sprintf("%.0f", c),
+             (p == "-") ? "-" : sprintf("%.0f", p), r, (better == "min") ? "  (lower is better)" : "", note
+    }'
+}
+case " $benches " in *" fanout-chat "*)
+  case " $servers " in
+    *" gatehouse "*)
+      echo
+      echo "# gatehouse only: chat plugin vs pubsub plugin, same fan-out (1,000 receivers), same run"
+      printf '%-12s %-13s %12s %12s %11s\n' bench figure chat pubsub chat/pubsub
+      chat_row deliveries/s max; chat_row p99_us min ;;
+    *) echo "# fanout-chat skipped: it runs against gatehouse only" ;;
+  esac
+esac
 [ "$invalid" -eq 0 ] || echo "ws.sh: some runs were not valid (see above); their figures are left out" >&2
 exit "$invalid"

@@ -12,6 +12,11 @@
  *              each carrying its send time; counts deliveries per second,
  *              the p50/p99 send-to-receive latency, and checks that every
  *              receiver got every message once and in order (lost=, dup=).
+ *   fanout-chat the same through gatehouse's chat plugin (plugins/chat): a
+ *              room instead of a topic, each connection's first message
+ *              (welcome) as its ready signal, the payload sent as the text
+ *              of a JSON "say" and read back from the "text" of each "said";
+ *              every other message (the joins) is ignored.
  *   handshake  CONCURRENCY connections in flight, each doing the opening
  *              handshake, a close handshake and the TCP close, over and over.
  *   idle       CONNS open, idle connections; the server's VmRSS growth over
@@ -83,7 +88,7 @@ typedef struct conn {
     size_t        woff, wlen, wcap;
     uint64_t      deadline;        /* ns; for connect, handshake and close */
     char          accept[29];      /* the Sec-WebSocket-Accept we expect */
-    bool          upgraded, close_sent, close_rcvd, is_pub, ready;
+    bool          upgraded, close_sent, close_rcvd, is_pub, ready, welcomed;
     uint64_t      tx, rx;          /* echo: messages sent / checked */
     uint64_t      next_seq, got;   /* fanout: next expected seq, in-order count */
 } conn;
@@ -122,7 +127,8 @@ typedef struct bench {
     /* fanout */
     conn      *pub;
     uint32_t  *got;            /* per seq: receivers that have it */
-    uint64_t   published, completed, nready, deliveries, dups, lat_n;
+    bool       chat;           /* fanout-chat: the chat plugin's JSON */
+    uint64_t   published, completed, nready, nwelcome, deliveries, dups, lat_n;
     uint64_t   t_warm_pub, t_last_deliv, t_last_progress, t_sync;
     uint64_t   hist[HIST_BUCKETS];
     uint64_t   lat_max;
@@ -528,13 +534,13 @@ static void conn_start(bench *b, conn *c)
 {
     static const int one = 1;
     uint8_t key[16];
-    char key64[25], req[1024];
+    char key64[25], req[1024], nick[32] = "";
     unsigned char dig[SHA_DIGEST_LENGTH];
     char cat[24 + sizeof(WS_GUID)];
     int fd, n;
 
     c->b = b;
-    c->upgraded = c->close_sent = c->close_rcvd = c->ready = false;
+    c->upgraded = c->close_sent = c->close_rcvd = c->ready = c->welcomed = false;
     c->tx = c->rx = c->next_seq = c->got = 0;
     c->rlen = c->woff = c->wlen = 0;
     c->deadline = now_ns() + (uint64_t)(b->timeout * 1e9);
@@ -578,10 +584,12 @@ static void conn_start(bench *b, conn *c)
     SHA1((const unsigned char *)cat, (size_t)n, dig);
     EVP_EncodeBlock((unsigned char *)c->accept, dig, SHA_DIGEST_LENGTH);
 
+    if (b->chat)    /* one nick per connection: s0 .. s<subs>, the publisher last */
+        snprintf(nick, sizeof(nick), "%cnick=s%u", strchr(b->path, '?') ? '&' : '?', c->idx);
     n = snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 b->path, b->host_hdr, key64);
+                 b->path, nick, b->host_hdr, key64);
     if (grow(&c->wbuf, &c->wcap, (size_t)n) != 0) {
         conn_fail(c, E_IO, "out of memory");
         return;
@@ -887,6 +895,22 @@ static int echo_send(conn *c)
     return queue_frame(c, 1, p, c->b->size);
 }
 
+/* Queues one fan-out payload of b->size bytes on the publisher: the message
+ * itself, or (fanout-chat) the text of a chat "say"; hex digits and 'x' need
+ * no JSON escaping. Returns -1 when out of memory. */
+static int fan_queue(bench *b, const uint8_t *p)
+{
+    static const char pre[] = "{\"type\":\"say\",\"text\":\"", post[] = "\"}";
+    uint8_t j[sizeof(pre) + 4096 + sizeof(post)];
+
+    if (!b->chat)
+        return queue_frame(b->pub, 1, p, b->size);
+    memcpy(j, pre, sizeof(pre) - 1);
+    memcpy(j + sizeof(pre) - 1, p, b->size);
+    memcpy(j + sizeof(pre) - 1 + b->size, post, sizeof(post) - 1);
+    return queue_frame(b->pub, 1, j, sizeof(pre) - 1 + b->size + sizeof(post) - 1);
+}
+
 /* fanout payload: 'P', 8 hex seq, 16 hex send time (ns), pad; sync: 'S', pad */
 static void fan_publish(bench *b)
 {
@@ -903,7 +927,7 @@ static void fan_publish(bench *b)
         put_hex((char *)p + 1, b->published, 8);
         put_hex((char *)p + 9, t, 16);
         memset(p + 25, 'x', b->size - 25);
-        if (queue_frame(c, 1, p, b->size) != 0) {
+        if (fan_queue(b, p) != 0) {
             conn_fail(c, E_IO, "out of memory");
             return;
         }
@@ -918,7 +942,7 @@ static void fan_sync(bench *b)
 
     p[0] = 'S';
     memset(p + 1, 'x', b->size - 1);
-    if (b->pub != NULL && b->pub->st == CS_OPEN && queue_frame(b->pub, 1, p, b->size) == 0)
+    if (b->pub != NULL && b->pub->st == CS_OPEN && fan_queue(b, p) == 0)
         conn_flush(b->pub);
 }
 
@@ -967,6 +991,54 @@ static int fan_message(conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* fanout-chat: each message is one JSON object from the chat plugin. The
+ * first must be the "welcome" (the connection is in the room: its ready
+ * signal); after it only "said" counts, its "text" being a fan-out payload
+ * (our texts are hex and 'x', which JSON never escapes, so the text ends at
+ * the next quote). "error" fails the connection; "joined" and the rest are
+ * ignored. Field order is not relied on: no text or nick of ours holds a
+ * quote, so the first "type":" is the object's own. */
+static int chat_message(conn *c, const uint8_t *p, size_t n)
+{
+    static const char tkey[] = "\"type\":\"", xkey[] = "\"text\":\"";
+    bench *b = c->b;
+    const uint8_t *t, *x, *q;
+    size_t rest;
+
+#define TYPE_IS(name) (rest >= sizeof(name) && memcmp(t, name "\"", sizeof(name)) == 0)
+    if ((t = memmem(p, n, tkey, sizeof(tkey) - 1)) == NULL) {
+        conn_fail(c, E_PROTO, "chat message without a type: %.*s", n > 60 ? 60 : (int)n,
+                  (const char *)p);
+        return -1;
+    }
+    t += sizeof(tkey) - 1;
+    rest = n - (size_t)(t - p);
+    if (TYPE_IS("error")) {
+        conn_fail(c, E_PROTO, "chat error: %.*s", n > 100 ? 100 : (int)n, (const char *)p);
+        return -1;
+    }
+    if (!c->welcomed) {
+        if (!TYPE_IS("welcome")) {
+            conn_fail(c, E_PROTO, "first chat message is not a welcome: %.*s",
+                      n > 60 ? 60 : (int)n, (const char *)p);
+            return -1;
+        }
+        c->welcomed = true;
+        b->nwelcome++;
+        return 0;
+    }
+    if (!TYPE_IS("said"))
+        return 0;
+#undef TYPE_IS
+    if ((x = memmem(p, n, xkey, sizeof(xkey) - 1)) == NULL ||
+        (q = memchr(x + sizeof(xkey) - 1, '"', n - (size_t)(x + sizeof(xkey) - 1 - p))) == NULL) {
+        conn_fail(c, E_PROTO, "said without a text");
+        return -1;
+    }
+    x += sizeof(xkey) - 1;
+    return fan_message(c, x, (size_t)(q - x));
+}
+
 static int mode_on_message(conn *c, const uint8_t *p, size_t n)
 {
     bench *b = c->b;
@@ -991,7 +1063,7 @@ static int mode_on_message(conn *c, const uint8_t *p, size_t n)
         }
         return 0;
     case M_FANOUT:
-        return fan_message(c, p, n);
+        return b->chat ? chat_message(c, p, n) : fan_message(c, p, n);
     default:
         conn_fail(c, E_PROTO, "unexpected message");
         return -1;
@@ -1092,7 +1164,7 @@ static void on_phase(evutil_socket_t fd, short what, void *arg)
             b->t_sync = 0;
         }
         if (b->phase == 1) {
-            if (b->nready == b->nslots) {
+            if (b->nready == b->nslots && (!b->chat || b->nwelcome == b->nslots)) {
                 b->phase = 2;
                 b->running = true;
                 b->t_measure = t;
@@ -1167,8 +1239,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         break;
     case M_FANOUT:
         if (b->phase == 1 && t - b->t0 > (uint64_t)(b->timeout * 1e9)) {
-            fprintf(stderr, "wsload: only %" PRIu64 " of %u receivers saw a sync message in %.1fs\n",
-                    b->nready, b->nslots, b->timeout);
+            fprintf(stderr, "wsload: only %" PRIu64 " of %u receivers saw a sync message in %.1fs%s\n",
+                    b->nready, b->nslots, b->timeout, b->chat ? " (or a welcome)" : "");
             finish(b);
         } else if (b->phase == 1) {
             event_active(b->phase_ev, 0, 0);
@@ -1224,9 +1296,10 @@ static int parse_src(bench *b, const char *arg)
 static void usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: wsload --mode echo|fanout|handshake|idle --port PORT [options]\n"
+            "usage: wsload --mode echo|fanout|fanout-chat|handshake|idle --port PORT [options]\n"
             "  --host ADDR        server IPv4 address (127.0.0.1)\n"
-            "  --path PATH        request target (/ws/echo; fanout: /ws/pubsub?topic=bench)\n"
+            "  --path PATH        request target (/ws/echo; fanout: /ws/pubsub?topic=bench;\n"
+            "                     fanout-chat: /ws/chat?room=bench, nick=sN appended)\n"
             "  --label NAME       server name in the result line (server)\n"
             "  --conns N          echo: 100, idle: 10000\n"
             "  --inflight N       echo: messages in flight per connection (8)\n"
@@ -1321,6 +1394,10 @@ int main(int argc, char **argv)
         b->mode = M_ECHO;
     else if (strcmp(mode, "fanout") == 0)
         b->mode = M_FANOUT;
+    else if (strcmp(mode, "fanout-chat") == 0) {
+        b->mode = M_FANOUT;
+        b->chat = true;
+    }
     else if (strcmp(mode, "handshake") == 0)
         b->mode = M_HANDSHAKE;
     else if (strcmp(mode, "idle") == 0)
@@ -1343,7 +1420,8 @@ int main(int argc, char **argv)
     b->dst.sin_port = htons((uint16_t)b->port);
     snprintf(b->host_hdr, sizeof(b->host_hdr), "%s:%d", b->host, b->port);
     if (b->path == NULL)
-        b->path = b->mode == M_FANOUT ? "/ws/pubsub?topic=bench" : "/ws/echo";
+        b->path = b->chat ? "/ws/chat?room=bench"
+                  : b->mode == M_FANOUT ? "/ws/pubsub?topic=bench" : "/ws/echo";
     if (b->concurrency == 0)
         b->concurrency = b->mode == M_HANDSHAKE ? 50 : 100;
     switch (b->mode) {
@@ -1436,11 +1514,11 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < b->nslots; i++)
             lost += b->published - b->c[i]->got;
         secs = b->t_last_deliv > b->t_warm_pub ? (double)(b->t_last_deliv - b->t_warm_pub) / 1e9 : 0;
-        printf("fanout %s deliveries/s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f subs=%u msgs=%" PRIu64
+        printf("%s %s deliveries/s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f subs=%u msgs=%" PRIu64
                " published=%" PRIu64 " window=%u size=%u lost=%" PRIu64 " dup=%" PRIu64
                " failed=%" PRIu64,
-               b->label, secs > 0 ? (double)b->deliveries / secs : 0.0,
-               (double)hist_pct(b, 50) / 1e3, (double)hist_pct(b, 99) / 1e3,
+               b->chat ? "fanout-chat" : "fanout", b->label,
+               secs > 0 ? (double)b->deliveries / secs : 0.0, (double)hist_pct(b, 50) / 1e3, (double)hist_pct(b, 99) / 1e3,
                (double)b->lat_max / 1e3, b->subs, b->msgs, b->published, b->window, b->size,
                lost, b->dups, total_errs(b));
         cpu_print(b, b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0);
