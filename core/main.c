@@ -1,8 +1,13 @@
 /* main.c: the command line: gatehouse [-c FILE] [-t] [-V] [-h].
  *
+ * Without -c it reads conf/gateway.yaml (relative to the working folder, as
+ * in a source tree), or, when that does not exist, the installed example
+ * SYSCONFDIR/gatehouse/gateway.yaml, so an install runs as plain `gatehouse`.
+ *
  * -t loads the config and everything it names exactly as a start would, but
  * prints every error as FILE:LINE:COL: message and exits 0 or 1 instead of
  * serving. Unknown flags exit 2 with the usage. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +25,19 @@
 #define GH_VERSION "0.0.0"
 #endif
 
+#ifndef GH_SYSCONFDIR
+#define GH_SYSCONFDIR "/etc"
+#endif
+
 #define DEFAULT_CONFIG "conf/gateway.yaml"
+#define INSTALLED_CONFIG GH_SYSCONFDIR "/gatehouse/gateway.yaml"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: gatehouse [-c FILE] [-t] [-V] [-h]\n"
-            "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+            "  -c FILE  configuration file (default " DEFAULT_CONFIG ",\n"
+            "           or " INSTALLED_CONFIG " when that does not exist)\n"
             "  -t       check the configuration and plugins, then exit 0 (ok) or 1\n"
             "  -V       print the version and exit\n"
             "  -h       print this help and exit\n");
@@ -53,7 +64,7 @@ static int load(const char *path, gh_site **out)
 
 int main(int argc, char **argv)
 {
-    const char *path = DEFAULT_CONFIG;
+    const char *path = NULL;
     bool test_only = false;
     gh_site *site = NULL;
     gh_server *srv = NULL;
@@ -90,6 +101,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (path == NULL)
+        path = access(DEFAULT_CONFIG, F_OK) == 0 || errno != ENOENT ? DEFAULT_CONFIG
+                                                                     : INSTALLED_CONFIG;
     if (load(path, &site) != 0)
         return 1;
     if (test_only) {
