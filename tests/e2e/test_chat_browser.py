@@ -33,27 +33,11 @@ HAPROXY_SOURCE = "127.0.0.3"
 
 
 def make_cert(tmp):
-    """A self-signed certificate for localhost, cert and key in one PEM (as
-    HAProxy's crt wants), made with the openssl CLI."""
-    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", crt, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    both = os.path.join(tmp, "both.pem")
-    with open(both, "w") as f, open(crt) as c, open(key) as k:
-        f.write(c.read() + k.read())
-    return both
+    """cert and key in one PEM, as HAProxy's crt wants"""
+    return ghtest.make_cert(tmp)[2]
 
 
-def wait_port(port, host="127.0.0.1", timeout=10):
-    def up():
-        try:
-            socket.create_connection((host, port), timeout=0.5).close()
-            return True
-        except OSError:
-            return False
-    ghtest.wait_for(up, timeout, "port %d" % port)
+wait_port = ghtest.wait_port
 
 
 class ChatBrowserTest(ghtest.TestCase):

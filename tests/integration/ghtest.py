@@ -25,6 +25,32 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def make_cert(tmp):
+    """A self-signed certificate for localhost made with the openssl CLI.
+    Returns (cert, key, both): both is cert and key in one PEM, as HAProxy's
+    `crt` wants."""
+    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    both = os.path.join(tmp, "both.pem")
+    with open(both, "w") as f, open(crt) as c, open(key) as k:
+        f.write(c.read() + k.read())
+    return crt, key, both
+
+
+def wait_port(port, host="127.0.0.1", timeout=10):
+    """Waits until something accepts connections on host:port."""
+    def up():
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+    wait_for(up, timeout, "port %d" % port)
+
+
 def read_text(path):
     """The file's text, or "" when it does not exist yet."""
     try:
