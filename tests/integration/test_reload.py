@@ -93,6 +93,39 @@ class ReloadTest(ghtest.TestCase):
         g.wait_log("reloaded")
         self.assertEqual(get(p1), (200, b"two\n"))
 
+    def test_reload_reads_new_certificates_for_new_connections(self):
+        import ssl
+        import subprocess
+        p1 = ghtest.free_port()
+        key, crt = self.path("key.pem"), self.path("cert.pem")
+
+        def make(cn):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                            "-out", crt, "-days", "2", "-subj", "/CN=" + cn],
+                           check=True, capture_output=True)
+
+        def served_cn():
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with socket.create_connection(("127.0.0.1", p1), timeout=5) as s:
+                with ctx.wrap_socket(s) as t:
+                    der = t.getpeercert(binary_form=True)
+            pem = ssl.DER_cert_to_PEM_cert(der)
+            out = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem,
+                                 capture_output=True, text=True, check=True)
+            return out.stdout.strip()
+
+        make("first.example")
+        g = self.start(f"listeners:\n  - listen: 127.0.0.1:{p1}\n"
+                       f"    tls: {{ cert: {crt}, key: {key} }}\n"
+                       "routes:\n  - match: { path: /healthz }\n    health: {}\n")
+        self.assertIn("first.example", served_cn())
+        make("second.example")
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reloaded")
+        self.assertIn("second.example", served_cn())
+
     def test_reload_reopens_a_rotated_access_log(self):
         p1 = ghtest.free_port()
         g = self.start(config(self.tmp, [p1], "one"))
