@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "actions.h"
+#include "bus.h"
 
 typedef struct text {
     char  *buf;
@@ -155,6 +156,24 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
     put(&t, "gatehouse_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)st->reloads_ok);
     put(&t, "gatehouse_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)st->reloads_failed);
+    if (srv->bus != NULL) {
+        head(&t, "bus_connected", "gauge", "1 while the Redis bus is connected.");
+        put(&t, "gatehouse_bus_connected %d\n", gh_bus_is_connected(srv->bus) ? 1 : 0);
+        head(&t, "bus_messages_total", "counter",
+             "Topic messages through the Redis bus, by direction.");
+        put(&t, "gatehouse_bus_messages_total{direction=\"published\"} %llu\n",
+            (unsigned long long)st->bus_published);
+        put(&t, "gatehouse_bus_messages_total{direction=\"received\"} %llu\n",
+            (unsigned long long)st->bus_received);
+        head(&t, "bus_not_broadcast_total", "counter",
+             "Topic messages published while the bus was down: delivered on this instance only.");
+        put(&t, "gatehouse_bus_not_broadcast_total %llu\n",
+            (unsigned long long)st->bus_not_broadcast);
+        head(&t, "bus_disconnects_total", "counter", "Connections to Redis lost.");
+        put(&t, "gatehouse_bus_disconnects_total %llu\n", (unsigned long long)st->bus_disconnects);
+        head(&t, "bus_reconnects_total", "counter", "Connections to Redis made again after a loss.");
+        put(&t, "gatehouse_bus_reconnects_total %llu\n", (unsigned long long)st->bus_reconnects);
+    }
     head(&t, "process_start_time_seconds", "gauge", "Start time of the process since the epoch.");
     put(&t, "gatehouse_process_start_time_seconds %.3f\n", st->start_time);
     head(&t, "draining", "gauge", "1 while the process drains.");

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "conn.h"
 #include "err.h"
 #include "filecache.h"
@@ -312,6 +313,21 @@ static uint64_t connection_limit(const gh_config *cfg, uint64_t nofile)
 
 static int open_access_log(gh_server *srv, const char *path);
 
+/* A changed bus: section takes effect at once: the old connections are
+ * closed and new ones made (live topics are subscribed again); equal
+ * sections keep the connections. */
+static void reload_bus(gh_server *srv, const gh_bus_conf *was, const gh_bus_conf *now)
+{
+    if (gh_bus_conf_equal(was, now))
+        return;
+    GH_LOG(GH_LOG_INFO, "reload: bus changed: %s", now->redis != NULL
+           ? "reconnecting" : "topics are local only now");
+    gh_bus_free(srv->bus);
+    srv->bus = NULL;
+    if (now->redis != NULL && gh_bus_new(srv, now, &srv->bus) != GH_OK)
+        GH_LOG(GH_LOG_ERROR, "reload: bus: out of memory; topics are local only");
+}
+
 int gh_server_reload(gh_server *srv)
 {
     const gh_config *ocfg = srv->site->cfg;
@@ -379,6 +395,7 @@ int gh_server_reload(gh_server *srv)
     srv->site = site;
     site = NULL;
     gh_plugins_bind(srv->site, srv);
+    reload_bus(srv, &old->cfg->bus, &cfg->bus);
     gh_site_unref(old);           /* connections keep the old one alive */
 
     gh_log_min_level = (gh_log_level)cfg->log_level;
@@ -573,6 +590,10 @@ int gh_server_new(gh_site *site, gh_server **out)
 
     if ((rc = gh_topics_new(srv)) != GH_OK)
         goto out;
+    if (cfg->bus.redis != NULL && (rc = gh_bus_new(srv, &cfg->bus, &srv->bus)) != GH_OK) {
+        GH_LOG(GH_LOG_ERROR, "bus: cannot set up: %s", strerror(-rc));
+        goto out;
+    }
     gh_plugins_bind(site, srv);
     if ((rc = open_access_log(srv, cfg->access_log)) != GH_OK)
         goto out;
@@ -598,6 +619,8 @@ void gh_server_free(gh_server *srv)
     close_listeners(srv);
     gh_site_unref(srv->site);     /* plugins' fini may still unsubscribe */
     srv->site = NULL;
+    gh_bus_free(srv->bus);        /* before the topics and the event base */
+    srv->bus = NULL;
     gh_topics_free(srv);
     while (srv->listeners != NULL) {
         gh_listener *l = srv->listeners;

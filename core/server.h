@@ -70,6 +70,7 @@ struct gh_server {
     int                exit_code;
     int                access_fd;      /* -1 when off */
     struct gh_topics  *topics;         /* WebSocket fan-out (topic.c) */
+    struct gh_bus     *bus;            /* topics across instances (bus.c), or NULL */
     gh_stats           stats;
     time_t             date_sec;       /* cached Date header */
     char               date[GH_HTTPDATE_LEN + 1];

@@ -37,6 +37,11 @@ typedef struct gh_stats {
     uint64_t       ws_slow_consumers;                /* dropped past send_backlog */
     uint64_t       plugin_loads, plugin_refusals;
     uint64_t       reloads_ok, reloads_failed;
+    uint64_t       bus_published;     /* PUBLISHes sent to Redis (bus.c) */
+    uint64_t       bus_received;      /* messages received from Redis and delivered here */
+    uint64_t       bus_not_broadcast; /* published while the bus was down: delivered here only */
+    uint64_t       bus_disconnects;   /* connections to Redis lost while up */
+    uint64_t       bus_reconnects;    /* connections to Redis made again after a loss */
     double         start_time;                       /* unix seconds */
 } gh_stats;
 

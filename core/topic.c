@@ -17,7 +17,10 @@
  * It deliberately knows nothing of connections: a sink function decides
  * what "queue this frame to that subscriber" means, and may refuse. The
  * sink must not change subscriptions, so the publish loop needs no guard.
- * Nothing here is a bus: gh_topics_publish() is the seam where one goes. */
+ * Nothing here is a bus: gh_topics_publish() is the seam where one goes,
+ * and the bus's watch callback hears of a topic's first and last local
+ * subscriber (so a Redis bus SUBSCRIBEs only to channels someone here
+ * listens on). */
 #include "topic.h"
 
 #include <stdbool.h>
@@ -44,6 +47,7 @@ struct gh_topic_sub {
     topic        *t;
     void         *subscriber;
     size_t        index;        /* in t->subs */
+    uint64_t      serial;       /* when it was made (gh_topics_serial) */
     gh_topic_sub *next;         /* the subscriber's list */
 };
 
@@ -54,6 +58,7 @@ struct gh_topics {
     gh_topic_sink sink;
     gh_topic_bus  bus;
     bool          has_bus;
+    uint64_t      serial;       /* of the latest subscription */
 };
 
 #define INITIAL_BUCKETS 64
@@ -197,11 +202,26 @@ void gh_topics_free(gh_server *srv)
     srv->topics = NULL;
 }
 
+/* The bus's watch callback for tp (on: 1 first subscriber, 0 last gone). */
+static void watch(struct gh_topics *t, const topic *tp, int on)
+{
+    size_t nslen;
+
+    if (!t->has_bus || t->bus.watch == NULL)
+        return;
+    nslen = strlen(tp->key);
+    t->bus.watch(t->bus.ctx, tp->key, tp->key + nslen + 1, tp->keylen - nslen - 1, on);
+}
+
 void gh_topics_set_bus(struct gh_topics *t, const gh_topic_bus *bus)
 {
     t->has_bus = bus != NULL;
-    if (bus != NULL)
-        t->bus = *bus;
+    if (bus == NULL)
+        return;
+    t->bus = *bus;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (topic *p = t->buckets[i]; p != NULL; p = p->next)
+            watch(t, p, 1);
 }
 
 int gh_topics_subscribe(struct gh_topics *t, const char *ns, const char *name,
@@ -248,11 +268,14 @@ int gh_topics_subscribe(struct gh_topics *t, const char *ns, const char *name,
     s->t = tp;
     s->subscriber = subscriber;
     s->index = tp->nsubs;
+    s->serial = ++t->serial;
     s->next = *list;
     *list = s;
     tp->subs[tp->nsubs++] = s;
     if (created && t->ntopics > t->nbuckets)
         grow_table(t);
+    if (created)
+        watch(t, tp, 1);
     return GH_OK;
 nomem:
     if (created)
@@ -269,8 +292,10 @@ static void sub_drop(struct gh_topics *t, gh_topic_sub *s)
         gh_topic_sub *last = tp->subs[--tp->nsubs];
         tp->subs[s->index] = last;
         last->index = s->index;
-        if (tp->nsubs == 0)
+        if (tp->nsubs == 0) {
+            watch(t, tp, 0);
             topic_remove(t, tp);
+        }
     }
     free(s);
 }
@@ -311,6 +336,18 @@ void gh_topics_unsubscribe_all(struct gh_topics *t, gh_topic_sub **list)
 long gh_topics_deliver(struct gh_topics *t, const char *ns, const char *name,
                        size_t len, int opcode, const void *data, size_t dlen)
 {
+    return gh_topics_deliver_upto(t, ns, name, len, opcode, data, dlen, UINT64_MAX);
+}
+
+uint64_t gh_topics_serial(const struct gh_topics *t)
+{
+    return t->serial;
+}
+
+long gh_topics_deliver_upto(struct gh_topics *t, const char *ns, const char *name,
+                            size_t len, int opcode, const void *data, size_t dlen,
+                            uint64_t upto)
+{
     uint8_t hdr[GH_WS_MAX_HEADER];
     size_t nslen, hlen;
     topic *tp;
@@ -333,7 +370,7 @@ long gh_topics_deliver(struct gh_topics *t, const char *ns, const char *name,
     if (dlen > 0)
         memcpy(f->data + hlen, data, dlen);
     for (size_t i = 0; i < tp->nsubs; i++)
-        if (t->sink(tp->subs[i]->subscriber, f) == 0)
+        if (tp->subs[i]->serial <= upto && t->sink(tp->subs[i]->subscriber, f) == 0)
             taken++;
     gh_frame_ref_release(f->data, f->len, f);
     return taken;

@@ -7,10 +7,12 @@
  * reference-counted gh_frame_ref and hands that same block to a "sink" for
  * every subscriber (wsconn queues it with evbuffer_add_reference).
  *
- * The bus seam: gh_topics_publish() goes to the bus when one is set (a
- * Redis bus to other gatehouse instances, later), which is expected to call
- * gh_topics_deliver() for messages to be delivered here; without a bus,
- * publish is deliver. The plugin ABI only ever sees publish. */
+ * The bus seam: gh_topics_publish() goes to the bus when one is set (the
+ * Redis bus to other gatehouse instances, bus.c), which calls
+ * gh_topics_deliver() / gh_topics_deliver_upto() for messages to be
+ * delivered here, and follows each topic's first and last local subscriber
+ * through its watch callback; without a bus, publish is deliver. The
+ * plugin ABI only ever sees publish. */
 #ifndef GH_TOPIC_H
 #define GH_TOPIC_H
 
@@ -51,6 +53,12 @@ typedef struct gh_topic_bus {
     void *ctx;
     int (*publish)(void *ctx, const char *ns, const char *name, size_t name_len,
                    int opcode, const void *data, size_t len);
+    /* Optional (NULL: none). Called with on = 1 when (ns, name) gains its
+     * first local subscriber, and with on = 0 when it loses its last one,
+     * so a bus can follow them (SUBSCRIBE / UNSUBSCRIBE). ns is
+     * NUL-terminated; the strings are borrowed for the call. Not called
+     * by gh_topics_destroy(). It must not subscribe or unsubscribe. */
+    void (*watch)(void *ctx, const char *ns, const char *name, size_t name_len, int on);
 } gh_topic_bus;
 
 /* Creates srv->topics with the WebSocket sink. Returns 0 or GH_ENOMEM. */
@@ -62,7 +70,8 @@ void gh_topics_free(gh_server *srv);
 struct gh_topics *gh_topics_create(gh_topic_sink sink);
 void gh_topics_destroy(struct gh_topics *t);     /* NULL-safe */
 
-/* Sets (or with NULL clears) the bus; the struct is copied. */
+/* Sets (or with NULL clears) the bus; the struct is copied. A bus with a
+ * watch callback is told (on = 1) of every topic that exists now. */
 void gh_topics_set_bus(struct gh_topics *t, const gh_topic_bus *bus);
 
 /* Subscribes subscriber to (ns, name[0..len)) and links the subscription
@@ -91,6 +100,19 @@ int gh_topics_publish(struct gh_topics *t, const char *ns, const char *name,
  * (>= 0), or GH_EINVAL / GH_ENOMEM. */
 long gh_topics_deliver(struct gh_topics *t, const char *ns, const char *name,
                        size_t len, int opcode, const void *data, size_t dlen);
+
+/* As gh_topics_deliver(), but only to the subscriptions made when
+ * gh_topics_serial() returned upto or less: a bus delivering a message
+ * this instance published reaches the subscribers there were at publish
+ * time, as a local publish does (a plugin may publish "joined" and then
+ * subscribe the joiner, who must not get it). */
+long gh_topics_deliver_upto(struct gh_topics *t, const char *ns, const char *name,
+                            size_t len, int opcode, const void *data, size_t dlen,
+                            uint64_t upto);
+
+/* The serial of the latest subscription (each subscribe takes the next
+ * one, from 1); 0 before the first. */
+uint64_t gh_topics_serial(const struct gh_topics *t);
 
 /* Subscribers of (ns, name) now (0 when the topic does not exist). */
 size_t gh_topics_count(const struct gh_topics *t, const char *ns, const char *name,

@@ -1,0 +1,110 @@
+/* bus.h: topics across gatehouse instances through Redis pub/sub.
+ *
+ * With a `bus:` in the config, gh_topics_publish() goes to Redis: one
+ * PUBLISH on channel "<channel_prefix><plugin>:<topic>", and every instance
+ * (this one included) delivers what its SUBSCRIBE connection receives to
+ * its own local subscribers with gh_topics_deliver() (framed once). An
+ * instance SUBSCRIBEs to a channel while the topic has a local subscriber.
+ * While Redis is unreachable, publish delivers locally only and counts the
+ * message as not broadcast; the bus reconnects with backoff.
+ *
+ * Two halves: a codec (envelope, channel names, the PUBLISH command, the
+ * URL) with no I/O and no allocation, and the glue (hiredis on the
+ * server's event loop). Internal to core/. */
+#ifndef GH_BUS_H
+#define GH_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "server.h"
+
+/* ---- codec: no I/O, no allocation -------------------------------------- */
+
+/* A bus message is an envelope header and the payload. The header is
+ * 'g' 'h' VERSION TYPE ORIGIN UPTO: TYPE 't' (text) or 'b' (binary);
+ * ORIGIN (8 bytes, big-endian) names the publishing bus (random per bus);
+ * UPTO (8 bytes, big-endian) is the publisher's gh_topics_serial() at
+ * publish time, so that its own instance delivers to the subscribers there
+ * were then (see gh_topics_deliver_upto). */
+#define GH_BUS_HDR_LEN     20
+#define GH_BUS_VERSION     1
+
+typedef struct gh_bus_msg {
+    int            opcode;      /* GH_WS_OP_TEXT or GH_WS_OP_BINARY */
+    uint64_t       origin;
+    uint64_t       upto;
+    const uint8_t *data;        /* the payload */
+    size_t         len;
+} gh_bus_msg;
+
+/* Writes the header of m (data and len are not used) into hdr. Returns
+ * GH_BUS_HDR_LEN, or GH_EINVAL for an opcode other than text or binary. */
+int gh_bus_envelope_header(uint8_t hdr[GH_BUS_HDR_LEN], const gh_bus_msg *m);
+
+/* Decodes an envelope of len bytes into *out (data pointing into buf,
+ * living as long as buf). Returns 0, or GH_EPROTO when buf is shorter than
+ * a header, has another magic or version, or an unknown type. The payload
+ * is not checked. */
+int gh_bus_envelope_decode(const void *buf, size_t len, gh_bus_msg *out);
+
+/* The channel of (ns, name[0..len)): prefix, ns, ':', name, written to out
+ * (cap bytes, not NUL-terminated). Returns its length, GH_EINVAL for an
+ * empty or too long ns (GH_TOPIC_MAX_NS; ns must hold no ':') or name
+ * (GH_TOPIC_MAX_NAME), or GH_E2BIG when cap is too small. */
+long gh_bus_channel(char *out, size_t cap, const char *prefix, size_t plen,
+                    const char *ns, const char *name, size_t len);
+
+/* Bytes of the RESP command PUBLISH channel envelope for a channel of chlen
+ * bytes and a payload of dlen bytes, or 0 on overflow. */
+size_t gh_bus_publish_size(size_t chlen, size_t dlen);
+
+/* Writes the command for message m to out (cap bytes). Returns its
+ * length, GH_EINVAL (bad opcode, or data NULL with len > 0) or GH_E2BIG
+ * (cap below gh_bus_publish_size()). */
+long gh_bus_publish_encode(char *out, size_t cap, const char *channel, size_t chlen,
+                           const gh_bus_msg *m);
+
+/* redis://[:PASSWORD@]HOST:PORT[/DB], parts pointing into the URL. */
+typedef struct gh_bus_url {
+    const char *host;           /* without the [ ] of an IPv6 literal */
+    size_t      host_len;
+    uint16_t    port;           /* 1..65535 */
+    int         db;             /* 0..15; 0 when absent */
+    bool        has_db;
+    const char *password;       /* NULL when absent */
+    size_t      password_len;
+} gh_bus_url;
+
+/* Splits url (NUL-terminated). Returns 0 and *out, or GH_EINVAL when it is
+ * not of that form (config.c has checked it already; this is for the
+ * glue and the tests). */
+int gh_bus_url_parse(const char *url, gh_bus_url *out);
+
+/* ---- glue ---------------------------------------------------------------- */
+
+typedef struct gh_bus gh_bus;
+
+/* Creates the bus for conf (conf->redis set) on srv's loop and installs it
+ * as srv->topics' bus; topics that exist now are subscribed once
+ * connected. Connecting starts when the loop runs; failing to reach Redis
+ * is not an error here (the bus retries, logging). Returns 0 and *out (free
+ * with gh_bus_free), GH_EINVAL (bad URL) or GH_ENOMEM. */
+int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out);
+
+/* Uninstalls the bus from srv->topics (publish is local again), closes the
+ * connections and frees b. Messages waiting for a SUBSCRIBE to be
+ * confirmed are delivered locally. NULL-safe. Call it before the event
+ * base is freed, and not from a hiredis callback. */
+void gh_bus_free(gh_bus *b);
+
+/* True while both connections to Redis are up (metrics). */
+bool gh_bus_is_connected(const gh_bus *b);
+
+/* True when a and b name the same Redis, prefix and password (a reload
+ * with an equal bus section keeps the connections). */
+bool gh_bus_conf_equal(const gh_bus_conf *a, const gh_bus_conf *b);
+
+#endif
