@@ -14,6 +14,12 @@
 #              pubsub fan-out of the same run
 #   handshake  50 opening + closing handshakes in flight: handshakes/s
 #   idle       10,000 idle connections: server VmRSS growth / 10,000
+# and one opt-in job (not in the default BENCHES; needs redis-server):
+#   fanout-bus the pubsub fan-out across two gatehouse instances joined by
+#              the Redis bus: a redis-server started here, 500 subscribers on
+#              each instance, the publisher on the first; gatehouse only,
+#              compared with gatehouse's single-instance fanout of the same
+#              run. Both instances AND redis share core 0 (SERVER_CPU).
 #
 #   bash contrib/bench/ws.sh
 #
@@ -25,7 +31,7 @@
 #   DURATION=S       measured seconds for echo and handshake (10)
 #   MSGS=N           fanout messages (1000, i.e. 1,000,000 deliveries)
 #   WINDOW=N         fanout messages in flight (8)
-#   BENCHES="..."    subset of: echo fanout fanout-chat handshake idle
+#   BENCHES="..."    subset of: echo fanout fanout-chat handshake idle fanout-bus
 #   SERVERS="..."    subset of: gatehouse node
 #   REPEAT=N         rounds (3); the table keeps each server's best valid run
 #   NODE_BROADCAST=send|frame   node's fan-out: client.send() per subscriber
@@ -77,6 +83,11 @@ case " $servers " in *" gatehouse "*)
   for p in "${need_so[@]}"; do
     [ -f "$plugins/$p.so" ] || { echo "ws.sh: $plugins/$p.so is missing" >&2; exit 1; }
   done
+  case " $benches " in *" fanout-bus "*)
+    for c in redis-server redis-cli; do
+      command -v "$c" >/dev/null 2>&1 || { echo "ws.sh: fanout-bus needs $c (apt-get install redis-server)" >&2; exit 1; }
+    done
+  esac
 esac
 case " $servers " in *" node "*)
   if [ ! -d "$bench/node/node_modules/ws" ]; then
@@ -85,14 +96,20 @@ case " $servers " in *" node "*)
 esac
 
 tmp="$(mktemp -d)"
-spid=""
+spid=""     # the server under test (fanout-bus: instance A)
+spid2=""    # fanout-bus: instance B
+rpid=""     # fanout-bus: redis-server
+rlog=""     # fanout-bus: redis-server's log
+stop_pid() {   # stop_pid PID: TERM, up to 5 s, then KILL
+  [ -n "$1" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.05; done
+  kill -KILL "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 stop_server() {
-  [ -n "$spid" ] || return 0
-  kill -TERM "$spid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.05; done
-  kill -KILL "$spid" 2>/dev/null || true
-  wait "$spid" 2>/dev/null || true
-  spid=""
+  stop_pid "$spid"; stop_pid "$spid2"; stop_pid "$rpid"
+  spid=""; spid2=""; rpid=""
 }
 # shellcheck disable=SC2317  # called by the trap
 cleanup() { stop_server; rm -rf "$tmp"; }
@@ -104,9 +121,12 @@ cc -std=gnu11 -O2 -Wall -Wextra "$bench/wsload.c" "${ldflags[@]}" -o "$tmp/wsloa
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
-gh_config() {   # gh_config PORT FILE
+gh_config() {   # gh_config PORT FILE [REDIS_PORT]
+  local bus=""   # fanout-bus: every instance on the same redis-server
+  [ -z "${3:-}" ] || bus="bus: { redis: \"redis://127.0.0.1:$3\" }"
   cat > "$2" <<EOF
 plugins_dir: $plugins
+$bus
 access_log: off
 error_log: stderr
 log_level: warn
@@ -130,6 +150,13 @@ routes:
       ping_interval: 30s
       send_backlog: 8MiB
 EOF
+  # fanout-bus: /metrics, to see the bus connected (gatehouse_bus_connected 1)
+  if [ -n "${3:-}" ]; then
+    cat >> "$2" <<EOF
+  - match: { path: /metrics }
+    metrics: {}
+EOF
+  fi
   # chat: rate 0 turns the per-connection limit off; 2,000 users (the default
   # 1,000 would refuse the publisher); no history to replay.
   [ -f "$plugins/chat.so" ] || return 0
@@ -162,31 +189,100 @@ start_server() {   # start_server NAME PORT
   fi
 }
 
+# fanout-bus: succeeds when gatehouse on port $1 reports gatehouse_bus_connected 1.
+bus_connected() {
+  python3 - "$1" <<'EOF' 2>/dev/null
+import sys, urllib.request
+body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=2).read()
+sys.exit(0 if b"\ngatehouse_bus_connected 1\n" in b"\n" + body else 1)
+EOF
+}
+
+# start_bus PORT_A PORT_B: a redis-server on a free port and two gatehouse
+# instances joined by it, all three pinned to the server core; returns when
+# redis answers PING and both instances report their bus connected (each
+# bounded to 10 s). Sets spid (A), spid2 (B), rpid and rlog (redis's log).
+start_bus() {
+  local rport i p log
+  rport="$(free_port)"
+  rlog="$tmp/redis.$rport.log"
+  log="$rlog"
+  taskset -c "$scpu" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
+    --daemonize no >"$log" 2>&1 &
+  rpid=$!
+  for i in $(seq 1 200); do
+    [ "$(redis-cli -p "$rport" ping 2>/dev/null)" = PONG ] && break
+    if [ "$i" -eq 200 ] || ! kill -0 "$rpid" 2>/dev/null; then
+      echo "ws.sh: redis-server never answered PING on port $rport:" >&2; cat "$log" >&2; stop_server; return 1
+    fi
+    sleep 0.05
+  done
+  for p in "$1" "$2"; do
+    log="$tmp/gatehouse.$p.log"
+    gh_config "$p" "$tmp/gh.$p.yaml" "$rport"
+    if ! "$gh" -t -c "$tmp/gh.$p.yaml" >"$log" 2>&1; then
+      echo "ws.sh: gatehouse -t refused the bus bench config:" >&2; cat "$log" >&2; stop_server; return 1
+    fi
+    taskset -c "$scpu" "$gh" -c "$tmp/gh.$p.yaml" 2>"$log" &
+    if [ "$p" = "$1" ]; then spid=$!; else spid2=$!; fi
+  done
+  for p in "$1" "$2"; do
+    if ! wait_port "$p"; then
+      echo "ws.sh: gatehouse never opened port $p:" >&2; cat "$tmp/gatehouse.$p.log" >&2; stop_server; return 1
+    fi
+    for i in $(seq 1 100); do
+      bus_connected "$p" && break
+      if [ "$i" -eq 100 ]; then
+        echo "ws.sh: gatehouse on port $p never reported gatehouse_bus_connected 1:" >&2
+        cat "$tmp/gatehouse.$p.log" >&2; stop_server; return 1
+      fi
+      sleep 0.1
+    done
+  done
+}
+
 declare -A res      # "BENCH KEY SERVER" -> values of the valid, quiet runs, space-separated
 declare -A resn     # the same for valid runs during which other processes took a core
 declare -A sat      # "BENCH SERVER" -> 1 when wsload was saturated in some run
 invalid=0
 run() {   # run BENCH SERVER
-  local port out rc=0 args=() key v
+  local port port2="" out rc=0 args=() pids=() key v p logs=()
   port="$(free_port)"
-  start_server "$2" "$port" || { invalid=1; return 0; }
+  if [ "$1" = fanout-bus ]; then
+    port2="$(free_port)"
+    while [ "$port2" = "$port" ]; do port2="$(free_port)"; done
+    start_bus "$port" "$port2" || { invalid=1; return 0; }
+    pids=(--pid "$spid" --pid "$spid2" --pid "$rpid")
+    logs=("$tmp/gatehouse.$port.log" "$tmp/gatehouse.$port2.log" "$rlog")
+  else
+    start_server "$2" "$port" || { invalid=1; return 0; }
+    pids=(--pid "$spid")
+    logs=("$tmp/$2.$port.log")
+  fi
   case "$1" in
     echo)      args=(--mode echo --conns 100 --inflight 8 --size 32 --duration "$dur") ;;
     fanout)    args=(--mode fanout --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
     fanout-chat) args=(--mode fanout-chat --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
     handshake) args=(--mode handshake --concurrency 50 --duration "$dur" --src "$src") ;;
     idle)      args=(--mode idle --conns "$idle_conns" --src "$src") ;;
+    # odd subscribers on port2 (instance B), even ones and the publisher on A
+    fanout-bus) args=(--mode fanout --port2 "$port2" --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
   esac
-  out="$(taskset -c "$lcpu" "$tmp/wsload" "${args[@]}" --port "$port" --label "$2" --pid "$spid")" || rc=$?
+  out="$(taskset -c "$lcpu" "$tmp/wsload" "${args[@]}" --port "$port" --label "$2" "${pids[@]}")" || rc=$?
   echo "$out"
-  if ! kill -0 "$spid" 2>/dev/null; then
-    rc=1
-    echo "ws.sh: $2 died during $1" >&2
-  fi
+  for p in "$spid" "$spid2" "$rpid"; do
+    [ -n "$p" ] || continue
+    if ! kill -0 "$p" 2>/dev/null; then
+      rc=1
+      echo "ws.sh: a server process ($p) died during $1" >&2
+    fi
+  done
   if [ "$rc" -ne 0 ]; then
     invalid=1
     echo "ws.sh: $1 against $2 is not a valid run (wsload exit $rc)" >&2
-    [ -s "$tmp/$2.$port.log" ] && tail -20 "$tmp/$2.$port.log" | sed 's/^/  server: /' >&2
+    for p in "${logs[@]}"; do
+      [ -s "$p" ] && tail -20 "$p" | sed "s|^|  $(basename "$p"): |" >&2
+    done
   fi
   stop_server
   [ "$rc" -eq 0 ] || return 0
@@ -203,6 +299,9 @@ run() {   # run BENCH SERVER
 }
 
 echo "# ws.sh $(date -u +%FT%TZ) servers on core $scpu, wsload on core $lcpu; $(nproc) cores: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+case " $benches " in *" fanout-bus "*)
+  echo "# fanout-bus: both gatehouse instances AND redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on core $scpu: the cross-instance figure includes Redis's work on the same core";;
+esac
 case " $servers " in *" gatehouse "*) echo "# gatehouse: $gh (plugins $plugins)";; esac
 case " $servers " in *" node "*) echo "# node $(node -v), ws $(node -p "require('$bench/node/node_modules/ws/package.json').version"), broadcast: $bcast";; esac
 # Each round runs every server once per bench, the order flipped every other
@@ -213,7 +312,7 @@ for r in $(seq 1 "$repeat"); do
   for b in $benches; do
     if [ $((r % 2)) -eq 1 ]; then list=("${order[@]}"); else list=(); for ((i=${#order[@]}-1; i>=0; i--)); do list+=("${order[$i]}"); done; fi
     for s in "${list[@]}"; do
-      [ "$b" = fanout-chat ] && [ "$s" != gatehouse ] && continue    # node has no chat
+      case "$b" in fanout-chat|fanout-bus) [ "$s" = gatehouse ] || continue;; esac   # gatehouse only
       run "$b" "$s"
     done
   done
@@ -257,14 +356,15 @@ for b in $benches; do
     idle)      row idle kib/conn min abs_max 2 ;;
   esac
 done
-# fanout-chat: gatehouse's chat plugin against its pubsub plugin, same run.
-chat_row() {   # chat_row KEY BETTER(max|min)
-  local c="${res["fanout-chat $1 gatehouse"]:-}" p="${res["fanout $1 gatehouse"]:-}" note=""
-  [ -n "${sat["fanout-chat gatehouse"]:-}" ] && note=" (wsload saturated in chat: a floor)"
-  [ -n "${sat["fanout gatehouse"]:-}" ] && note="$note (wsload saturated in pubsub: a floor)"
-  if [ -z "$c" ] && [ -n "${resn["fanout-chat $1 gatehouse"]:-}" ]; then c="${resn["fanout-chat $1 gatehouse"]}"; note="$note (chat: noisy runs only)"; fi
-  if [ -z "$p" ] && [ -n "${resn["fanout $1 gatehouse"]:-}" ]; then p="${resn["fanout $1 gatehouse"]}"; note="$note (pubsub: noisy runs only)"; fi
-  awk -v k="$1" -v cl="$c" -v pl="$p" -v better="$2" -v note="$note" '
+# gatehouse alone, one bench against another of the same run: fanout-chat
+# (chat plugin) and fanout-bus (two instances over Redis) against fanout.
+cmp_row() {   # cmp_row BENCH BASE KEY BETTER(max|min) NAME BASENAME
+  local c="${res["$1 $3 gatehouse"]:-}" p="${res["$2 $3 gatehouse"]:-}" note=""
+  [ -n "${sat["$1 gatehouse"]:-}" ] && note=" (wsload saturated in $5: a floor)"
+  [ -n "${sat["$2 gatehouse"]:-}" ] && note="$note (wsload saturated in $6: a floor)"
+  if [ -z "$c" ] && [ -n "${resn["$1 $3 gatehouse"]:-}" ]; then c="${resn["$1 $3 gatehouse"]}"; note="$note ($5: noisy runs only)"; fi
+  if [ -z "$p" ] && [ -n "${resn["$2 $3 gatehouse"]:-}" ]; then p="${resn["$2 $3 gatehouse"]}"; note="$note ($6: noisy runs only)"; fi
+  awk -v b="$1" -v k="$3" -v cl="$c" -v pl="$p" -v better="$4" -v note="$note" '
     function best(list,   a, i, m, n) {
       n = split(list, a, " "); if (n == 0) return "-"
       m = a[1] + 0
@@ -274,7 +374,7 @@ chat_row() {   # chat_row KEY BETTER(max|min)
     BEGIN {
       c = best(cl); p = best(pl); r = "-"
       if (c != "-" && p != "-" && p + 0 > 0) r = sprintf("%.2f", c / p)
-      printf "%-12s %-13s %12s %12s %11s%s%s\n", "fanout-chat", k, (c == "-") ? "-" : sprintf("%.0f", c),
+      printf "%-12s %-13s %12s %12s %11s%s%s\n", b, k, (c == "-") ? "-" : sprintf("%.0f", c),
              (p == "-") ? "-" : sprintf("%.0f", p), r, (better == "min") ? "  (lower is better)" : "", note
     }'
 }
@@ -284,8 +384,19 @@ case " $benches " in *" fanout-chat "*)
       echo
       echo "# gatehouse only: chat plugin vs pubsub plugin, same fan-out (1,000 receivers), same run"
       printf '%-12s %-13s %12s %12s %11s\n' bench figure chat pubsub chat/pubsub
-      chat_row deliveries/s max; chat_row p99_us min ;;
+      cmp_row fanout-chat fanout deliveries/s max chat pubsub; cmp_row fanout-chat fanout p99_us min chat pubsub ;;
     *) echo "# fanout-chat skipped: it runs against gatehouse only" ;;
+  esac
+esac
+case " $benches " in *" fanout-bus "*)
+  case " $servers " in
+    *" gatehouse "*)
+      echo
+      echo "# gatehouse only: pubsub fan-out over 2 instances + Redis bus (500 subscribers on each) vs 1 instance, same run;"
+      echo "# both instances and redis-server share core $scpu, so the bus figure includes Redis's work on that core"
+      printf '%-12s %-13s %12s %12s %11s\n' bench figure bus single bus/single
+      cmp_row fanout-bus fanout deliveries/s max bus single; cmp_row fanout-bus fanout p99_us min bus single ;;
+    *) echo "# fanout-bus skipped: it runs against gatehouse only" ;;
   esac
 esac
 [ "$invalid" -eq 0 ] || echo "ws.sh: some runs were not valid (see above); their figures are left out" >&2

@@ -12,6 +12,10 @@
  *              each carrying its send time; counts deliveries per second,
  *              the p50/p99 send-to-receive latency, and checks that every
  *              receiver got every message once and in order (lost=, dup=).
+ *              With --port2, the subscribers alternate between two
+ *              servers (odd ones on PORT2) and the publisher stays on PORT:
+ *              the cross-instance fan-out through gatehouse's Redis bus
+ *              (fanout-bus in ws.sh).
  *   fanout-chat the same through gatehouse's chat plugin (plugins/chat): a
  *              room instead of a topic, each connection's first message
  *              (welcome) as its ready signal, the payload sent as the text
@@ -64,6 +68,7 @@
 #define MAX_FRAME    (SCRATCH / 2)     /* largest server frame we accept */
 #define MAX_HEAD     8192              /* largest handshake response head */
 #define MAX_SRC      64
+#define MAX_PIDS     4                 /* --pid given this many times at most */
 #define HIST_BUCKETS 3776              /* log-linear, 64 sub-buckets per octave */
 #define WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -97,18 +102,20 @@ typedef struct bench {
     /* options */
     enum mode   mode;
     const char *label, *host, *path;
-    int         port;
+    int         port, port2;       /* port2: fanout's second server, or -1 */
     unsigned    conns, inflight, size, subs, window, concurrency, warm_msgs;
     uint64_t    msgs;
     double      duration, warmup, settle, timeout;
-    long        pid;
-    struct sockaddr_in dst, src[MAX_SRC];
+    long        pid;               /* the first --pid */
+    long        pids[MAX_PIDS];    /* every --pid: server_cpu is their sum */
+    unsigned    npids;
+    struct sockaddr_in dst, dst2, src[MAX_SRC];
     unsigned    nsrc, src_next;
 
     struct event_base *base;
     struct event      *tick, *refill, *phase_ev;
     uint8_t           *scratch;
-    char               host_hdr[300];
+    char               host_hdr[300], host_hdr2[300];
     uint64_t           rng[2];
 
     conn     **c;              /* slots */
@@ -355,10 +362,27 @@ static int read_core(int core, uint64_t *busy, uint64_t *total, uint64_t *steal)
     return rc;
 }
 
+/* utime + stime of every --pid summed (the servers sharing core 0), plus 1
+ * so that a process that has not run yet is not taken for an unknown one
+ * (the 1 cancels out in a difference); 0 when one of them cannot be read. */
+static uint64_t server_ticks(const bench *b)
+{
+    uint64_t sum = 1;
+
+    for (unsigned i = 0; i < b->npids; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", b->pids[i]);
+        if (access(path, R_OK) != 0)
+            return 0;
+        sum += read_cpu_ticks(b->pids[i]);
+    }
+    return b->npids > 0 ? sum : 0;
+}
+
 static void cpu_start(bench *b)
 {
     getrusage(RUSAGE_SELF, &b->ru0);
-    b->srv_ticks0 = read_cpu_ticks(b->pid);
+    b->srv_ticks0 = server_ticks(b);
     b->core[0] = b->pid > 0 ? pinned_core(b->pid) : -1;
     b->core[1] = pinned_core(0);
     for (int i = 0; i < 2; i++)
@@ -389,7 +413,7 @@ static void cpu_print(bench *b, double secs)
                        b->ru0.ru_stime.tv_usec) / 1e6) / secs;
     printf(" client_cpu=%.0f%%", own[1]);
     if (b->pid > 0 && b->srv_ticks0 > 0) {
-        uint64_t t = read_cpu_ticks(b->pid);
+        uint64_t t = server_ticks(b);
         if (t >= b->srv_ticks0) {
             own[0] = 100.0 * (double)(t - b->srv_ticks0) / (double)sysconf(_SC_CLK_TCK) / secs;
             printf(" server_cpu=%.0f%%", own[0]);
@@ -537,6 +561,9 @@ static void conn_start(bench *b, conn *c)
     char key64[25], req[1024], nick[32] = "";
     unsigned char dig[SHA_DIGEST_LENGTH];
     char cat[24 + sizeof(WS_GUID)];
+    /* fanout with --port2: odd-numbered subscribers on the second server;
+     * the even ones and the publisher (the last slot) on the first */
+    const bool second = b->port2 > 0 && !c->is_pub && (c->idx & 1u);
     int fd, n;
 
     c->b = b;
@@ -589,7 +616,7 @@ static void conn_start(bench *b, conn *c)
     n = snprintf(req, sizeof(req),
                  "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 b->path, nick, b->host_hdr, key64);
+                 b->path, nick, second ? b->host_hdr2 : b->host_hdr, key64);
     if (grow(&c->wbuf, &c->wcap, (size_t)n) != 0) {
         conn_fail(c, E_IO, "out of memory");
         return;
@@ -597,7 +624,8 @@ static void conn_start(bench *b, conn *c)
     memcpy(c->wbuf, req, (size_t)n);
     c->wlen = (size_t)n;
 
-    if (connect(fd, (const struct sockaddr *)&b->dst, sizeof(b->dst)) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)(second ? &b->dst2 : &b->dst), sizeof(b->dst)) != 0 &&
+        errno != EINPROGRESS) {
         conn_fail(c, E_CONNECT, "connect: %s", strerror(errno));
         return;
     }
@@ -1300,6 +1328,8 @@ static void usage(FILE *fp)
             "  --host ADDR        server IPv4 address (127.0.0.1)\n"
             "  --path PATH        request target (/ws/echo; fanout: /ws/pubsub?topic=bench;\n"
             "                     fanout-chat: /ws/chat?room=bench, nick=sN appended)\n"
+            "  --port2 PORT       fanout: odd subscribers connect to this second server\n"
+            "                     (same host); the publisher stays on PORT\n"
             "  --label NAME       server name in the result line (server)\n"
             "  --conns N          echo: 100, idle: 10000\n"
             "  --inflight N       echo: messages in flight per connection (8)\n"
@@ -1312,7 +1342,8 @@ static void usage(FILE *fp)
             "  --window N         fanout: messages in flight, not yet delivered everywhere (8)\n"
             "  --concurrency N    handshakes in flight (handshake: 50; others open 100 at a time)\n"
             "  --src A-B[,C]      IPv4 source addresses to bind, round robin\n"
-            "  --pid PID          server process: idle mode reads its VmRSS; CPU use is printed\n"
+            "  --pid PID          server process: idle mode reads its VmRSS; CPU use is printed;\n"
+            "                     up to 4 times (servers sharing a core): their CPU is summed\n"
             "  --settle S         idle: wait before reading VmRSS again (2)\n"
             "  --timeout S        per-connection handshake/close and fanout progress timeout (10)\n");
 }
@@ -1339,7 +1370,8 @@ int main(int argc, char **argv)
         { "warmup", 1, NULL, 'w' },    { "subs", 1, NULL, 'S' },       { "msgs", 1, NULL, 'M' },
         { "window", 1, NULL, 'W' },    { "concurrency", 1, NULL, 'C' }, { "src", 1, NULL, 'r' },
         { "pid", 1, NULL, 'x' },       { "settle", 1, NULL, 'z' },     { "timeout", 1, NULL, 't' },
-        { "warm-msgs", 1, NULL, 'A' }, { "help", 0, NULL, 'h' },       { NULL, 0, NULL, 0 },
+        { "warm-msgs", 1, NULL, 'A' }, { "port2", 1, NULL, 'q' },      { "help", 0, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
     };
     bench B = { 0 }, *b = &B;
     const char *mode = NULL;
@@ -1353,7 +1385,7 @@ int main(int argc, char **argv)
     b->label = "server";
     b->core[0] = b->core[1] = -1;
     b->host = "127.0.0.1";
-    b->port = -1;
+    b->port = b->port2 = -1;
     b->conns = 0;
     b->inflight = 8;
     b->size = 32;
@@ -1381,7 +1413,15 @@ int main(int argc, char **argv)
         case 'A': bad |= opt_uint(optarg, 100000000, &v) != 0; b->warm_msgs = (unsigned)v; break;
         case 'W': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->window = (unsigned)v; break;
         case 'C': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->concurrency = (unsigned)v; break;
-        case 'x': bad |= opt_uint(optarg, 1u << 30, &v) != 0 || v == 0; b->pid = (long)v; break;
+        case 'q': bad |= opt_uint(optarg, 65535, &v) != 0 || v == 0; b->port2 = (int)v; break;
+        case 'x':
+            bad |= opt_uint(optarg, 1u << 30, &v) != 0 || v == 0 || b->npids == MAX_PIDS;
+            if (!bad) {
+                b->pids[b->npids++] = (long)v;
+                if (b->pid == 0)
+                    b->pid = (long)v;
+            }
+            break;
         case 'd': b->duration = strtod(optarg, NULL); bad |= !(b->duration > 0 && b->duration < 3600); break;
         case 'w': b->warmup = strtod(optarg, NULL); bad |= !(b->warmup >= 0 && b->warmup < 3600); break;
         case 'z': b->settle = strtod(optarg, NULL); bad |= !(b->settle >= 0 && b->settle < 3600); break;
@@ -1412,6 +1452,8 @@ int main(int argc, char **argv)
         bad = true;
     if (b->mode == M_IDLE && b->pid <= 0)
         bad = true;
+    if (b->port2 > 0 && (b->mode != M_FANOUT || b->port2 == b->port))
+        bad = true;
     if (bad || inet_pton(AF_INET, b->host, &b->dst.sin_addr) != 1) {
         usage(stderr);
         return 2;
@@ -1419,6 +1461,11 @@ int main(int argc, char **argv)
     b->dst.sin_family = AF_INET;
     b->dst.sin_port = htons((uint16_t)b->port);
     snprintf(b->host_hdr, sizeof(b->host_hdr), "%s:%d", b->host, b->port);
+    b->dst2 = b->dst;
+    if (b->port2 > 0) {
+        b->dst2.sin_port = htons((uint16_t)b->port2);
+        snprintf(b->host_hdr2, sizeof(b->host_hdr2), "%s:%d", b->host, b->port2);
+    }
     if (b->path == NULL)
         b->path = b->chat ? "/ws/chat?room=bench"
                   : b->mode == M_FANOUT ? "/ws/pubsub?topic=bench" : "/ws/echo";
@@ -1514,13 +1561,15 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < b->nslots; i++)
             lost += b->published - b->c[i]->got;
         secs = b->t_last_deliv > b->t_warm_pub ? (double)(b->t_last_deliv - b->t_warm_pub) / 1e9 : 0;
-        printf("%s %s deliveries/s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f subs=%u msgs=%" PRIu64
+        printf("%s%s %s deliveries/s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f subs=%u msgs=%" PRIu64
                " published=%" PRIu64 " window=%u size=%u lost=%" PRIu64 " dup=%" PRIu64
                " failed=%" PRIu64,
-               b->chat ? "fanout-chat" : "fanout", b->label,
+               b->chat ? "fanout-chat" : "fanout", b->port2 > 0 ? "-bus" : "", b->label,
                secs > 0 ? (double)b->deliveries / secs : 0.0, (double)hist_pct(b, 50) / 1e3, (double)hist_pct(b, 99) / 1e3,
                (double)b->lat_max / 1e3, b->subs, b->msgs, b->published, b->window, b->size,
                lost, b->dups, total_errs(b));
+        if (b->port2 > 0)   /* odd indices on port2; the publisher is not a subscriber */
+            printf(" subs_port1=%u subs_port2=%u", b->subs - b->subs / 2, b->subs / 2);
         cpu_print(b, b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0);
         printf("\n");
         rc = (total_errs(b) == 0 && lost == 0 && b->dups == 0 && b->published == b->msgs) ? 0 : 1;
