@@ -55,6 +55,7 @@
 #include "topic.h"
 #include "utf8.h"
 #include "wsframe.h"
+#include "units.h"
 
 /* ---- codec ----------------------------------------------------------------- */
 
@@ -776,8 +777,7 @@ static void close_one(redisAsyncContext **pac)
 static void connect_start(gh_bus *b)
 {
     char why[256];
-    struct timeval tv = { .tv_sec = CONNECT_TIMEOUT_MS / 1000,
-                          .tv_usec = (CONNECT_TIMEOUT_MS % 1000) * 1000 };
+    struct timeval tv = gh_units_timeval(CONNECT_TIMEOUT_MS);
 
     b->state = LINK_CONNECTING;
     b->pub_ready = b->sub_ready = false;
@@ -838,8 +838,7 @@ static void link_fail(gh_bus *b, const char *why)
                why, ms);
     }
     b->attempts++;
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    tv = gh_units_timeval(ms);
     evtimer_add(b->timer, &tv);
 }
 

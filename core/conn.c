@@ -38,6 +38,7 @@
 #include "proxy.h"
 #include "tls.h"
 #include "route.h"
+#include "units.h"
 #include "uri.h"
 #include "wsconn.h"
 
@@ -87,7 +88,7 @@ static void addr_text(const gh_sockaddr *ss, char *out, size_t cap)
 
 static void arm_timer(gh_conn *c, uint64_t ms)
 {
-    struct timeval tv = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
+    struct timeval tv = gh_units_timeval(ms);
 
     if (ms == 0) {
         evtimer_del(c->timer);
@@ -158,10 +159,7 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
     /* stop reading while this much is waiting: bounds a pipelining client */
     bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->http.max_head + 64 * 1024);
     if (cfg->http.send_timeout_ms > 0) {
-        struct timeval wt = {
-            .tv_sec = (time_t)(cfg->http.send_timeout_ms / 1000),
-            .tv_usec = (suseconds_t)((cfg->http.send_timeout_ms % 1000) * 1000),
-        };
+        struct timeval wt = gh_units_timeval(cfg->http.send_timeout_ms);
         bufferevent_set_timeouts(c->bev, NULL, &wt);
     }
     if (inject_len > 0 &&
@@ -710,6 +708,15 @@ static void apply_forwarded(gh_conn *c, const gh_http1_head *head, gh_request *r
     addr_text(&c->client, c->client_text, sizeof(c->client_text));
 }
 
+/* What each route action does; every handler answers the request. */
+static void (*const actions[])(gh_request *, const gh_route_conf *) = {
+    [GH_ACTION_STATIC] = gh_action_static,
+    [GH_ACTION_HEALTH] = gh_action_health,
+    [GH_ACTION_REDIRECT_HTTPS] = gh_action_redirect,
+    [GH_ACTION_METRICS] = gh_action_metrics,
+    [GH_ACTION_WEBSOCKET] = gh_action_websocket,
+};
+
 /* Answers one complete request (head and, if any, body already consumed). */
 static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *req)
 {
@@ -748,26 +755,11 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
         gh_req_error(&r, 404);
         goto out;
     }
-    switch (route->action) {
-    case GH_ACTION_STATIC:
-        gh_action_static(&r, route);
-        break;
-    case GH_ACTION_HEALTH:
-        gh_action_health(&r, route);
-        break;
-    case GH_ACTION_REDIRECT_HTTPS:
-        gh_action_redirect(&r, route);
-        break;
-    case GH_ACTION_WEBSOCKET:
-        gh_action_websocket(&r, route);
-        break;
-    case GH_ACTION_METRICS:
-        gh_action_metrics(&r, route);
-        break;
-    default:
+    if ((size_t)route->action < sizeof(actions) / sizeof(actions[0]) &&
+        actions[route->action] != NULL)
+        actions[route->action](&r, route);
+    else
         gh_req_error(&r, 501);
-        break;
-    }
 out:
     access_log(&r);
 }

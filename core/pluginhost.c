@@ -44,6 +44,7 @@
 #include "utf8.h"
 #include "wsconn.h"
 #include "wsframe.h"
+#include "units.h"
 
 #ifndef GH_VERSION
 #define GH_VERSION "0.1.0"
@@ -536,8 +537,8 @@ static void timer_free(struct gh_plugin_timer *t)
 
 static void timer_add(struct gh_plugin_timer *t, uint64_t ms)
 {
-    struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
-                          .tv_usec = (suseconds_t)((ms % 1000) * 1000) };
+    struct timeval tv = gh_units_timeval(ms);
+
     evtimer_add(t->ev, &tv);
 }
 

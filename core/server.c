@@ -28,6 +28,7 @@
 #include "pluginhost.h"
 #include "tls.h"
 #include "topic.h"
+#include "units.h"
 
 /* fds kept back from the connection limit for logs, files being sent,
  * plugins and the listeners themselves */
@@ -448,10 +449,7 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 static void stop_accepting(gh_server *srv)
 {
     const gh_config *cfg = srv->site->cfg;
-    struct timeval tv = {
-        .tv_sec = (time_t)(cfg->drain_timeout_ms / 1000),
-        .tv_usec = (suseconds_t)((cfg->drain_timeout_ms % 1000) * 1000),
-    };
+    struct timeval tv = gh_units_timeval(cfg->drain_timeout_ms);
     gh_conn *c, *next;
 
     srv->stopping = true;
@@ -479,10 +477,7 @@ void gh_server_drain(gh_server *srv)
         srv->draining = true;
         gh_notify("STOPPING=1\nSTATUS=draining");
         if (cfg->drain_delay_ms > 0) {
-            struct timeval tv = {
-                .tv_sec = (time_t)(cfg->drain_delay_ms / 1000),
-                .tv_usec = (suseconds_t)((cfg->drain_delay_ms % 1000) * 1000),
-            };
+            struct timeval tv = gh_units_timeval(cfg->drain_delay_ms);
             GH_LOG(GH_LOG_INFO, "draining: health answers 503; accepting for %llums more",
                    (unsigned long long)cfg->drain_delay_ms);
             evtimer_add(srv->drain_timer, &tv);

@@ -89,3 +89,12 @@ int gh_units_parse_size(const char *s, uint64_t *bytes)
 {
     return parse_with_units(s, size_units, bytes);
 }
+
+struct timeval gh_units_timeval(uint64_t ms)
+{
+    struct timeval tv = {
+        .tv_sec = (time_t)(ms / 1000),
+        .tv_usec = (suseconds_t)((ms % 1000) * 1000),
+    };
+    return tv;
+}

@@ -4,6 +4,7 @@
 #define GH_UNITS_H
 
 #include <stdint.h>
+#include <sys/time.h>
 
 /* Both take ASCII digits glued to a case-sensitive unit: no sign, spaces or
  * decimals ("1.5s" is an error: write 1500ms). *out is untouched on error.
@@ -16,5 +17,8 @@ int gh_units_parse_duration(const char *s, uint64_t *ms);
 /* A size is a plain byte count or a count with B, KiB, MiB or GiB
  * (also KB/MB/GB, meaning 1000-based). Returns 0 or GH_EINVAL. */
 int gh_units_parse_size(const char *s, uint64_t *bytes);
+
+/* A duration in milliseconds as a struct timeval, for event timers. */
+struct timeval gh_units_timeval(uint64_t ms);
 
 #endif

@@ -61,6 +61,7 @@
 #include "utf8.h"
 #include "wsframe.h"
 #include "wshandshake.h"
+#include "units.h"
 
 enum ws_state {
     WS_OPEN = 0,
@@ -155,8 +156,7 @@ static void rearm(struct gh_ws_conn *ws, uint64_t now)
         return;
     }
     ms = due > now ? due - now : 0;
-    tv.tv_sec = (time_t)(ms / 1000);
-    tv.tv_usec = (suseconds_t)((ms % 1000) * 1000);
+    tv = gh_units_timeval(ms);
     evtimer_add(ws->timer, &tv);
 }
 

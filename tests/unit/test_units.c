@@ -126,6 +126,24 @@ START_TEST(parsers_stop_at_the_terminator)
 }
 END_TEST
 
+START_TEST(timeval_splits_milliseconds)
+{
+    struct timeval tv = gh_units_timeval(0);
+
+    ck_assert_int_eq(tv.tv_sec, 0);
+    ck_assert_int_eq(tv.tv_usec, 0);
+    tv = gh_units_timeval(1500);
+    ck_assert_int_eq(tv.tv_sec, 1);
+    ck_assert_int_eq(tv.tv_usec, 500000);
+    tv = gh_units_timeval(75000);
+    ck_assert_int_eq(tv.tv_sec, 75);
+    ck_assert_int_eq(tv.tv_usec, 0);
+    tv = gh_units_timeval(999);
+    ck_assert_int_eq(tv.tv_sec, 0);
+    ck_assert_int_eq(tv.tv_usec, 999000);
+}
+END_TEST
+
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 static Suite *units_suite(void)
@@ -141,6 +159,7 @@ static Suite *units_suite(void)
                         N(bad_sizes));
     tcase_add_test(tc, null_input_is_an_error);
     tcase_add_test(tc, parsers_stop_at_the_terminator);
+    tcase_add_test(tc, timeval_splits_milliseconds);
     suite_add_tcase(s, tc);
     return s;
 }
