@@ -53,6 +53,7 @@
 #include "err.h"
 #include "log.h"
 #include "topic.h"
+#include "tstate.h"
 #include "utf8.h"
 #include "wsframe.h"
 #include "units.h"
@@ -84,6 +85,11 @@ int gh_bus_envelope_header(uint8_t hdr[GH_BUS_HDR_LEN], const gh_bus_msg *m)
     hdr[3] = m->opcode == GH_WS_OP_TEXT ? 't' : 'b';
     put64(hdr + 4, m->origin);
     put64(hdr + 12, m->upto);
+    put64(hdr + 20, m->skip);
+    hdr[28] = (uint8_t)(m->keep >> 24);
+    hdr[29] = (uint8_t)(m->keep >> 16);
+    hdr[30] = (uint8_t)(m->keep >> 8);
+    hdr[31] = (uint8_t)m->keep;
     return GH_BUS_HDR_LEN;
 }
 
@@ -97,6 +103,8 @@ int gh_bus_envelope_decode(const void *buf, size_t len, gh_bus_msg *out)
     out->opcode = p[3] == 't' ? GH_WS_OP_TEXT : GH_WS_OP_BINARY;
     out->origin = get64(p + 4);
     out->upto = get64(p + 12);
+    out->skip = get64(p + 20);
+    out->keep = (uint32_t)p[28] << 24 | (uint32_t)p[29] << 16 | (uint32_t)p[30] << 8 | p[31];
     out->data = p + GH_BUS_HDR_LEN;
     out->len = len - GH_BUS_HDR_LEN;
     return GH_OK;
@@ -179,6 +187,65 @@ long gh_bus_publish_encode(char *out, size_t cap, const char *channel, size_t ch
     return (long)n;
 }
 
+/* n hex digits at s as a number; false when they are not. */
+static bool hexnum(const char *s, size_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return true;
+}
+
+/* One counted list at buf[*at..len): its count, and its items into
+ * items[*n..cap) while there is room. */
+static int state_list(const char *buf, size_t len, size_t *at, gh_plugin_bytes *items,
+                      size_t cap, size_t *n, size_t *count)
+{
+    uint64_t c, l;
+
+    if (len - *at < 8 || !hexnum(buf + *at, 8, &c))
+        return GH_EPROTO;
+    *at += 8;
+    for (uint64_t i = 0; i < c; i++) {
+        if (len - *at < 8 || !hexnum(buf + *at, 8, &l))
+            return GH_EPROTO;
+        *at += 8;
+        if (l > len - *at)
+            return GH_EPROTO;
+        if (*n < cap)
+            items[*n] = (gh_plugin_bytes){ buf + *at, (size_t)l };
+        (*n)++;
+        *at += (size_t)l;
+    }
+    *count = (size_t)c;
+    return GH_OK;
+}
+
+int gh_bus_state_decode(const char *buf, size_t len, uint64_t *reqid,
+                        gh_plugin_bytes *items, size_t cap, size_t *nmembers,
+                        size_t *nlog)
+{
+    size_t at = 16, n = 0;
+    int rc;
+
+    *nmembers = *nlog = 0;
+    if (buf == NULL || len < 16 || !hexnum(buf, 16, reqid))
+        return GH_EPROTO;
+    if ((rc = state_list(buf, len, &at, items, cap, &n, nmembers)) != GH_OK ||
+        (rc = state_list(buf, len, &at, items, cap, &n, nlog)) != GH_OK)
+        return rc;
+    if (at != len)
+        return GH_EPROTO;
+    return n > cap ? GH_E2BIG : GH_OK;
+}
+
 /* Digits of s[0..len) as a number up to max; -1 when not. */
 static long parse_num(const char *s, size_t len, long max)
 {
@@ -253,11 +320,21 @@ int gh_bus_url_parse(const char *url, gh_bus_url *out)
 enum { LINK_DOWN, LINK_CONNECTING, LINK_UP };
 enum { CMD_AUTH = 1, CMD_SELECT, CMD_PING };
 
+/* Something waiting for a channel's SUBSCRIBE confirmation: a formatted
+ * command (cmdlen bytes of data; 0 for a plain publish, formatted when
+ * sent) with what to deliver here should it never be sent (len bytes
+ * after the command), or a topic-state request (reqid). */
+enum { Q_PUBLISH, Q_CMD, Q_FETCH };
+
 typedef struct qmsg {
     struct qmsg *next;
+    int          kind;
     int          opcode;
     uint64_t     upto;          /* gh_topics_serial() at publish time */
-    size_t       len;
+    uint64_t     skip;
+    uint64_t     reqid;
+    uint32_t     keep;
+    size_t       cmdlen, len;
     uint8_t      data[];
 } qmsg;
 
@@ -299,6 +376,15 @@ struct gh_bus {
     chan             **buckets;
     size_t             nbuckets, nchans;
     size_t             queued;      /* bytes in every chan's q */
+    uint64_t           instance;    /* gh_tstate_instance(): names our members */
+    uint64_t           ttl_ms;      /* presence_ttl */
+    char               me[17];      /* instance in hex */
+    char              *reply_ch;    /* "<prefix>!state:<origin hex>" */
+    size_t             reply_len;
+    char               sha[4][41];  /* the scripts' SHA1s, from SCRIPT LOAD */
+    unsigned           shas;        /* how many have been loaded */
+    struct event      *beat;        /* heartbeat, every ttl / 3 while up */
+    bool               beat_first;  /* the next heartbeat is this link's first */
     char              *chbuf;       /* one channel name */
     size_t             chcap;
     char              *scratch;     /* one PUBLISH command */
@@ -307,6 +393,7 @@ struct gh_bus {
 };
 
 static void link_fail(gh_bus *b, const char *why);
+static void link_up(gh_bus *b);
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
@@ -445,28 +532,92 @@ static int publish_now(gh_bus *b, const char *ch, size_t chlen, int opcode,
     return GH_OK;
 }
 
-/* Sends c's queued publishes (link up) or drops them into local delivery
- * (link going down, or the bus being freed). */
+static void on_script_reply(redisAsyncContext *ac, void *r, void *priv);
+static int send_fetch(gh_bus *b, const chan *c, uint64_t reqid);
+
+/* Sends a formatted script command (member or log). */
+static int cmd_now(gh_bus *b, const uint8_t *cmd, size_t len)
+{
+    if (b->pub == NULL)
+        return GH_EAGAIN;
+    if (redisAsyncFormattedCommand(b->pub, on_script_reply, NULL, (const char *)cmd, len) !=
+        REDIS_OK)
+        return GH_ENOMEM;
+    b->srv->stats.bus_published++;
+    return GH_OK;
+}
+
+/* Sends c's queued work (link up) or does it here instead (link going
+ * down, or the bus being freed). */
 static void chan_flush(gh_bus *b, chan *c, bool send)
 {
     qmsg *m = c->q, *next;
 
     for (; m != NULL; m = next) {
+        int rc = GH_EAGAIN;
+
         next = m->next;
-        if (send && publish_now(b, c->ch, c->chlen, m->opcode, m->data, m->len, m->upto) == GH_OK) {
+        if (send) {
+            if (m->kind == Q_PUBLISH)
+                rc = publish_now(b, c->ch, c->chlen, m->opcode, m->data, m->len, m->upto);
+            else if (m->kind == Q_CMD)
+                rc = cmd_now(b, m->data, m->cmdlen);
+            else
+                rc = send_fetch(b, c, m->reqid);
+        }
+        if (rc == GH_OK) {
             /* sent: comes back through SUBSCRIBE */
-        } else if (c->want) {
-            (void)gh_topics_deliver_upto(b->srv->topics, c->ns, c->name, c->name_len,
-                                         m->opcode, m->data, m->len, m->upto);
-            b->srv->stats.bus_not_broadcast++;
+        } else if (m->kind == Q_FETCH) {
+            gh_tstate_unanswered(b->srv->tstate, m->reqid);
         } else {
+            if (c->want && m->opcode != 0) {
+                (void)gh_topics_deliver_ex(b->srv->topics, c->ns, c->name, c->name_len,
+                                           m->opcode, m->data + m->cmdlen, m->len, m->upto,
+                                           m->skip);
+            }
+            if (m->keep > 0)
+                gh_tstate_log_seen(b->srv->tstate, c->ns, c->name, c->name_len,
+                                   (const char *)m->data + m->cmdlen, m->len, m->keep);
             b->srv->stats.bus_not_broadcast++;
         }
-        b->queued -= m->len;
+        b->queued -= m->cmdlen + m->len;
         free(m);
     }
     c->q = NULL;
     c->qtail = &c->q;
+}
+
+/* Queues work on c until its SUBSCRIBE is confirmed. Returns 0, or
+ * GH_ENOMEM when over MAX_QUEUED or out of memory. */
+static int chan_queue(gh_bus *b, chan *c, int kind, const void *cmd, size_t cmdlen,
+                      int opcode, const void *data, size_t dlen, uint64_t upto,
+                      uint64_t skip, uint32_t keep, uint64_t reqid)
+{
+    qmsg *m;
+
+    if (cmdlen > MAX_QUEUED || dlen > MAX_QUEUED - cmdlen ||
+        cmdlen + dlen > MAX_QUEUED - b->queued ||
+        (m = malloc(sizeof(*m) + cmdlen + dlen)) == NULL) {
+        warn_limited(b, "too much waits for SUBSCRIBE confirmations; working locally only");
+        return GH_ENOMEM;
+    }
+    m->next = NULL;
+    m->kind = kind;
+    m->opcode = opcode;
+    m->upto = upto;
+    m->skip = skip;
+    m->keep = keep;
+    m->reqid = reqid;
+    m->cmdlen = cmdlen;
+    m->len = dlen;
+    if (cmdlen > 0)
+        memcpy(m->data, cmd, cmdlen);
+    if (dlen > 0)
+        memcpy(m->data + cmdlen, data, dlen);
+    *c->qtail = m;
+    c->qtail = &m->next;
+    b->queued += cmdlen + dlen;
+    return GH_OK;
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -493,6 +644,18 @@ static void send_subscribe(gh_bus *b, chan *c, bool subscribe)
         c->sub_sent++;
 }
 
+/* True when the link can take a command now (up, and Redis reading). */
+static bool can_send(gh_bus *b)
+{
+    if (b->state != LINK_UP || b->pub == NULL)
+        return false;
+    if (sdslen(b->pub->c.obuf) > MAX_OUTPUT) {
+        warn_limited(b, "Redis is not reading fast enough; working locally only");
+        return false;
+    }
+    return true;
+}
+
 /* The topics' publish. */
 static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
                        int opcode, const void *data, size_t dlen)
@@ -500,7 +663,6 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
     gh_bus *b = ctx;
     long chlen;
     chan *c;
-    qmsg *m;
     int rc;
     uint64_t upto = gh_topics_serial(b->srv->topics);
 
@@ -508,10 +670,7 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
         return GH_EINVAL;
     if ((chlen = channel_of(b, ns, name, len)) < 0)
         return (int)chlen;
-    if (b->state != LINK_UP || b->pub == NULL ||
-        sdslen(b->pub->c.obuf) > MAX_OUTPUT) {
-        if (b->state == LINK_UP)
-            warn_limited(b, "Redis is not reading fast enough; publishing locally only");
+    if (!can_send(b)) {
         b->srv->stats.bus_not_broadcast++;
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
@@ -519,22 +678,10 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
     if (c != NULL && c->want && !chan_confirmed(b, c)) {
         /* Redis has not confirmed our SUBSCRIBE: a PUBLISH now could
          * overtake it and never come back to the members here */
-        if (dlen > MAX_QUEUED - b->queued || (m = malloc(sizeof(*m) + dlen)) == NULL) {
-            warn_limited(b, "too many messages wait for SUBSCRIBE confirmations; "
-                            "publishing locally only");
-            b->srv->stats.bus_not_broadcast++;
-            return deliver_local(b, ns, name, len, opcode, data, dlen);
-        }
-        m->next = NULL;
-        m->opcode = opcode;
-        m->upto = upto;
-        m->len = dlen;
-        if (dlen > 0)
-            memcpy(m->data, data, dlen);
-        *c->qtail = m;
-        c->qtail = &m->next;
-        b->queued += dlen;
-        return GH_OK;
+        if (chan_queue(b, c, Q_PUBLISH, NULL, 0, opcode, data, dlen, upto, 0, 0, 0) == GH_OK)
+            return GH_OK;
+        b->srv->stats.bus_not_broadcast++;
+        return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
     if ((rc = publish_now(b, b->chbuf, (size_t)chlen, opcode, data, dlen, upto)) != GH_OK) {
         b->srv->stats.bus_not_broadcast++;
@@ -546,6 +693,471 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
     return GH_OK;
+}
+
+/* ---- topic state: scripts ---------------------------------------------------
+ * Keys, for prefix P and topic key T = "<plugin>:<topic>" (the channel is
+ * P T): P"pres:"T hash field "<instance hex>:<conn id>" -> member value;
+ * P"order:"T zset of the same fields by join order (P"seq" counts);
+ * P"bye:"T hash field -> farewell envelope; P"log:"T list of logged
+ * messages; P"itop:"<instance> set of the T where the instance has members;
+ * P"alive" zset of instances by the time their heartbeat runs out. Every key
+ * but P"seq" expires 3 x presence_ttl after the last heartbeat that touched
+ * it, so nothing outlives the instances that use it. A plugin name holds no
+ * ':' and no '!', so these never meet a channel or each other. */
+
+enum { S_MEMBER, S_LOG, S_FETCH, S_BEAT, NSCRIPTS };
+
+static const char *const scripts[NSCRIPTS] = {
+    /* member: P T field value farewell announce ttl me last */
+    "local p, tk, f, v, bye, ann = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]\n"
+    "local ttl = tonumber(ARGV[7]) * 3\n"
+    "local pres, ord, byek, logk = p..'pres:'..tk, p..'order:'..tk, p..'bye:'..tk, p..'log:'..tk\n"
+    "local itop = p..'itop:'..ARGV[8]\n"
+    "if v == '' then\n"
+    "  redis.call('HDEL', pres, f); redis.call('HDEL', byek, f); redis.call('ZREM', ord, f)\n"
+    "  if redis.call('EXISTS', pres) == 0 then redis.call('DEL', logk, ord, byek) end\n"
+    "  if ARGV[9] == '1' then redis.call('SREM', itop, tk) end\n"
+    "else\n"
+    "  if not redis.call('ZSCORE', ord, f) then\n"
+    "    redis.call('ZADD', ord, redis.call('INCR', p..'seq'), f)\n"
+    "  end\n"
+    "  redis.call('HSET', pres, f, v)\n"
+    "  if bye ~= '' then redis.call('HSET', byek, f, bye) else redis.call('HDEL', byek, f) end\n"
+    "  redis.call('SADD', itop, tk)\n"
+    "  for _, k in ipairs({pres, ord, byek, logk, itop}) do redis.call('PEXPIRE', k, ttl) end\n"
+    "end\n"
+    "if ann ~= '' then redis.call('PUBLISH', p..tk, ann) end\n"
+    "return 0\n",
+
+    /* log: P T entry keep envelope ttl */
+    "local p, tk = ARGV[1], ARGV[2]\n"
+    "local logk = p..'log:'..tk\n"
+    "if redis.call('EXISTS', p..'pres:'..tk) == 1 then\n"
+    "  redis.call('RPUSH', logk, ARGV[3])\n"
+    "  redis.call('LTRIM', logk, -tonumber(ARGV[4]), -1)\n"
+    "  redis.call('PEXPIRE', logk, tonumber(ARGV[6]) * 3)\n"
+    "end\n"
+    "redis.call('PUBLISH', p..tk, ARGV[5])\n"
+    "return 0\n",
+
+    /* fetch: P T reply-channel reqid-hex; answers on the reply channel so
+     * the answer is ordered with the topic's messages on our SUBSCRIBE
+     * connection */
+    "local p, tk = ARGV[1], ARGV[2]\n"
+    "local pres = p..'pres:'..tk\n"
+    "local out = {ARGV[4]}\n"
+    "local vals = {}\n"
+    "for _, f in ipairs(redis.call('ZRANGE', p..'order:'..tk, 0, -1)) do\n"
+    "  local v = redis.call('HGET', pres, f)\n"
+    "  if v then vals[#vals + 1] = v end\n"
+    "end\n"
+    "out[#out + 1] = string.format('%08x', #vals)\n"
+    "for _, v in ipairs(vals) do out[#out + 1] = string.format('%08x', #v); out[#out + 1] = v end\n"
+    "local lg = redis.call('LRANGE', p..'log:'..tk, 0, -1)\n"
+    "out[#out + 1] = string.format('%08x', #lg)\n"
+    "for _, v in ipairs(lg) do out[#out + 1] = string.format('%08x', #v); out[#out + 1] = v end\n"
+    "redis.call('PUBLISH', ARGV[3], table.concat(out))\n"
+    "return 0\n",
+
+    /* heartbeat: P me ttl. Keeps our keys alive, and sweeps instances whose
+     * heartbeat ran out: their members go, their farewells are published.
+     * Returns {1 if we were not listed (new, or swept as dead), swept} */
+    "local p, me, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local alive = p..'alive'\n"
+    "local fresh = redis.call('ZADD', alive, now + ttl, me)\n"
+    "redis.call('PEXPIRE', alive, ttl * 3)\n"
+    "local itop = p..'itop:'..me\n"
+    "for _, tk in ipairs(redis.call('SMEMBERS', itop)) do\n"
+    "  for _, k in ipairs({'pres:', 'order:', 'bye:', 'log:'}) do\n"
+    "    redis.call('PEXPIRE', p..k..tk, ttl * 3)\n"
+    "  end\n"
+    "end\n"
+    "redis.call('PEXPIRE', itop, ttl * 3)\n"
+    "local swept = 0\n"
+    "for _, d in ipairs(redis.call('ZRANGEBYSCORE', alive, '-inf', now, 'LIMIT', 0, 8)) do\n"
+    "  local di = p..'itop:'..d\n"
+    "  local pre = d..':'\n"
+    "  for _, tk in ipairs(redis.call('SMEMBERS', di)) do\n"
+    "    local pres, ord, byek = p..'pres:'..tk, p..'order:'..tk, p..'bye:'..tk\n"
+    "    for _, f in ipairs(redis.call('HKEYS', pres)) do\n"
+    "      if string.sub(f, 1, #pre) == pre then\n"
+    "        local bye = redis.call('HGET', byek, f)\n"
+    "        redis.call('HDEL', pres, f); redis.call('HDEL', byek, f); redis.call('ZREM', ord, f)\n"
+    "        if bye then redis.call('PUBLISH', p..tk, bye) end\n"
+    "        swept = swept + 1\n"
+    "      end\n"
+    "    end\n"
+    "    if redis.call('EXISTS', pres) == 0 then redis.call('DEL', p..'log:'..tk, ord, byek) end\n"
+    "  end\n"
+    "  redis.call('DEL', di)\n"
+    "  redis.call('ZREM', alive, d)\n"
+    "end\n"
+    "return {fresh, swept}\n",
+};
+
+/* An envelope (header + payload) in a fresh allocation; *out_len its size. */
+static uint8_t *envelope(const gh_bus_msg *m, size_t *out_len)
+{
+    uint8_t *e;
+
+    if (m->len > SIZE_MAX - GH_BUS_HDR_LEN || (e = malloc(GH_BUS_HDR_LEN + m->len)) == NULL)
+        return NULL;
+    (void)gh_bus_envelope_header(e, m);
+    if (m->len > 0)
+        memcpy(e + GH_BUS_HDR_LEN, m->data, m->len);
+    *out_len = GH_BUS_HDR_LEN + m->len;
+    return e;
+}
+
+static void hex64(char out[17], uint64_t v)
+{
+    snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
+
+/* Formats EVALSHA script 0 argv... into a fresh command (*cmd, free()). */
+static long format_script(gh_bus *b, int script, int argc, const char **argv,
+                          const size_t *argvlen, char **cmd)
+{
+    const char *av[16];
+    size_t al[16];
+    long n;
+
+    if (argc > 13)
+        return GH_EINVAL;
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = b->sha[script];
+    al[1] = 40;
+    av[2] = "0";
+    al[2] = 1;
+    for (int i = 0; i < argc; i++) {
+        av[3 + i] = argv[i];
+        al[3 + i] = argvlen[i];
+    }
+    n = redisFormatCommandArgv(cmd, argc + 3, av, al);
+    return n > 0 ? n : GH_ENOMEM;
+}
+
+/* The topic key "<ns>:<name>" = the channel without the prefix. */
+static const char *topic_key(gh_bus *b, long chlen, size_t *len)
+{
+    *len = (size_t)chlen - b->plen;
+    return b->chbuf + b->plen;
+}
+
+/* Sends cmd now, or queues it on c while c's SUBSCRIBE is unconfirmed.
+ * Returns 0 (cmd will be freed) or an error (nothing done). */
+static int send_or_queue(gh_bus *b, chan *c, char *cmd, long cmdlen, int opcode,
+                         const char *data, size_t dlen, uint64_t upto, uint64_t skip,
+                         uint32_t keep)
+{
+    int rc;
+
+    if (c != NULL && c->want && !chan_confirmed(b, c))
+        rc = chan_queue(b, c, Q_CMD, cmd, (size_t)cmdlen, opcode, data, dlen, upto, skip,
+                        keep, 0);
+    else
+        rc = cmd_now(b, (const uint8_t *)cmd, (size_t)cmdlen);
+    return rc;
+}
+
+static int bus_member(void *ctx, const char *ns, const char *name, size_t len,
+                      uint64_t connid, const char *value, size_t vlen,
+                      const char *farewell, size_t flen, const char *announce, size_t alen,
+                      uint64_t skip, bool last_local)
+{
+    gh_bus *b = ctx;
+    long chlen, cmdlen;
+    size_t tklen, byelen = 0, annlen = 0;
+    const char *tk;
+    char field[64], ttl[24], *cmd = NULL;
+    uint8_t *bye = NULL, *ann = NULL;
+    uint64_t upto = gh_topics_serial(b->srv->topics);
+    int rc = GH_ENOMEM;
+
+    if (!can_send(b) || b->shas < NSCRIPTS)
+        return GH_EAGAIN;
+    if ((chlen = channel_of(b, ns, name, len)) < 0)
+        return (int)chlen;
+    tk = topic_key(b, chlen, &tklen);
+    snprintf(field, sizeof(field), "%s:%llu", b->me, (unsigned long long)connid);
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)b->ttl_ms);
+    if (value != NULL && farewell != NULL) {
+        /* published by whoever removes the member: to everyone */
+        gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = 0, .upto = UINT64_MAX,
+                         .data = (const uint8_t *)farewell, .len = flen };
+        if ((bye = envelope(&m, &byelen)) == NULL)
+            goto out;
+    }
+    if (announce != NULL) {
+        gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin, .upto = upto,
+                         .skip = skip, .data = (const uint8_t *)announce, .len = alen };
+        if ((ann = envelope(&m, &annlen)) == NULL)
+            goto out;
+    }
+    {
+        const char *argv[9] = { b->prefix, tk, field, value != NULL ? value : "",
+                                bye != NULL ? (char *)bye : "", ann != NULL ? (char *)ann : "",
+                                ttl, b->me, last_local ? "1" : "0" };
+        size_t argvlen[9] = { b->plen, tklen, strlen(field), value != NULL ? vlen : 0,
+                              byelen, annlen, strlen(ttl), 16, 1 };
+        if ((cmdlen = format_script(b, S_MEMBER, 9, argv, argvlen, &cmd)) < 0) {
+            rc = (int)cmdlen;
+            goto out;
+        }
+    }
+    rc = send_or_queue(b, chan_find(b, b->chbuf, (size_t)chlen), cmd, cmdlen,
+                       announce != NULL ? GH_WS_OP_TEXT : 0, announce,
+                       announce != NULL ? alen : 0, upto, skip, 0);
+out:
+    free(cmd);
+    free(bye);
+    free(ann);
+    return rc;
+}
+
+static int bus_log_publish(void *ctx, const char *ns, const char *name, size_t len,
+                           const char *data, size_t dlen, uint32_t keep)
+{
+    gh_bus *b = ctx;
+    long chlen, cmdlen;
+    size_t tklen, envlen = 0;
+    const char *tk;
+    char keeps[16], ttl[24], *cmd = NULL;
+    uint8_t *env;
+    uint64_t upto = gh_topics_serial(b->srv->topics);
+    gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin, .upto = upto,
+                     .keep = keep, .data = (const uint8_t *)data, .len = dlen };
+    int rc;
+
+    if (!can_send(b) || b->shas < NSCRIPTS)
+        return GH_EAGAIN;
+    if ((chlen = channel_of(b, ns, name, len)) < 0)
+        return (int)chlen;
+    tk = topic_key(b, chlen, &tklen);
+    snprintf(keeps, sizeof(keeps), "%u", (unsigned)keep);
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)b->ttl_ms);
+    if ((env = envelope(&m, &envlen)) == NULL)
+        return GH_ENOMEM;
+    {
+        const char *argv[6] = { b->prefix, tk, data != NULL ? data : "", keeps,
+                                (char *)env, ttl };
+        size_t argvlen[6] = { b->plen, tklen, dlen, strlen(keeps), envlen, strlen(ttl) };
+        cmdlen = format_script(b, S_LOG, 6, argv, argvlen, &cmd);
+    }
+    free(env);
+    if (cmdlen < 0)
+        return (int)cmdlen;
+    rc = send_or_queue(b, chan_find(b, b->chbuf, (size_t)chlen), cmd, cmdlen, GH_WS_OP_TEXT,
+                       data, dlen, upto, 0, keep);
+    free(cmd);
+    return rc;
+}
+
+static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv);
+
+/* Sends the fetch script for reqid on c's topic (or the topic in b->chbuf
+ * when c is NULL, chlen then its length). */
+static int fetch_now(gh_bus *b, const char *ch, size_t chlen, uint64_t reqid)
+{
+    char id[17];
+    const char *argv[6] = { "EVALSHA", b->sha[S_FETCH], "0", b->prefix, ch + b->plen,
+                            b->reply_ch };
+    size_t argvlen[6] = { 7, 40, 1, b->plen, chlen - b->plen, b->reply_len };
+    const char *av[7];
+    size_t al[7];
+
+    if (b->pub == NULL)
+        return GH_EAGAIN;
+    hex64(id, reqid);
+    memcpy(av, argv, sizeof(argv));
+    memcpy(al, argvlen, sizeof(argvlen));
+    av[6] = id;
+    al[6] = 16;
+    if (redisAsyncCommandArgv(b->pub, on_fetch_reply, (void *)(uintptr_t)reqid, 7, av, al) !=
+        REDIS_OK)
+        return GH_ENOMEM;
+    return GH_OK;
+}
+
+static int send_fetch(gh_bus *b, const chan *c, uint64_t reqid)
+{
+    return fetch_now(b, c->ch, c->chlen, reqid);
+}
+
+static int bus_fetch(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
+                     bool after_subscribe)
+{
+    gh_bus *b = ctx;
+    long chlen;
+    chan *c;
+
+    if (!can_send(b) || b->shas < NSCRIPTS)
+        return GH_EAGAIN;
+    if ((chlen = channel_of(b, ns, name, len)) < 0)
+        return (int)chlen;
+    c = chan_find(b, b->chbuf, (size_t)chlen);
+    if (after_subscribe) {
+        if (c == NULL || !c->want)
+            return GH_EAGAIN;       /* no channel (out of memory): no order to keep */
+        if (!chan_confirmed(b, c))
+            return chan_queue(b, c, Q_FETCH, NULL, 0, 0, NULL, 0, 0, 0, 0, reqid);
+    }
+    return fetch_now(b, b->chbuf, (size_t)chlen, reqid);
+}
+
+/* A script's reply: errors are logged; a lost script (SCRIPT FLUSH) fails
+ * the link, which loads them again. */
+static void on_script_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    gh_bus *b = ac->data;
+    redisReply *reply = r;
+
+    (void)priv;
+    if (reply == NULL || b == NULL || ac != b->pub || reply->type != REDIS_REPLY_ERROR)
+        return;
+    if (strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+        link_fail(b, "redis lost our scripts (SCRIPT FLUSH?)");
+        return;
+    }
+    warn_limited(b, "a topic-state script failed in redis");
+    GH_LOG(GH_LOG_DEBUG, "bus: script error: %.*s", (int)(reply->len < 300 ? reply->len : 300),
+           reply->str);
+}
+
+static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    gh_bus *b = ac->data;
+    redisReply *reply = r;
+    uint64_t reqid = (uint64_t)(uintptr_t)priv;
+
+    if (b == NULL || b->freeing)
+        return;
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        /* no answer will come on the reply channel */
+        gh_tstate_unanswered(b->srv->tstate, reqid);
+        if (reply != NULL && ac == b->pub)
+            on_script_reply(ac, r, NULL);
+    }
+}
+
+/* An answer on our reply channel. */
+static void on_state(gh_bus *b, const char *buf, size_t len)
+{
+    gh_plugin_bytes small[64], *items = small;
+    size_t nm, nl;
+    uint64_t reqid;
+    int rc = gh_bus_state_decode(buf, len, &reqid, items, 64, &nm, &nl);
+    gh_plugin_topic_state st;
+
+    if (rc == GH_E2BIG) {
+        if ((items = calloc(nm + nl, sizeof(*items))) == NULL) {
+            gh_tstate_unanswered(b->srv->tstate, reqid);
+            return;
+        }
+        rc = gh_bus_state_decode(buf, len, &reqid, items, nm + nl, &nm, &nl);
+    }
+    if (rc != GH_OK) {
+        warn_limited(b, "dropped a topic-state answer that does not decode");
+        if (items != small)
+            free(items);
+        return;             /* the request times out and is answered locally */
+    }
+    st = (gh_plugin_topic_state){ .members = items, .nmembers = nm, .log = items + nm,
+                                  .nlog = nl, .whole = true };
+    gh_tstate_answer(b->srv->tstate, reqid, &st);
+    if (items != small)
+        free(items);
+}
+
+/* Registers one of our members again (after a reconnect or a sweep). */
+static void reregister(void *ctx, const char *ns, const char *name, size_t len,
+                       uint64_t connid, const char *value, size_t vlen,
+                       const char *farewell, size_t flen)
+{
+    (void)bus_member(ctx, ns, name, len, connid, value, vlen, farewell, flen, NULL, 0, 0,
+                     false);
+}
+
+static void on_beat_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    gh_bus *b = ac->data;
+    redisReply *reply = r;
+    bool first = (bool)(uintptr_t)priv;
+
+    if (reply == NULL || b == NULL || ac != b->pub || b->freeing)
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        on_script_reply(ac, r, NULL);
+        return;
+    }
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[1]->type != REDIS_REPLY_INTEGER)
+        return;
+    if (reply->element[1]->integer > 0)
+        GH_LOG(GH_LOG_INFO, "bus: removed %lld members of gatehouse instances that "
+               "stopped answering", (long long)reply->element[1]->integer);
+    if (reply->element[0]->integer == 1 && !first) {
+        GH_LOG(GH_LOG_WARN, "bus: redis had taken this instance for gone (no heartbeat "
+               "for %llums); registering its members again",
+               (unsigned long long)b->ttl_ms);
+        gh_tstate_each_member(b->srv->tstate, reregister, b);
+    }
+}
+
+static void beat(gh_bus *b)
+{
+    char ttl[24];
+    const char *argv[6] = { "EVALSHA", b->sha[S_BEAT], "0", b->prefix, b->me, ttl };
+    size_t argvlen[6];
+
+    if (b->state != LINK_UP || b->pub == NULL)
+        return;
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)b->ttl_ms);
+    argvlen[0] = 7;
+    argvlen[1] = 40;
+    argvlen[2] = 1;
+    argvlen[3] = b->plen;
+    argvlen[4] = 16;
+    argvlen[5] = strlen(ttl);
+    (void)redisAsyncCommandArgv(b->pub, on_beat_reply, (void *)(uintptr_t)b->beat_first, 6,
+                                argv, argvlen);
+    b->beat_first = false;
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    gh_bus *b = arg;
+
+    (void)fd;
+    (void)what;
+    beat(b);
+}
+
+/* Replies to SCRIPT LOAD. */
+static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
+{
+    gh_bus *b = ac->data;
+    redisReply *reply = r;
+    int i = (int)(intptr_t)priv;
+
+    if (reply == NULL || b == NULL || ac != b->pub || b->state != LINK_CONNECTING)
+        return;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+        char why[256];
+        snprintf(why, sizeof(why), "SCRIPT LOAD refused: %.*s",
+                 reply->type == REDIS_REPLY_ERROR ? (int)(reply->len < 200 ? reply->len : 200)
+                                                  : 0, reply->str != NULL ? reply->str : "");
+        link_fail(b, why);
+        return;
+    }
+    memcpy(b->sha[i], reply->str, 40);
+    b->sha[i][40] = '\0';
+    b->shas++;
 }
 
 /* The topics' watch: the first local subscriber came, or the last left. */
@@ -596,6 +1208,17 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
     chn = reply->element[1];
     if (kind->type != REDIS_REPLY_STRING || chn->type != REDIS_REPLY_STRING)
         return;
+    if (chn->len == b->reply_len && memcmp(chn->str, b->reply_ch, b->reply_len) == 0) {
+        if (strcmp(kind->str, "subscribe") == 0 && b->state == LINK_CONNECTING) {
+            b->sub_ready = true;
+            if (b->pub_ready)
+                link_up(b);
+        } else if (strcmp(kind->str, "message") == 0 &&
+                   reply->element[2]->type == REDIS_REPLY_STRING) {
+            on_state(b, reply->element[2]->str, reply->element[2]->len);
+        }
+        return;
+    }
     c = chan_find(b, chn->str, chn->len);
     if (c == NULL)
         return;
@@ -628,10 +1251,18 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
         }
     }
     b->srv->stats.bus_received++;
+    if (m.keep > 0)
+        gh_tstate_log_seen(b->srv->tstate, c->ns, c->name, c->name_len, (const char *)m.data,
+                           m.len, m.keep);
     /* ours: to the subscribers there were when it was published, as a
-     * local publish would; another instance's: to everyone here */
-    (void)gh_topics_deliver_upto(b->srv->topics, c->ns, c->name, c->name_len, m.opcode,
-                                 m.data, m.len, m.origin == b->origin ? m.upto : UINT64_MAX);
+     * local publish would, but the one it skips; another instance's: to
+     * everyone here */
+    if (m.origin == b->origin)
+        (void)gh_topics_deliver_ex(b->srv->topics, c->ns, c->name, c->name_len, m.opcode,
+                                   m.data, m.len, m.upto, m.skip);
+    else
+        (void)gh_topics_deliver(b->srv->topics, c->ns, c->name, c->name_len, m.opcode,
+                                m.data, m.len);
 }
 
 static void link_up(gh_bus *b)
@@ -656,6 +1287,15 @@ static void link_up(gh_bus *b)
            b->where, b->attempts > 0 ? " after retrying" : "", n);
     b->attempts = 0;
     b->was_up = true;
+    /* our members, as this instance knows them (Redis may have lost them,
+     * or swept them while we were away) */
+    gh_tstate_each_member(b->srv->tstate, reregister, b);
+    if (b->state == LINK_UP) {
+        struct timeval tv = gh_units_timeval(b->ttl_ms / 3);
+        b->beat_first = true;
+        beat(b);
+        evtimer_add(b->beat, &tv);
+    }
 }
 
 /* Replies to AUTH, SELECT and PING on either connection. */
@@ -678,12 +1318,24 @@ static void on_setup_reply(redisAsyncContext *ac, void *r, void *priv)
     }
     if (cmd != CMD_PING)
         return;
-    if (ac == b->pub)
+    if (ac == b->pub) {
+        if (b->shas < NSCRIPTS) {
+            link_fail(b, "SCRIPT LOAD did not answer");
+            return;
+        }
         b->pub_ready = true;
-    else
-        b->sub_ready = true;
-    if (b->pub_ready && b->sub_ready)
-        link_up(b);
+        if (b->sub_ready)
+            link_up(b);
+        return;
+    }
+    /* the SUBSCRIBE connection: our reply channel first; its confirmation
+     * makes the connection ready (on_sub_reply) */
+    {
+        const char *argv[2] = { "SUBSCRIBE", b->reply_ch };
+        size_t argvlen[2] = { 9, b->reply_len };
+        if (redisAsyncCommandArgv(b->sub, on_sub_reply, NULL, 2, argv, argvlen) != REDIS_OK)
+            link_fail(b, "cannot queue SUBSCRIBE");
+    }
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -721,7 +1373,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 /* Opens one connection and queues AUTH / SELECT / PING on it. NULL with
  * why filled in on failure. */
-static redisAsyncContext *open_one(gh_bus *b, char *why, size_t whylen)
+static redisAsyncContext *open_one(gh_bus *b, bool pub, char *why, size_t whylen)
 {
     struct event_base *base = b->srv->base;
     redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
@@ -754,6 +1406,19 @@ static redisAsyncContext *open_one(gh_bus *b, char *why, size_t whylen)
     if (b->db > 0 && redisAsyncCommand(ac, on_setup_reply, (void *)(intptr_t)CMD_SELECT,
                                        "SELECT %d", b->db) != REDIS_OK)
         goto fail;
+    for (int i = 0; pub && i < NSCRIPTS; i++) {
+        argv[0] = "SCRIPT";
+        argvlen[0] = 6;
+        argv[1] = "LOAD";
+        argvlen[1] = 4;
+        {
+            const char *av[3] = { argv[0], argv[1], scripts[i] };
+            size_t al[3] = { argvlen[0], argvlen[1], strlen(scripts[i]) };
+            if (redisAsyncCommandArgv(ac, on_script_loaded, (void *)(intptr_t)i, 3, av, al) !=
+                REDIS_OK)
+                goto fail;
+        }
+    }
     if (redisAsyncCommand(ac, on_setup_reply, (void *)(intptr_t)CMD_PING, "PING") != REDIS_OK)
         goto fail;
     return ac;
@@ -783,8 +1448,9 @@ static void connect_start(gh_bus *b)
     b->pub_ready = b->sub_ready = false;
     GH_LOG(b->attempts == 0 ? GH_LOG_INFO : GH_LOG_DEBUG, "bus: connecting to redis %s",
            b->where);
-    if ((b->pub = open_one(b, why, sizeof(why))) == NULL ||
-        (b->sub = open_one(b, why, sizeof(why))) == NULL) {
+    b->shas = 0;
+    if ((b->pub = open_one(b, true, why, sizeof(why))) == NULL ||
+        (b->sub = open_one(b, false, why, sizeof(why))) == NULL) {
         link_fail(b, why);
         return;
     }
@@ -811,6 +1477,9 @@ static void link_fail(gh_bus *b, const char *why)
     if (b->freeing || was == LINK_DOWN)
         return;
     b->state = LINK_DOWN;
+    if (b->beat != NULL)
+        evtimer_del(b->beat);
+    gh_tstate_unanswered_all(b->srv->tstate);      /* no answer will come now */
     close_one(&b->pub);
     close_one(&b->sub);
     for (size_t i = 0; i < b->nbuckets; i++) {
@@ -867,7 +1536,7 @@ static bool str_eq(const char *a, const char *b)
 bool gh_bus_conf_equal(const gh_bus_conf *a, const gh_bus_conf *b)
 {
     return str_eq(a->redis, b->redis) && str_eq(a->channel_prefix, b->channel_prefix) &&
-           str_eq(a->password, b->password);
+           str_eq(a->password, b->password) && a->presence_ttl_ms == b->presence_ttl_ms;
 }
 
 int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out)
@@ -905,8 +1574,17 @@ int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out)
         (b->chbuf = malloc(b->chcap)) == NULL ||
         (b->where = malloc(wl)) == NULL ||
         (b->buckets = calloc(64, sizeof(*b->buckets))) == NULL ||
-        (b->timer = evtimer_new(srv->base, on_timer, b)) == NULL)
+        (b->timer = evtimer_new(srv->base, on_timer, b)) == NULL ||
+        (b->beat = event_new(srv->base, -1, EV_PERSIST, on_beat, b)) == NULL ||
+        (b->reply_ch = malloc(b->plen + 7 + 16 + 1)) == NULL)
         goto out;
+    b->ttl_ms = conf->presence_ttl_ms >= 1000 ? conf->presence_ttl_ms : 1000;
+    b->instance = gh_tstate_instance(srv->tstate);
+    hex64(b->me, b->instance);
+    memcpy(b->reply_ch, b->prefix, b->plen);
+    memcpy(b->reply_ch + b->plen, "!state:", 7);
+    hex64(b->reply_ch + b->plen + 7, b->origin);
+    b->reply_len = b->plen + 7 + 16;
     b->nbuckets = 64;
     snprintf(b->where, wl, "%s%s%s:%u", v6 ? "[" : "", b->host, v6 ? "]" : "",
              (unsigned)u.port);
@@ -924,7 +1602,10 @@ int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out)
         struct timeval now = { 0, 0 };
         gh_topic_bus tb = { .ctx = b, .publish = bus_publish, .watch = bus_watch };
         evtimer_add(b->timer, &now);
+        gh_tstate_bus sb = { .ctx = b, .member = bus_member, .log_publish = bus_log_publish,
+                             .fetch = bus_fetch };
         gh_topics_set_bus(srv->topics, &tb);    /* replays the topics that exist */
+        gh_tstate_set_bus(srv->tstate, &sb);
         b->installed = true;
     }
     *out = b;
@@ -939,11 +1620,15 @@ void gh_bus_free(gh_bus *b)
 {
     if (b == NULL)
         return;
-    if (b->installed)
+    if (b->installed) {
         gh_topics_set_bus(b->srv->topics, NULL);
+        gh_tstate_set_bus(b->srv->tstate, NULL);   /* waiting requests: answered here */
+    }
     b->freeing = true;
     if (b->timer != NULL)
         event_free(b->timer);
+    if (b->beat != NULL)
+        event_free(b->beat);
     close_one(&b->pub);
     close_one(&b->sub);
     for (size_t i = 0; b->buckets != NULL && i < b->nbuckets; i++) {
@@ -960,6 +1645,7 @@ void gh_bus_free(gh_bus *b)
     free(b->chbuf);
     free(b->where);
     free(b->scratch);
+    free(b->reply_ch);
     if (b->password != NULL) {
         explicit_bzero(b->password, b->password_len);
         free(b->password);

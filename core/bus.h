@@ -18,24 +18,33 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <gatehouse/plugin.h>
+
 #include "config.h"
 #include "server.h"
 
 /* ---- codec: no I/O, no allocation -------------------------------------- */
 
 /* A bus message is an envelope header and the payload. The header is
- * 'g' 'h' VERSION TYPE ORIGIN UPTO: TYPE 't' (text) or 'b' (binary);
- * ORIGIN (8 bytes, big-endian) names the publishing bus (random per bus);
- * UPTO (8 bytes, big-endian) is the publisher's gh_topics_serial() at
- * publish time, so that its own instance delivers to the subscribers there
- * were then (see gh_topics_deliver_upto). */
-#define GH_BUS_HDR_LEN     20
-#define GH_BUS_VERSION     1
+ * 'g' 'h' VERSION TYPE ORIGIN UPTO SKIP KEEP: TYPE 't' (text) or 'b'
+ * (binary); ORIGIN (8 bytes, big-endian) names the publishing bus (random
+ * per bus; 0 for a farewell Redis publishes for a dead instance); UPTO (8
+ * bytes) is the publisher's gh_topics_serial() at publish time, so that its
+ * own instance delivers to the subscribers there were then (see
+ * gh_topics_deliver_upto); SKIP (8 bytes) is the publisher's subscription
+ * serial that must not get it (0: none); KEEP (4 bytes) is non-zero for a
+ * logged message (log_publish): how many entries the log keeps. Every
+ * instance sharing a channel_prefix must speak the same VERSION; another
+ * version is dropped and logged. */
+#define GH_BUS_HDR_LEN     32
+#define GH_BUS_VERSION     2
 
 typedef struct gh_bus_msg {
     int            opcode;      /* GH_WS_OP_TEXT or GH_WS_OP_BINARY */
     uint64_t       origin;
     uint64_t       upto;
+    uint64_t       skip;
+    uint32_t       keep;
     const uint8_t *data;        /* the payload */
     size_t         len;
 } gh_bus_msg;
@@ -66,6 +75,18 @@ size_t gh_bus_publish_size(size_t chlen, size_t dlen);
  * (cap below gh_bus_publish_size()). */
 long gh_bus_publish_encode(char *out, size_t cap, const char *channel, size_t chlen,
                            const gh_bus_msg *m);
+
+/* A topic state Redis sends back for a request (the fetch script's
+ * reply): 16 hex digits of the request id, then the members and then the
+ * log, each as 8 hex digits of count followed by that many items of 8 hex
+ * digits of length and the bytes. Decodes buf[0..len) into *reqid and
+ * items[] (members first, then the log; data pointing into buf), storing
+ * the counts in *nmembers and *nlog. Returns 0; GH_E2BIG when cap is below
+ * *nmembers + *nlog (the counts are set: call again with enough room);
+ * GH_EPROTO when buf is not of that form. No allocation. */
+int gh_bus_state_decode(const char *buf, size_t len, uint64_t *reqid,
+                        gh_plugin_bytes *items, size_t cap, size_t *nmembers,
+                        size_t *nlog);
 
 /* redis://[:PASSWORD@]HOST:PORT[/DB], parts pointing into the URL. */
 typedef struct gh_bus_url {

@@ -1692,6 +1692,8 @@ static const keydef bus_keys[] = {
     { .name = "channel_prefix", .set = set_string,
       .off = offsetof(gh_bus_conf, channel_prefix), .flags = K_EMPTY_OK },
     { .name = "password", .set = set_string, .off = offsetof(gh_bus_conf, password) },
+    { .name = "presence_ttl", .set = set_duration,
+      .off = offsetof(gh_bus_conf, presence_ttl_ms), .flags = K_NONZERO },
     { .name = NULL },
 };
 
@@ -1707,6 +1709,8 @@ static void set_bus(ctx *c, const ynode *k, const ynode *v, void *obj, const key
     if (bus->redis != NULL && bus->password != NULL &&
         check_redis_url(bus->redis, &pw) == NULL && pw)
         err_at(c, v, "bus: password given twice, in the redis URL and as password:");
+    if (bus->presence_ttl_ms < 1000)
+        err_at(c, v, "bus: presence_ttl must be at least 1s");
 }
 
 #define CFG_FIELD(f) offsetof(gh_config, f)
@@ -1741,6 +1745,7 @@ static void config_defaults(ctx *c, gh_config *cfg)
     cfg->http.max_head = 16 * 1024;
     cfg->http.max_body = 1024 * 1024;
     cfg->bus.channel_prefix = dup_or_flag(c, "gatehouse:");
+    cfg->bus.presence_ttl_ms = 10000;
 }
 
 /* ---- public ------------------------------------------------------------ */

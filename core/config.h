@@ -142,6 +142,8 @@ typedef struct gh_bus_conf {
     char *redis;             /* "redis://[:PASSWORD@]HOST:PORT[/DB]", NULL = no bus */
     char *channel_prefix;    /* default "gatehouse:" */
     char *password;          /* optional, NULL if unset */
+    uint64_t presence_ttl_ms;    /* topic-state members of a silent instance expire
+                                  * after this; default 10 s, at least 1 s */
 } gh_bus_conf;
 
 typedef struct gh_config {

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "plugincfg.h"
 #include "topic.h"
+#include "tstate.h"
 #include "utf8.h"
 #include "wsconn.h"
 #include "wsframe.h"
@@ -973,6 +974,87 @@ static int32_t h_publish(gh_plugin_inst *in, const char *topic, size_t topic_len
                              type, data, len);
 }
 
+/* ---- topic state (ABI 1.1) ---------------------------------------------- */
+
+static bool is_utf8(const char *s, size_t len)
+{
+    gh_utf8 u;
+
+    if (len > 0 && s == NULL)
+        return false;
+    gh_utf8_init(&u);
+    return gh_utf8_feed(&u, (const uint8_t *)s, len) == 0 && gh_utf8_is_complete(&u);
+}
+
+/* The server and namespace of conn's route, or NULL when not serving. */
+static gh_server *serving(gh_plugin_conn *c, const char **ns)
+{
+    gh_plugin_inst *in = c != NULL ? gh_ws_conn_route(WS(c)) : NULL;
+
+    if (in == NULL || in->ps->srv == NULL || in->ps->srv->tstate == NULL)
+        return NULL;
+    *ns = in->pl->desc->name;
+    return in->ps->srv;
+}
+
+static int32_t request(gh_plugin_conn *c, const char *topic, size_t len, bool join,
+                       gh_plugin_state_cb cb, void *arg)
+{
+    const char *ns;
+    gh_server *srv;
+
+    if (c == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME || cb == NULL)
+        return GH_EINVAL;
+    if ((srv = serving(c, &ns)) == NULL)
+        return -ENOTCONN;
+    return gh_tstate_request(srv->tstate, WS(c), gh_ws_conn_tstate(WS(c)), ns, topic, len,
+                             join, cb, arg);
+}
+
+static int32_t h_join(gh_plugin_conn *c, const char *topic, size_t len,
+                      gh_plugin_state_cb cb, void *arg)
+{
+    return request(c, topic, len, true, cb, arg);
+}
+
+static int32_t h_fetch(gh_plugin_conn *c, const char *topic, size_t len,
+                       gh_plugin_state_cb cb, void *arg)
+{
+    return request(c, topic, len, false, cb, arg);
+}
+
+static int32_t h_member_set(gh_plugin_conn *c, const char *topic, size_t len,
+                            const char *value, size_t vlen, const char *announce,
+                            size_t alen, uint32_t flags, const char *farewell, size_t flen)
+{
+    const char *ns;
+    gh_server *srv;
+
+    if (c == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME ||
+        (value != NULL && (vlen == 0 || vlen > GH_TSTATE_MAX_VALUE || !is_utf8(value, vlen))) ||
+        (announce != NULL && !is_utf8(announce, alen)) || (announce == NULL && alen > 0) ||
+        (farewell != NULL && !is_utf8(farewell, flen)) || (farewell == NULL && flen > 0) ||
+        alen > ((size_t)1 << 62) || flen > ((size_t)1 << 62))
+        return GH_EINVAL;
+    if ((srv = serving(c, &ns)) == NULL)
+        return -ENOTCONN;
+    return gh_tstate_member_set(srv->tstate, WS(c), gh_ws_conn_tstate(WS(c)), ns, topic,
+                                len, value, vlen, announce, alen, flags,
+                                value != NULL ? farewell : NULL, value != NULL ? flen : 0);
+}
+
+static int32_t h_log_publish(gh_plugin_inst *in, const char *topic, size_t len,
+                             const char *data, size_t dlen, uint32_t keep)
+{
+    if (in == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME || keep == 0 ||
+        keep > GH_TSTATE_MAX_KEEP || dlen > ((size_t)1 << 62) || !is_utf8(data, dlen))
+        return GH_EINVAL;
+    if (in->ps->srv == NULL || in->ps->srv->tstate == NULL)
+        return -ENOTCONN;
+    return gh_tstate_log_publish(in->ps->srv->tstate, in->pl->desc->name, topic, len, data,
+                                 dlen, keep);
+}
+
 static const gh_plugin_host host_table = {
     .size = sizeof(gh_plugin_host),
     .abi_major = GH_PLUGIN_ABI_MAJOR,
@@ -1004,4 +1086,8 @@ static const gh_plugin_host host_table = {
     .subscribe = h_subscribe,
     .unsubscribe = h_unsubscribe,
     .publish = h_publish,
+    .join = h_join,
+    .fetch = h_fetch,
+    .member_set = h_member_set,
+    .log_publish = h_log_publish,
 };

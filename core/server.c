@@ -28,6 +28,7 @@
 #include "pluginhost.h"
 #include "tls.h"
 #include "topic.h"
+#include "tstate.h"
 #include "units.h"
 
 /* fds kept back from the connection limit for logs, files being sent,
@@ -583,7 +584,7 @@ int gh_server_new(gh_site *site, gh_server **out)
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_hup, NULL);
 
-    if ((rc = gh_topics_new(srv)) != GH_OK)
+    if ((rc = gh_topics_new(srv)) != GH_OK || (rc = gh_tstate_new(srv)) != GH_OK)
         goto out;
     if (cfg->bus.redis != NULL && (rc = gh_bus_new(srv, &cfg->bus, &srv->bus)) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "bus: cannot set up: %s", strerror(-rc));
@@ -616,6 +617,7 @@ void gh_server_free(gh_server *srv)
     srv->site = NULL;
     gh_bus_free(srv->bus);        /* before the topics and the event base */
     srv->bus = NULL;
+    gh_tstate_free(srv);
     gh_topics_free(srv);
     while (srv->listeners != NULL) {
         gh_listener *l = srv->listeners;

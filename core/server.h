@@ -71,6 +71,7 @@ struct gh_server {
     int                access_fd;      /* -1 when off */
     struct gh_topics  *topics;         /* WebSocket fan-out (topic.c) */
     struct gh_bus     *bus;            /* topics across instances (bus.c), or NULL */
+    struct gh_tstate  *tstate;         /* topics' members and logs (tstate.c) */
     gh_stats           stats;
     time_t             date_sec;       /* cached Date header */
     char               date[GH_HTTPDATE_LEN + 1];

@@ -48,6 +48,7 @@ struct gh_topic_sub {
     void         *subscriber;
     size_t        index;        /* in t->subs */
     uint64_t      serial;       /* when it was made (gh_topics_serial) */
+    bool          held;         /* gets nothing until released */
     gh_topic_sub *next;         /* the subscriber's list */
 };
 
@@ -74,7 +75,7 @@ void gh_frame_ref_release(const void *data, size_t len, void *extra)
 }
 
 /* FNV-1a over the key. */
-static uint64_t hash_key(const char *ns, size_t nslen, const char *name, size_t len)
+uint64_t gh_topics_key_hash(const char *ns, size_t nslen, const char *name, size_t len)
 {
     uint64_t h = 1469598103934665603ULL;
 
@@ -86,7 +87,7 @@ static uint64_t hash_key(const char *ns, size_t nslen, const char *name, size_t 
     return h;
 }
 
-static bool key_ok(const char *ns, const char *name, size_t len, size_t *nslen)
+bool gh_topics_key_ok(const char *ns, const char *name, size_t len, size_t *nslen)
 {
     if (ns == NULL || name == NULL || len == 0 || len > GH_TOPIC_MAX_NAME)
         return false;
@@ -233,9 +234,9 @@ int gh_topics_subscribe(struct gh_topics *t, const char *ns, const char *name,
     gh_topic_sub *s;
     bool created = false;
 
-    if (!key_ok(ns, name, len, &nslen))
+    if (!gh_topics_key_ok(ns, name, len, &nslen))
         return GH_EINVAL;
-    h = hash_key(ns, nslen, name, len);
+    h = gh_topics_key_hash(ns, nslen, name, len);
     tp = find(t, ns, nslen, name, len, h);
     if (tp != NULL) {
         for (s = *list; s != NULL; s = s->next)
@@ -269,6 +270,7 @@ int gh_topics_subscribe(struct gh_topics *t, const char *ns, const char *name,
     s->subscriber = subscriber;
     s->index = tp->nsubs;
     s->serial = ++t->serial;
+    s->held = false;
     s->next = *list;
     *list = s;
     tp->subs[tp->nsubs++] = s;
@@ -306,9 +308,9 @@ int gh_topics_unsubscribe(struct gh_topics *t, const char *ns, const char *name,
     size_t nslen;
     topic *tp;
 
-    if (!key_ok(ns, name, len, &nslen))
+    if (!gh_topics_key_ok(ns, name, len, &nslen))
         return GH_ENOENT;
-    tp = find(t, ns, nslen, name, len, hash_key(ns, nslen, name, len));
+    tp = find(t, ns, nslen, name, len, gh_topics_key_hash(ns, nslen, name, len));
     if (tp == NULL)
         return GH_ENOENT;
     for (gh_topic_sub **pp = list; *pp != NULL; pp = &(*pp)->next) {
@@ -348,17 +350,24 @@ long gh_topics_deliver_upto(struct gh_topics *t, const char *ns, const char *nam
                             size_t len, int opcode, const void *data, size_t dlen,
                             uint64_t upto)
 {
+    return gh_topics_deliver_ex(t, ns, name, len, opcode, data, dlen, upto, 0);
+}
+
+long gh_topics_deliver_ex(struct gh_topics *t, const char *ns, const char *name,
+                          size_t len, int opcode, const void *data, size_t dlen,
+                          uint64_t upto, uint64_t skip)
+{
     uint8_t hdr[GH_WS_MAX_HEADER];
     size_t nslen, hlen;
     topic *tp;
     gh_frame_ref *f;
     long taken = 0;
 
-    if (!key_ok(ns, name, len, &nslen) ||
+    if (!gh_topics_key_ok(ns, name, len, &nslen) ||
         (opcode != GH_WS_OP_TEXT && opcode != GH_WS_OP_BINARY) ||
         dlen > SIZE_MAX - sizeof(*f) - GH_WS_MAX_HEADER || (dlen > 0 && data == NULL))
         return GH_EINVAL;
-    tp = find(t, ns, nslen, name, len, hash_key(ns, nslen, name, len));
+    tp = find(t, ns, nslen, name, len, gh_topics_key_hash(ns, nslen, name, len));
     if (tp == NULL || tp->nsubs == 0)
         return 0;
     hlen = gh_ws_frame_header(hdr, opcode, true, dlen);
@@ -369,11 +378,49 @@ long gh_topics_deliver_upto(struct gh_topics *t, const char *ns, const char *nam
     memcpy(f->data, hdr, hlen);
     if (dlen > 0)
         memcpy(f->data + hlen, data, dlen);
-    for (size_t i = 0; i < tp->nsubs; i++)
-        if (tp->subs[i]->serial <= upto && t->sink(tp->subs[i]->subscriber, f) == 0)
+    for (size_t i = 0; i < tp->nsubs; i++) {
+        const gh_topic_sub *s = tp->subs[i];
+        if (s->serial <= upto && s->serial != skip && !s->held &&
+            t->sink(s->subscriber, f) == 0)
             taken++;
+    }
     gh_frame_ref_release(f->data, f->len, f);
     return taken;
+}
+
+/* The subscription of *list's owner to (ns, name), or NULL. */
+static gh_topic_sub *sub_of(struct gh_topics *t, const char *ns, const char *name,
+                            size_t len, gh_topic_sub *list)
+{
+    size_t nslen;
+    topic *tp;
+
+    if (!gh_topics_key_ok(ns, name, len, &nslen))
+        return NULL;
+    tp = find(t, ns, nslen, name, len, gh_topics_key_hash(ns, nslen, name, len));
+    for (gh_topic_sub *s = list; tp != NULL && s != NULL; s = s->next)
+        if (s->t == tp)
+            return s;
+    return NULL;
+}
+
+int gh_topics_hold(struct gh_topics *t, const char *ns, const char *name, size_t len,
+                   gh_topic_sub *list, bool held)
+{
+    gh_topic_sub *s = sub_of(t, ns, name, len, list);
+
+    if (s == NULL)
+        return GH_ENOENT;
+    s->held = held;
+    return GH_OK;
+}
+
+uint64_t gh_topics_sub_serial(struct gh_topics *t, const char *ns, const char *name,
+                              size_t len, gh_topic_sub *list)
+{
+    gh_topic_sub *s = sub_of(t, ns, name, len, list);
+
+    return s != NULL ? s->serial : 0;
 }
 
 int gh_topics_publish(struct gh_topics *t, const char *ns, const char *name,
@@ -393,9 +440,9 @@ size_t gh_topics_count(const struct gh_topics *t, const char *ns, const char *na
     size_t nslen;
     topic *tp;
 
-    if (!key_ok(ns, name, len, &nslen))
+    if (!gh_topics_key_ok(ns, name, len, &nslen))
         return 0;
-    tp = find(t, ns, nslen, name, len, hash_key(ns, nslen, name, len));
+    tp = find(t, ns, nslen, name, len, gh_topics_key_hash(ns, nslen, name, len));
     return tp != NULL ? tp->nsubs : 0;
 }
 

@@ -16,6 +16,7 @@
 #ifndef GH_TOPIC_H
 #define GH_TOPIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,24 @@ long gh_topics_deliver_upto(struct gh_topics *t, const char *ns, const char *nam
                             size_t len, int opcode, const void *data, size_t dlen,
                             uint64_t upto);
 
+/* As gh_topics_deliver_upto(), and never to the subscription whose
+ * serial is skip (0: none; a publisher's "not to myself"), nor to a held
+ * one. */
+long gh_topics_deliver_ex(struct gh_topics *t, const char *ns, const char *name,
+                          size_t len, int opcode, const void *data, size_t dlen,
+                          uint64_t upto, uint64_t skip);
+
+/* Holds (held true) or releases the subscription of *list's owner to
+ * (ns, name): a held subscription is skipped by every delivery, and what
+ * it missed is not kept (topic state's join: the state covers it).
+ * Returns 0 or GH_ENOENT (not subscribed). */
+int gh_topics_hold(struct gh_topics *t, const char *ns, const char *name, size_t len,
+                   gh_topic_sub *list, bool held);
+
+/* The serial of list's owner's subscription to (ns, name); 0: none. */
+uint64_t gh_topics_sub_serial(struct gh_topics *t, const char *ns, const char *name,
+                              size_t len, gh_topic_sub *list);
+
 /* The serial of the latest subscription (each subscribe takes the next
  * one, from 1); 0 before the first. */
 uint64_t gh_topics_serial(const struct gh_topics *t);
@@ -117,6 +136,13 @@ uint64_t gh_topics_serial(const struct gh_topics *t);
 /* Subscribers of (ns, name) now (0 when the topic does not exist). */
 size_t gh_topics_count(const struct gh_topics *t, const char *ns, const char *name,
                        size_t len);
+
+/* The key rules: true when ns (NUL-terminated, 1..GH_TOPIC_MAX_NS bytes,
+ * its length in *nslen) and name (1..GH_TOPIC_MAX_NAME bytes) can name a
+ * topic. */
+bool gh_topics_key_ok(const char *ns, const char *name, size_t len, size_t *nslen);
+/* FNV-1a over ns, a NUL and name: the hash topic tables use. */
+uint64_t gh_topics_key_hash(const char *ns, size_t nslen, const char *name, size_t len);
 
 /* Topics that exist now (tests and metrics). */
 size_t gh_topics_size(const struct gh_topics *t);

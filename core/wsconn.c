@@ -58,6 +58,7 @@
 #include "log.h"
 #include "pluginhost.h"
 #include "topic.h"
+#include "tstate.h"
 #include "utf8.h"
 #include "wsframe.h"
 #include "wshandshake.h"
@@ -102,6 +103,7 @@ struct gh_ws_conn {
     const char              *subprotocol; /* borrowed from the plugin */
     const gh_request        *req;         /* while the plugin's open runs */
     gh_topic_sub            *subs;
+    struct gh_tstate_conn   *tsc;         /* topic-state members and requests */
     struct event            *timer;       /* c->timer, reassigned to us; NULL until then */
     gh_ws_parser             parser;
     char                     path[];      /* "path\0query\0" */
@@ -357,6 +359,7 @@ static void notify_close(struct gh_ws_conn *ws, const char *reason, size_t reaso
 {
     ws->notified = true;
     gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
+    gh_tstate_conn_gone(ws->c->srv->tstate, &ws->tsc);     /* farewells to the others */
     gh_plugin_route_close(ws->rt, ws, ws->close_code, reason, reason_len);
 }
 
@@ -958,6 +961,7 @@ void gh_ws_conn_free(struct gh_ws_conn *ws)
         notify_close(ws, ws->close_reason, ws->close_reason ? strlen(ws->close_reason) : 0);
     }
     gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
+    gh_tstate_conn_gone(ws->c->srv->tstate, &ws->tsc);
     ws_destroy(ws);
 }
 
@@ -983,6 +987,28 @@ int gh_ws_conn_unsubscribe(struct gh_ws_conn *ws, const char *name, size_t len)
 {
     return gh_topics_unsubscribe(topics_of(ws), gh_plugin_route_name(ws->rt), name, len,
                                  &ws->subs);
+}
+
+int gh_ws_conn_hold(struct gh_ws_conn *ws, const char *name, size_t len, bool held)
+{
+    return gh_topics_hold(topics_of(ws), gh_plugin_route_name(ws->rt), name, len, ws->subs,
+                          held);
+}
+
+uint64_t gh_ws_conn_serial(const struct gh_ws_conn *ws, const char *name, size_t len)
+{
+    return gh_topics_sub_serial(topics_of(ws), gh_plugin_route_name(ws->rt), name, len,
+                                ws->subs);
+}
+
+bool gh_ws_conn_is_open(const struct gh_ws_conn *ws)
+{
+    return ws != NULL && ws->state == WS_OPEN;
+}
+
+struct gh_tstate_conn **gh_ws_conn_tstate(struct gh_ws_conn *ws)
+{
+    return &ws->tsc;
 }
 
 const char *gh_ws_conn_client_addr(const struct gh_ws_conn *ws)

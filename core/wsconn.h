@@ -4,6 +4,7 @@
 #ifndef GH_WSCONN_H
 #define GH_WSCONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,15 @@ int gh_ws_conn_close(struct gh_ws_conn *ws, uint16_t code, const char *reason,
  * Return 0, GH_EINVAL, -ENOTCONN, GH_ENOMEM / GH_ENOENT. */
 int gh_ws_conn_subscribe(struct gh_ws_conn *ws, const char *name, size_t len);
 int gh_ws_conn_unsubscribe(struct gh_ws_conn *ws, const char *name, size_t len);
+
+/* Holds or releases ws's subscription to name (gh_topics_hold). */
+int gh_ws_conn_hold(struct gh_ws_conn *ws, const char *name, size_t len, bool held);
+/* The serial of ws's subscription to name; 0 when not subscribed. */
+uint64_t gh_ws_conn_serial(const struct gh_ws_conn *ws, const char *name, size_t len);
+/* True while the connection is open (not closing). */
+bool gh_ws_conn_is_open(const struct gh_ws_conn *ws);
+/* Where the connection's topic state lives (tstate.c). */
+struct gh_tstate_conn **gh_ws_conn_tstate(struct gh_ws_conn *ws);
 
 /* Accessors. Strings live as long as the connection, except header()'s,
  * which is only available (non-NULL) while the plugin's open runs. */

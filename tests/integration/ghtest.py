@@ -6,6 +6,7 @@ is the daemon's own "ready:" log line, never a sleep.
 """
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +18,18 @@ import unittest
 GH_BIN = os.environ.get("GH_BIN", "build/dev/gatehouse")
 GH_SRC = os.environ.get("GH_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 GH_BUILD = os.environ.get("GH_BUILD", os.path.join(GH_SRC, "build", "dev"))
+
+
+def abi_version():
+    """(major, minor) of the plugin ABI, read from the header the build uses."""
+    with open(os.path.join(GH_SRC, "plugins", "include", "gatehouse", "plugin.h")) as f:
+        text = f.read()
+    return tuple(int(re.search(rf"#define GH_PLUGIN_ABI_{k} (\d+)", text).group(1))
+                 for k in ("MAJOR", "MINOR"))
+
+
+ABI_MAJOR, ABI_MINOR = abi_version()
+ABI = f"{ABI_MAJOR}.{ABI_MINOR}"
 
 
 def free_port(host="127.0.0.1"):

@@ -467,8 +467,10 @@ class BusTest(ghtest.TestCase):
         a = self.member(g)
         self.wait_subscribed("room", 1)
         ch = "t:pubsub:room"
-        head = b"gh\x01t" + bytes(16)
-        for junk in (b"", b"hello", b"gh\x01", b"gh\x09t" + bytes(16), head + b"\xff\xfe"):
+        head = b"gh\x02t" + bytes(28)      # envelope version 2, origin 0 (see core/bus.h)
+        v1 = b"gh\x01t" + bytes(16)        # the version before: dropped, not misread
+        for junk in (b"", b"hello", b"gh\x02", b"gh\x09t" + bytes(28), head[:-1],
+                     head + b"\xff\xfe", v1 + b"old"):
             self.assertEqual(self.redis.command("PUBLISH", ch, junk), 1)
         self.assertEqual(self.redis.command("PUBLISH", ch, head + "ok ✓".encode()), 1)
         self.assertEqual(a.recv_message(), (OP_TEXT, "ok ✓".encode()))

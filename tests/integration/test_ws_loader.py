@@ -61,12 +61,13 @@ routes:
         self.plugin("old.so", PROBE_NAME='"old"', PROBE_MAJOR=2, PROBE_MINOR=3)
         out = check(self.conf())
         self.assertEqual(out.returncode, 0, out.stderr)     # nobody needs it
-        self.assert_refused(out, "old.so", "plugin ABI 2.3", "speaks 1.0")
+        self.assert_refused(out, "old.so", "plugin ABI 2.3", f"speaks {ghtest.ABI}")
 
     def test_newer_minor_is_refused_naming_both_versions(self):
         self.plugin("new.so", PROBE_NAME='"new"', PROBE_MINOR=7)
         out = check(self.conf())
-        self.assert_refused(out, "new.so", "plugin ABI 1.7", "newer than this gatehouse's 1.0")
+        self.assert_refused(out, "new.so", "plugin ABI 1.7",
+                            f"newer than this gatehouse's {ghtest.ABI}")
 
     def test_missing_descriptor_is_refused(self):
         self.plugin("lib.so", PROBE_NO_DESC=None)
@@ -121,7 +122,7 @@ routes:
         out = check(conf)
         self.assertEqual(out.returncode, 1)
         self.assertRegex(out.stderr, re.escape(conf) + r":7:15: websocket: plugin old is not loaded: "
-                         r".*old\.so was refused: built for plugin ABI 2\.0")
+                         r".*old\.so was refused: built for plugin ABI 2\." + str(ghtest.ABI_MINOR))
 
     def test_missing_plugins_dir_is_a_warning_without_websocket_routes(self):
         out = check(self.conf(plugins_dir=self.path("nope")))
@@ -143,6 +144,26 @@ routes:
         self.assertIn(f"{conf}:9:16: websocket: config: count: expected an integer", out.stderr)
         self.assertIn(f"{conf}:10:16: websocket: config: unknown key bogus", out.stderr)
         self.assertIn("init failed", out.stderr)
+
+    def test_plugin_built_for_abi_1_0_is_loaded_and_served(self):
+        """ABI 1.1 only appended host functions: a 1.0 plugin (minor 0, the 1.0
+        descriptor size) keeps loading and serving without a rebuild."""
+        self.plugin("probe.so", PROBE_MINOR=0, PROBE_SIZE="GH_PLUGIN_DESC_SIZE_1_0")
+        port = ghtest.free_port()
+        text = f"""plugins_dir: {self.plugins}
+listeners:
+  - listen: 127.0.0.1:{port}
+routes:
+  - match: {{ path: /ws/probe }}
+    websocket: {{ plugin: probe }}
+"""
+        out = check(self.write("gw.yaml", text))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("(ABI 1.0)", out.stderr)
+        self.start(text)
+        ok = wsutil.RawWS(port, "/ws/probe")
+        self.assertEqual(ok.status, 101)
+        ok.close()
 
     def test_init_failure_takes_only_its_route_down(self):
         self.plugin("probe.so")

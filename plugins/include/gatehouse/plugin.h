@@ -1,4 +1,4 @@
-/* gatehouse/plugin.h: the gatehouse WebSocket plugin ABI, version 1.0.
+/* gatehouse/plugin.h: the gatehouse WebSocket plugin ABI, version 1.1.
  *
  * This is the only header a plugin includes, and a plugin links against
  * nothing of gatehouse: it exports one const descriptor named
@@ -59,7 +59,7 @@ extern "C" {
 #endif
 
 #define GH_PLUGIN_ABI_MAJOR 1
-#define GH_PLUGIN_ABI_MINOR 0
+#define GH_PLUGIN_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports. */
 #define GH_PLUGIN_SYMBOL "gatehouse_plugin"
@@ -96,6 +96,44 @@ typedef struct gh_plugin_cfg   gh_plugin_cfg;    /* a node of the route's config
 typedef struct gh_plugin_timer gh_plugin_timer;
 
 typedef void (*gh_plugin_timer_cb)(void *arg, gh_plugin_timer *timer);
+
+/* -- topic state (ABI 1.1) ---------------------------------------------------
+ * Besides its messages a topic can carry state: MEMBERS, one value per
+ * connection that set one (member_set), listed in the order they first set
+ * it; and a LOG, the newest messages published with log_publish. Without a
+ * bus the state lives in this process. With a bus (Redis) it lives there
+ * and is the same on every gatehouse instance: a member of a connection on
+ * another instance is listed, and a member whose instance died is removed
+ * (its farewell published) within the bus's presence_ttl. A topic's log is
+ * kept while the topic has at least one member anywhere, and dropped with
+ * the last one. All values and messages here are UTF-8 text. */
+
+/* bytes[0..len), not NUL-terminated, valid during the callback only. */
+typedef struct gh_plugin_bytes {
+    const char *data;
+    size_t      len;
+} gh_plugin_bytes;
+
+typedef struct gh_plugin_topic_state {
+    const gh_plugin_bytes *members;     /* member values, in join order */
+    size_t                 nmembers;
+    const gh_plugin_bytes *log;         /* logged messages, oldest first */
+    size_t                 nlog;
+    /* true: the whole topic's state (every instance's, or this process's
+     * when there is no bus); false: a bus is configured but Redis could not
+     * be asked (down, or slower than 2 s), so this is what this instance
+     * knows: its own members and the log it has seen. */
+    bool                   whole;
+} gh_plugin_topic_state;
+
+/* The answer to join or fetch. conn is the connection the request was
+ * made for, valid during the call; st and everything it points to only
+ * during the call. */
+typedef void (*gh_plugin_state_cb)(void *arg, gh_plugin_conn *conn,
+                                   const gh_plugin_topic_state *st);
+
+/* member_set flags */
+#define GH_PLUGIN_NOT_SELF 1u    /* the announcement is not delivered to conn */
 
 /* Failures are negative errno values (-EINVAL, -ENOMEM, ...): include
  * <errno.h> to name them. 0 is success. */
@@ -241,6 +279,57 @@ typedef struct gh_plugin_host {
      * under -t); -ENOMEM. */
     int32_t (*publish)(gh_plugin_inst *inst, const char *topic, size_t topic_len,
                        int32_t type, const void *data, size_t len);
+
+    /* -- topic state (ABI 1.1; see gh_plugin_topic_state above) -----------
+     * Check GH_PLUGIN_HOST_HAS(host, join) before calling these on a host
+     * that may be 1.0. A state callback is never called from inside a host
+     * function: it runs later, from the event loop, exactly once, unless
+     * conn closes first (then it is not called at all, and the close
+     * callback is where to free what arg points to). */
+
+    /* Subscribes conn to topic and asks for the topic's state, with no gap
+     * and no overlap: nothing published on the topic reaches conn until cb
+     * has run with the state, and then conn gets every message published
+     * after that state was taken, and none before. What cb sends to conn
+     * reaches it before those messages. So a client can be sent "here is
+     * the room" and then follow it without losing or doubling a message.
+     * Returns 0, -EINVAL (bad name, conn NULL), -ENOTCONN (conn closing,
+     * or not serving), -EBUSY (conn has 4 requests waiting), -ENOMEM. */
+    int32_t (*join)(gh_plugin_conn *conn, const char *topic, size_t topic_len,
+                    gh_plugin_state_cb cb, void *arg);
+
+    /* Asks for the topic's state with no subscription and no ordering
+     * promise (e.g. to check a new name against the members). Returns as
+     * join. */
+    int32_t (*fetch)(gh_plugin_conn *conn, const char *topic, size_t topic_len,
+                     gh_plugin_state_cb cb, void *arg);
+
+    /* Sets conn's member value in topic (value_len 1..4096; a member keeps
+     * its place in the order when its value changes), or removes it
+     * (value NULL). In the same step, publishes announce on the topic when
+     * announce is not NULL (to everyone subscribed, conn too unless flags
+     * has GH_PLUGIN_NOT_SELF): whoever gets the topic's state sees either
+     * neither or both. farewell (NULL: none; ignored when removing) is
+     * what is published on the topic when the member goes without
+     * member_set removing it: when conn closes (the host removes each
+     * member conn still has and publishes its farewell before the
+     * plugin's close callback runs), or when conn's gatehouse instance has
+     * been gone from the bus for presence_ttl (another instance publishes
+     * it then).
+     * Returns 0, -EINVAL (bad name or value, text not UTF-8, unknown
+     * flags), -ENOTCONN (conn closing, or not serving), -ENOMEM. */
+    int32_t (*member_set)(gh_plugin_conn *conn, const char *topic, size_t topic_len,
+                          const char *value, size_t value_len,
+                          const char *announce, size_t announce_len, uint32_t flags,
+                          const char *farewell, size_t farewell_len);
+
+    /* Publishes a text message on topic, as publish does, and appends it
+     * to the topic's log in the same step, keeping the newest keep
+     * (1..100000) entries. While the topic has no member, the message is
+     * published but not logged. Returns as publish, and -EINVAL for keep
+     * out of range. */
+    int32_t (*log_publish)(gh_plugin_inst *inst, const char *topic, size_t topic_len,
+                           const char *data, size_t len, uint32_t keep);
 } gh_plugin_host;
 
 /* True when the host table has the named function (a host older than the
