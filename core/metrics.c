@@ -156,6 +156,16 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
     put(&t, "gatehouse_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)st->reloads_ok);
     put(&t, "gatehouse_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)st->reloads_failed);
+    head(&t, "topic_state_answers_total", "counter",
+         "Topic-state requests (plugin join/fetch), by who answered: redis (the whole "
+         "state) or local (this instance's, without a bus or while Redis cannot be asked).");
+    put(&t, "gatehouse_topic_state_answers_total{from=\"redis\"} %llu\n",
+        (unsigned long long)st->state_answers_redis);
+    put(&t, "gatehouse_topic_state_answers_total{from=\"local\"} %llu\n",
+        (unsigned long long)st->state_answers_local);
+    head(&t, "topic_state_members", "gauge", "Topic-state members set by this instance's "
+         "connections (e.g. chat users).");
+    put(&t, "gatehouse_topic_state_members %llu\n", (unsigned long long)st->state_members);
     if (srv->bus != NULL) {
         head(&t, "bus_connected", "gauge", "1 while the Redis bus is connected.");
         put(&t, "gatehouse_bus_connected %d\n", gh_bus_is_connected(srv->bus) ? 1 : 0);

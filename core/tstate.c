@@ -348,6 +348,10 @@ static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
 
     memcpy(key, name, len);
     req_free(ts, r);
+    if (st->whole && ts->has_bus)
+        ts->srv->stats.state_answers_redis++;
+    else
+        ts->srv->stats.state_answers_local++;
     cb(arg, (gh_plugin_conn *)ws, st);
     /* the callback may have closed ws (that only marks it) but cannot have
      * freed it: ws goes from its own event, after this returns */
@@ -549,6 +553,7 @@ static bool member_drop(gh_tstate *ts, gh_tstate_conn *c, member *m)
     else
         e->tail = m->prev;
     e->nmembers--;
+    ts->srv->stats.state_members--;
     free(m->value);
     free(m->farewell);
     free(m);
@@ -612,6 +617,7 @@ int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **
                 e->head = m;
             e->tail = m;
             e->nmembers++;
+            ts->srv->stats.state_members++;
             m->cnext = c->members;
             c->members = m;
         }

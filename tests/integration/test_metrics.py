@@ -106,6 +106,42 @@ routes:
         self.assertEqual(after['gatehouse_websocket_closes_total{code="1000"}'], 1)
         self.assertEqual(after['gatehouse_http_responses_total{class="1xx"}'], 1)
 
+    def test_topic_state_counters_move(self):
+        """chat's join is a topic-state request (answered locally without a
+        bus), and each chat user is a member until the connection closes."""
+        import asyncio
+        import json
+        import os
+        import websockets
+        port = ghtest.free_port()
+        self.start(f"""
+plugins_dir: {os.path.join(ghtest.GH_BUILD, "plugins")}
+listeners:
+  - listen: 127.0.0.1:{port}
+routes:
+  - match: {{ path: /metrics }}
+    metrics: {{}}
+  - match: {{ path: /ws/chat }}
+    websocket: {{ plugin: chat }}
+""")
+        before = scrape(port)
+        local = 'gatehouse_topic_state_answers_total{from="local"}'
+        self.assertEqual(before[local], 0)
+        self.assertEqual(before['gatehouse_topic_state_answers_total{from="redis"}'], 0)
+        self.assertEqual(before["gatehouse_topic_state_members"], 0)
+
+        async def session():
+            url = f"ws://127.0.0.1:{port}/ws/chat?room=m&nick="
+            async with websockets.connect(url + "a") as a, websockets.connect(url + "b") as b:
+                for ws in (a, b):
+                    self.assertEqual(json.loads(await ws.recv())["type"], "welcome")
+                during = await asyncio.get_running_loop().run_in_executor(None, scrape, port)
+                self.assertEqual(during[local], 2)
+                self.assertEqual(during["gatehouse_topic_state_members"], 2)
+        asyncio.run(session())
+        ghtest.wait_for(lambda: scrape(port)["gatehouse_topic_state_members"] == 0,
+                        what="the members gauge back at 0")
+
 
 class TlsMetricsTest(ghtest.TestCase):
 
