@@ -856,7 +856,8 @@ static int send_or_queue(gh_bus *b, chan *c, char *cmd, long cmdlen, int opcode,
 {
     int rc;
 
-    if (c != NULL && c->want && !chan_confirmed(b, c))
+    /* only what publishes must wait for our SUBSCRIBE to come back to us */
+    if (opcode != 0 && c != NULL && c->want && !chan_confirmed(b, c))
         rc = chan_queue(b, c, Q_CMD, cmd, (size_t)cmdlen, opcode, data, dlen, upto, skip,
                         keep, 0);
     else
@@ -864,12 +865,13 @@ static int send_or_queue(gh_bus *b, chan *c, char *cmd, long cmdlen, int opcode,
     return rc;
 }
 
-static int bus_member(void *ctx, const char *ns, const char *name, size_t len,
-                      uint64_t connid, const char *value, size_t vlen,
-                      const char *farewell, size_t flen, const char *announce, size_t alen,
-                      uint64_t skip, bool last_local)
+/* The member script. again: re-registering what Redis may have lost, which
+ * must not be dropped for a full output buffer (Redis reads it in time). */
+static int member_op(gh_bus *b, const char *ns, const char *name, size_t len,
+                     uint64_t connid, const char *value, size_t vlen,
+                     const char *farewell, size_t flen, const char *announce, size_t alen,
+                     uint64_t skip, bool last_local, bool again)
 {
-    gh_bus *b = ctx;
     long chlen, cmdlen;
     size_t tklen, byelen = 0, annlen = 0;
     const char *tk;
@@ -878,7 +880,7 @@ static int bus_member(void *ctx, const char *ns, const char *name, size_t len,
     uint64_t upto = gh_topics_serial(b->srv->topics);
     int rc = GH_ENOMEM;
 
-    if (!can_send(b) || b->shas < NSCRIPTS)
+    if ((again ? b->state != LINK_UP || b->pub == NULL : !can_send(b)) || b->shas < NSCRIPTS)
         return GH_EAGAIN;
     if ((chlen = channel_of(b, ns, name, len)) < 0)
         return (int)chlen;
@@ -917,6 +919,15 @@ out:
     free(bye);
     free(ann);
     return rc;
+}
+
+static int bus_member(void *ctx, const char *ns, const char *name, size_t len,
+                      uint64_t connid, const char *value, size_t vlen,
+                      const char *farewell, size_t flen, const char *announce, size_t alen,
+                      uint64_t skip, bool last_local)
+{
+    return member_op(ctx, ns, name, len, connid, value, vlen, farewell, flen, announce, alen,
+                     skip, last_local, false);
 }
 
 static int bus_log_publish(void *ctx, const char *ns, const char *name, size_t len,
@@ -1078,8 +1089,8 @@ static void reregister(void *ctx, const char *ns, const char *name, size_t len,
                        uint64_t connid, const char *value, size_t vlen,
                        const char *farewell, size_t flen)
 {
-    (void)bus_member(ctx, ns, name, len, connid, value, vlen, farewell, flen, NULL, 0, 0,
-                     false);
+    (void)member_op(ctx, ns, name, len, connid, value, vlen, farewell, flen, NULL, 0, 0, false,
+                    true);
 }
 
 static void on_beat_reply(redisAsyncContext *ac, void *r, void *priv)

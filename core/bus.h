@@ -82,8 +82,9 @@ long gh_bus_publish_encode(char *out, size_t cap, const char *channel, size_t ch
  * digits of length and the bytes. Decodes buf[0..len) into *reqid and
  * items[] (members first, then the log; data pointing into buf), storing
  * the counts in *nmembers and *nlog. Returns 0; GH_E2BIG when cap is below
- * *nmembers + *nlog (the counts are set: call again with enough room);
- * GH_EPROTO when buf is not of that form. No allocation. */
+ * *nmembers + *nlog (the counts and *reqid are set: call again with enough
+ * room); GH_EPROTO when buf is not of that form (the counts then mean
+ * nothing). items may be NULL when cap is 0. No allocation. */
 int gh_bus_state_decode(const char *buf, size_t len, uint64_t *reqid,
                         gh_plugin_bytes *items, size_t cap, size_t *nmembers,
                         size_t *nlog);

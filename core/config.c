@@ -750,6 +750,10 @@ static void set_duration(ctx *c, const ynode *k, const ynode *v, void *obj, cons
         err_at(c, v, "%s: must be more than 0", k->text);
         return;
     }
+    if (d->arg > 0 && ms < (uint64_t)d->arg) {
+        err_at(c, v, "%s: must be at least %dms", k->text, d->arg);
+        return;
+    }
     *(uint64_t *)field(obj, d) = ms;
 }
 
@@ -1693,7 +1697,7 @@ static const keydef bus_keys[] = {
       .off = offsetof(gh_bus_conf, channel_prefix), .flags = K_EMPTY_OK },
     { .name = "password", .set = set_string, .off = offsetof(gh_bus_conf, password) },
     { .name = "presence_ttl", .set = set_duration,
-      .off = offsetof(gh_bus_conf, presence_ttl_ms), .flags = K_NONZERO },
+      .off = offsetof(gh_bus_conf, presence_ttl_ms), .flags = K_NONZERO, .arg = 1000 },
     { .name = NULL },
 };
 
@@ -1709,8 +1713,6 @@ static void set_bus(ctx *c, const ynode *k, const ynode *v, void *obj, const key
     if (bus->redis != NULL && bus->password != NULL &&
         check_redis_url(bus->redis, &pw) == NULL && pw)
         err_at(c, v, "bus: password given twice, in the redis URL and as password:");
-    if (bus->presence_ttl_ms < 1000)
-        err_at(c, v, "bus: presence_ttl must be at least 1s");
 }
 
 #define CFG_FIELD(f) offsetof(gh_config, f)

@@ -196,7 +196,8 @@ typedef struct gh_config {
  * - websocket.plugin matches [A-Za-z0-9_.-]{1,64}, not starting with '.' or
  *   '-'; origin_list entries are http(s)://host[:port], lower-cased.
  * - bus.redis is redis://[:PASSWORD@]HOST:PORT[/DB] with DB in 0..15, and
- *   bus: without redis: is an error; a password in both places is an error.
+ *   bus: without redis: is an error; a password in both places is an error;
+ *   bus.presence_ttl is a duration of at least 1s (default 10s).
  * - error_log cannot be off. proxy_protocol accepts "false" as off.
  * - A key whose value is null (`health:`) counts as an empty mapping where a
  *   mapping is expected; `routes:` null means no routes; `config:` null

@@ -93,7 +93,7 @@ struct gh_tstate {
     gh_server     *srv;
     entry        **buckets;
     size_t         nbuckets, nentries;
-    req           *reqs;                /* every waiting request */
+    req           *reqs, *reqs_tail;    /* every waiting request, oldest first */
     struct event  *kick;                /* answers due requests */
     uint64_t       next_id;
     uint64_t       instance;
@@ -277,6 +277,8 @@ static void req_free(gh_tstate *ts, req *r)
         ts->reqs = r->next;
     if (r->next != NULL)
         r->next->prev = r->prev;
+    else
+        ts->reqs_tail = r->prev;
     if (r->owner != NULL) {
         req **pp = &r->owner->reqs;
         while (*pp != r)
@@ -509,10 +511,12 @@ int gh_tstate_request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc
     r->keylen = nslen + 1 + len;
     memcpy(r->key, ns, nslen);
     memcpy(r->key + nslen + 1, name, len);
-    r->next = ts->reqs;
-    if (ts->reqs != NULL)
-        ts->reqs->prev = r;
-    ts->reqs = r;
+    r->prev = ts->reqs_tail;
+    if (ts->reqs_tail != NULL)
+        ts->reqs_tail->next = r;
+    else
+        ts->reqs = r;
+    ts->reqs_tail = r;
     r->cnext = c->reqs;
     c->reqs = r;
     c->nreqs++;

@@ -926,6 +926,9 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     if (code == 0) {
         ws->opened = true;      /* a close during open is notified from settle() */
     } else {
+        /* refused: no callback of the plugin's may run for it any more */
+        gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
+        gh_tstate_conn_gone(c->srv->tstate, &ws->tsc);
         begin_close(ws, (uint16_t)code, NULL, 0, NULL, false);
     }
 }

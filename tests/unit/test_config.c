@@ -191,6 +191,7 @@ START_TEST(full_config_sets_every_field)
     ck_assert_str_eq(cfg->bus.redis, "redis://127.0.0.1:6379/2");
     ck_assert_str_eq(cfg->bus.channel_prefix, "gh:");
     ck_assert_str_eq(cfg->bus.password, "s3cret");
+    ck_assert_uint_eq(cfg->bus.presence_ttl_ms, 10000);     /* not given: the default */
 
     ck_assert_uint_eq(cfg->nlisteners, 2);
     l = &cfg->listeners[0];
@@ -310,6 +311,7 @@ START_TEST(minimal_config_gets_every_default)
     ck_assert_ptr_null(cfg->bus.redis);
     ck_assert_str_eq(cfg->bus.channel_prefix, "gatehouse:");
     ck_assert_ptr_null(cfg->bus.password);
+    ck_assert_uint_eq(cfg->bus.presence_ttl_ms, 10000);
 
     ck_assert_uint_eq(cfg->nlisteners, 1);
     ck_assert_int_eq(l->proxy_protocol, GH_PROXY_OFF);
@@ -662,6 +664,36 @@ START_TEST(bus_accepts_documented_url_shapes)
 }
 END_TEST
 
+START_TEST(bus_presence_ttl_takes_durations_of_a_second_or_more)
+{
+    static const struct { const char *text; uint64_t ms; } cases[] = {
+        { "1s", 1000 }, { "1000ms", 1000 }, { "1001ms", 1001 }, { "10s", 10000 },
+        { "30s", 30000 }, { "5m", 300000 }, { "1h", 3600000 },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[256];
+        gh_config *cfg;
+
+        snprintf(yaml, sizeof(yaml),
+                 LST "bus:\n  redis: \"redis://127.0.0.1:6379\"\n  presence_ttl: %s\n",
+                 cases[i].text);
+        cfg = load_ok(yaml);
+        ck_assert_uint_eq(cfg->bus.presence_ttl_ms, cases[i].ms);
+        gh_config_free(cfg);
+    }
+}
+END_TEST
+
+START_TEST(bus_presence_ttl_defaults_to_10s)
+{
+    gh_config *cfg = load_ok(LST "bus: { redis: \"redis://127.0.0.1:6379\" }\n");
+
+    ck_assert_uint_eq(cfg->bus.presence_ttl_ms, 10000);
+    gh_config_free(cfg);
+}
+END_TEST
+
 START_TEST(access_log_off_is_null)
 {
     gh_config *cfg = load_ok("access_log: off\n" LST);
@@ -806,7 +838,28 @@ static const err_case err_cases[] = {
     { "bus: { channel_prefix: x }\n" LST, "1:6: bus: missing required key \"redis\"", 1 },
     { "bus: { redis: \"redis://:a@h:1\", password: b }\n" LST,
       "1:6: bus: password given twice, in the redis URL and as password:", 1 },
-    /* 65: the file itself */
+    /* 65: bus.presence_ttl */
+    { "bus: { redis: \"redis://h:1\", presence_ttl: 0 }\n" LST,
+      "1:44: presence_ttl: must be more than 0", 1 },
+    { "bus: { redis: \"redis://h:1\", presence_ttl: 0s }\n" LST,
+      "1:44: presence_ttl: must be more than 0", 1 },
+    { "bus: { redis: \"redis://h:1\", presence_ttl: 500ms }\n" LST,
+      "1:44: presence_ttl: must be at least 1000ms", 1 },
+    { "bus:\n  redis: \"redis://h:1\"\n  presence_ttl: 999ms\n" LST,
+      "3:17: presence_ttl: must be at least 1000ms", 1 },
+    { "bus: { redis: \"redis://h:1\", presence_ttl: 1.5s }\n" LST,
+      "1:44: presence_ttl: bad duration \"1.5s\" (use 500ms, 30s, 5m)", 1 },
+    { "bus: { redis: \"redis://h:1\", presence_ttl: 10 }\n" LST,
+      "1:44: presence_ttl: bad duration \"10\" (use 500ms, 30s, 5m)", 1 },
+    { "bus: { redis: \"redis://h:1\", presence_ttl: -1s }\n" LST,
+      "1:44: presence_ttl: bad duration \"-1s\" (use 500ms, 30s, 5m)", 1 },
+    { "bus: { redis: \"redis://h:1\", presence_ttl: 9000h }\n" LST,
+      "1:44: presence_ttl: duration \"9000h\" is too long (at most 8784h)", 1 },
+    { "bus: { redis: \"redis://h:1\", presence_ttl: [1s] }\n" LST,
+      "1:44: presence_ttl: expected a duration such as 30s, got a sequence", 1 },
+    { "bus: { redis: \"redis://h:1\", presence: 10s }\n" LST,
+      "1:30: unknown key \"presence\" in bus", 1 },
+    /* 75: the file itself */
     { LST "log_level: info\nlog_level: debug\n",
       "4:1: duplicate key \"log_level\" (first at line 3)", 1 },
     { WS "      config:\n        history: 1\n        history: 2\n",
@@ -1150,6 +1203,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, origins_accept_same_host_star_and_lists);
     tcase_add_test(tc, an_action_with_no_value_counts_as_empty);
     tcase_add_test(tc, bus_accepts_documented_url_shapes);
+    tcase_add_test(tc, bus_presence_ttl_takes_durations_of_a_second_or_more);
+    tcase_add_test(tc, bus_presence_ttl_defaults_to_10s);
     tcase_add_test(tc, access_log_off_is_null);
     tcase_add_loop_test(tc, each_error_names_file_line_col_and_cause, 0, N(err_cases));
     tcase_add_test(tc, nesting_deeper_than_the_limit_is_refused);

@@ -1,7 +1,8 @@
 /* test_topic.c: topics: subscribe/unsubscribe bookkeeping, namespaces,
  * and a publish that frames once and hands the same bytes to every
  * subscriber, with reference counting that frees the frame when the last
- * holder lets go. A fake sink stands in for connections. */
+ * holder lets go; held subscriptions, the publisher's skip and
+ * subscription serials. A fake sink stands in for connections. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,248 @@ START_TEST(publish_goes_through_the_bus_when_one_is_set)
 }
 END_TEST
 
+/* ---- hold, skip and subscription serials ---- */
+
+START_TEST(a_held_subscription_gets_nothing_until_released_then_only_later_messages)
+{
+    fake_sub a = { .id = 1 }, b = { .id = 2 };
+
+    ck_assert_int_eq(gh_topics_subscribe(t, "chat", "room", 4, &a, &a.subs), 0);
+    ck_assert_int_eq(gh_topics_subscribe(t, "chat", "room", 4, &b, &b.subs), 0);
+    ck_assert_int_eq(gh_topics_hold(t, "chat", "room", 4, a.subs, true), 0);
+    /* every way in skips it */
+    ck_assert_int_eq(gh_topics_deliver(t, "chat", "room", 4, GH_WS_OP_TEXT, "m1", 2), 1);
+    ck_assert_int_eq(gh_topics_deliver_upto(t, "chat", "room", 4, GH_WS_OP_TEXT, "m2", 2,
+                                            UINT64_MAX), 1);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "chat", "room", 4, GH_WS_OP_TEXT, "m3", 2,
+                                          UINT64_MAX, 0), 1);
+    ck_assert_int_eq(gh_topics_publish(t, "chat", "room", 4, GH_WS_OP_TEXT, "m4", 2), 0);
+    ck_assert_int_eq(a.got, 0);
+    ck_assert_int_eq(b.got, 4);
+    /* still subscribed while held */
+    ck_assert_uint_eq(gh_topics_count(t, "chat", "room", 4), 2);
+    ck_assert_int_eq(gh_topics_hold(t, "chat", "room", 4, a.subs, false), 0);
+    ck_assert_int_eq(gh_topics_deliver(t, "chat", "room", 4, GH_WS_OP_TEXT, "m5", 2), 2);
+    /* what it missed is not kept: it gets m5 only */
+    ck_assert_int_eq(a.got, 1);
+    ck_assert_int_eq(b.got, 5);
+    ck_assert_ptr_eq(held_by[nheld - 2], &a);
+    ck_assert_mem_eq(held[nheld - 2]->data + 2, "m5", 2);
+    gh_topics_unsubscribe_all(t, &a.subs);
+    gh_topics_unsubscribe_all(t, &b.subs);
+}
+END_TEST
+
+START_TEST(hold_applies_to_one_topic_of_the_subscriber_only)
+{
+    fake_sub a = { 0 };
+
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs), 0);
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "y", 1, &a, &a.subs), 0);
+    ck_assert_int_eq(gh_topics_subscribe(t, "q", "x", 1, &a, &a.subs), 0);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, a.subs, true), 0);
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "x", 1, GH_WS_OP_TEXT, "m", 1), 0);
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "y", 1, GH_WS_OP_TEXT, "m", 1), 1);
+    ck_assert_int_eq(gh_topics_deliver(t, "q", "x", 1, GH_WS_OP_TEXT, "m", 1), 1);
+    ck_assert_int_eq(a.got, 2);
+    gh_topics_unsubscribe_all(t, &a.subs);
+}
+END_TEST
+
+START_TEST(hold_is_idempotent_and_survives_other_subscribers_leaving)
+{
+    fake_sub s[4] = { { .id = 0 }, { .id = 1 }, { .id = 2 }, { .id = 3 } };
+
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &s[i], &s[i].subs), 0);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, s[3].subs, true), 0);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, s[3].subs, true), 0);
+    /* s[3] is last in the topic's array: removing s[0] moves it to the front */
+    ck_assert_int_eq(gh_topics_unsubscribe(t, "p", "x", 1, &s[0].subs), 0);
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "x", 1, GH_WS_OP_TEXT, "m", 1), 2);
+    ck_assert_int_eq(s[3].got, 0);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, s[3].subs, false), 0);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, s[3].subs, false), 0);
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "x", 1, GH_WS_OP_TEXT, "m", 1), 3);
+    ck_assert_int_eq(s[3].got, 1);
+    for (int i = 0; i < 4; i++)
+        gh_topics_unsubscribe_all(t, &s[i].subs);
+}
+END_TEST
+
+START_TEST(a_new_subscription_after_a_held_one_is_not_held)
+{
+    fake_sub a = { 0 };
+
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs), 0);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, a.subs, true), 0);
+    ck_assert_int_eq(gh_topics_unsubscribe(t, "p", "x", 1, &a.subs), 0);
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs), 0);
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "x", 1, GH_WS_OP_TEXT, "m", 1), 1);
+    ck_assert_int_eq(a.got, 1);
+    gh_topics_unsubscribe_all(t, &a.subs);
+}
+END_TEST
+
+START_TEST(a_topic_whose_every_subscriber_is_held_delivers_to_nobody)
+{
+    fake_sub a = { 0 }, b = { 0 };
+
+    gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs);
+    gh_topics_subscribe(t, "p", "x", 1, &b, &b.subs);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, a.subs, true), 0);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, b.subs, true), 0);
+    /* the frame made for the loop is freed (ASan would see a leak) */
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "x", 1, GH_WS_OP_TEXT, "m", 1), 0);
+    ck_assert_int_eq(nheld, 0);
+    gh_topics_unsubscribe_all(t, &a.subs);
+    gh_topics_unsubscribe_all(t, &b.subs);
+}
+END_TEST
+
+START_TEST(hold_on_a_topic_not_subscribed_is_enoent)
+{
+    fake_sub a = { 0 }, b = { 0 };
+
+    /* nothing at all */
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, a.subs, true), GH_ENOENT);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, NULL, false), GH_ENOENT);
+    /* the topic exists, but a is not in it; a is in another */
+    gh_topics_subscribe(t, "p", "x", 1, &b, &b.subs);
+    gh_topics_subscribe(t, "p", "y", 1, &a, &a.subs);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, a.subs, true), GH_ENOENT);
+    ck_assert_int_eq(gh_topics_hold(t, "q", "y", 1, a.subs, true), GH_ENOENT);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "yy", 2, a.subs, true), GH_ENOENT);
+    /* bad names */
+    ck_assert_int_eq(gh_topics_hold(t, "p", "", 0, a.subs, true), GH_ENOENT);
+    ck_assert_int_eq(gh_topics_hold(t, "", "y", 1, a.subs, true), GH_ENOENT);
+    /* nothing changed: both still get their topic's messages */
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "x", 1, GH_WS_OP_TEXT, "m", 1), 1);
+    ck_assert_int_eq(gh_topics_deliver(t, "p", "y", 1, GH_WS_OP_TEXT, "m", 1), 1);
+    ck_assert_int_eq(a.got + b.got, 2);
+    /* after unsubscribing */
+    gh_topics_unsubscribe_all(t, &a.subs);
+    ck_assert_int_eq(gh_topics_hold(t, "p", "y", 1, a.subs, true), GH_ENOENT);
+    gh_topics_unsubscribe_all(t, &b.subs);
+}
+END_TEST
+
+START_TEST(skip_skips_exactly_the_one_subscription_with_that_serial)
+{
+    fake_sub s[3] = { { .id = 0 }, { .id = 1 }, { .id = 2 } };
+    uint64_t ser[3];
+
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(gh_topics_subscribe(t, "chat", "r", 1, &s[i], &s[i].subs), 0);
+        ser[i] = gh_topics_sub_serial(t, "chat", "r", 1, s[i].subs);
+    }
+    for (int k = 0; k < 3; k++) {
+        int before[3] = { s[0].got, s[1].got, s[2].got };
+        ck_assert_int_eq(gh_topics_deliver_ex(t, "chat", "r", 1, GH_WS_OP_TEXT, "m", 1,
+                                              UINT64_MAX, ser[k]), 2);
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(s[i].got - before[i], i == k ? 0 : 1);
+    }
+    /* 0 skips nobody, nor does a serial no subscription has */
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "chat", "r", 1, GH_WS_OP_TEXT, "m", 1,
+                                          UINT64_MAX, 0), 3);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "chat", "r", 1, GH_WS_OP_TEXT, "m", 1,
+                                          UINT64_MAX, 12345), 3);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "chat", "r", 1, GH_WS_OP_TEXT, "m", 1,
+                                          UINT64_MAX, UINT64_MAX), 3);
+    for (int i = 0; i < 3; i++)
+        gh_topics_unsubscribe_all(t, &s[i].subs);
+}
+END_TEST
+
+START_TEST(skip_names_a_subscription_not_a_subscriber)
+{
+    fake_sub a = { 0 }, b = { 0 };
+    uint64_t ay;
+
+    /* a's serial on y does not keep it from x's messages */
+    gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs);
+    gh_topics_subscribe(t, "p", "y", 1, &a, &a.subs);
+    gh_topics_subscribe(t, "p", "x", 1, &b, &b.subs);
+    ay = gh_topics_sub_serial(t, "p", "y", 1, a.subs);
+    ck_assert(ay != 0);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "p", "x", 1, GH_WS_OP_TEXT, "m", 1, UINT64_MAX,
+                                          ay), 2);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "p", "y", 1, GH_WS_OP_TEXT, "m", 1, UINT64_MAX,
+                                          ay), 0);
+    ck_assert_int_eq(a.got, 1);
+    ck_assert_int_eq(b.got, 1);
+    gh_topics_unsubscribe_all(t, &a.subs);
+    gh_topics_unsubscribe_all(t, &b.subs);
+}
+END_TEST
+
+START_TEST(deliver_ex_combines_upto_skip_and_hold)
+{
+    fake_sub s[4] = { { .id = 0 }, { .id = 1 }, { .id = 2 }, { .id = 3 } };
+    uint64_t upto;
+
+    for (int i = 0; i < 3; i++)
+        gh_topics_subscribe(t, "p", "x", 1, &s[i], &s[i].subs);
+    upto = gh_topics_serial(t);
+    gh_topics_subscribe(t, "p", "x", 1, &s[3], &s[3].subs);     /* too new */
+    ck_assert_int_eq(gh_topics_hold(t, "p", "x", 1, s[2].subs, true), 0);
+    /* s0 skipped, s2 held, s3 too new: s1 alone */
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "p", "x", 1, GH_WS_OP_BINARY, "m", 1, upto,
+                                          gh_topics_sub_serial(t, "p", "x", 1, s[0].subs)),
+                     1);
+    ck_assert_int_eq(s[1].got, 1);
+    ck_assert_int_eq(s[0].got + s[2].got + s[3].got, 0);
+    /* the same rules refuse bad input first */
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "p", "x", 1, GH_WS_OP_PING, "m", 1, upto, 0),
+                     GH_EINVAL);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "p", "", 0, GH_WS_OP_TEXT, "m", 1, upto, 0),
+                     GH_EINVAL);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "p", "x", 1, GH_WS_OP_TEXT, NULL, 1, upto, 0),
+                     GH_EINVAL);
+    ck_assert_int_eq(gh_topics_deliver_ex(t, "p", "none", 4, GH_WS_OP_TEXT, "m", 1, upto, 0),
+                     0);
+    for (int i = 0; i < 4; i++)
+        gh_topics_unsubscribe_all(t, &s[i].subs);
+}
+END_TEST
+
+START_TEST(sub_serial_is_the_serial_at_subscribe_and_0_when_not_subscribed)
+{
+    fake_sub a = { 0 }, b = { 0 };
+    uint64_t x;
+
+    ck_assert(gh_topics_sub_serial(t, "p", "x", 1, a.subs) == 0);
+    ck_assert(gh_topics_sub_serial(t, "p", "x", 1, NULL) == 0);
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs), 0);
+    x = gh_topics_sub_serial(t, "p", "x", 1, a.subs);
+    ck_assert(x != 0);
+    ck_assert(x == gh_topics_serial(t));
+    /* subscribing again is a no-op: the serial stays */
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs), 0);
+    ck_assert(gh_topics_sub_serial(t, "p", "x", 1, a.subs) == x);
+    /* another subscriber, another topic: each its own, increasing */
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &b, &b.subs), 0);
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "y", 1, &a, &a.subs), 0);
+    ck_assert(gh_topics_sub_serial(t, "p", "x", 1, b.subs) == x + 1);
+    ck_assert(gh_topics_sub_serial(t, "p", "y", 1, a.subs) == x + 2);
+    ck_assert(gh_topics_sub_serial(t, "p", "x", 1, a.subs) == x);
+    /* the topic exists but b is not in it; unknown topics; bad names */
+    ck_assert(gh_topics_sub_serial(t, "p", "y", 1, b.subs) == 0);
+    ck_assert(gh_topics_sub_serial(t, "q", "x", 1, a.subs) == 0);
+    ck_assert(gh_topics_sub_serial(t, "p", "", 0, a.subs) == 0);
+    ck_assert(gh_topics_sub_serial(t, "", "x", 1, a.subs) == 0);
+    /* gone after unsubscribing; a new subscription takes a new serial */
+    ck_assert_int_eq(gh_topics_unsubscribe(t, "p", "x", 1, &a.subs), 0);
+    ck_assert(gh_topics_sub_serial(t, "p", "x", 1, a.subs) == 0);
+    ck_assert_int_eq(gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs), 0);
+    ck_assert(gh_topics_sub_serial(t, "p", "x", 1, a.subs) == x + 3);
+    gh_topics_unsubscribe_all(t, &a.subs);
+    gh_topics_unsubscribe_all(t, &b.subs);
+    ck_assert(gh_topics_sub_serial(t, "p", "y", 1, a.subs) == 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("topic");
@@ -282,6 +525,19 @@ static Suite *suite(void)
     tcase_add_test(tc, many_topics_and_subscribers_survive_table_growth);
     tcase_add_test(tc, bad_names_and_types_are_refused);
     tcase_add_test(tc, publish_goes_through_the_bus_when_one_is_set);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("hold_skip");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, a_held_subscription_gets_nothing_until_released_then_only_later_messages);
+    tcase_add_test(tc, hold_applies_to_one_topic_of_the_subscriber_only);
+    tcase_add_test(tc, hold_is_idempotent_and_survives_other_subscribers_leaving);
+    tcase_add_test(tc, a_new_subscription_after_a_held_one_is_not_held);
+    tcase_add_test(tc, a_topic_whose_every_subscriber_is_held_delivers_to_nobody);
+    tcase_add_test(tc, hold_on_a_topic_not_subscribed_is_enoent);
+    tcase_add_test(tc, skip_skips_exactly_the_one_subscription_with_that_serial);
+    tcase_add_test(tc, skip_names_a_subscription_not_a_subscriber);
+    tcase_add_test(tc, deliver_ex_combines_upto_skip_and_hold);
+    tcase_add_test(tc, sub_serial_is_the_serial_at_subscribe_and_0_when_not_subscribed);
     suite_add_tcase(s, tc);
     return s;
 }
