@@ -337,28 +337,26 @@ void gh_tstate_set_bus(gh_tstate *ts, const gh_tstate_bus *bus)
 
 /* ---- answering ----------------------------------------------------------- */
 
-/* Hands st to r's callback, releases a join's hold, frees r. */
+/* Releases a join's hold, frees r and hands st to r's callback. */
 static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
 {
     struct gh_ws_conn *ws = r->ws;
-    size_t len;
-    const char *name = name_of(r->key, r->keylen, &len);
-    bool join = r->join;
     gh_plugin_state_cb cb = r->cb;
     void *arg = r->arg;
-    char key[GH_TOPIC_MAX_NAME];
 
-    memcpy(key, name, len);
+    /* the state is taken: from now on ws gets what is published, also what
+     * the callback itself publishes (after what it sends to ws directly) */
+    if (r->join) {
+        size_t len;
+        const char *name = name_of(r->key, r->keylen, &len);
+        (void)gh_ws_conn_hold(ws, name, len, false);
+    }
     req_free(ts, r);
     if (st->whole && ts->has_bus)
         ts->srv->stats.state_answers_redis++;
     else
         ts->srv->stats.state_answers_local++;
     cb(arg, (gh_plugin_conn *)ws, st);
-    /* the callback may have closed ws (that only marks it) but cannot have
-     * freed it: ws goes from its own event, after this returns */
-    if (join)
-        (void)gh_ws_conn_hold(ws, key, len, false);
 }
 
 /* Answers r from this process's part. */

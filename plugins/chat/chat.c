@@ -5,21 +5,31 @@
  * from then on every "say" goes to everyone in the room. The protocol is
  * in README.md next to this file.
  *
- * A room is a host topic: what is said is serialised once and handed to
- * the host's publish, which frames it once and queues the same bytes to
- * every subscriber, so a room of a thousand costs one encode a message.
- * The host does not tell a plugin who is subscribed, so the plugin keeps
- * its own roster per room (for the welcome, the user list and nick
- * uniqueness) and a history ring; the pure parts live in chatcore.c.
- * Rooms exist while someone is in them: the last one out frees the room
- * and its history, so idle rooms cost nothing and a client cannot pile up
- * rooms beyond the connections it holds.
+ * A room is a host topic, and everything the room knows lives in the
+ * topic's state (plugin ABI 1.1), not here: its members (one per
+ * connection, the value being the nick) and its log (the newest `said`
+ * messages, exactly as published). Without a bus that state is in this
+ * process; with one it is in Redis, so the welcome, nick uniqueness and
+ * max_users are the whole room's on every gatehouse sharing the bus. The
+ * plugin keeps nothing per room: a client joins the topic (which answers
+ * with the state, ordered with the topic's messages so that the welcome's
+ * history and the live messages after it neither overlap nor leave a
+ * gap), picks a free nick against the members, sends the welcome and sets
+ * its member value, announcing "joined" in the same step; "left" is the
+ * farewell the host publishes when the connection goes (or when its
+ * instance has been gone from the bus for presence_ttl). A rename fetches
+ * the members again. What is said is serialised once and published with
+ * log_publish, which frames it once for every subscriber and logs it.
+ *
+ * Asking for the state takes a round trip to Redis. Meanwhile a client's
+ * messages are queued (bounded) and handled in order once the answer is
+ * in, so a client may talk as soon as it is connected.
  *
  * Every JSON document in and out goes through jansson: nothing here
  * parses or escapes JSON by hand.
  *
- * Not done here: persistence, authentication, private messages; rosters
- * and history are per route instance (see README.md). */
+ * Not done here: persistence beyond the room's life, authentication,
+ * private messages, a lock on nicks across instances (see README.md). */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,39 +51,64 @@
 #define WELCOME_BUDGET   (512 * 1024)
 /* A query value is read into a buffer this big before it is checked. */
 #define QUERY_VALUE_MAX  512
+/* Messages held while a join or fetch is outstanding: at most this many,
+ * and this many bytes unless the queue is empty (one message of any size
+ * the route lets through may always wait). Beyond: "busy". */
+#define QUEUE_MAX_MSGS   16
+#define QUEUE_MAX_BYTES  (256 * 1024)
 
 static const gh_plugin_host *host;
 
-typedef struct room room;
-
 /* One route's chat. */
+typedef struct client client;
 typedef struct {
     gh_plugin_inst *inst;
     uint32_t        history;        /* messages replayed; 0: none */
     uint32_t        rate, burst;    /* per connection; rate 0: no limit */
-    uint32_t        max_users;      /* per room */
+    uint32_t        max_users;      /* per room, across instances */
     size_t          max_text;       /* bytes of text in one say */
-    room          **buckets;        /* rooms by name; nbuckets a power of two */
-    size_t          nbuckets, nrooms;
+    client         *clients;        /* every open client, for fini */
 } chat;
 
-struct room {
-    room           *hnext;
-    uint32_t        hash;
-    gh_chat_roster  roster;
-    gh_chat_history history;
-    size_t          name_len;
-    char            name[GH_CHAT_ROOM_MAX + 1];   /* also the topic name */
-};
+/* Messages dropped on arrival (over the rate, or the queue full) while
+ * others wait: their errors are owed, in order, once those are handled. */
+typedef struct {
+    uint32_t limited;               /* "rate limited" */
+    uint32_t busy;                  /* "busy" */
+} owed;
+
+/* A message that came while a join or fetch was outstanding. Only text
+ * that may be parsed keeps its bytes: a binary or an over-long message is
+ * refused from its type and length alone. */
+typedef struct queued {
+    struct queued *next;
+    int32_t        type;
+    bool           has_data;
+    size_t         len;             /* the message's length */
+    owed           after;           /* dropped after this one came */
+    char           data[];          /* len bytes when has_data */
+} queued;
 
 /* One connection's state (host set_data). */
-typedef struct {
-    gh_chat_member  m;              /* in room->roster */
-    room           *room;
+struct client {
+    client         *prev, *next;    /* chat->clients */
+    chat           *ch;
     gh_plugin_conn *conn;
+    size_t          room_len;
+    char            room[GH_CHAT_ROOM_MAX + 1];     /* also the topic name */
+    /* until the join's answer: the nick asked for; then the nick held */
+    size_t          nick_len;
+    char            nick[GH_CHAT_NICK_MAX_BYTES + 1];
+    size_t          want_len;       /* a rename waiting for its fetch */
+    char            want[GH_CHAT_NICK_MAX_BYTES + 1];
+    bool            waiting;        /* a join or fetch is outstanding */
+    bool            closing;        /* closed, or the host is closing it */
     gh_chat_bucket  bucket;
     unsigned        strikes;        /* malformed messages in a row */
-} client;
+    queued         *qhead, *qtail;
+    size_t          qcount, qbytes;
+    owed            first;          /* dropped before any queued message */
+};
 
 static uint64_t mono_ms(void)
 {
@@ -91,178 +126,135 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- rooms -------------------------------------------------------------- */
-
-static uint32_t name_hash(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
-static room *room_find(chat *ch, const char *name, size_t len)
-{
-    uint32_t h = name_hash(name, len);
-
-    if (ch->nbuckets == 0)
-        return NULL;
-    for (room *r = ch->buckets[h & (ch->nbuckets - 1)]; r != NULL; r = r->hnext)
-        if (r->hash == h && r->name_len == len && memcmp(r->name, name, len) == 0)
-            return r;
-    return NULL;
-}
-
-/* Doubles the room table; keeps the old one when it cannot. */
-static void rooms_grow(chat *ch)
-{
-    size_t n = ch->nbuckets == 0 ? 16 : ch->nbuckets * 2;
-    room **nb = calloc(n, sizeof(*nb));
-
-    if (nb == NULL)
-        return;
-    for (size_t i = 0; i < ch->nbuckets; i++) {
-        room *r, *next;
-        for (r = ch->buckets[i]; r != NULL; r = next) {
-            next = r->hnext;
-            r->hnext = nb[r->hash & (n - 1)];
-            nb[r->hash & (n - 1)] = r;
-        }
-    }
-    free(ch->buckets);
-    ch->buckets = nb;
-    ch->nbuckets = n;
-}
-
-/* The room named name, created empty when there is none. NULL: no memory. */
-static room *room_get(chat *ch, const char *name, size_t len)
-{
-    room *r = room_find(ch, name, len);
-
-    if (r != NULL)
-        return r;
-    if (ch->nrooms >= ch->nbuckets)
-        rooms_grow(ch);
-    if (ch->nbuckets == 0 || (r = calloc(1, sizeof(*r))) == NULL)
-        return NULL;
-    memcpy(r->name, name, len);
-    r->name_len = len;
-    r->hash = name_hash(name, len);
-    gh_chat_roster_init(&r->roster);
-    gh_chat_history_init(&r->history, ch->history);
-    r->hnext = ch->buckets[r->hash & (ch->nbuckets - 1)];
-    ch->buckets[r->hash & (ch->nbuckets - 1)] = r;
-    ch->nrooms++;
-    return r;
-}
-
-static void room_free(chat *ch, room *r)
-{
-    room **p = &ch->buckets[r->hash & (ch->nbuckets - 1)];
-
-    while (*p != r)
-        p = &(*p)->hnext;
-    *p = r->hnext;
-    ch->nrooms--;
-    gh_chat_roster_deinit(&r->roster);
-    gh_chat_history_deinit(&r->history);
-    free(r);
-}
-
 /* ---- sending JSON --------------------------------------------------------- */
 
 /* Serialises msg (reference stolen; NULL is an allocation failure that
- * already happened) and sends it to one connection. */
-static void send_json(chat *ch, gh_plugin_conn *conn, json_t *msg)
+ * already happened) into a string the caller frees, or NULL (logged). */
+static char *dump(chat *ch, gh_plugin_conn *conn, json_t *msg)
 {
     char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
 
     json_decref(msg);
-    if (text == NULL) {
+    if (text == NULL)
         host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "out of memory building a message");
-        return;
-    }
+    return text;
+}
+
+/* Serialises msg (reference stolen) and sends it to the client. Returns
+ * false when it was not sent (out of memory, or the host is closing the
+ * connection: then cl->closing is set). */
+static bool send_json(client *cl, json_t *msg)
+{
+    char *text = dump(cl->ch, cl->conn, msg);
+    bool sent = false;
+
+    if (text == NULL)
+        return false;
     /* on failure the host is closing the connection already */
-    (void)host->send(conn, GH_PLUGIN_TEXT, text, strlen(text));
+    if (host->send(cl->conn, GH_PLUGIN_TEXT, text, strlen(text)) == 0)
+        sent = true;
+    else
+        cl->closing = true;
     free(text);
+    return sent;
 }
 
-/* Serialises msg (reference stolen) and publishes it to everyone in r. */
-static void publish_json(chat *ch, room *r, json_t *msg)
+static void send_error(client *cl, const char *reason)
 {
-    char *text = msg != NULL ? json_dumps(msg, JSON_COMPACT) : NULL;
-    int32_t rc;
-
-    json_decref(msg);
-    if (text == NULL) {
-        host->log(ch->inst, NULL, GH_PLUGIN_LOG_ERROR, "out of memory building a message");
-        return;
-    }
-    rc = host->publish(ch->inst, r->name, r->name_len, GH_PLUGIN_TEXT, text, strlen(text));
-    /* -ENOTCONN: not serving any more (shutting down): nobody to tell */
-    if (rc != 0 && rc != -ENOTCONN)
-        host->log(ch->inst, NULL, GH_PLUGIN_LOG_WARN, "room %s: publish failed (%d)",
-                  r->name, rc);
-    free(text);
-}
-
-static void send_error(chat *ch, gh_plugin_conn *conn, const char *reason)
-{
-    send_json(ch, conn, json_pack("{s:s, s:s}", "type", "error", "reason", reason));
+    (void)send_json(cl, json_pack("{s:s, s:s}", "type", "error", "reason", reason));
 }
 
 /* Sends an error, then closes with 1008 and the same reason. */
-static void refuse(chat *ch, gh_plugin_conn *conn, const char *reason)
+static void refuse(client *cl, const char *reason)
 {
-    send_error(ch, conn, reason);
-    (void)host->close(conn, GH_PLUGIN_CLOSE_POLICY, reason, strlen(reason));
+    send_error(cl, reason);
+    (void)host->close(cl->conn, GH_PLUGIN_CLOSE_POLICY, reason, strlen(reason));
+    cl->closing = true;
 }
 
-/* The welcome: the client's nick, the room, its users in join order and
- * the newest history that fits WELCOME_BUDGET, oldest first. */
-static json_t *welcome_of(const room *r, const client *cl)
+/* Something that should not fail did: 1011. */
+static void close_internal(client *cl)
 {
-    json_t *msg, *users, *hist;
-    size_t n = gh_chat_history_count(&r->history), first = n, bytes = 0;
+    (void)host->close(cl->conn, GH_PLUGIN_CLOSE_INTERNAL, "internal error", 14);
+    cl->closing = true;
+}
 
-    msg = json_pack("{s:s, s:s%, s:s%}", "type", "welcome", "nick", cl->m.nick,
-                    cl->m.nick_len, "room", r->name, r->name_len);
+/* ---- the room's state -------------------------------------------------------- */
+
+/* gh_chat_nick_at over the host's member values. */
+static void member_at(const void *list, size_t i, const char **nick, size_t *len)
+{
+    const gh_plugin_bytes *m = (const gh_plugin_bytes *)list + i;
+
+    *nick = m->data;
+    *len = m->len;
+}
+
+/* The welcome: the client's nick, the room, its users in join order (the
+ * members, then this client) and the newest logged messages, at most the
+ * route's history (the log may keep more for another route) and as many
+ * as fit WELCOME_BUDGET, oldest first. Each logged message is a `said`
+ * object as it was published; one that does not parse as an object is
+ * skipped.
+ * Returns a new reference, or NULL when out of memory. */
+static json_t *welcome_of(const client *cl, const gh_plugin_topic_state *st)
+{
+    json_t *msg, *users, *hist, **parsed = NULL;
+    size_t bytes = 0, oldest = 0;
+
+    msg = json_pack("{s:s, s:s%, s:s%}", "type", "welcome", "nick", cl->nick, cl->nick_len,
+                    "room", cl->room, cl->room_len);
     if (msg == NULL)
         return NULL;
     if ((users = json_array()) == NULL || json_object_set_new(msg, "users", users) != 0)
         goto fail;
-    for (const gh_chat_member *m = r->roster.head; m != NULL; m = m->next)
-        if (json_array_append_new(users, json_stringn(m->nick, m->nick_len)) != 0)
+    for (size_t i = 0; i < st->nmembers; i++) {
+        /* member values are UTF-8 (the host checks): NULL is no memory */
+        json_t *u = json_stringn(st->members[i].data, st->members[i].len);
+        if (u == NULL || json_array_append_new(users, u) != 0)
             goto fail;
+    }
+    if (json_array_append_new(users, json_stringn(cl->nick, cl->nick_len)) != 0)
+        goto fail;
     if ((hist = json_array()) == NULL || json_object_set_new(msg, "history", hist) != 0)
         goto fail;
+    if (st->nlog == 0 || cl->ch->history == 0)
+        return msg;
+    if (st->nlog > cl->ch->history)
+        oldest = st->nlog - cl->ch->history;
+    if ((parsed = calloc(st->nlog, sizeof(*parsed))) == NULL)
+        goto fail;
     /* newest first until the budget is spent, then append in order */
-    while (first > 0) {
-        const gh_chat_entry *e = gh_chat_history_at(&r->history, first - 1);
-        json_t *o = json_pack("{s:s, s:s%, s:s%, s:I}", "type", "said", "from", e->from,
-                              e->from_len, "text", e->text, e->text_len, "ts",
-                              (json_int_t)e->ts);
-        size_t len = o != NULL ? json_dumpb(o, NULL, 0, JSON_COMPACT) : 0;
+    for (size_t i = st->nlog; i > oldest; i--) {
+        const gh_plugin_bytes *e = &st->log[i - 1];
+        json_t *o;
 
-        json_decref(o);
-        if (len == 0 || bytes + len + 1 > WELCOME_BUDGET)
+        if (e->len >= WELCOME_BUDGET || bytes + e->len + 1 > WELCOME_BUDGET)
             break;
-        bytes += len + 1;
-        first--;
+        o = json_loadb(e->data, e->len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(o)) {
+            json_decref(o);
+            continue;
+        }
+        parsed[i - 1] = o;
+        bytes += e->len + 1;
     }
-    for (size_t i = first; i < n; i++) {
-        const gh_chat_entry *e = gh_chat_history_at(&r->history, i);
-        if (json_array_append_new(hist, json_pack("{s:s, s:s%, s:s%, s:I}", "type", "said",
-                                                  "from", e->from, e->from_len, "text",
-                                                  e->text, e->text_len, "ts",
-                                                  (json_int_t)e->ts)) != 0)
+    for (size_t i = 0; i < st->nlog; i++) {
+        json_t *o = parsed[i];
+
+        parsed[i] = NULL;
+        /* the reference is stolen even when appending fails */
+        if (o != NULL && json_array_append_new(hist, o) != 0)
             goto fail;
     }
+    free(parsed);
     return msg;
 fail:
+    if (parsed != NULL) {
+        for (size_t i = 0; i < st->nlog; i++)
+            json_decref(parsed[i]);
+        free(parsed);
+    }
     json_decref(msg);
     return NULL;
 }
@@ -291,6 +283,13 @@ static int32_t chat_init(const gh_plugin_host *h, gh_plugin_inst *inst,
     int32_t rc;
 
     host = h;
+    /* the loader refuses a plugin newer than its host; this only guards a
+     * host that claims 1.1 without the topic state */
+    if (!GH_PLUGIN_HOST_HAS(h, join) || !GH_PLUGIN_HOST_HAS(h, fetch) ||
+        !GH_PLUGIN_HOST_HAS(h, member_set) || !GH_PLUGIN_HOST_HAS(h, log_publish)) {
+        h->log(inst, NULL, GH_PLUGIN_LOG_ERROR, "the host has no topic state (ABI 1.1)");
+        return -ENOTSUP;
+    }
     if ((rc = h->config_check_keys(config, known)) != 0)
         return rc;
     if ((ch = calloc(1, sizeof(*ch))) == NULL)
@@ -316,24 +315,28 @@ fail:
     return rc;
 }
 
+static void client_free(client *cl)
+{
+    queued *q, *next;
+
+    for (q = cl->qhead; q != NULL; q = next) {
+        next = q->next;
+        free(q);
+    }
+    free(cl);
+}
+
 static void chat_fini(void *state)
 {
     chat *ch = state;
 
-    /* Every connection has closed by now; a member still listed belongs to
-     * a connection the host will never call us about again. */
-    for (size_t i = 0; i < ch->nbuckets; i++) {
-        while (ch->buckets[i] != NULL) {
-            room *r = ch->buckets[i];
-            while (r->roster.head != NULL) {
-                client *cl = (client *)r->roster.head;
-                gh_chat_roster_remove(&r->roster, &cl->m);
-                free(cl);
-            }
-            room_free(ch, r);
-        }
+    /* every connection has had its close callback by now; anything left
+     * belongs to a connection the host will never call us about again */
+    while (ch->clients != NULL) {
+        client *cl = ch->clients;
+        ch->clients = cl->next;
+        client_free(cl);
     }
-    free(ch->buckets);
     free(ch);
 }
 
@@ -368,55 +371,48 @@ static const char *read_query(gh_plugin_conn *conn, char *room_name, size_t *roo
     return NULL;
 }
 
+static void handle(client *cl, int32_t type, const void *data, size_t len);
+static void on_joined(void *arg, gh_plugin_conn *conn, const gh_plugin_topic_state *st);
+
 static int32_t chat_open(void *state, gh_plugin_conn *conn)
 {
     chat *ch = state;
     char room_name[GH_CHAT_ROOM_MAX + 1], nick_buf[QUERY_VALUE_MAX];
-    char unique[GH_CHAT_NICK_MAX_BYTES + 1];
     const char *nick, *why;
-    size_t room_len, nick_len, unique_len;
-    client *cl = NULL;
-    room *r;
+    size_t room_len, nick_len;
+    client *cl;
+    int32_t rc;
 
     if ((why = read_query(conn, room_name, &room_len, nick_buf, &nick, &nick_len)) != NULL) {
-        refuse(ch, conn, why);
+        client tmp = { .ch = ch, .conn = conn };
+        refuse(&tmp, why);
         return 0;
     }
-    if ((r = room_get(ch, room_name, room_len)) == NULL)
+    if ((cl = calloc(1, sizeof(*cl))) == NULL)
         return GH_PLUGIN_CLOSE_INTERNAL;
-    if (r->roster.count >= ch->max_users) {
-        host->log(ch->inst, conn, GH_PLUGIN_LOG_INFO, "room %s is full (%u users)",
-                  r->name, ch->max_users);
-        refuse(ch, conn, "room full");
-        return 0;
-    }
-    if ((cl = calloc(1, sizeof(*cl))) == NULL ||
-        gh_chat_roster_unique(&r->roster, nick, nick_len, NULL, unique, &unique_len) != 0 ||
-        gh_chat_roster_add(&r->roster, &cl->m, unique, unique_len) != 0)
-        goto fail;
-    cl->room = r;
+    cl->ch = ch;
     cl->conn = conn;
+    memcpy(cl->room, room_name, room_len + 1);
+    cl->room_len = room_len;
+    memcpy(cl->nick, nick, nick_len);       /* checked: at most the buffer */
+    cl->nick[nick_len] = '\0';
+    cl->nick_len = nick_len;
     gh_chat_bucket_init(&cl->bucket, ch->rate, ch->burst, mono_ms());
-    /* tell the others before subscribing, so the joiner's first message
-     * is its welcome and it never sees its own "joined" */
-    publish_json(ch, r, json_pack("{s:s, s:s%}", "type", "joined", "nick", cl->m.nick,
-                                  cl->m.nick_len));
-    if (host->subscribe(conn, r->name, r->name_len) != 0) {
-        gh_chat_roster_remove(&r->roster, &cl->m);
-        publish_json(ch, r, json_pack("{s:s, s:s%}", "type", "left", "nick", cl->m.nick,
-                                      cl->m.nick_len));
-        goto fail;
+    /* subscribes, and answers with the room as of the moment after which
+     * every message of the room reaches this connection */
+    if ((rc = host->join(conn, cl->room, cl->room_len, on_joined, cl)) != 0) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "cannot join room %s (%d)", cl->room,
+                  (int)rc);
+        free(cl);
+        return GH_PLUGIN_CLOSE_INTERNAL;
     }
+    cl->waiting = true;
+    cl->next = ch->clients;
+    if (ch->clients != NULL)
+        ch->clients->prev = cl;
+    ch->clients = cl;
     host->set_data(conn, cl);
-    send_json(ch, conn, welcome_of(r, cl));
-    host->log(ch->inst, conn, GH_PLUGIN_LOG_DEBUG, "%s joined %s (%zu users)", cl->m.nick,
-              r->name, r->roster.count);
     return 0;
-fail:
-    free(cl);
-    if (r->roster.count == 0)
-        room_free(ch, r);
-    return GH_PLUGIN_CLOSE_INTERNAL;
 }
 
 static void chat_close(void *state, gh_plugin_conn *conn, uint16_t code,
@@ -424,7 +420,6 @@ static void chat_close(void *state, gh_plugin_conn *conn, uint16_t code,
 {
     chat *ch = state;
     client *cl = host->get_data(conn);
-    room *r;
 
     (void)code;
     (void)reason;
@@ -432,129 +427,368 @@ static void chat_close(void *state, gh_plugin_conn *conn, uint16_t code,
     if (cl == NULL)
         return;                 /* refused in open */
     host->set_data(conn, NULL);
-    r = cl->room;
-    gh_chat_roster_remove(&r->roster, &cl->m);
-    /* the host has unsubscribed conn already: this reaches the others */
-    if (r->roster.count > 0)
-        publish_json(ch, r, json_pack("{s:s, s:s%}", "type", "left", "nick", cl->m.nick,
-                                      cl->m.nick_len));
+    /* the host has removed the member and published its farewell ("left"),
+     * and will not call a join or fetch callback for conn any more */
+    if (cl->prev != NULL)
+        cl->prev->next = cl->next;
     else
-        room_free(ch, r);
-    free(cl);
+        ch->clients = cl->next;
+    if (cl->next != NULL)
+        cl->next->prev = cl->prev;
+    client_free(cl);
 }
 
-/* A malformed message: an error, and after MAX_STRIKES in a row, 1008. */
-static void strike(chat *ch, client *cl, const char *reason)
+/* Sends the errors owed for dropped messages. */
+static void pay(client *cl, owed *o)
 {
-    send_error(ch, cl->conn, reason);
-    if (++cl->strikes >= MAX_STRIKES) {
-        host->log(ch->inst, cl->conn, GH_PLUGIN_LOG_INFO,
-                  "closing after %u malformed messages in a row", cl->strikes);
-        (void)host->close(cl->conn, GH_PLUGIN_CLOSE_POLICY, "too many bad messages", 21);
+    while (o->limited > 0 && !cl->closing) {
+        o->limited--;
+        send_error(cl, "rate limited");
+    }
+    while (o->busy > 0 && !cl->closing) {
+        o->busy--;
+        send_error(cl, "busy");
     }
 }
 
-static void on_say(chat *ch, client *cl, json_t *msg)
+/* Handles queued messages in order, each followed by the errors owed for
+ * what was dropped after it came, until none is left, one starts another
+ * fetch, or the client is closing. */
+static void drain(client *cl)
 {
+    pay(cl, &cl->first);
+    while (cl->qhead != NULL && !cl->waiting && !cl->closing) {
+        queued *q = cl->qhead;
+
+        cl->qhead = q->next;
+        if (cl->qhead == NULL)
+            cl->qtail = NULL;
+        cl->qcount--;
+        cl->qbytes -= q->has_data ? q->len : 0;
+        handle(cl, q->type, q->has_data ? q->data : NULL, q->len);
+        if (cl->waiting)
+            cl->first = q->after;   /* after what that fetch answers */
+        else
+            pay(cl, &q->after);
+        free(q);
+    }
+}
+
+/* The join's answer: the room's members and log. */
+static void on_joined(void *arg, gh_plugin_conn *conn, const gh_plugin_topic_state *st)
+{
+    client *cl = arg;
+    chat *ch = cl->ch;
+    char nick[GH_CHAT_NICK_MAX_BYTES + 1];
+    char *announce = NULL, *farewell = NULL;
+    json_t *welcome;
+    size_t nick_len;
+    int32_t rc;
+
+    cl->waiting = false;
+    if (cl->closing)
+        return;
+    if (!st->whole)
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_DEBUG, "room %s: the bus did not answer; "
+                  "welcome with this instance's view only", cl->room);
+    if (st->nmembers >= ch->max_users) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_INFO, "room %s is full (%u users)", cl->room,
+                  ch->max_users);
+        refuse(cl, "room full");
+        return;
+    }
+    if ((rc = gh_chat_nick_unique(cl->nick, cl->nick_len, member_at, st->members,
+                                  st->nmembers, GH_CHAT_SKIP_NONE, nick, &nick_len)) != 0) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "cannot pick a nick (%d)", rc);
+        close_internal(cl);
+        return;
+    }
+    memcpy(cl->nick, nick, nick_len + 1);
+    cl->nick_len = nick_len;
+    if ((welcome = welcome_of(cl, st)) == NULL) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "out of memory building a welcome");
+        close_internal(cl);
+        return;
+    }
+    if (!send_json(cl, welcome)) {
+        if (!cl->closing)
+            close_internal(cl);
+        return;
+    }
+    announce = dump(ch, conn, json_pack("{s:s, s:s%}", "type", "joined", "nick", cl->nick,
+                                        cl->nick_len));
+    farewell = dump(ch, conn, json_pack("{s:s, s:s%}", "type", "left", "nick", cl->nick,
+                                        cl->nick_len));
+    /* the others learn of the joiner and the room's state lists it in
+     * one step; its farewell is the host's to publish when it goes */
+    if (announce == NULL || farewell == NULL) {
+        close_internal(cl);
+        goto out;
+    }
+    rc = host->member_set(conn, cl->room, cl->room_len, cl->nick, cl->nick_len, announce,
+                          strlen(announce), GH_PLUGIN_NOT_SELF, farewell, strlen(farewell));
+    if (rc == -ENOTCONN) {
+        cl->closing = true;         /* the host is closing it */
+        goto out;
+    }
+    if (rc != 0) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "room %s: cannot join (%d)", cl->room,
+                  (int)rc);
+        close_internal(cl);
+        goto out;
+    }
+    host->log(ch->inst, conn, GH_PLUGIN_LOG_DEBUG, "%s joined %s (%zu users)", cl->nick,
+              cl->room, st->nmembers + 1);
+    drain(cl);
+out:
+    free(announce);
+    free(farewell);
+}
+
+/* A rename's answer: the room's members, this client's own among them. */
+static void on_fetched(void *arg, gh_plugin_conn *conn, const gh_plugin_topic_state *st)
+{
+    client *cl = arg;
+    chat *ch = cl->ch;
+    char nick[GH_CHAT_NICK_MAX_BYTES + 1];
+    char *announce = NULL, *farewell = NULL;
+    size_t nick_len, self = GH_CHAT_SKIP_NONE;
+    int32_t rc;
+
+    cl->waiting = false;
+    if (cl->closing)
+        return;
+    /* the member value this client set is its nick: that entry does not
+     * count against it (one entry: a second one is someone else's) */
+    for (size_t i = 0; i < st->nmembers && self == GH_CHAT_SKIP_NONE; i++)
+        if (st->members[i].len == cl->nick_len &&
+            memcmp(st->members[i].data, cl->nick, cl->nick_len) == 0)
+            self = i;
+    rc = gh_chat_nick_unique(cl->want, cl->want_len, member_at, st->members, st->nmembers,
+                             self, nick, &nick_len);
+    if (rc != 0) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_WARN, "cannot pick a nick (%d)", rc);
+        send_error(cl, rc == -ENOMEM ? "busy" : "bad nick");
+        goto out;
+    }
+    announce = dump(ch, conn, json_pack("{s:s, s:s%, s:s%}", "type", "renamed", "from",
+                                        cl->nick, cl->nick_len, "to", nick, nick_len));
+    farewell = dump(ch, conn, json_pack("{s:s, s:s%}", "type", "left", "nick", nick,
+                                        nick_len));
+    if (announce == NULL || farewell == NULL) {
+        send_error(cl, "busy");
+        goto out;
+    }
+    /* the renamer gets its "renamed" too: flags 0 */
+    rc = host->member_set(conn, cl->room, cl->room_len, nick, nick_len, announce,
+                          strlen(announce), 0, farewell, strlen(farewell));
+    if (rc == -ENOTCONN) {
+        cl->closing = true;
+        goto out;
+    }
+    if (rc != 0) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_WARN, "room %s: cannot rename (%d)",
+                  cl->room, (int)rc);
+        send_error(cl, "busy");
+        goto out;
+    }
+    memcpy(cl->nick, nick, nick_len + 1);
+    cl->nick_len = nick_len;
+out:
+    free(announce);
+    free(farewell);
+    drain(cl);
+}
+
+/* A malformed message: an error, and after MAX_STRIKES in a row, 1008. */
+static void strike(client *cl, const char *reason)
+{
+    send_error(cl, reason);
+    if (++cl->strikes >= MAX_STRIKES) {
+        host->log(cl->ch->inst, cl->conn, GH_PLUGIN_LOG_INFO,
+                  "closing after %u malformed messages in a row", cl->strikes);
+        (void)host->close(cl->conn, GH_PLUGIN_CLOSE_POLICY, "too many bad messages", 21);
+        cl->closing = true;
+    }
+}
+
+static void on_say(client *cl, json_t *msg)
+{
+    chat *ch = cl->ch;
     json_t *text = json_object_get(msg, "text");
+    char *said;
     size_t len;
-    int64_t ts;
+    int32_t rc;
 
     if (!json_is_string(text)) {
-        strike(ch, cl, "bad message");
+        strike(cl, "bad message");
         return;
     }
     cl->strikes = 0;
     len = json_string_length(text);
     if (len == 0) {
-        send_error(ch, cl->conn, "empty text");
+        send_error(cl, "empty text");
         return;
     }
     if (len > ch->max_text) {
-        send_error(ch, cl->conn, "too long");
+        send_error(cl, "too long");
         return;
     }
-    ts = wall_ms();
-    if (gh_chat_history_push(&cl->room->history, cl->m.nick, cl->m.nick_len,
-                             json_string_value(text), len, ts) != 0)
-        host->log(ch->inst, cl->conn, GH_PLUGIN_LOG_WARN, "out of memory keeping history");
-    publish_json(ch, cl->room, json_pack("{s:s, s:s%, s:O, s:I}", "type", "said", "from",
-                                         cl->m.nick, cl->m.nick_len, "text", text, "ts",
-                                         (json_int_t)ts));
+    said = dump(ch, cl->conn, json_pack("{s:s, s:s%, s:O, s:I}", "type", "said", "from",
+                                        cl->nick, cl->nick_len, "text", text, "ts",
+                                        (json_int_t)wall_ms()));
+    if (said == NULL)
+        return;
+    /* logged as published: the welcome replays these very bytes */
+    if (ch->history > 0)
+        rc = host->log_publish(ch->inst, cl->room, cl->room_len, said, strlen(said),
+                               ch->history);
+    else
+        rc = host->publish(ch->inst, cl->room, cl->room_len, GH_PLUGIN_TEXT, said,
+                           strlen(said));
+    /* -ENOTCONN: not serving any more (shutting down): nobody to tell */
+    if (rc != 0 && rc != -ENOTCONN)
+        host->log(ch->inst, cl->conn, GH_PLUGIN_LOG_WARN, "room %s: publish failed (%d)",
+                  cl->room, (int)rc);
+    free(said);
 }
 
-static void on_nick(chat *ch, client *cl, json_t *msg)
+static void on_nick(client *cl, json_t *msg)
 {
+    chat *ch = cl->ch;
     json_t *v = json_object_get(msg, "nick");
-    char unique[GH_CHAT_NICK_MAX_BYTES + 1], old[GH_CHAT_NICK_MAX_BYTES + 1];
     const char *nick;
-    size_t nick_len, unique_len, old_len;
-    room *r = cl->room;
+    size_t nick_len;
+    int32_t rc;
 
     if (!json_is_string(v)) {
-        strike(ch, cl, "bad message");
+        strike(cl, "bad message");
         return;
     }
     cl->strikes = 0;
     if (gh_chat_nick_check(json_string_value(v), json_string_length(v), &nick,
                            &nick_len) != 0) {
-        send_error(ch, cl->conn, "bad nick");
+        send_error(cl, "bad nick");
         return;
     }
-    if (nick_len == cl->m.nick_len && memcmp(nick, cl->m.nick, nick_len) == 0)
+    if (nick_len == cl->nick_len && memcmp(nick, cl->nick, nick_len) == 0)
         return;                 /* already so: nothing changes, nobody is told */
-    if (gh_chat_roster_unique(&r->roster, nick, nick_len, &cl->m, unique, &unique_len) != 0) {
-        send_error(ch, cl->conn, "bad nick");
+    memcpy(cl->want, nick, nick_len);       /* checked: at most the buffer */
+    cl->want[nick_len] = '\0';
+    cl->want_len = nick_len;
+    /* the members now, to make the new nick unique against */
+    rc = host->fetch(cl->conn, cl->room, cl->room_len, on_fetched, cl);
+    if (rc == -ENOTCONN) {
+        cl->closing = true;
+    } else if (rc != 0) {
+        host->log(ch->inst, cl->conn, GH_PLUGIN_LOG_WARN, "room %s: cannot fetch (%d)",
+                  cl->room, (int)rc);
+        send_error(cl, "busy");
+    } else {
+        cl->waiting = true;
+    }
+}
+
+/* One message, after the rate limit: its type, size, JSON and meaning.
+ * data is NULL when the message is binary or longer than any say can be
+ * (then only len is looked at). */
+static void handle(client *cl, int32_t type, const void *data, size_t len)
+{
+    chat *ch = cl->ch;
+    json_t *msg;
+    const char *t;
+
+    if (type != GH_PLUGIN_TEXT) {
+        strike(cl, "not text");
         return;
     }
-    memcpy(old, cl->m.nick, cl->m.nick_len + 1);
-    old_len = cl->m.nick_len;
-    if (gh_chat_roster_rename(&r->roster, &cl->m, unique, unique_len) != 0) {
-        send_error(ch, cl->conn, "bad nick");
+    /* JSON escapes take at most 6 bytes a text byte: anything longer
+     * cannot be a say within max_text, so do not parse it */
+    if (len > ch->max_text * 6 + 1024 || data == NULL) {
+        send_error(cl, "too long");
         return;
     }
-    publish_json(ch, r, json_pack("{s:s, s:s%, s:s%}", "type", "renamed", "from", old,
-                                  old_len, "to", cl->m.nick, cl->m.nick_len));
+    if ((msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+        strike(cl, "bad JSON");
+        return;
+    }
+    if (!json_is_object(msg) || (t = json_string_value(json_object_get(msg, "type"))) == NULL)
+        strike(cl, "bad message");
+    else if (strcmp(t, "say") == 0)
+        on_say(cl, msg);
+    else if (strcmp(t, "nick") == 0)
+        on_nick(cl, msg);
+    else
+        strike(cl, "unknown type");
+    json_decref(msg);
+}
+
+/* A message dropped while others wait: its error is owed after theirs. */
+static void owe(client *cl, bool busy)
+{
+    owed *o = cl->qtail != NULL ? &cl->qtail->after : &cl->first;
+    uint32_t *n = busy ? &o->busy : &o->limited;
+
+    if (*n < UINT32_MAX)
+        (*n)++;
+}
+
+/* Keeps a message for when the outstanding join or fetch is answered;
+ * "busy" (owed) when the queue is full. */
+static void enqueue(client *cl, int32_t type, const void *data, size_t len)
+{
+    bool keep = type == GH_PLUGIN_TEXT && len <= cl->ch->max_text * 6 + 1024;
+    size_t stored = keep ? len : 0;
+    queued *q;
+
+    if (cl->qcount >= QUEUE_MAX_MSGS ||
+        (cl->qhead != NULL && (cl->qbytes > QUEUE_MAX_BYTES ||
+                               stored > QUEUE_MAX_BYTES - cl->qbytes)) ||
+        stored > SIZE_MAX - sizeof(*q) || (q = malloc(sizeof(*q) + stored)) == NULL) {
+        owe(cl, true);
+        return;
+    }
+    q->next = NULL;
+    q->type = type;
+    q->has_data = keep;
+    q->len = len;
+    q->after = (owed){ 0, 0 };
+    if (stored > 0)
+        memcpy(q->data, data, stored);
+    if (cl->qtail != NULL)
+        cl->qtail->next = q;
+    else
+        cl->qhead = q;
+    cl->qtail = q;
+    cl->qcount++;
+    cl->qbytes += stored;
 }
 
 static void chat_message(void *state, gh_plugin_conn *conn, int32_t type,
                          const void *data, size_t len)
 {
-    chat *ch = state;
     client *cl = host->get_data(conn);
-    json_t *msg;
-    const char *t;
+    bool hold;
 
-    if (cl == NULL)
+    (void)state;
+    if (cl == NULL || cl->closing)
         return;
-    /* every message costs a token, the malformed ones too */
+    /* while a join or fetch is outstanding, messages wait, and so do the
+     * answers to those dropped: the welcome comes first, and every answer
+     * comes in the order of the messages */
+    hold = cl->waiting || cl->qhead != NULL;
+    /* every message costs a token when it arrives, the malformed ones too */
     if (!gh_chat_bucket_take(&cl->bucket, mono_ms())) {
-        send_error(ch, conn, "rate limited");
+        if (hold)
+            owe(cl, false);
+        else
+            send_error(cl, "rate limited");
         return;
     }
-    if (type != GH_PLUGIN_TEXT) {
-        strike(ch, cl, "not text");
-        return;
-    }
-    /* JSON escapes take at most 6 bytes a text byte: anything longer
-     * cannot be a say within max_text, so do not parse it */
-    if (len > ch->max_text * 6 + 1024) {
-        send_error(ch, conn, "too long");
-        return;
-    }
-    if ((msg = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
-        strike(ch, cl, "bad JSON");
-        return;
-    }
-    if (!json_is_object(msg) || (t = json_string_value(json_object_get(msg, "type"))) == NULL)
-        strike(ch, cl, "bad message");
-    else if (strcmp(t, "say") == 0)
-        on_say(ch, cl, msg);
-    else if (strcmp(t, "nick") == 0)
-        on_nick(ch, cl, msg);
+    if (hold)
+        enqueue(cl, type, data, len);
     else
-        strike(ch, cl, "unknown type");
-    json_decref(msg);
+        handle(cl, type, data, len);
 }
 
 GH_PLUGIN_EXPORT const gh_plugin_desc gatehouse_plugin = {
@@ -562,7 +796,7 @@ GH_PLUGIN_EXPORT const gh_plugin_desc gatehouse_plugin = {
     .abi_minor = GH_PLUGIN_ABI_MINOR,
     .size = sizeof(gh_plugin_desc),
     .name = "chat",
-    .version = "1.0",
+    .version = "1.1",
     .init = chat_init,
     .fini = chat_fini,
     .open = chat_open,

@@ -1,11 +1,11 @@
 /* chatcore.c: the chat plugin's pure parts: validation, the query reader,
- * the roster, the token bucket and the history ring.
+ * nick uniqueness and the token bucket.
  *
  * Kept apart from chat.c so that every rule a client can hit (what a room
  * or nick may be, which suffix a colliding nick gets, when a message is
- * over the rate, what history keeps) is tested byte by byte without a
- * daemon. Nothing here does I/O, parses JSON or calls the host; only the
- * roster's hash table and the history's entries allocate.
+ * over the rate) is tested byte by byte without a daemon. Nothing here
+ * does I/O, parses JSON or calls the host; only nick uniqueness allocates
+ * (a scratch bitmap, freed before it returns).
  *
  * It deliberately does no Unicode normalisation or case folding beyond
  * ASCII: that would need tables this plugin should not carry, and the
@@ -187,23 +187,11 @@ int gh_chat_query_get(const char *query, size_t qlen, const char *key,
     return -ENOENT;
 }
 
-/* ---- the roster ------------------------------------------------------- */
+/* ---- nick uniqueness ------------------------------------------------------ */
 
 static unsigned char fold(unsigned char c)
 {
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-/* FNV-1a over the ASCII-folded bytes. */
-static uint32_t nick_hash(const char *s, size_t len)
-{
-    uint32_t h = 2166136261u;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= fold((unsigned char)s[i]);
-        h *= 16777619u;
-    }
-    return h;
 }
 
 static bool nick_eq(const char *a, size_t alen, const char *b, size_t blen)
@@ -214,37 +202,6 @@ static bool nick_eq(const char *a, size_t alen, const char *b, size_t blen)
         if (fold((unsigned char)a[i]) != fold((unsigned char)b[i]))
             return false;
     return true;
-}
-
-void gh_chat_roster_init(gh_chat_roster *r)
-{
-    memset(r, 0, sizeof(*r));
-}
-
-void gh_chat_roster_deinit(gh_chat_roster *r)
-{
-    free(r->buckets);
-    memset(r, 0, sizeof(*r));
-}
-
-/* The member other than self with the nick, or NULL. */
-static gh_chat_member *find_other(const gh_chat_roster *r, const char *nick, size_t len,
-                                  const gh_chat_member *self)
-{
-    uint32_t h;
-
-    if (r->nbuckets == 0)
-        return NULL;
-    h = nick_hash(nick, len);
-    for (gh_chat_member *m = r->buckets[h & (r->nbuckets - 1)]; m != NULL; m = m->hnext)
-        if (m != self && m->hash == h && nick_eq(m->nick, m->nick_len, nick, len))
-            return m;
-    return NULL;
-}
-
-gh_chat_member *gh_chat_roster_find(const gh_chat_roster *r, const char *nick, size_t len)
-{
-    return find_other(r, nick, len, NULL);
 }
 
 /* The length of the longest prefix of s[0..len) that holds at most chars
@@ -263,127 +220,105 @@ static size_t cut_chars(const char *s, size_t len, size_t chars)
     return len;
 }
 
-int gh_chat_roster_unique(const gh_chat_roster *r, const char *nick, size_t len,
-                          const gh_chat_member *self, char *out, size_t *out_len)
+static size_t ndigits(size_t v)
+{
+    size_t d = 1;
+
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* Candidate k of a taken nick: nick cut to leave room for k's digits,
+ * then k ("ann" 2 -> "ann2"). */
+static size_t candidate(const char *nick, size_t len, size_t k, char *out)
 {
     char num[24];
-    size_t limit;
+    size_t dlen = 0, base;
+
+    for (size_t v = k; v > 0; v /= 10)
+        num[dlen++] = (char)('0' + v % 10);
+    base = cut_chars(nick, len, GH_CHAT_NICK_MAX_CHARS - dlen);
+    memcpy(out, nick, base);
+    for (size_t i = 0; i < dlen; i++)
+        out[base + i] = num[dlen - 1 - i];
+    out[base + dlen] = '\0';
+    return base + dlen;
+}
+
+int gh_chat_nick_unique(const char *nick, size_t len, gh_chat_nick_at at, const void *list,
+                        size_t count, size_t skip, char *out, size_t *out_len)
+{
+    size_t base[GH_CHAT_NICK_MAX_CHARS];   /* base[d - 1]: nick's prefix left for d digits */
+    size_t limit, dmax;
+    unsigned char *marks = NULL;
+    bool free_as_is = true;
+    int rc = -ERANGE;
 
     if (len == 0 || len > GH_CHAT_NICK_MAX_BYTES)
         return -EINVAL;
-    if (find_other(r, nick, len, self) == NULL) {
+    for (size_t i = 0; i < count && free_as_is; i++) {
+        const char *m;
+        size_t mlen;
+
+        if (i == skip)
+            continue;
+        at(list, i, &m, &mlen);
+        free_as_is = !nick_eq(m, mlen, nick, len);
+    }
+    if (free_as_is) {
         memcpy(out, nick, len);
         out[len] = '\0';
         *out_len = len;
         return 0;
     }
-    /* At most count nicks are taken, so count + 1 distinct candidates
-     * hold a free one; cutting the base can make two candidates equal
-     * ("…x12" + "3" and "…x1" + "23"), hence the slack. */
-    limit = r->count + 64;
-    for (size_t n = 2; n <= limit; n++) {
-        size_t dlen = 0, base;
+    /* Candidate k is marked when an entry equals it. An entry equals at
+     * most one candidate of each digit count d (its last d bytes would be
+     * k), but candidates of different digit counts can be the same string
+     * once the base is cut ("x..x1" + "2" and "x..x" + "12"), so one entry
+     * can mark up to dmax candidates: with count * dmax < limit - 1
+     * candidates in 2..limit, one of them is free. dmax, the digit count
+     * of 2 + 20 * count, bounds limit's own digit count (dmax <= 20). */
+    if (count > SIZE_MAX / 256)
+        return -ENOMEM;
+    dmax = ndigits(2 + 20 * count);
+    limit = 2 + count * dmax;
+    if ((marks = calloc(limit / 8 + 1, 1)) == NULL)
+        return -ENOMEM;
+    for (size_t d = 1; d <= dmax; d++)
+        base[d - 1] = cut_chars(nick, len, GH_CHAT_NICK_MAX_CHARS - d);
+    for (size_t i = 0; i < count; i++) {
+        const char *m;
+        size_t mlen;
 
-        for (size_t v = n; v > 0; v /= 10)
-            num[dlen++] = (char)('0' + v % 10);
-        base = cut_chars(nick, len, GH_CHAT_NICK_MAX_CHARS - dlen);
-        memcpy(out, nick, base);
-        for (size_t i = 0; i < dlen; i++)
-            out[base + i] = num[dlen - 1 - i];
-        out[base + dlen] = '\0';
-        if (find_other(r, out, base + dlen, self) == NULL) {
-            *out_len = base + dlen;
-            return 0;
+        if (i == skip)
+            continue;
+        at(list, i, &m, &mlen);
+        for (size_t d = 1; d <= dmax && d < mlen; d++) {
+            const char *digits = m + mlen - d;
+            size_t k = 0;
+            bool num = digits[0] != '0';
+
+            /* k stays <= limit * 10 + 9: no overflow (count is bounded) */
+            for (size_t j = 0; j < d && num && k <= limit; j++) {
+                num = digits[j] >= '0' && digits[j] <= '9';
+                k = k * 10 + (size_t)(digits[j] - '0');
+            }
+            if (num && k >= 2 && k <= limit && nick_eq(m, mlen - d, nick, base[d - 1]))
+                marks[k / 8] |= (unsigned char)(1u << (k % 8));
         }
     }
-    return -ERANGE;
-}
-
-static void hash_link(gh_chat_roster *r, gh_chat_member *m)
-{
-    gh_chat_member **b = &r->buckets[m->hash & (r->nbuckets - 1)];
-
-    m->hnext = *b;
-    *b = m;
-}
-
-static void hash_unlink(gh_chat_roster *r, gh_chat_member *m)
-{
-    gh_chat_member **p = &r->buckets[m->hash & (r->nbuckets - 1)];
-
-    while (*p != m)
-        p = &(*p)->hnext;
-    *p = m->hnext;
-    m->hnext = NULL;
-}
-
-/* Doubles the table (load factor 1). Keeps the old one when it cannot. */
-static int grow(gh_chat_roster *r)
-{
-    size_t n = r->nbuckets == 0 ? 16 : r->nbuckets * 2;
-    gh_chat_member **nb;
-
-    if (n < r->nbuckets || n > SIZE_MAX / sizeof(*nb))
-        return -ENOMEM;
-    if ((nb = calloc(n, sizeof(*nb))) == NULL)
-        return -ENOMEM;
-    free(r->buckets);
-    r->buckets = nb;
-    r->nbuckets = n;
-    for (gh_chat_member *m = r->head; m != NULL; m = m->next)
-        hash_link(r, m);
-    return 0;
-}
-
-int gh_chat_roster_add(gh_chat_roster *r, gh_chat_member *m, const char *nick, size_t len)
-{
-    if (len == 0 || len > GH_CHAT_NICK_MAX_BYTES || find_other(r, nick, len, NULL) != NULL)
-        return -EINVAL;
-    /* a failed growth only lengthens the chains; without a table, fail */
-    if (r->count >= r->nbuckets && grow(r) != 0 && r->nbuckets == 0)
-        return -ENOMEM;
-    memcpy(m->nick, nick, len);
-    m->nick[len] = '\0';
-    m->nick_len = len;
-    m->hash = nick_hash(nick, len);
-    m->next = NULL;
-    m->prev = r->tail;
-    if (r->tail != NULL)
-        r->tail->next = m;
-    else
-        r->head = m;
-    r->tail = m;
-    hash_link(r, m);
-    r->count++;
-    return 0;
-}
-
-int gh_chat_roster_rename(gh_chat_roster *r, gh_chat_member *m, const char *nick, size_t len)
-{
-    if (len == 0 || len > GH_CHAT_NICK_MAX_BYTES || find_other(r, nick, len, m) != NULL)
-        return -EINVAL;
-    hash_unlink(r, m);
-    memmove(m->nick, nick, len);        /* nick may point into m->nick */
-    m->nick[len] = '\0';
-    m->nick_len = len;
-    m->hash = nick_hash(m->nick, len);
-    hash_link(r, m);
-    return 0;
-}
-
-void gh_chat_roster_remove(gh_chat_roster *r, gh_chat_member *m)
-{
-    hash_unlink(r, m);
-    if (m->prev != NULL)
-        m->prev->next = m->next;
-    else
-        r->head = m->next;
-    if (m->next != NULL)
-        m->next->prev = m->prev;
-    else
-        r->tail = m->prev;
-    m->prev = m->next = NULL;
-    r->count--;
+    for (size_t k = 2; k <= limit; k++) {
+        if ((marks[k / 8] & (1u << (k % 8))) == 0) {
+            *out_len = candidate(nick, len, k, out);
+            rc = 0;
+            break;
+        }
+    }
+    free(marks);
+    return rc;
 }
 
 /* ---- the rate limiter --------------------------------------------------- */
@@ -420,79 +355,4 @@ bool gh_chat_bucket_take(gh_chat_bucket *b, uint64_t now_ms)
         return false;
     b->milli -= 1000;
     return true;
-}
-
-/* ---- the history ring ----------------------------------------------------- */
-
-void gh_chat_history_init(gh_chat_history *h, size_t cap)
-{
-    memset(h, 0, sizeof(*h));
-    h->cap = cap;
-}
-
-void gh_chat_history_deinit(gh_chat_history *h)
-{
-    size_t cap = h->cap;
-
-    for (size_t i = 0; i < h->count; i++)
-        free(h->slots[(h->start + i) % h->alloc].from);
-    free(h->slots);
-    gh_chat_history_init(h, cap);
-}
-
-int gh_chat_history_push(gh_chat_history *h, const char *from, size_t from_len,
-                         const char *text, size_t text_len, int64_t ts)
-{
-    gh_chat_entry *e;
-    char *mem;
-
-    if (h->cap == 0)
-        return 0;
-    if (from_len > SIZE_MAX - 2 || text_len > SIZE_MAX - 2 - from_len)
-        return -E2BIG;
-    if (h->count == h->alloc && h->alloc < h->cap) {
-        /* still filling: start is 0, entries are slots[0..count) */
-        size_t n = h->alloc < 4 ? 4 : h->alloc * 2;
-        gh_chat_entry *ns;
-
-        if (n > h->cap || n < h->alloc)
-            n = h->cap;
-        if (n > SIZE_MAX / sizeof(*ns) || (ns = realloc(h->slots, n * sizeof(*ns))) == NULL)
-            return -ENOMEM;
-        h->slots = ns;
-        h->alloc = n;
-    }
-    /* one allocation holds "from\0text\0" */
-    if ((mem = malloc(from_len + text_len + 2)) == NULL)
-        return -ENOMEM;
-    memcpy(mem, from, from_len);
-    mem[from_len] = '\0';
-    memcpy(mem + from_len + 1, text, text_len);
-    mem[from_len + 1 + text_len] = '\0';
-    if (h->count == h->cap) {
-        e = &h->slots[h->start];
-        free(e->from);
-        h->start = (h->start + 1) % h->alloc;
-    } else {
-        e = &h->slots[(h->start + h->count) % h->alloc];
-        h->count++;
-    }
-    e->from = mem;
-    e->from_len = from_len;
-    e->text = mem + from_len + 1;
-    e->text_len = text_len;
-    e->ts = ts;
-    return 0;
-}
-
-size_t gh_chat_history_count(const gh_chat_history *h)
-{
-    return h->count;
-}
-
-const gh_chat_entry *gh_chat_history_at(const gh_chat_history *h, size_t i)
-{
-    if (i >= h->count)
-        return NULL;
-    return &h->slots[(h->start + i) % h->alloc];
 }

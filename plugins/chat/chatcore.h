@@ -1,10 +1,10 @@
 /* chatcore.h: the chat plugin's pure parts. No I/O, no JSON, no host calls.
  *
- * Room and nick validation, the query-string reader, the per-room roster
- * (nick uniqueness with numeric suffixes), the per-connection token bucket
- * and the per-room history ring. chat.c glues them to the plugin ABI and
- * jansson; everything here is unit-tested on its own (tests/unit/
- * test_chatcore.c).
+ * Room and nick validation, the query-string reader, nick uniqueness
+ * (numeric suffixes) against a list of nicks, and the per-connection token
+ * bucket. chat.c glues them to the plugin ABI and jansson; everything here
+ * is unit-tested on its own (tests/unit/test_chatcore.c). The room's
+ * members and history are the host's topic state, not kept here.
  *
  * Return codes are 0 or negated errno values (-EINVAL, -E2BIG, -ENOENT,
  * -EPROTO, -ENOMEM, -ERANGE), the same numbers as gatehouse's GH_E*:
@@ -63,70 +63,35 @@ size_t gh_chat_utf8_chars(const char *s, size_t len);
 int gh_chat_query_get(const char *query, size_t qlen, const char *key,
                       char *out, size_t cap, size_t *out_len);
 
-/* ---- the roster: who is in one room --------------------------------------- */
+/* ---- nick uniqueness ------------------------------------------------------ */
 
-/* One member of a room. The caller embeds it in its own per-connection
- * struct and owns its memory; the roster only links it. Read nick and
- * nick_len; the links are the roster's. */
-typedef struct gh_chat_member {
-    struct gh_chat_member *prev, *next;     /* join order, oldest first */
-    struct gh_chat_member *hnext;           /* hash chain */
-    uint32_t               hash;
-    size_t                 nick_len;
-    char                   nick[GH_CHAT_NICK_MAX_BYTES + 1];   /* NUL-terminated */
-} gh_chat_member;
+/* Reads entry i (0 <= i < count) of a caller's list of nicks: sets *nick
+ * and *len to its bytes (not NUL-terminated; *nick may be NULL when *len
+ * is 0). The bytes need not be a checked nick: anything compares. */
+typedef void (*gh_chat_nick_at)(const void *list, size_t i, const char **nick, size_t *len);
 
-/* The members of one room, in join order, with a hash on the nick.
- * Nicks are compared with ASCII case folded ("Ann" and "ann" are the same
- * nick) and every other byte exact. Caller's storage; members are
- * borrowed. */
-typedef struct {
-    gh_chat_member  *head, *tail;   /* join order: for (m = head; m; m = m->next) */
-    gh_chat_member **buckets;
-    size_t           nbuckets;      /* 0 or a power of two */
-    size_t           count;
-} gh_chat_roster;
+/* No entry to skip (gh_chat_nick_unique's skip). */
+#define GH_CHAT_SKIP_NONE SIZE_MAX
 
-/* An empty roster. Allocates nothing. */
-void gh_chat_roster_init(gh_chat_roster *r);
-
-/* Frees the roster's hash table. Members still in it are not touched
- * (they are the caller's); the roster is empty and reusable afterwards. */
-void gh_chat_roster_deinit(gh_chat_roster *r);
-
-/* The member whose nick equals nick[0..len) (ASCII case folded), or NULL.
- * Borrowed: valid until it is removed. */
-gh_chat_member *gh_chat_roster_find(const gh_chat_roster *r, const char *nick, size_t len);
-
-/* Makes a free nick out of a checked one (gh_chat_nick_check): nick itself
- * when no member other than self has it (self may be NULL), else nick
+/* Makes a free nick out of a checked one (gh_chat_nick_check) against the
+ * nicks taken: entries 0..count-1 of list, read through at, except entry
+ * skip (the asker's own, or GH_CHAT_SKIP_NONE). Nicks are compared with
+ * ASCII letters case-folded ("Ann" and "ann" are the same nick) and every
+ * other byte exact. The result is nick itself when it is free, else nick
  * followed by the smallest decimal number n >= 2 that gives a free nick
  * ("ann", "ann2", "ann3", ...). When the number would make the nick longer
- * than 32 characters, nick is cut at a character boundary first ("…ab" +
+ * than 32 characters, nick is cut at a character boundary first ("...ab" +
  * "2" keeps 32 characters). Writes the NUL-terminated result to out, which
  * has room for GH_CHAT_NICK_MAX_BYTES + 1 bytes.
+ * Reads every entry once when nick is free; otherwise twice, with a
+ * scratch bitmap of about count * d / 8 bytes, d being the number of
+ * decimal digits of 20 * count (625 bytes for 1,000 entries), freed
+ * before it returns: O(count) time for any room.
  * Returns 0 with *out_len set; -EINVAL when nick is empty or over
- * GH_CHAT_NICK_MAX_BYTES bytes; -ERANGE when no number up to
- * count + 2 is free (cannot happen: at most count nicks are taken). */
-int gh_chat_roster_unique(const gh_chat_roster *r, const char *nick, size_t len,
-                          const gh_chat_member *self, char *out, size_t *out_len);
-
-/* Adds m (not in any roster) at the end of the join order with the nick
- * nick[0..len), copied into m. The nick must be free (see
- * gh_chat_roster_unique). Returns 0; -EINVAL when len is 0 or over
- * GH_CHAT_NICK_MAX_BYTES or the nick is taken; -ENOMEM when the first
- * hash table could not be allocated (m is not added then; a table that
- * cannot grow later only makes its chains longer). */
-int gh_chat_roster_add(gh_chat_roster *r, gh_chat_member *m, const char *nick, size_t len);
-
-/* Gives member m of r the nick nick[0..len), keeping its place in the join
- * order. Returns 0; -EINVAL when len is 0 or over GH_CHAT_NICK_MAX_BYTES
- * or another member has the nick (m keeps its old nick then). Never
- * allocates. */
-int gh_chat_roster_rename(gh_chat_roster *r, gh_chat_member *m, const char *nick, size_t len);
-
-/* Takes m out of r (m must be in r). Never allocates or fails. */
-void gh_chat_roster_remove(gh_chat_roster *r, gh_chat_member *m);
+ * GH_CHAT_NICK_MAX_BYTES bytes; -ENOMEM when the bitmap cannot be
+ * allocated, or count is over SIZE_MAX / 256 (out is unspecified then). */
+int gh_chat_nick_unique(const char *nick, size_t len, gh_chat_nick_at at, const void *list,
+                        size_t count, size_t skip, char *out, size_t *out_len);
 
 /* ---- the rate limiter --------------------------------------------------- */
 
@@ -150,48 +115,5 @@ void gh_chat_bucket_init(gh_chat_bucket *b, uint32_t rate, uint32_t burst, uint6
  * when it is empty (the message is over the rate). A clock that goes
  * backwards refills nothing. */
 bool gh_chat_bucket_take(gh_chat_bucket *b, uint64_t now_ms);
-
-/* ---- the history ring ----------------------------------------------------- */
-
-/* One message of a room's history. The strings are owned by the ring,
- * NUL-terminated, and live until the entry is pushed out or the ring is
- * deinitialised. */
-typedef struct {
-    char    *from;          /* the sender's nick at the time */
-    size_t   from_len;
-    char    *text;
-    size_t   text_len;
-    int64_t  ts;            /* as pushed: ms since the epoch in chat.c */
-} gh_chat_entry;
-
-/* The last cap messages of a room. Slots are allocated as messages come,
- * up to cap, so an idle room costs nothing. Caller's storage. */
-typedef struct {
-    gh_chat_entry *slots;
-    size_t         cap;     /* the most entries kept; 0 keeps none */
-    size_t         alloc;   /* slots allocated */
-    size_t         start;   /* index of the oldest entry */
-    size_t         count;
-} gh_chat_history;
-
-/* An empty history keeping at most cap messages. Allocates nothing. */
-void gh_chat_history_init(gh_chat_history *h, size_t cap);
-
-/* Frees every entry and the slots; h is empty afterwards. */
-void gh_chat_history_deinit(gh_chat_history *h);
-
-/* Appends a copy of from[0..from_len) and text[0..text_len) with ts,
- * dropping the oldest entry when cap are kept. With cap 0 it keeps
- * nothing and returns 0. Returns 0, -ENOMEM (the history is unchanged),
- * or -E2BIG when the lengths overflow size_t. */
-int gh_chat_history_push(gh_chat_history *h, const char *from, size_t from_len,
-                         const char *text, size_t text_len, int64_t ts);
-
-/* Entries kept. */
-size_t gh_chat_history_count(const gh_chat_history *h);
-
-/* Entry i, 0 being the oldest; NULL when i >= count. Borrowed: valid until
- * the next push or deinit. */
-const gh_chat_entry *gh_chat_history_at(const gh_chat_history *h, size_t i);
 
 #endif

@@ -2,10 +2,16 @@
 python3-websockets: join and welcome, history replayed on join, broadcast to
 the room and only the room, joined/left, nick collisions and renames, every
 limit of the route's config (max_text, rate/burst, max_users), bad JSON and
-unknown types, garbage closed with 1008, bad query values, config errors."""
+unknown types, garbage closed with 1008, bad query values, config errors.
+Messages sent with the handshake or right behind a rename (raw sockets, one
+write) wait for the room's state and are handled in order after it; a
+flood meanwhile is answered "busy" beyond the queue's bound. Rooms across
+several gatehouses are tested in test_chat_cluster.py."""
 import asyncio
 import json
 import os
+import signal
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -15,6 +21,7 @@ import websockets.exceptions
 
 import ghtest
 import wsutil
+from wsutil import OP_BINARY, OP_TEXT, RawWS, frame
 
 
 def run(coro):
@@ -516,6 +523,170 @@ class ChatTest(ghtest.TestCase):
             await self.expect(ws, "said", text="hello")
             await ws.close()
         run(go())
+
+    # -- messages that wait for the room's state --------------------------------------
+
+    def raw_join(self, query, path="/ws/chat", after=b""):
+        """Sends the upgrade request and `after` (client frames) in one
+        write, so the frames are there before the room's state is; returns
+        the RawWS after the 101."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        self.addCleanup(s.close)
+        req = (f"GET {path}?{query} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        s.sendall(req + after)
+        ws = RawWS.__new__(RawWS)
+        ws.sock, ws.buf = s, b""
+        self.assertIn(b" 101 ", ws._read_until(b"\r\n\r\n").split(b"\r\n")[0])
+        return ws
+
+    @staticmethod
+    def next_json(ws):
+        op, data = ws.recv_message()
+        assert op == OP_TEXT, (op, data[:100])
+        return json.loads(data)
+
+    @staticmethod
+    def said(text):
+        return frame(OP_TEXT, json.dumps({"type": "say", "text": text}))
+
+    def test_messages_sent_with_the_handshake_are_handled_after_the_welcome_in_order(self):
+        msgs = (self.said("one") + frame(OP_TEXT, json.dumps({"type": "nick", "nick": "bob"}))
+                + self.said("two") + frame(OP_TEXT, "not json") + frame(OP_BINARY, b"\x01")
+                + self.said("x" * 5000) + self.said("") + self.said("three"))
+        ws = self.raw_join("room=early&nick=ann", after=msgs)
+        w = self.next_json(ws)
+        self.assertEqual((w["type"], w["nick"], w["users"], w["history"]),
+                         ("welcome", "ann", ["ann"], []))
+        got = [self.next_json(ws) for _ in range(8)]
+        self.assertEqual(got[0], {"type": "said", "from": "ann", "text": "one", "ts": got[0]["ts"]})
+        self.assertEqual(got[1], {"type": "renamed", "from": "ann", "to": "bob"})
+        self.assertEqual((got[2]["type"], got[2]["from"], got[2]["text"]), ("said", "bob", "two"))
+        self.assertEqual([m.get("reason") for m in got[3:7]],
+                         ["bad JSON", "not text", "too long", "empty text"])
+        self.assertEqual((got[7]["type"], got[7]["from"], got[7]["text"]),
+                         ("said", "bob", "three"))
+        # the room knows bob, not ann, and kept what was said
+        async def go():
+            ws2, w2 = await self.join("early", "ann")
+            self.assertEqual((w2["nick"], w2["users"]), ("ann", ["bob", "ann"]))
+            self.assertEqual([m["text"] for m in w2["history"]], ["one", "two", "three"])
+            await ws2.close()
+        run(go())
+        ws.send(wsutil.close_frame(1000))
+        self.assertEqual(ws.expect_close()[0], 1000)
+
+    def test_messages_right_behind_a_rename_wait_for_it(self):
+        async def go():
+            a, _ = await self.join("behind", "ann")
+            b, _ = await self.join("behind", "bob")
+            await self.expect(a, "joined", nick="bob")
+            # one write: the says are read while the rename's fetch is out
+            await b.send(json.dumps({"type": "nick", "nick": "ANN"}))
+            for i in range(5):
+                await self.say(b, f"s{i}")
+            await b.send(json.dumps({"type": "nick", "nick": "cy"}))
+            await self.say(b, "last")
+            for ws in (a, b):
+                await self.expect(ws, "renamed", **{"from": "bob", "to": "ANN2"})
+                for i in range(5):
+                    await self.expect(ws, "said", **{"from": "ANN2", "text": f"s{i}"})
+                await self.expect(ws, "renamed", **{"from": "ANN2", "to": "cy"})
+                await self.expect(ws, "said", **{"from": "cy", "text": "last"})
+            await self.nothing_more(a, 0.2)
+            await a.close()
+            await b.close()
+        run(go())
+
+    def test_a_flood_while_the_room_is_fetched_is_answered_busy_beyond_the_bound(self):
+        n = 40
+        ws = self.raw_join("room=flood&nick=ann", "/ws/free",
+                           after=b"".join(self.said(str(i)) for i in range(n)))
+        self.assertEqual(self.next_json(ws)["type"], "welcome")
+        got = [self.next_json(ws) for _ in range(n)]
+        said = [m["text"] for m in got if m["type"] == "said"]
+        busy = [m for m in got if m["type"] == "error"]
+        # every message answered once: the first ones said, in order, the
+        # rest refused "busy" (at least the 16 queued ones get through)
+        self.assertEqual(said, [str(i) for i in range(len(said))])
+        self.assertGreaterEqual(len(said), 16)
+        self.assertEqual(len(said) + len(busy), n)
+        self.assertTrue(all(m == {"type": "error", "reason": "busy"} for m in busy), busy)
+        # still in the room and talking
+        ws.send(self.said("after"))
+        m = self.next_json(ws)
+        self.assertEqual((m["type"], m["text"]), ("said", "after"))
+        ws.send(wsutil.close_frame(1000))
+        self.assertEqual(ws.expect_close()[0], 1000)
+
+    def test_rate_limit_applies_on_arrival_and_its_errors_come_after_the_welcome(self):
+        # rate 1, burst 3: of 6 messages sent with the handshake, 3 pass
+        ws = self.raw_join("room=rlw&nick=ann", "/ws/slow",
+                           after=b"".join(self.said(str(i)) for i in range(6)))
+        self.assertEqual(self.next_json(ws)["type"], "welcome")
+        got = [self.next_json(ws) for _ in range(6)]
+        self.assertEqual([m.get("text", m.get("reason")) for m in got],
+                         ["0", "1", "2", "rate limited", "rate limited", "rate limited"])
+        ws.send(wsutil.close_frame(1000))
+        self.assertEqual(ws.expect_close()[0], 1000)
+
+    def test_a_refused_joiner_sends_nothing_to_the_room(self):
+        # room full while messages wait: they are dropped with the client
+        async def go():
+            a, _ = await self.join("fullq", "a", "/ws/small")
+            b, _ = await self.join("fullq", "b", "/ws/small")
+            await self.expect(a, "joined", nick="b")
+            ws = self.raw_join("room=fullq&nick=c", "/ws/small", after=self.said("sneak"))
+            self.assertEqual(self.next_json(ws), {"type": "error", "reason": "room full"})
+            self.assertEqual(ws.expect_close(skip_data=False), (1008, b"room full"))
+            await self.nothing_more(a, 0.3)
+            await self.nothing_more(b, 0.05)
+            await a.close()
+            await b.close()
+        run(go())
+
+    def test_welcome_history_is_the_routes_own_cut_of_a_shared_room(self):
+        """Routes share rooms (topics belong to the plugin); history: 3 shows
+        the newest 3 of what another route kept, history: 0 shows none."""
+        async def go():
+            a, _ = await self.join("shared", "ann", "/ws/free")      # history 50
+            for i in range(6):
+                await self.say(a, f"m{i}")
+            for i in range(6):
+                await self.expect(a, "said", text=f"m{i}")
+            b, w = await self.join("shared", "bob", "/ws/hist3")
+            self.assertEqual([m["text"] for m in w["history"]], ["m3", "m4", "m5"])
+            c, w = await self.join("shared", "cy", "/ws/nohist")
+            self.assertEqual((w["users"], w["history"]), (["ann", "bob", "cy"], []))
+            d, w = await self.join("shared", "dee", "/ws/chat")
+            self.assertEqual([m["text"] for m in w["history"]], [f"m{i}" for i in range(6)])
+            for s in (a, b, c, d):
+                await s.close()
+        run(go())
+
+    def test_users_and_history_survive_a_reload(self):
+        """SIGHUP starts new plugin instances; the rooms' state is the host's."""
+        async def go():
+            a, _ = await self.join("reload", "ann")
+            await self.say(a, "before")
+            await self.expect(a, "said", text="before")
+            n = self.gh.log().count("reloaded")
+            self.gh.send_signal(signal.SIGHUP)
+            ghtest.wait_for(lambda: self.gh.log().count("reloaded") > n, 10, "the reload")
+            b, w = await self.join("reload", "ann")
+            self.assertEqual((w["nick"], w["users"]), ("ann2", ["ann", "ann2"]))
+            self.assertEqual([m["text"] for m in w["history"]], ["before"])
+            await self.expect(a, "joined", nick="ann2")
+            await self.say(b, "after")
+            for ws in (a, b):
+                await self.expect(ws, "said", **{"from": "ann2", "text": "after"})
+            await a.close()
+            await self.expect(b, "left", nick="ann")
+            await b.close()
+        run(go())
+
 
 if __name__ == "__main__":
     ghtest.main()

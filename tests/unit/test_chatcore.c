@@ -2,15 +2,17 @@
  *
  * Room and nick validation (including every truncation of a multi-byte
  * character and inputs that end right before a PROT_NONE page), the query
- * reader, nick uniqueness with numeric suffixes at the 32-character limit,
- * the roster's order and hash through growth, the token bucket's exact
- * refill arithmetic, and the history ring's order, ownership and wrap.
+ * reader, nick uniqueness with numeric suffixes at the 32-character limit
+ * (against a plain search on random rooms, and with every entry right
+ * before a PROT_NONE page), and the token bucket's exact refill
+ * arithmetic.
  * Built with plugins/chat/chatcore.c compiled in (tests/CMakeLists.txt). */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -360,229 +362,401 @@ START_TEST(query_reads_nothing_past_the_query)
 }
 END_TEST
 
-/* ---- the roster ------------------------------------------------------------ */
+/* ---- nick uniqueness --------------------------------------------------------- */
 
+/* A list of nicks as the plugin gets them from the host: (pointer, length)
+ * pairs, not NUL-terminated. */
 typedef struct {
-    gh_chat_member m;
-    int            id;
-} user;
+    const char *data;
+    size_t      len;
+} entry;
 
-static void add(gh_chat_roster *r, user *u, const char *nick)
+static void entry_at(const void *list, size_t i, const char **nick, size_t *len)
 {
-    char out[GH_CHAT_NICK_MAX_BYTES + 1];
+    const entry *e = (const entry *)list + i;
+
+    *nick = e->data;
+    *len = e->len;
+}
+
+/* A room that nicks are added to one after another, each made unique
+ * against those before it. */
+typedef struct {
+    char   nicks[1000][GH_CHAT_NICK_MAX_BYTES + 1];
+    entry  list[1000];
+    size_t count;
+} room;
+
+static room *room_new(void)
+{
+    room *r = calloc(1, sizeof(*r));
+
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+/* Joins nick to r; returns the nick it got (in r, NUL-terminated). */
+static const char *join(room *r, const char *nick)
+{
+    size_t n = 0;
+    char *out = r->nicks[r->count];
+
+    ck_assert_uint_lt(r->count, 1000);
+    ck_assert_int_eq(gh_chat_nick_unique(nick, strlen(nick), entry_at, r->list, r->count,
+                                         GH_CHAT_SKIP_NONE, out, &n), 0);
+    ck_assert_uint_eq(n, strlen(out));
+    r->list[r->count].data = out;
+    r->list[r->count].len = n;
+    r->count++;
+    return out;
+}
+
+/* Makes nick unique against the NUL-terminated strings of v[0..count),
+ * skipping entry skip; returns the result in a static buffer. */
+static const char *unique_in(const char *const *v, size_t count, size_t skip,
+                             const char *nick)
+{
+    static char out[GH_CHAT_NICK_MAX_BYTES + 1];
+    entry list[64];
     size_t n;
 
-    ck_assert_int_eq(gh_chat_roster_unique(r, nick, strlen(nick), NULL, out, &n), 0);
-    ck_assert_int_eq(gh_chat_roster_add(r, &u->m, out, n), 0);
+    ck_assert_uint_le(count, 64);
+    for (size_t i = 0; i < count; i++) {
+        list[i].data = v[i];
+        list[i].len = strlen(v[i]);
+    }
+    ck_assert_int_eq(gh_chat_nick_unique(nick, strlen(nick), entry_at, list, count, skip,
+                                         out, &n), 0);
+    ck_assert_uint_eq(n, strlen(out));
+    return out;
 }
 
 START_TEST(unique_nicks_get_numeric_suffixes_from_2)
 {
-    gh_chat_roster r;
-    user u[5];
+    room *r = room_new();
 
-    gh_chat_roster_init(&r);
-    add(&r, &u[0], "ann");
-    add(&r, &u[1], "ann");
-    add(&r, &u[2], "Ann");          /* ASCII case folded: taken too */
-    add(&r, &u[3], "bob");
-    add(&r, &u[4], "ann");
-    ck_assert_str_eq(u[0].m.nick, "ann");
-    ck_assert_str_eq(u[1].m.nick, "ann2");
-    ck_assert_str_eq(u[2].m.nick, "Ann3");
-    ck_assert_str_eq(u[3].m.nick, "bob");
-    ck_assert_str_eq(u[4].m.nick, "ann4");
-    ck_assert_uint_eq(r.count, 5);
-    ck_assert_ptr_eq(gh_chat_roster_find(&r, S("ANN2")), &u[1].m);
-    ck_assert_ptr_null(gh_chat_roster_find(&r, S("ann5")));
-    /* a freed nick is given out again */
-    gh_chat_roster_remove(&r, &u[1].m);
-    {
-        user v;
-        add(&r, &v, "ann");
-        ck_assert_str_eq(v.m.nick, "ann2");
-        gh_chat_roster_remove(&r, &v.m);
-    }
-    gh_chat_roster_deinit(&r);
+    ck_assert_str_eq(join(r, "ann"), "ann");
+    ck_assert_str_eq(join(r, "ann"), "ann2");
+    ck_assert_str_eq(join(r, "Ann"), "Ann3");       /* ASCII case folded: taken too */
+    ck_assert_str_eq(join(r, "bob"), "bob");
+    ck_assert_str_eq(join(r, "ann"), "ann4");
+    ck_assert_str_eq(join(r, "ANN2"), "ANN22");     /* "ann2" is taken: suffix on "ANN2" */
+    free(r);
 }
 END_TEST
 
-START_TEST(unique_nick_ignores_the_member_itself)
+START_TEST(unique_nick_takes_a_freed_number_again)
 {
-    gh_chat_roster r;
-    user a, b;
-    char out[GH_CHAT_NICK_MAX_BYTES + 1];
-    size_t n;
+    static const char *const left[] = { "ann", "ann3", "bob" };    /* ann2 went */
 
-    gh_chat_roster_init(&r);
-    add(&r, &a, "ann");
-    add(&r, &b, "bob");
-    ck_assert_int_eq(gh_chat_roster_unique(&r, S("ANN"), &a.m, out, &n), 0);
-    ck_assert_str_eq(out, "ANN");
-    ck_assert_int_eq(gh_chat_roster_unique(&r, S("ann"), &b.m, out, &n), 0);
-    ck_assert_str_eq(out, "ann2");
-    gh_chat_roster_deinit(&r);
+    ck_assert_str_eq(unique_in(left, 3, GH_CHAT_SKIP_NONE, "ann"), "ann2");
+    ck_assert_str_eq(unique_in(left, 3, GH_CHAT_SKIP_NONE, "ANN"), "ANN2");
+    ck_assert_str_eq(unique_in(left, 3, GH_CHAT_SKIP_NONE, "cy"), "cy");
+    ck_assert_str_eq(unique_in(left, 0, GH_CHAT_SKIP_NONE, "ann"), "ann");
+}
+END_TEST
+
+START_TEST(unique_nick_ignores_the_skipped_entry)
+{
+    static const char *const v[] = { "ann", "bob", "ann" };
+
+    /* a rename: the asker's own entry does not count against it */
+    ck_assert_str_eq(unique_in(v, 2, 0, "ANN"), "ANN");
+    ck_assert_str_eq(unique_in(v, 2, 1, "ann"), "ann2");
+    ck_assert_str_eq(unique_in(v, 2, 0, "bob"), "bob2");
+    /* only that one entry: a second "ann" still counts */
+    ck_assert_str_eq(unique_in(v, 3, 0, "ann"), "ann2");
+    /* an index past the end skips nothing */
+    ck_assert_str_eq(unique_in(v, 2, 7, "ann"), "ann2");
 }
 END_TEST
 
 START_TEST(unique_nick_stays_within_32_characters)
 {
-    gh_chat_roster r;
-    user u[12];
+    room *r = room_new();
     char nick[GH_CHAT_NICK_MAX_BYTES + 1], want[GH_CHAT_NICK_MAX_BYTES + 1];
-    size_t n = 0;
+    const char *got[12];
 
     /* 31 'x' and one 4-byte emoji: 32 characters, 35 bytes */
     memset(nick, 'x', 31);
     memcpy(nick + 31, "\xf0\x9f\x98\x80", 5);
-    n = strlen(nick);
-    gh_chat_roster_init(&r);
     for (int i = 0; i < 12; i++)
-        add(&r, &u[i], nick);
-    ck_assert_str_eq(u[0].m.nick, nick);
+        got[i] = join(r, nick);
+    ck_assert_str_eq(got[0], nick);
     /* the emoji is cut whole, never in half */
     memcpy(want, nick, 31);
     strcpy(want + 31, "2");
-    ck_assert_str_eq(u[1].m.nick, want);
+    ck_assert_str_eq(got[1], want);
     strcpy(want + 31, "9");
-    ck_assert_str_eq(u[8].m.nick, want);
+    ck_assert_str_eq(got[8], want);
     strcpy(want + 30, "10");
-    ck_assert_str_eq(u[9].m.nick, want);
+    ck_assert_str_eq(got[9], want);
     strcpy(want + 30, "12");
-    ck_assert_str_eq(u[11].m.nick, want);
+    ck_assert_str_eq(got[11], want);
     for (int i = 0; i < 12; i++) {
         const char *c;
         size_t cl;
-        ck_assert_int_eq(gh_chat_nick_check(u[i].m.nick, u[i].m.nick_len, &c, &cl), 0);
+        ck_assert_int_eq(gh_chat_nick_check(got[i], strlen(got[i]), &c, &cl), 0);
     }
-    (void)n;
-    gh_chat_roster_deinit(&r);
+    free(r);
+}
+END_TEST
+
+START_TEST(unique_nick_cuts_multibyte_nicks_at_character_boundaries)
+{
+    room *r = room_new();
+    char nick[GH_CHAT_NICK_MAX_BYTES + 1], want[GH_CHAT_NICK_MAX_BYTES + 1];
+
+    /* 32 'é' (2 bytes each): the second gets 31 'é' + "2" */
+    for (int i = 0; i < 32; i++)
+        memcpy(nick + 2 * i, "\xc3\xa9", 2);
+    nick[64] = '\0';
+    ck_assert_str_eq(join(r, nick), nick);
+    memcpy(want, nick, 62);
+    strcpy(want + 62, "2");
+    ck_assert_str_eq(join(r, nick), want);
+    /* the longest nick there is: 32 four-byte characters */
+    for (int i = 0; i < 32; i++)
+        memcpy(nick + 4 * i, "\xf0\x9f\x98\x80", 4);
+    nick[128] = '\0';
+    ck_assert_str_eq(join(r, nick), nick);
+    memcpy(want, nick, 124);
+    strcpy(want + 124, "2");
+    ck_assert_str_eq(join(r, nick), want);
+    free(r);
 }
 END_TEST
 
 START_TEST(unique_nick_skips_candidates_that_collide_after_cutting)
 {
-    gh_chat_roster r;
-    user a, b, c;
+    room *r = room_new();
     char base[40];
 
     /* "x"*30 + "12" (32 chars): candidate 2 is "x"*30 + "1" + "2", the
      * nick itself; candidate 3 is "x"*30 + "13" */
     memset(base, 'x', 30);
     strcpy(base + 30, "12");
-    gh_chat_roster_init(&r);
-    add(&r, &a, base);
-    add(&r, &b, base);
-    add(&r, &c, base);
-    ck_assert_str_eq(b.m.nick + 30, "13");
-    ck_assert_str_eq(c.m.nick + 30, "14");
-    gh_chat_roster_deinit(&r);
+    ck_assert_str_eq(join(r, base), base);
+    ck_assert_str_eq(join(r, base) + 30, "13");
+    ck_assert_str_eq(join(r, base) + 30, "14");
+    free(r);
 }
 END_TEST
 
 START_TEST(unique_nick_refuses_empty_or_oversized_input)
 {
-    gh_chat_roster r;
     char out[GH_CHAT_NICK_MAX_BYTES + 1], big[GH_CHAT_NICK_MAX_BYTES + 2];
+    entry list[1] = { { "ann", 3 } };
     size_t n;
-    user u;
 
     memset(big, 'a', sizeof(big));
-    gh_chat_roster_init(&r);
-    ck_assert_int_eq(gh_chat_roster_unique(&r, "", 0, NULL, out, &n), -EINVAL);
-    ck_assert_int_eq(gh_chat_roster_unique(&r, big, sizeof(big), NULL, out, &n), -EINVAL);
-    ck_assert_int_eq(gh_chat_roster_unique(&r, big, GH_CHAT_NICK_MAX_BYTES, NULL, out, &n), 0);
-    ck_assert_int_eq(gh_chat_roster_add(&r, &u.m, "", 0), -EINVAL);
-    ck_assert_int_eq(gh_chat_roster_add(&r, &u.m, big, sizeof(big)), -EINVAL);
-    ck_assert_int_eq(gh_chat_roster_add(&r, &u.m, S("ann")), 0);
-    {
-        user v;
-        ck_assert_int_eq(gh_chat_roster_add(&r, &v.m, S("ANN")), -EINVAL);
+    ck_assert_int_eq(gh_chat_nick_unique("", 0, entry_at, list, 1, GH_CHAT_SKIP_NONE, out, &n),
+                     -EINVAL);
+    ck_assert_int_eq(gh_chat_nick_unique(big, sizeof(big), entry_at, list, 1,
+                                         GH_CHAT_SKIP_NONE, out, &n), -EINVAL);
+    ck_assert_int_eq(gh_chat_nick_unique(big, GH_CHAT_NICK_MAX_BYTES, entry_at, list, 1,
+                                         GH_CHAT_SKIP_NONE, out, &n), 0);
+    ck_assert_uint_eq(n, GH_CHAT_NICK_MAX_BYTES);
+}
+END_TEST
+
+START_TEST(unique_nick_compares_any_bytes_in_the_list)
+{
+    /* entries are whatever the list holds: empty, NULL with length 0,
+     * bytes that are not UTF-8, embedded NULs, over 32 characters */
+    static const char junk[] = "ann\0x";
+    char longer[200];
+    entry list[6] = {
+        { NULL, 0 }, { "", 0 }, { "\xff\xfe" "ann2", 6 }, { junk, sizeof(junk) - 1 },
+        { longer, sizeof(longer) }, { "ann", 3 },
+    };
+    char out[GH_CHAT_NICK_MAX_BYTES + 1];
+    size_t n;
+
+    memset(longer, 'a', sizeof(longer));
+    ck_assert_int_eq(gh_chat_nick_unique(S("ann"), entry_at, list, 6, GH_CHAT_SKIP_NONE, out,
+                                         &n), 0);
+    ck_assert_str_eq(out, "ann2");
+    ck_assert_int_eq(gh_chat_nick_unique(S("ann"), entry_at, list, 5, GH_CHAT_SKIP_NONE, out,
+                                         &n), 0);
+    ck_assert_str_eq(out, "ann");
+}
+END_TEST
+
+/* An entry list whose first entry is "ann" and that claims to be huge:
+ * only entry 0 may be read. */
+static void huge_at(const void *list, size_t i, const char **nick, size_t *len)
+{
+    (void)list;
+    ck_assert_uint_eq(i, 0);
+    *nick = "ann";
+    *len = 3;
+}
+
+START_TEST(unique_nick_refuses_a_list_too_big_to_count)
+{
+    char out[GH_CHAT_NICK_MAX_BYTES + 1];
+    size_t n;
+
+    ck_assert_int_eq(gh_chat_nick_unique(S("ann"), huge_at, NULL, SIZE_MAX / 2,
+                                         GH_CHAT_SKIP_NONE, out, &n), -ENOMEM);
+}
+END_TEST
+
+START_TEST(unique_nick_reads_nothing_past_the_entries_or_the_nick)
+{
+    static const char *const v[] = { "ann", "ann2", "ANN3", "ann10", "x", "ann4" };
+    guard g[7];
+    entry list[6];
+    char out[GH_CHAT_NICK_MAX_BYTES + 1];
+    const char *nick;
+    size_t n;
+
+    for (size_t i = 0; i < 6; i++) {
+        list[i].data = guard_copy(&g[i], v[i], strlen(v[i]));
+        list[i].len = strlen(v[i]);
     }
-    gh_chat_roster_deinit(&r);
+    nick = guard_copy(&g[6], S("ann"));
+    ck_assert_int_eq(gh_chat_nick_unique(nick, 3, entry_at, list, 6, GH_CHAT_SKIP_NONE, out,
+                                         &n), 0);
+    ck_assert_str_eq(out, "ann5");
+    for (size_t i = 0; i < 7; i++)
+        guard_free(&g[i]);
 }
 END_TEST
 
-START_TEST(roster_keeps_join_order_through_rename_and_remove)
+START_TEST(a_thousand_same_nicks_get_a_thousand_numbers)
 {
-    gh_chat_roster r;
-    user u[4];
-    const char *want[] = { "a", "z", "d" };
-    size_t i = 0;
-
-    gh_chat_roster_init(&r);
-    add(&r, &u[0], "a");
-    add(&r, &u[1], "b");
-    add(&r, &u[2], "c");
-    add(&r, &u[3], "d");
-    ck_assert_int_eq(gh_chat_roster_rename(&r, &u[1].m, S("z")), 0);
-    ck_assert_int_eq(gh_chat_roster_rename(&r, &u[1].m, S("d")), -EINVAL);   /* taken */
-    ck_assert_str_eq(u[1].m.nick, "z");
-    ck_assert_int_eq(gh_chat_roster_rename(&r, &u[1].m, S("Z")), 0);         /* own nick, new case */
-    ck_assert_int_eq(gh_chat_roster_rename(&r, &u[1].m, S("z")), 0);
-    ck_assert_int_eq(gh_chat_roster_rename(&r, &u[1].m, "", 0), -EINVAL);
-    gh_chat_roster_remove(&r, &u[2].m);
-    ck_assert_ptr_null(gh_chat_roster_find(&r, S("b")));
-    ck_assert_ptr_null(gh_chat_roster_find(&r, S("c")));
-    ck_assert_ptr_eq(gh_chat_roster_find(&r, S("z")), &u[1].m);
-    for (gh_chat_member *m = r.head; m != NULL; m = m->next, i++)
-        ck_assert_str_eq(m->nick, want[i]);
-    ck_assert_uint_eq(i, 3);
-    ck_assert_uint_eq(r.count, 3);
-    gh_chat_roster_remove(&r, &u[0].m);
-    gh_chat_roster_remove(&r, &u[3].m);
-    gh_chat_roster_remove(&r, &u[1].m);
-    ck_assert_ptr_null(r.head);
-    ck_assert_ptr_null(r.tail);
-    ck_assert_uint_eq(r.count, 0);
-    gh_chat_roster_deinit(&r);
-}
-END_TEST
-
-START_TEST(rename_may_take_the_nick_from_its_own_buffer)
-{
-    gh_chat_roster r;
-    user u;
-
-    gh_chat_roster_init(&r);
-    add(&r, &u, "xxann");
-    ck_assert_int_eq(gh_chat_roster_rename(&r, &u.m, u.m.nick + 2, 3), 0);
-    ck_assert_str_eq(u.m.nick, "ann");
-    ck_assert_ptr_eq(gh_chat_roster_find(&r, S("ann")), &u.m);
-    gh_chat_roster_deinit(&r);
-}
-END_TEST
-
-START_TEST(roster_of_a_thousand_same_nicks_stays_unique_and_findable)
-{
-    enum { N = 1000 };
-    gh_chat_roster r;
-    user *u = calloc(N, sizeof(*u));
+    room *r = room_new();
     char nick[16];
 
-    ck_assert_ptr_nonnull(u);
-    gh_chat_roster_init(&r);
-    for (int i = 0; i < N; i++)
-        add(&r, &u[i], "guest");
-    ck_assert_uint_eq(r.count, N);
-    ck_assert_str_eq(u[0].m.nick, "guest");
-    for (int i = 1; i < N; i++) {
+    ck_assert_str_eq(join(r, "guest"), "guest");
+    for (int i = 1; i < 1000; i++) {
         snprintf(nick, sizeof(nick), "guest%d", i + 1);
-        ck_assert_str_eq(u[i].m.nick, nick);
-        ck_assert_ptr_eq(gh_chat_roster_find(&r, nick, strlen(nick)), &u[i].m);
+        ck_assert_str_eq(join(r, "guest"), nick);
     }
-    /* remove every other one, then the rest */
-    for (int i = 0; i < N; i += 2)
-        gh_chat_roster_remove(&r, &u[i].m);
-    ck_assert_uint_eq(r.count, N / 2);
-    ck_assert_ptr_null(gh_chat_roster_find(&r, S("guest")));
-    ck_assert_ptr_eq(gh_chat_roster_find(&r, S("guest2")), &u[1].m);
-    for (int i = 1; i < N; i += 2)
-        gh_chat_roster_remove(&r, &u[i].m);
-    ck_assert_uint_eq(r.count, 0);
-    ck_assert_ptr_null(r.head);
-    gh_chat_roster_deinit(&r);
-    free(u);
+    free(r);
+}
+END_TEST
+
+/* The rule as plainly as it can be said: try nick, then candidates 2, 3,
+ * ... until one is free. The reference for the next test. */
+static void unique_by_search(const char *nick, size_t len, const entry *list, size_t count,
+                             size_t skip, char *out, size_t *out_len)
+{
+    char c[GH_CHAT_NICK_MAX_BYTES + 1];
+
+    memcpy(c, nick, len);
+    c[len] = '\0';
+    *out_len = len;
+    for (size_t k = 1;; k++) {
+        bool taken = false;
+
+        if (k >= 2) {
+            char num[24];
+            int dlen = snprintf(num, sizeof(num), "%zu", k);
+            size_t chars = 0, base = len;
+
+            for (size_t i = 0; i < len; i++) {
+                if (((unsigned char)nick[i] & 0xc0) != 0x80) {
+                    if (chars == GH_CHAT_NICK_MAX_CHARS - (size_t)dlen) {
+                        base = i;
+                        break;
+                    }
+                    chars++;
+                }
+            }
+            memcpy(c, nick, base);
+            memcpy(c + base, num, (size_t)dlen + 1);
+            *out_len = base + (size_t)dlen;
+        }
+        for (size_t i = 0; i < count && !taken; i++) {
+            if (i == skip || list[i].len != *out_len)
+                continue;
+            taken = strncasecmp(list[i].data, c, *out_len) == 0;
+        }
+        if (!taken) {
+            memcpy(out, c, *out_len + 1);
+            return;
+        }
+    }
+}
+
+START_TEST(unique_nick_agrees_with_a_plain_search_on_random_rooms)
+{
+    /* few letters, digits and a two-byte character, so that nicks
+     * collide, suffixes pile up and cuts land inside characters */
+    static const char *const pieces[] = { "a", "A", "1", "2", "0", "9", "x", "\xc3\xa9" };
+    enum { ROOMS = 3000, MAX = 40 };
+    static char store[MAX][GH_CHAT_NICK_MAX_BYTES + 8];
+    entry list[MAX];
+    unsigned seed = 12345;
+
+    for (int t = 0; t < ROOMS; t++) {
+        size_t count = (size_t)(rand_r(&seed) % MAX), skip;
+        char nick[GH_CHAT_NICK_MAX_BYTES + 1], got[GH_CHAT_NICK_MAX_BYTES + 1];
+        char want[GH_CHAT_NICK_MAX_BYTES + 1];
+        size_t nlen = 0, glen, wlen;
+        /* short nicks, or ones near 32 characters where cutting starts */
+        size_t chars = rand_r(&seed) % 2 ? 1 + (size_t)rand_r(&seed) % 3
+                                         : 29 + (size_t)rand_r(&seed) % 4;
+
+        for (size_t c = 0; c < chars; c++) {
+            const char *p = pieces[rand_r(&seed) % 8];
+            memcpy(nick + nlen, p, strlen(p));
+            nlen += strlen(p);
+        }
+        nick[nlen] = '\0';
+        for (size_t i = 0; i < count; i++) {
+            /* the nick, a candidate of it, or random pieces */
+            int kind = rand_r(&seed) % 3;
+            size_t len;
+            if (kind == 0) {
+                memcpy(store[i], nick, nlen + 1);
+                len = nlen;
+            } else if (kind == 1) {
+                size_t k = 2 + (size_t)rand_r(&seed) % 30;
+                /* a candidate: the nick cut, then a number */
+                char num[8];
+                int dlen = snprintf(num, sizeof(num), "%zu", k);
+                size_t base = nlen, n = 0;
+                for (size_t j = 0; j < nlen; j++) {
+                    if (((unsigned char)nick[j] & 0xc0) != 0x80) {
+                        if (n == GH_CHAT_NICK_MAX_CHARS - (size_t)dlen) {
+                            base = j;
+                            break;
+                        }
+                        n++;
+                    }
+                }
+                memcpy(store[i], nick, base);
+                memcpy(store[i] + base, num, (size_t)dlen + 1);
+                len = base + (size_t)dlen;
+                if (rand_r(&seed) % 2)
+                    for (size_t j = 0; j < len; j++)
+                        if (store[i][j] == 'a')
+                            store[i][j] = 'A';
+            } else {
+                size_t pc = (size_t)rand_r(&seed) % 34;
+                len = 0;
+                for (size_t j = 0; j < pc; j++) {
+                    const char *p = pieces[rand_r(&seed) % 8];
+                    memcpy(store[i] + len, p, strlen(p));
+                    len += strlen(p);
+                }
+                store[i][len] = '\0';
+            }
+            list[i].data = store[i];
+            list[i].len = len;
+        }
+        skip = count > 0 && rand_r(&seed) % 2 ? (size_t)rand_r(&seed) % count
+                                              : GH_CHAT_SKIP_NONE;
+        ck_assert_int_eq(gh_chat_nick_unique(nick, nlen, entry_at, list, count, skip, got,
+                                             &glen), 0);
+        unique_by_search(nick, nlen, list, count, skip, want, &wlen);
+        ck_assert_msg(glen == wlen && strcmp(got, want) == 0, "room %d: got %s, want %s",
+                      t, got, want);
+    }
 }
 END_TEST
 
@@ -683,90 +857,6 @@ START_TEST(bucket_burst_zero_counts_as_one)
 }
 END_TEST
 
-/* ---- the history ring ------------------------------------------------------- */
-
-START_TEST(history_with_cap_zero_keeps_nothing)
-{
-    gh_chat_history h;
-
-    gh_chat_history_init(&h, 0);
-    ck_assert_int_eq(gh_chat_history_push(&h, S("a"), S("hi"), 1), 0);
-    ck_assert_uint_eq(gh_chat_history_count(&h), 0);
-    ck_assert_ptr_null(gh_chat_history_at(&h, 0));
-    ck_assert_ptr_null(h.slots);
-    gh_chat_history_deinit(&h);
-}
-END_TEST
-
-START_TEST(history_keeps_the_last_n_oldest_first)
-{
-    gh_chat_history h;
-    char text[32];
-
-    gh_chat_history_init(&h, 50);
-    for (int i = 0; i < 130; i++) {
-        int n = snprintf(text, sizeof(text), "message %d", i);
-        ck_assert_int_eq(gh_chat_history_push(&h, S("ann"), text, (size_t)n, 1000 + i), 0);
-        ck_assert_uint_eq(gh_chat_history_count(&h), i + 1 < 50 ? (size_t)i + 1 : 50);
-        /* always oldest first, newest last */
-        const gh_chat_entry *last = gh_chat_history_at(&h, gh_chat_history_count(&h) - 1);
-        ck_assert_str_eq(last->text, text);
-        ck_assert_int_eq(last->ts, 1000 + i);
-    }
-    for (size_t i = 0; i < 50; i++) {
-        const gh_chat_entry *e = gh_chat_history_at(&h, i);
-        snprintf(text, sizeof(text), "message %zu", 80 + i);
-        ck_assert_str_eq(e->text, text);
-        ck_assert_uint_eq(e->text_len, strlen(text));
-        ck_assert_str_eq(e->from, "ann");
-        ck_assert_uint_eq(e->from_len, 3);
-    }
-    ck_assert_ptr_null(gh_chat_history_at(&h, 50));
-    ck_assert_uint_le(h.alloc, 50);
-    gh_chat_history_deinit(&h);
-    ck_assert_uint_eq(gh_chat_history_count(&h), 0);
-    /* reusable after deinit, with the same cap */
-    ck_assert_int_eq(gh_chat_history_push(&h, S("b"), S("again"), 7), 0);
-    ck_assert_str_eq(gh_chat_history_at(&h, 0)->text, "again");
-    gh_chat_history_deinit(&h);
-}
-END_TEST
-
-START_TEST(history_copies_the_strings)
-{
-    gh_chat_history h;
-    char from[] = "ann", text[] = "a\0b";       /* embedded NUL kept by length */
-
-    gh_chat_history_init(&h, 2);
-    ck_assert_int_eq(gh_chat_history_push(&h, from, 3, text, 3, -5), 0);
-    from[0] = 'X';
-    text[0] = 'X';
-    const gh_chat_entry *e = gh_chat_history_at(&h, 0);
-    ck_assert_str_eq(e->from, "ann");
-    ck_assert_uint_eq(e->text_len, 3);
-    ck_assert_int_eq(memcmp(e->text, "a\0b", 4), 0);
-    ck_assert_int_eq(e->ts, -5);
-    ck_assert_int_eq(gh_chat_history_push(&h, "", 0, "", 0, 0), 0);
-    ck_assert_str_eq(gh_chat_history_at(&h, 1)->text, "");
-    gh_chat_history_deinit(&h);
-}
-END_TEST
-
-START_TEST(history_of_one_keeps_only_the_newest)
-{
-    gh_chat_history h;
-
-    gh_chat_history_init(&h, 1);
-    for (int i = 0; i < 5; i++) {
-        char t[2] = { (char)('a' + i), 0 };
-        ck_assert_int_eq(gh_chat_history_push(&h, S("x"), t, 1, i), 0);
-        ck_assert_uint_eq(gh_chat_history_count(&h), 1);
-        ck_assert_str_eq(gh_chat_history_at(&h, 0)->text, t);
-    }
-    gh_chat_history_deinit(&h);
-}
-END_TEST
-
 static Suite *chatcore_suite(void)
 {
     Suite *s = suite_create("chatcore");
@@ -797,15 +887,19 @@ static Suite *chatcore_suite(void)
     tcase_add_test(tc, query_reads_nothing_past_the_query);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("roster");
+    tc = tcase_create("unique");
     tcase_add_test(tc, unique_nicks_get_numeric_suffixes_from_2);
-    tcase_add_test(tc, unique_nick_ignores_the_member_itself);
+    tcase_add_test(tc, unique_nick_takes_a_freed_number_again);
+    tcase_add_test(tc, unique_nick_ignores_the_skipped_entry);
     tcase_add_test(tc, unique_nick_stays_within_32_characters);
+    tcase_add_test(tc, unique_nick_cuts_multibyte_nicks_at_character_boundaries);
     tcase_add_test(tc, unique_nick_skips_candidates_that_collide_after_cutting);
     tcase_add_test(tc, unique_nick_refuses_empty_or_oversized_input);
-    tcase_add_test(tc, roster_keeps_join_order_through_rename_and_remove);
-    tcase_add_test(tc, rename_may_take_the_nick_from_its_own_buffer);
-    tcase_add_test(tc, roster_of_a_thousand_same_nicks_stays_unique_and_findable);
+    tcase_add_test(tc, unique_nick_compares_any_bytes_in_the_list);
+    tcase_add_test(tc, unique_nick_refuses_a_list_too_big_to_count);
+    tcase_add_test(tc, unique_nick_reads_nothing_past_the_entries_or_the_nick);
+    tcase_add_test(tc, a_thousand_same_nicks_get_a_thousand_numbers);
+    tcase_add_test(tc, unique_nick_agrees_with_a_plain_search_on_random_rooms);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("bucket");
@@ -817,12 +911,6 @@ static Suite *chatcore_suite(void)
     tcase_add_test(tc, bucket_burst_zero_counts_as_one);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("history");
-    tcase_add_test(tc, history_with_cap_zero_keeps_nothing);
-    tcase_add_test(tc, history_keeps_the_last_n_oldest_first);
-    tcase_add_test(tc, history_copies_the_strings);
-    tcase_add_test(tc, history_of_one_keeps_only_the_newest);
-    suite_add_tcase(s, tc);
     return s;
 }
 
