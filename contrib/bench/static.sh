@@ -22,7 +22,8 @@ if [ "${#need[@]}" -gt 0 ]; then
   pk=(); for c in "${need[@]}"; do case "$c" in nginx) pk+=(nginx-light);; taskset) pk+=(util-linux);; *) pk+=("$c");; esac; done
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pk[@]}"
 fi
-if [ ! -x "$gh" ]; then
+if [ -z "${1:-}" ]; then
+  # always (re)build: an existing release build may be older than the tree
   (cd "$here" && cmake --preset release >/dev/null && cmake --build --preset release -j2 >/dev/null)
 fi
 

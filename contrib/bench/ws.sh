@@ -20,6 +20,9 @@
 #              each instance, the publisher on the first; gatehouse only,
 #              compared with gatehouse's single-instance fanout of the same
 #              run. Both instances AND redis share core 0 (SERVER_CPU).
+#   fanout-chat-bus the chat fan-out across the same two instances (every
+#              say logged in Redis for the room's history: the Lua script
+#              path); compared with fanout-chat of the same run.
 #
 #   bash contrib/bench/ws.sh
 #
@@ -32,6 +35,7 @@
 #   MSGS=N           fanout messages (1000, i.e. 1,000,000 deliveries)
 #   WINDOW=N         fanout messages in flight (8)
 #   BENCHES="..."    subset of: echo fanout fanout-chat handshake idle fanout-bus
+#                    fanout-chat-bus
 #   SERVERS="..."    subset of: gatehouse node
 #   REPEAT=N         rounds (3); the table keeps each server's best valid run
 #   NODE_BROADCAST=send|frame   node's fan-out: client.send() per subscriber
@@ -72,18 +76,20 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((idle_conns + 200))
 fi
 
 case " $servers " in *" gatehouse "*)
-  if [ ! -x "$gh" ]; then
-    if [ -n "${GATEHOUSE:-}" ]; then echo "ws.sh: GATEHOUSE=$gh is not executable" >&2; exit 1; fi
+  if [ -n "${GATEHOUSE:-}" ]; then
+    if [ ! -x "$gh" ]; then echo "ws.sh: GATEHOUSE=$gh is not executable" >&2; exit 1; fi
+  else
+    # always (re)build: an existing release build may be older than the tree
     (cd "$here" && cmake --preset release >/dev/null && cmake --build --preset release -j2 >/dev/null)
   fi
   plugins="${PLUGINS:-$(dirname "$gh")/plugins}"
   plugins="$(cd "$plugins" && pwd)"
   need_so=(echo pubsub)
-  case " $benches " in *" fanout-chat "*) need_so+=(chat);; esac
+  case " $benches " in *" fanout-chat "*|*" fanout-chat-bus "*) need_so+=(chat);; esac
   for p in "${need_so[@]}"; do
     [ -f "$plugins/$p.so" ] || { echo "ws.sh: $plugins/$p.so is missing" >&2; exit 1; }
   done
-  case " $benches " in *" fanout-bus "*)
+  case " $benches " in *" fanout-bus "*|*" fanout-chat-bus "*)
     for c in redis-server redis-cli; do
       command -v "$c" >/dev/null 2>&1 || { echo "ws.sh: fanout-bus needs $c (apt-get install redis-server)" >&2; exit 1; }
     done
@@ -158,7 +164,8 @@ EOF
 EOF
   fi
   # chat: rate 0 turns the per-connection limit off; 2,000 users (the default
-  # 1,000 would refuse the publisher); no history to replay.
+  # 1,000 would refuse the publisher); the default history (50), so every say
+  # is logged (in Redis with a bus), as in a real room.
   [ -f "$plugins/chat.so" ] || return 0
   cat >> "$2" <<EOF
   - match: { path: /ws/chat }
@@ -168,7 +175,7 @@ EOF
       max_message: 64KiB
       ping_interval: 30s
       send_backlog: 8MiB
-      config: { rate: 0, max_users: 2000, history: 0 }
+      config: { rate: 0, max_users: 2000, history: 50 }
 EOF
 }
 
@@ -248,7 +255,7 @@ invalid=0
 run() {   # run BENCH SERVER
   local port port2="" out rc=0 args=() pids=() key v p logs=()
   port="$(free_port)"
-  if [ "$1" = fanout-bus ]; then
+  if [ "$1" = fanout-bus ] || [ "$1" = fanout-chat-bus ]; then
     port2="$(free_port)"
     while [ "$port2" = "$port" ]; do port2="$(free_port)"; done
     start_bus "$port" "$port2" || { invalid=1; return 0; }
@@ -267,6 +274,7 @@ run() {   # run BENCH SERVER
     idle)      args=(--mode idle --conns "$idle_conns" --src "$src") ;;
     # odd subscribers on port2 (instance B), even ones and the publisher on A
     fanout-bus) args=(--mode fanout --port2 "$port2" --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
+    fanout-chat-bus) args=(--mode fanout-chat --port2 "$port2" --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
   esac
   out="$(taskset -c "$lcpu" "$tmp/wsload" "${args[@]}" --port "$port" --label "$2" "${pids[@]}")" || rc=$?
   echo "$out"
@@ -299,7 +307,7 @@ run() {   # run BENCH SERVER
 }
 
 echo "# ws.sh $(date -u +%FT%TZ) servers on core $scpu, wsload on core $lcpu; $(nproc) cores: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-case " $benches " in *" fanout-bus "*)
+case " $benches " in *" fanout-bus "*|*" fanout-chat-bus "*)
   echo "# fanout-bus: both gatehouse instances AND redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on core $scpu: the cross-instance figure includes Redis's work on the same core";;
 esac
 case " $servers " in *" gatehouse "*) echo "# gatehouse: $gh (plugins $plugins)";; esac
@@ -312,7 +320,7 @@ for r in $(seq 1 "$repeat"); do
   for b in $benches; do
     if [ $((r % 2)) -eq 1 ]; then list=("${order[@]}"); else list=(); for ((i=${#order[@]}-1; i>=0; i--)); do list+=("${order[$i]}"); done; fi
     for s in "${list[@]}"; do
-      case "$b" in fanout-chat|fanout-bus) [ "$s" = gatehouse ] || continue;; esac   # gatehouse only
+      case "$b" in fanout-chat|fanout-bus|fanout-chat-bus) [ "$s" = gatehouse ] || continue;; esac   # gatehouse only
       run "$b" "$s"
     done
   done
@@ -397,6 +405,18 @@ case " $benches " in *" fanout-bus "*)
       printf '%-12s %-13s %12s %12s %11s\n' bench figure bus single bus/single
       cmp_row fanout-bus fanout deliveries/s max bus single; cmp_row fanout-bus fanout p99_us min bus single ;;
     *) echo "# fanout-bus skipped: it runs against gatehouse only" ;;
+  esac
+esac
+case " $benches " in *" fanout-chat-bus "*)
+  case " $servers " in
+    *" gatehouse "*)
+      echo
+      echo "# gatehouse only: chat fan-out over 2 instances + Redis bus (500 members on each; every say logged"
+      echo "# in Redis) vs chat on 1 instance, same run; instances and redis-server share core $scpu"
+      printf '%-15s %-13s %12s %12s %11s\n' bench figure bus single bus/single
+      cmp_row fanout-chat-bus fanout-chat deliveries/s max bus single
+      cmp_row fanout-chat-bus fanout-chat p99_us min bus single ;;
+    *) echo "# fanout-chat-bus skipped: it runs against gatehouse only" ;;
   esac
 esac
 [ "$invalid" -eq 0 ] || echo "ws.sh: some runs were not valid (see above); their figures are left out" >&2
