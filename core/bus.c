@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,6 +317,7 @@ int gh_bus_url_parse(const char *url, gh_bus_url *out)
 #define MAX_QUEUED         (4u * 1024 * 1024)     /* bytes waiting for SUBSCRIBE confirmations */
 #define MAX_OUTPUT         (16u * 1024 * 1024)    /* PUBLISH bytes not yet written to Redis */
 #define SCRATCH_KEEP       (256u * 1024)          /* a bigger scratch buffer is freed after use */
+#define EXIT_FLUSH_MS      500                    /* gh_bus_free: writing what is queued */
 
 enum { LINK_DOWN, LINK_CONNECTING, LINK_UP };
 enum { CMD_AUTH = 1, CMD_SELECT, CMD_PING };
@@ -1627,10 +1629,39 @@ out:
     return rc;
 }
 
+/* Writes what is still queued for Redis (the members removed as the last
+ * connections closed, with their farewells), waiting at most
+ * EXIT_FLUSH_MS: the event loop has stopped, and without this they would
+ * be lost and the other instances would announce those users as left only
+ * after presence_ttl. */
+static void flush_at_exit(gh_bus *b)
+{
+    struct timespec t0, t;
+    int done = 0;
+
+    /* only when the process stops: a reload must not block the loop */
+    if (!b->srv->stopping || b->state != LINK_UP || b->pub == NULL)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd pfd = { .fd = b->pub->c.fd, .events = POLLOUT };
+        long left;
+
+        if (redisBufferWrite(&b->pub->c, &done) != REDIS_OK || done)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        left = EXIT_FLUSH_MS - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+            return;
+    }
+}
+
 void gh_bus_free(gh_bus *b)
 {
     if (b == NULL)
         return;
+    flush_at_exit(b);
     if (b->installed) {
         gh_topics_set_bus(b->srv->topics, NULL);
         gh_tstate_set_bus(b->srv->tstate, NULL);   /* waiting requests: answered here */
