@@ -1639,7 +1639,8 @@ static void flush_at_exit(gh_bus *b)
     struct timespec t0, t;
     int done = 0;
 
-    /* only when the process stops: a reload must not block the loop */
+    /* only when the process exits (gh_server_free sets stopping): a
+     * reload must not block the loop */
     if (!b->srv->stopping || b->state != LINK_UP || b->pub == NULL)
         return;
     clock_gettime(CLOCK_MONOTONIC, &t0);

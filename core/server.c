@@ -610,6 +610,7 @@ void gh_server_free(gh_server *srv)
 {
     if (srv == NULL)
         return;
+    srv->stopping = true;         /* exiting, whatever the path here */
     while (srv->conns != NULL)
         gh_conn_free(srv->conns);
     close_listeners(srv);

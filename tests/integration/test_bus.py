@@ -115,14 +115,14 @@ class BusTest(ghtest.TestCase):
         self.addCleanup(self.redis.kill)
         self.n = 0
 
-    def instance(self, redis_url=None, extra_bus=""):
+    def instance(self, redis_url=None, extra_bus="", extra_top=""):
         """Starts one gatehouse on its own port and folder, with a bus."""
         self.n += 1
         d = self.path("g%d" % self.n)
         os.makedirs(d)
         port = ghtest.free_port()
         url = redis_url or "redis://127.0.0.1:%d" % self.redis_port
-        bus = 'bus: { redis: "%s", channel_prefix: "t:"%s }' % (url, extra_bus)
+        bus = 'bus: { redis: "%s", channel_prefix: "t:"%s }\n%s' % (url, extra_bus, extra_top)
         g = ghtest.Gatehouse(wsutil.ws_config(port, d, ROUTES, extra=bus), d)
         self.addCleanup(g.__exit__)
         self.addCleanup(self.stop_clean, g)
@@ -330,6 +330,38 @@ class BusTest(ghtest.TestCase):
         self.assertEqual((m["from"], m["text"]), ("eve", "r2 only"))
         said(ann, "last")
         self.assertEqual(next_json(ann)["text"], "last")     # nothing in between
+
+    def test_users_of_a_stopped_instance_are_announced_left_at_once(self):
+        """A second SIGTERM during drain_delay exits at once, closing the
+        chat users on the way out, after the event loop has stopped; their
+        removal still reaches Redis before the process goes, so the other
+        instances announce them left at once, not after presence_ttl (60 s
+        here)."""
+        self.redis.start()
+        g1 = self.instance(extra_bus=", presence_ttl: 60s")
+        g2 = self.instance(extra_bus=", presence_ttl: 60s", extra_top="drain_delay: 30s")
+        self.wait_connected(g1)
+        self.wait_connected(g2)
+
+        def recv_json(ws):
+            op, data = ws.recv_message()
+            self.assertEqual(op, OP_TEXT)
+            return json.loads(data)
+
+        ann = RawWS(g1.port, "/ws/chat?room=s&nick=ann")
+        self.addCleanup(ann.close)
+        self.assertEqual(recv_json(ann)["type"], "welcome")
+        bob = RawWS(g2.port, "/ws/chat?room=s&nick=bob")
+        self.addCleanup(bob.close)
+        self.assertEqual(recv_json(bob)["type"], "welcome")
+        self.assertEqual(recv_json(ann), {"type": "joined", "nick": "bob"})
+        g2.send_signal(signal.SIGTERM)
+        g2.wait_log("SIGTERM: draining")
+        g2.send_signal(signal.SIGTERM)
+        g2.wait_log("second SIGTERM: exiting now")
+        self.assertEqual(g2.proc.wait(timeout=15), 0)
+        ann.sock.settimeout(5.0)          # well under presence_ttl
+        self.assertEqual(recv_json(ann), {"type": "left", "nick": "bob"})
 
     def test_three_instances_and_a_killed_one_does_not_stop_the_others(self):
         self.redis.start()
