@@ -75,10 +75,48 @@ enum ws_state {
 #define MAX_SINGLE_READ  (64 * 1024)
 #define MSG_MIN_CAP      1024
 
+/* Our own close reasons: the connection keeps one of these small numbers,
+ * not a pointer, for the plugin's close callback. */
+enum ws_why {
+    WHY_NONE = 0,               /* none of ours: the peer's, the plugin's or none */
+    WHY_IDLE,
+    WHY_GOING_AWAY,
+    WHY_SLOW_CONSUMER,
+    WHY_OUT_OF_MEMORY,
+    WHY_INVALID_UTF8,
+    WHY_TOO_BIG,
+    WHY_PROTOCOL_ERROR,
+};
+
+static const char *const why_text[] = {
+    [WHY_NONE]           = NULL,
+    [WHY_IDLE]           = "idle timeout",
+    [WHY_GOING_AWAY]     = "going away",
+    [WHY_SLOW_CONSUMER]  = "slow consumer",
+    [WHY_OUT_OF_MEMORY]  = "out of memory",
+    [WHY_INVALID_UTF8]   = "invalid UTF-8",
+    [WHY_TOO_BIG]        = "message too big",
+    [WHY_PROTOCOL_ERROR] = "protocol error",
+};
+
+/* A message split across frames or buffer segments, being reassembled. */
+struct ws_msg {
+    size_t                   len, cap;
+    uint8_t                  data[];
+};
+
+/* One per connection, most of them idle for hours: every field costs
+ * memory ten thousand times over. Nothing here that can be derived (the
+ * timer is c->timer, the high-water mark comes from wc, the query follows
+ * the path; the subprotocol and our close reason are small indexes, not
+ * pointers), nothing held while idle (the reassembly buffer and the
+ * parser's control-frame storage exist only while a message or a control
+ * frame is split), and no padding (gdb: ptype /o struct gh_ws_conn). */
 struct gh_ws_conn {
     gh_conn                 *c;
     gh_plugin_route         *rt;          /* lives as long as c->site */
     const gh_websocket_conf *wc;          /* likewise */
+    uint16_t                 close_code;  /* for the close callback */
     uint8_t                  state;
     bool                     opened;      /* open accepted: a close callback is owed */
     bool                     notified;    /* the close callback ran */
@@ -89,24 +127,20 @@ struct gh_ws_conn {
     bool                     writing;     /* EV_WRITE on: libevent writes the rest */
     bool                     in_cb;       /* inside one of our own callbacks */
     bool                     flush_due;   /* output queued since the last flush */
-    uint16_t                 close_code;  /* for the close callback */
-    const char              *close_reason;   /* static text or NULL */
+    bool                     timer_ours;  /* c->timer was reassigned to us */
+    uint8_t                  close_why;   /* enum ws_why: for the close callback */
+    uint8_t                  subproto;    /* 1 + index in the route's subprotocols; 0: none */
     uint64_t                 last_rx_ms;
     uint64_t                 next_ping_ms;    /* 0: none */
     uint64_t                 pong_due_ms;     /* 0: no ping outstanding */
     uint64_t                 close_due_ms;
-    uint64_t                 high_water;
-    uint8_t                 *msg;         /* reassembly of a split message */
-    size_t                   msg_len, msg_cap;
+    struct ws_msg           *msg;         /* reassembly of a split message, or NULL */
     void                    *user;
-    const char              *query;
-    const char              *subprotocol; /* borrowed from the plugin */
     const gh_request        *req;         /* while the plugin's open runs */
     gh_topic_sub            *subs;
     struct gh_tstate_conn   *tsc;         /* topic-state members and requests */
-    struct event            *timer;       /* c->timer, reassigned to us; NULL until then */
     gh_ws_parser             parser;
-    char                     path[];      /* "path\0query\0" */
+    char                     path[];      /* "path\0query\0"; the path has no NUL */
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -132,10 +166,18 @@ static struct gh_topics *topics_of(const struct gh_ws_conn *ws)
     return ws->c->srv->topics;
 }
 
+/* Output above this stops reading (half the send backlog). */
+static uint64_t high_water(const struct gh_ws_conn *ws)
+{
+    uint64_t h = ws->wc->send_backlog / 2;
+
+    return h > 0 ? h : 1;
+}
+
 /* Runs the timer callback soon: the deferred work of settle(). */
 static void wake(struct gh_ws_conn *ws)
 {
-    event_active(ws->timer, EV_TIMEOUT, 1);
+    event_active(ws->c->timer, EV_TIMEOUT, 1);
 }
 
 static void rearm(struct gh_ws_conn *ws, uint64_t now)
@@ -154,19 +196,18 @@ static void rearm(struct gh_ws_conn *ws, uint64_t now)
         due = ws->close_due_ms;
     }
     if (due == UINT64_MAX) {
-        evtimer_del(ws->timer);
+        evtimer_del(ws->c->timer);
         return;
     }
     ms = due > now ? due - now : 0;
     tv = gh_units_timeval(ms);
-    evtimer_add(ws->timer, &tv);
+    evtimer_add(ws->c->timer, &tv);
 }
 
 static void free_message(struct gh_ws_conn *ws)
 {
     free(ws->msg);
     ws->msg = NULL;
-    ws->msg_len = ws->msg_cap = 0;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -212,7 +253,7 @@ static void pause_reading(struct gh_ws_conn *ws)
     ws->paused = true;
     bufferevent_disable(ws->c->bev, EV_READ);
     /* on_write fires once the output is down to a quarter of the backlog */
-    bufferevent_setwatermark(ws->c->bev, EV_WRITE, (size_t)(ws->high_water / 2), 0);
+    bufferevent_setwatermark(ws->c->bev, EV_WRITE, (size_t)(high_water(ws) / 2), 0);
 }
 
 static void resume_reading(struct gh_ws_conn *ws)
@@ -226,7 +267,7 @@ static void resume_reading(struct gh_ws_conn *ws)
  * fail: the connection failed (RFC 6455 §7.1.7): do not wait for the
  * peer's close, just flush and go. */
 static void begin_close(struct gh_ws_conn *ws, uint16_t code, const char *reason,
-                        size_t reason_len, const char *static_reason, bool fail)
+                        size_t reason_len, enum ws_why why, bool fail)
 {
     uint8_t payload[GH_WS_MAX_CONTROL];
     size_t n;
@@ -237,7 +278,7 @@ static void begin_close(struct gh_ws_conn *ws, uint16_t code, const char *reason
     (void)queue_frame(ws, GH_WS_OP_CLOSE, payload, n);
     gh_stats_ws_close(&ws->c->srv->stats, code);
     ws->close_code = code;
-    ws->close_reason = static_reason;
+    ws->close_why = (uint8_t)why;
     ws->state = fail ? WS_FLUSHING : WS_CLOSE_SENT;
     ws->next_ping_ms = ws->pong_due_ms = 0;
     ws->close_due_ms = now_ms() + ws->wc->close_timeout_ms;
@@ -248,9 +289,9 @@ static void begin_close(struct gh_ws_conn *ws, uint16_t code, const char *reason
 }
 
 /* Fails the connection with a close code (protocol errors, slow consumer). */
-static void fail_conn(struct gh_ws_conn *ws, uint16_t code, const char *reason)
+static void fail_conn(struct gh_ws_conn *ws, uint16_t code, enum ws_why why)
 {
-    begin_close(ws, code, reason, strlen(reason), reason, true);
+    begin_close(ws, code, why_text[why], strlen(why_text[why]), why, true);
 }
 
 /* The TCP connection is over (or must be): free at the next safe point. */
@@ -258,7 +299,7 @@ static void kill_conn(struct gh_ws_conn *ws)
 {
     if (ws->state == WS_OPEN) {
         ws->close_code = GH_WS_CLOSE_ABNORMAL;
-        ws->close_reason = NULL;
+        ws->close_why = WHY_NONE;
         gh_stats_ws_close(&ws->c->srv->stats, GH_WS_CLOSE_ABNORMAL);
     }
     ws->state = WS_LINGER;
@@ -281,7 +322,7 @@ static bool over_backlog(struct gh_ws_conn *ws, size_t len)
                (unsigned long long)ws->c->id, ws->c->client_text, queued, len,
                (unsigned long long)limit);
         ws->c->srv->stats.ws_slow_consumers++;
-        fail_conn(ws, GH_WS_CLOSE_POLICY, "slow consumer");
+        fail_conn(ws, GH_WS_CLOSE_POLICY, WHY_SLOW_CONSUMER);
         return true;
     }
     return false;
@@ -349,7 +390,7 @@ int gh_ws_conn_close(struct gh_ws_conn *ws, uint16_t code, const char *reason,
         return GH_EINVAL;
     if (ws->state != WS_OPEN)
         return -ENOTCONN;
-    begin_close(ws, code, reason, reason_len, NULL, false);
+    begin_close(ws, code, reason, reason_len, WHY_NONE, false);
     return GH_OK;
 }
 
@@ -368,7 +409,8 @@ static void notify_close(struct gh_ws_conn *ws, const char *reason, size_t reaso
 static bool settle(struct gh_ws_conn *ws)
 {
     if (ws->opened && !ws->notified && ws->state != WS_OPEN)
-        notify_close(ws, ws->close_reason, ws->close_reason ? strlen(ws->close_reason) : 0);
+        notify_close(ws, why_text[ws->close_why],
+                     why_text[ws->close_why] != NULL ? strlen(why_text[ws->close_why]) : 0);
     if (ws->dead) {
         gh_conn_free(ws->c);
         return true;
@@ -388,23 +430,28 @@ static void deliver(struct gh_ws_conn *ws, int opcode, const uint8_t *data, size
 /* Appends a chunk of a split message. Returns 0 or GH_ENOMEM. */
 static int append(struct gh_ws_conn *ws, const uint8_t *data, size_t len)
 {
-    if (len > ws->msg_cap - ws->msg_len) {
-        size_t need = ws->msg_len + len;
-        size_t cap = ws->msg_cap ? ws->msg_cap * 2 : MSG_MIN_CAP;
-        uint8_t *m;
+    struct ws_msg *m = ws->msg;
+    size_t have = m != NULL ? m->len : 0;
+    size_t cap = m != NULL ? m->cap : 0;
 
-        if (cap < need)
-            cap = need;
-        if (ws->wc->max_message != 0 && cap > ws->wc->max_message && need <= ws->wc->max_message)
-            cap = (size_t)ws->wc->max_message;
-        if ((m = realloc(ws->msg, cap)) == NULL)
+    if (len == 0)
+        return GH_OK;
+    if (len > cap - have) {
+        size_t need = have + len;
+        size_t ncap = cap ? cap * 2 : MSG_MIN_CAP;
+
+        if (ncap < need)
+            ncap = need;
+        if (ws->wc->max_message != 0 && ncap > ws->wc->max_message && need <= ws->wc->max_message)
+            ncap = (size_t)ws->wc->max_message;
+        if (ncap > SIZE_MAX - sizeof(*m) || (m = realloc(ws->msg, sizeof(*m) + ncap)) == NULL)
             return GH_ENOMEM;
+        m->len = have;          /* a fresh block has none */
+        m->cap = ncap;
         ws->msg = m;
-        ws->msg_cap = cap;
     }
-    if (len > 0)
-        memcpy(ws->msg + ws->msg_len, data, len);
-    ws->msg_len += len;
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
     return GH_OK;
 }
 
@@ -412,18 +459,18 @@ static void on_data(struct gh_ws_conn *ws, const gh_ws_event *ev)
 {
     if (ws->state != WS_OPEN)
         return;                 /* after our close: drop (RFC 6455 §5.5.1) */
-    if (ws->msg_len == 0 && ev->message_end) {
+    if ((ws->msg == NULL || ws->msg->len == 0) && ev->message_end) {
         deliver(ws, ev->opcode, ev->data, ev->len);     /* whole: no copy */
         return;
     }
     if (append(ws, ev->data, ev->len) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory reassembling a message",
                (unsigned long long)ws->c->id, ws->c->client_text);
-        fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, "out of memory");
+        fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
         return;
     }
     if (ev->message_end) {
-        deliver(ws, ev->opcode, ws->msg, ws->msg_len);
+        deliver(ws, ev->opcode, ws->msg->data, ws->msg->len);
         free_message(ws);       /* split messages are rare: hold no memory idle */
     }
 }
@@ -474,11 +521,11 @@ static void on_close_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
 static void protocol_error(struct gh_ws_conn *ws)
 {
     uint16_t code = ws->parser.error_code;
-    const char *why = code == GH_WS_CLOSE_INVALID_DATA ? "invalid UTF-8" :
-                      code == GH_WS_CLOSE_TOO_BIG ? "message too big" : "protocol error";
+    enum ws_why why = code == GH_WS_CLOSE_INVALID_DATA ? WHY_INVALID_UTF8 :
+                      code == GH_WS_CLOSE_TOO_BIG ? WHY_TOO_BIG : WHY_PROTOCOL_ERROR;
 
     GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket %s; closing with %u",
-           (unsigned long long)ws->c->id, ws->c->client_text, why, (unsigned)code);
+           (unsigned long long)ws->c->id, ws->c->client_text, why_text[why], (unsigned)code);
     if (ws->state == WS_OPEN)
         fail_conn(ws, code, why);
     else
@@ -507,11 +554,25 @@ static bool on_event_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
     }
     if (ws->dead || ws->state >= WS_FLUSHING)
         return false;
-    if (ws->state == WS_OPEN && evbuffer_get_length(out_of(ws)) > ws->high_water) {
+    if (ws->state == WS_OPEN && evbuffer_get_length(out_of(ws)) > high_water(ws)) {
         pause_reading(ws);
         return false;
     }
     return true;
+}
+
+/* A control frame is split across reads: the parser needs storage for its
+ * payload until the frame ends (it hands it back with the event). Lent only
+ * then, so an idle connection holds none. Returns false when out of memory
+ * (the connection is failing). */
+static bool lend_control_storage(struct gh_ws_conn *ws)
+{
+    if ((ws->parser.ctrl = malloc(GH_WS_MAX_CONTROL)) != NULL)
+        return true;
+    GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory reading a control frame",
+           (unsigned long long)ws->c->id, ws->c->client_text);
+    fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
+    return false;
 }
 
 /* Parses and handles buffered input until it is used up or reading must
@@ -538,13 +599,17 @@ static void process_input(struct gh_ws_conn *ws)
             long rc = gh_ws_parse(&ws->parser, buf + off, n - off, &ev);
 
             if (rc < 0) {
+                free(ev.release);
                 protocol_error(ws);
                 go = false;
                 break;
             }
             off += (size_t)rc;
-            if (ev.type != GH_WS_EV_NONE)
+            if (ev.type == GH_WS_EV_NEED_BUFFER)
+                go = lend_control_storage(ws);
+            else if (ev.type != GH_WS_EV_NONE)
                 go = on_event_frame(ws, &ev);
+            free(ev.release);   /* the control frame's storage, if it was split */
         }
         evbuffer_drain(in, off);
         if (!go && !(ws->dead || ws->state >= WS_FLUSHING))
@@ -561,7 +626,7 @@ static void output_progress(struct gh_ws_conn *ws)
 
     if (ws->state == WS_FLUSHING && len == 0) {
         finish_flush(ws);
-    } else if (ws->paused && ws->state == WS_OPEN && len <= ws->high_water / 2) {
+    } else if (ws->paused && ws->state == WS_OPEN && len <= high_water(ws) / 2) {
         resume_reading(ws);
         process_input(ws);
     }
@@ -685,7 +750,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: nothing received for %llums; closing with 1001",
                    (unsigned long long)ws->c->id, ws->c->client_text,
                    (unsigned long long)wc->idle_timeout_ms);
-            begin_close(ws, GH_WS_CLOSE_GOING_AWAY, "idle timeout", 12, "idle timeout", false);
+            begin_close(ws, GH_WS_CLOSE_GOING_AWAY, why_text[WHY_IDLE],
+                        strlen(why_text[WHY_IDLE]), WHY_IDLE, false);
         } else if (ws->next_ping_ms != 0 && now >= ws->next_ping_ms) {
             (void)queue_frame(ws, GH_WS_OP_PING, NULL, 0);
             if (ws->pong_due_ms == 0)
@@ -781,16 +847,14 @@ static struct gh_ws_conn *ws_new(gh_request *r, gh_plugin_route *rt,
 
     if (ws == NULL)
         return NULL;
-    memcpy(ws->path, r->path, r->path_len);
+    memcpy(ws->path, r->path, r->path_len);    /* normalised: no NUL inside */
     ws->path[r->path_len] = '\0';
-    ws->query = ws->path + r->path_len + 1;
     if (qlen > 0)
         memcpy(ws->path + r->path_len + 1, req->query, qlen);
     ws->path[r->path_len + 1 + qlen] = '\0';
     ws->c = c;
     ws->rt = rt;
     ws->wc = wc;
-    ws->high_water = wc->send_backlog / 2 > 0 ? wc->send_backlog / 2 : 1;
     gh_ws_parser_init(&ws->parser, wc->max_message);
     return ws;
 }
@@ -799,9 +863,10 @@ static void ws_destroy(struct gh_ws_conn *ws)
 {
     if (ws == NULL)
         return;
-    if (ws->timer != NULL)
-        event_del(ws->timer);   /* conn.c frees the event itself */
+    if (ws->timer_ours)
+        event_del(ws->c->timer);    /* conn.c frees the event itself */
     free_message(ws);
+    free(ws->parser.ctrl);      /* lent for a control frame cut off by the close */
     free(ws);
 }
 
@@ -870,15 +935,15 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
         refuse(r, 500, NULL);
         return;
     }
-    if (proto >= 0)
-        ws->subprotocol = protos[proto];
+    if (proto >= 0 && proto < UINT8_MAX)    /* the host allows 32 */
+        ws->subproto = (uint8_t)(proto + 1);
 
     c->close_after = false;     /* "Connection: close, Upgrade" means nothing now */
     gh_req_begin(r, &h, 101);
     gh_resp_add_raw(&h, "Upgrade: websocket\r\nConnection: Upgrade\r\n", 41);
     gh_resp_add(&h, "Sec-WebSocket-Accept", accept, GH_WS_ACCEPT_LEN);
-    if (ws->subprotocol != NULL)
-        gh_resp_add_str(&h, "Sec-WebSocket-Protocol", ws->subprotocol);
+    if (ws->subproto != 0)
+        gh_resp_add_str(&h, "Sec-WebSocket-Protocol", gh_ws_conn_subprotocol(ws));
     gh_req_send(r, &h, NULL, 0);
     if (r->status != 101) {     /* the head did not fit: a 500 went out */
         ws_destroy(ws);
@@ -895,7 +960,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
         ws_destroy(ws);
         return;
     }
-    ws->timer = c->timer;
+    ws->timer_ours = true;
     /* write-through only on a plain socket: never around TLS or a filter */
     ws->direct = bufferevent_get_underlying(c->bev) == NULL &&
                  bufferevent_openssl_get_ssl(c->bev) == NULL &&
@@ -917,8 +982,8 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
         ws->next_ping_ms = now + wc->ping_interval_ms;
     GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: websocket open on %s (plugin %s%s%s)",
            (unsigned long long)c->id, c->client_text, ws->path, gh_plugin_route_name(rt),
-           ws->subprotocol != NULL ? ", subprotocol " : "",
-           ws->subprotocol != NULL ? ws->subprotocol : "");
+           ws->subproto != 0 ? ", subprotocol " : "",
+           ws->subproto != 0 ? gh_ws_conn_subprotocol(ws) : "");
 
     ws->req = r;
     code = gh_plugin_route_open(rt, ws);
@@ -929,7 +994,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
         /* refused: no callback of the plugin's may run for it any more */
         gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
         gh_tstate_conn_gone(c->srv->tstate, &ws->tsc);
-        begin_close(ws, (uint16_t)code, NULL, 0, NULL, false);
+        begin_close(ws, (uint16_t)code, NULL, 0, WHY_NONE, false);
     }
 }
 
@@ -957,11 +1022,12 @@ void gh_ws_conn_free(struct gh_ws_conn *ws)
         if (ws->state == WS_OPEN) {
             ws->close_code = ws->c->srv->stopping ? GH_WS_CLOSE_GOING_AWAY
                                                   : GH_WS_CLOSE_ABNORMAL;
-            ws->close_reason = NULL;
+            ws->close_why = WHY_NONE;
         }
         ws->state = WS_LINGER;
         ws->dead = true;
-        notify_close(ws, ws->close_reason, ws->close_reason ? strlen(ws->close_reason) : 0);
+        notify_close(ws, why_text[ws->close_why],
+                     why_text[ws->close_why] != NULL ? strlen(why_text[ws->close_why]) : 0);
     }
     gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
     gh_tstate_conn_gone(ws->c->srv->tstate, &ws->tsc);
@@ -973,7 +1039,8 @@ void gh_ws_conn_drain(gh_conn *c)
     struct gh_ws_conn *ws = c->ws;
 
     if (ws != NULL && ws->state == WS_OPEN)
-        begin_close(ws, GH_WS_CLOSE_GOING_AWAY, "going away", 10, "going away", false);
+        begin_close(ws, GH_WS_CLOSE_GOING_AWAY, why_text[WHY_GOING_AWAY],
+                    strlen(why_text[WHY_GOING_AWAY]), WHY_GOING_AWAY, false);
 }
 
 /* ---- topics and accessors -------------------------------------------------- */
@@ -1037,7 +1104,7 @@ const char *gh_ws_conn_path(const struct gh_ws_conn *ws)
 
 const char *gh_ws_conn_query(const struct gh_ws_conn *ws)
 {
-    return ws->query;
+    return ws->path + strlen(ws->path) + 1;     /* "path\0query\0" */
 }
 
 const char *gh_ws_conn_header(const struct gh_ws_conn *ws, const char *name, size_t *len)
@@ -1053,7 +1120,10 @@ const char *gh_ws_conn_header(const struct gh_ws_conn *ws, const char *name, siz
 
 const char *gh_ws_conn_subprotocol(const struct gh_ws_conn *ws)
 {
-    return ws->subprotocol;
+    size_t n;
+    const char *const *protos = gh_plugin_route_subprotocols(ws->rt, &n);
+
+    return ws->subproto != 0 && ws->subproto <= n ? protos[ws->subproto - 1] : NULL;
 }
 
 void gh_ws_conn_set_data(struct gh_ws_conn *ws, void *data)

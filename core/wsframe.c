@@ -4,9 +4,13 @@
  * fed any split of the input, never allocates and never copies message
  * payload: data is unmasked in place and handed out as chunks pointing into
  * the caller's buffer, so a large message costs no extra memory here and
- * the glue decides how to accumulate it. Only control payloads (at most 125
- * bytes, and a header may straddle reads) are copied into the parser, so a
- * ping in the middle of a fragmented message cannot pin the caller's buffer.
+ * the glue decides how to accumulate it. A control payload (at most 125
+ * bytes) is reported whole: in place when it came in one call, the usual
+ * case, else assembled in storage the caller lends for that one frame
+ * (GH_WS_EV_NEED_BUFFER) and gets back with the event. The parser lives in
+ * every connection, most of them idle, so it keeps no 125-byte buffer of
+ * its own; asking instead of calling malloc keeps the codec free of
+ * allocation and of an out-of-memory path: the glue owns both.
  * Every rule is checked at the earliest byte that decides it: a bad opcode
  * at the first header byte, an oversized message at the length field, bad
  * UTF-8 at the chunk that holds it.
@@ -39,7 +43,6 @@ void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message)
     memset(p, 0, sizeof(*p));
     p->max_message = max_message;
     p->state = ST_HEADER;
-    p->hdr_need = 2;
     gh_utf8_init(&p->utf8);
 }
 
@@ -74,7 +77,19 @@ static long check_byte0(gh_ws_parser *p, uint8_t b)
     return 0;
 }
 
-/* Second header byte: MASK, 7-bit length; sets the full header length. */
+/* Header bytes needed: 2 until the second byte tells the length field's
+ * size, then the whole header. */
+static size_t header_need(const gh_ws_parser *p)
+{
+    unsigned len7;
+
+    if (p->hdr_have < 2)
+        return 2;
+    len7 = p->hdr[1] & 0x7F;
+    return 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
+}
+
+/* Second header byte: MASK, 7-bit length. */
 static long check_byte1(gh_ws_parser *p, uint8_t b)
 {
     unsigned len7 = b & 0x7F;
@@ -87,7 +102,6 @@ static long check_byte1(gh_ws_parser *p, uint8_t b)
         if (p->frame_opcode == GH_WS_OP_CLOSE && len7 == 1)   /* §5.5.1 */
             return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
     }
-    p->hdr_need = (uint8_t)(2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4);
     return 0;
 }
 
@@ -133,18 +147,18 @@ static long start_frame(gh_ws_parser *p)
     p->frame_done = 0;
     p->state = ST_PAYLOAD;
     p->hdr_have = 0;
-    p->hdr_need = 2;
     return 0;
 }
 
-/* A complete control frame is in p->ctrl: report it. */
-static long finish_control(gh_ws_parser *p, gh_ws_event *ev)
+/* A complete control payload, unmasked, is in payload[0..frame_len): report
+ * it. */
+static long finish_control(gh_ws_parser *p, uint8_t *payload, gh_ws_event *ev)
 {
     size_t n = (size_t)p->frame_len;
 
     p->state = ST_HEADER;
     ev->opcode = p->frame_opcode;
-    ev->data = p->ctrl;
+    ev->data = payload;
     ev->len = n;
     switch (p->frame_opcode) {
     case GH_WS_OP_PING:
@@ -157,12 +171,12 @@ static long finish_control(gh_ws_parser *p, gh_ws_event *ev)
         gh_utf8 u;
 
         ev->close_code = GH_WS_CLOSE_NO_STATUS;
-        ev->close_reason = p->ctrl;
+        ev->close_reason = payload;
         if (n >= 2) {
-            ev->close_code = (uint16_t)((p->ctrl[0] << 8) | p->ctrl[1]);
+            ev->close_code = (uint16_t)((payload[0] << 8) | payload[1]);
             if (!gh_ws_close_code_is_valid(ev->close_code))
                 return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
-            ev->close_reason = p->ctrl + 2;
+            ev->close_reason = payload + 2;
             ev->close_reason_len = n - 2;
             if (ev->close_reason_len > GH_WS_MAX_REASON)
                 return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
@@ -177,6 +191,38 @@ static long finish_control(gh_ws_parser *p, gh_ws_event *ev)
     }
     }
     return 0;
+}
+
+/* Control payload bytes buf[0..n) (all of what is left of the frame, or all
+ * of the input). Returns the bytes consumed or GH_EPROTO, and sets *ev. */
+static long control_bytes(gh_ws_parser *p, uint8_t *buf, size_t n, gh_ws_event *ev)
+{
+    uint8_t *payload;
+    long rc;
+
+    if (p->frame_done == 0 && n == p->frame_len) {
+        /* All here: unmask in place, nothing to keep. */
+        gh_ws_mask(buf, n, p->mask, 0);
+        payload = buf;
+    } else {
+        if (p->ctrl == NULL) {          /* the caller ignored the request */
+            ev->type = GH_WS_EV_NEED_BUFFER;
+            return 0;
+        }
+        /* frame_done + n <= frame_len <= GH_WS_MAX_CONTROL: within p->ctrl */
+        memcpy(p->ctrl + p->frame_done, buf, n);
+        gh_ws_mask(p->ctrl + p->frame_done, n, p->mask, (size_t)p->frame_done);
+        p->frame_done += n;
+        if (p->frame_done < p->frame_len)
+            return (long)n;             /* n was all the input: need more */
+        payload = p->ctrl;
+    }
+    /* The frame is over, reported or refused: hand back the storage lent
+     * for it (used or not), so that no idle parser holds any. */
+    ev->release = p->ctrl;
+    p->ctrl = NULL;
+    rc = finish_control(p, payload, ev);
+    return rc != 0 ? rc : (long)n;
 }
 
 /* Reports payload bytes chunk[0..n) of the current data frame (n may be 0
@@ -232,7 +278,7 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev)
 
     for (;;) {
         if (p->state == ST_HEADER) {
-            while (p->hdr_have < p->hdr_need && pos < len) {
+            while (p->hdr_have < header_need(p) && pos < len) {
                 uint8_t b = buf[pos++];
 
                 p->hdr[p->hdr_have++] = b;
@@ -245,10 +291,17 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev)
                 if (rc != 0)
                     return rc;
             }
-            if (p->hdr_have < p->hdr_need)
+            if (p->hdr_have < header_need(p))
                 return (long)pos;       /* header incomplete; all consumed */
             if ((rc = start_frame(p)) != 0)
                 return rc;
+            if (is_control(p->frame_opcode) && p->frame_len > len - pos &&
+                p->ctrl == NULL) {
+                /* Split across calls: storage for the rest, please. pos > 0:
+                 * this call completed the header. */
+                ev->type = GH_WS_EV_NEED_BUFFER;
+                return (long)pos;
+            }
         }
 
         /* ST_PAYLOAD */
@@ -256,15 +309,9 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev)
         size_t n = (size_t)((uint64_t)(len - pos) < left ? (uint64_t)(len - pos) : left);
 
         if (is_control(p->frame_opcode)) {
-            memcpy(p->ctrl + p->frame_done, buf + pos, n);
-            gh_ws_mask(p->ctrl + p->frame_done, n, p->mask, (size_t)p->frame_done);
-            p->frame_done += n;
-            pos += n;
-            if (p->frame_done < p->frame_len)
-                return (long)pos;       /* pos == len: need more */
-            if ((rc = finish_control(p, ev)) != 0)
+            if ((rc = control_bytes(p, buf + pos, n, ev)) < 0)
                 return rc;
-            return (long)pos;
+            return (long)pos + rc;
         }
 
         bool reported = false;

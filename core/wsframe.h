@@ -2,8 +2,12 @@
  *
  * The parser turns client bytes into events: chunks of message payload
  * (streamed as they arrive; the glue reassembles whole messages), pings,
- * pongs and the close frame. It enforces RFC 6455 §5 (masking, opcodes,
- * fragmentation, control frames), §5.6/§8.1 (text is UTF-8, checked
+ * pongs and the close frame. A control frame's payload is reported in place
+ * in the caller's buffer when it arrives in one call; only one split across
+ * calls needs storage, and the parser asks the caller for it
+ * (GH_WS_EV_NEED_BUFFER) and hands it back when the frame is done, so an
+ * idle parser holds no payload buffer. It enforces RFC 6455 §5 (masking,
+ * opcodes, fragmentation, control frames), §5.6/§8.1 (text is UTF-8, checked
  * incrementally and fail-fast), §7.4 (close codes) and a message size
  * limit, and tells the caller which close code to answer a violation with.
  * No extension is negotiated, so RSV bits must be 0.
@@ -53,6 +57,9 @@ typedef enum {
     GH_WS_EV_PING,       /* a whole ping; answer with a pong of the same payload */
     GH_WS_EV_PONG,       /* a whole pong */
     GH_WS_EV_CLOSE,      /* a valid close frame; the parser ignores anything after */
+    GH_WS_EV_NEED_BUFFER, /* the header of a control frame whose payload is
+                             not all in this input was consumed: set p->ctrl
+                             to GH_WS_MAX_CONTROL bytes of storage, go on */
 } gh_ws_event_type;
 
 typedef struct gh_ws_event {
@@ -62,9 +69,11 @@ typedef struct gh_ws_event {
                                 PING/PONG/CLOSE: the frame's opcode */
     uint8_t *data;           /* DATA: the chunk, unmasked in place in the
                                 caller's buffer (valid as long as that buffer);
-                                PING/PONG/CLOSE: the whole control payload, in
-                                the parser's own buffer (valid until the next
-                                gh_ws_parse() or gh_ws_parser_init() on it) */
+                                PING/PONG/CLOSE: the whole control payload:
+                                unmasked in place in buf when it all came in
+                                this call, else in the storage given in
+                                p->ctrl, which is handed back in release
+                                (valid as long as that storage) */
     size_t   len;
     bool     message_end;    /* DATA: this chunk ends the message. An empty
                                 final frame gives a DATA event with len 0 and
@@ -73,15 +82,33 @@ typedef struct gh_ws_event {
     uint16_t close_code;     /* CLOSE: the peer's code, or 1005 when the close
                                 payload was empty */
     const uint8_t *close_reason;  /* CLOSE: valid UTF-8, not NUL-terminated,
-                                     in the parser's buffer like data */
+                                     in the same storage as data */
     size_t   close_reason_len;
+    uint8_t *release;        /* PING/PONG/CLOSE, or NONE with GH_EPROTO:
+                                the storage the caller gave in p->ctrl,
+                                handed back at the end of a control frame
+                                (p->ctrl is NULL again); data and
+                                close_reason may point into it: free or
+                                reuse it once the event is handled. NULL
+                                otherwise. */
 } gh_ws_event;
 
 /* Parser state; caller's storage, set up with gh_ws_parser_init().
- * Public fields: max_message (may be changed between calls), error_code
- * and closed (read-only). The rest is private. */
+ * Public fields: max_message (may be changed between calls), ctrl (see
+ * GH_WS_EV_NEED_BUFFER), error_code and closed (read-only). The rest is
+ * private. The struct lives in every connection: its fields are laid out
+ * without padding (72 bytes on LP64). */
 typedef struct gh_ws_parser {
     uint64_t max_message;     /* payload limit per message; 0 = no limit */
+    uint8_t *ctrl;            /* caller's storage of GH_WS_MAX_CONTROL bytes
+                                 for a control payload split across calls:
+                                 NULL until the caller sets it (on
+                                 GH_WS_EV_NEED_BUFFER, or ahead of time).
+                                 At the end of the next control frame, used
+                                 or not, the parser sets it back to NULL and
+                                 hands it back in ev->release. Still set
+                                 when the caller drops the parser: the
+                                 caller's to free. */
     uint16_t error_code;      /* after GH_EPROTO: the close code to send,
                                  1002, 1007 or 1009 */
     bool     closed;          /* a CLOSE event was reported */
@@ -89,22 +116,23 @@ typedef struct gh_ws_parser {
     /* private */
     bool     failed;          /* GH_EPROTO was returned; it stays failed */
     uint8_t  state;
-    uint8_t  hdr_have, hdr_need;
-    uint8_t  hdr[GH_WS_MAX_HEADER];
-    uint8_t  mask[4];
+    uint8_t  hdr_have;        /* header bytes in hdr */
     bool     frame_fin;
     uint8_t  frame_opcode;
-    uint64_t frame_len;       /* payload length of the current frame */
-    uint64_t frame_done;      /* payload bytes of it consumed */
     bool     in_message;      /* a data message has started and not ended */
     uint8_t  msg_opcode;      /* TEXT or BINARY, while in_message */
-    uint64_t msg_bytes;       /* payload of the message announced so far */
+    uint8_t  mask[4];
+    uint8_t  hdr[GH_WS_MAX_HEADER];
     gh_utf8  utf8;            /* for a text message */
-    uint8_t  ctrl[GH_WS_MAX_CONTROL];
+    uint64_t frame_len;       /* payload length of the current frame */
+    uint64_t frame_done;      /* payload bytes of it consumed */
+    uint64_t msg_bytes;       /* payload of the message announced so far */
 } gh_ws_parser;
 
-/* Starts a new connection's parser. max_message is the largest message
- * payload accepted (summed over its fragments); 0 means no limit. */
+/* Starts a new connection's parser (p->ctrl NULL). max_message is the
+ * largest message payload accepted (summed over its fragments); 0 means no
+ * limit. The parser owns nothing: to drop it, free p->ctrl if the caller
+ * set it and it was not handed back. */
 void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message);
 
 /* Consumes client bytes from buf[0..len), up to and including at most one
@@ -113,7 +141,16 @@ void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message);
  *   >= 0       bytes consumed. ev->type is GH_WS_EV_NONE when the bytes only
  *              advanced a header or a control frame and more input is needed
  *              (then everything given was consumed), else the event. The
- *              caller loops while bytes remain. Returns 0 only when len is 0.
+ *              caller loops while bytes remain, and after every call
+ *              (error returns included) frees or reuses ev->release once
+ *              the call's event is handled.
+ *              GH_WS_EV_NEED_BUFFER: a control frame's header was consumed
+ *              (so > 0 bytes) and its payload is not all in this input: set
+ *              p->ctrl to GH_WS_MAX_CONTROL bytes of storage before the next
+ *              call. It is never asked for when the whole frame is in one
+ *              call, nor while p->ctrl is set. Called again with p->ctrl
+ *              still NULL, it returns 0 and asks again.
+ *              Returns 0 only then, or when len is 0.
  *              After a CLOSE event, p->closed is set and every later call
  *              returns len with GH_WS_EV_NONE (bytes after a close are
  *              ignored, RFC 6455 §5.5.1).

@@ -5,7 +5,12 @@
  * the same transcript (whole messages reassembled from the DATA chunks,
  * control frames) and, for malformed streams, the same close code. Streams
  * are built with the module's own masked-header encoder, or by hand where
- * the encoder cannot produce the malformed shape. */
+ * the encoder cannot produce the malformed shape.
+ *
+ * Control-frame storage (GH_WS_EV_NEED_BUFFER) is lent the way the glue
+ * lends it: a malloc'd block of exactly GH_WS_MAX_CONTROL bytes, so that
+ * ASan sees any write past it and LeakSanitizer any block never handed
+ * back; a stream parsed whole must never ask for one. */
 #include <check.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -126,6 +131,10 @@ typedef struct run {
     uint16_t error_code;
     size_t   err_at;     /* stream offset where the failing call started */
     size_t   ncalls;
+    uint8_t *lent;       /* control storage given to the parser, not yet back */
+    size_t   nlent;      /* how many times storage was asked for */
+    bool     ctrl_held;  /* the parser still held storage after the last byte */
+    uint8_t *fixed_lend; /* lend this (not freed) instead of malloc'ing */
 } run;
 
 /* Feeds buf[start..end) to p the way the glue does: loop while bytes remain,
@@ -147,11 +156,21 @@ static void feed(gh_ws_parser *p, uint8_t *buf, size_t start, size_t end, run *r
         long n = gh_ws_parse(p, buf + off, end - off, &ev);
 
         r->ncalls++;
+        /* Storage comes back with the event that ends its control frame
+         * (or with the error that refuses it), and only storage we lent. */
+        require(ev.release == NULL || (ev.release == r->lent && p->ctrl == NULL),
+                "handed back storage that was not lent");
         if (n < 0) {
             require(n == GH_EPROTO, "error other than GH_EPROTO");
+            require(ev.type == GH_WS_EV_NONE, "event with an error");
             r->rc = n;
             r->error_code = p->error_code;
             r->err_at = off;
+            if (ev.release != NULL) {
+                if (ev.release != r->fixed_lend)
+                    free(ev.release);
+                r->lent = NULL;
+            }
             return;
         }
         require(n > 0, "no progress");
@@ -160,6 +179,13 @@ static void feed(gh_ws_parser *p, uint8_t *buf, size_t start, size_t end, run *r
                 "NONE without consuming everything");
         switch (ev.type) {
         case GH_WS_EV_NONE:
+            break;
+        case GH_WS_EV_NEED_BUFFER:
+            require(p->ctrl == NULL && r->lent == NULL, "asked for storage while holding some");
+            p->ctrl = r->fixed_lend != NULL ? r->fixed_lend : malloc(GH_WS_MAX_CONTROL);
+            require(p->ctrl != NULL, "malloc");
+            r->lent = p->ctrl;
+            r->nlent++;
             break;
         case GH_WS_EV_DATA:
             /* The chunk lies within the bytes this call consumed. */
@@ -180,17 +206,38 @@ static void feed(gh_ws_parser *p, uint8_t *buf, size_t start, size_t end, run *r
             break;
         case GH_WS_EV_PING:
         case GH_WS_EV_PONG:
-            require(ev.data >= p->ctrl && ev.data + ev.len <= p->ctrl + sizeof(p->ctrl),
-                    "control payload outside the parser");
-            require(ev.opcode == (ev.type == GH_WS_EV_PING ? GH_WS_OP_PING : GH_WS_OP_PONG),
-                    "control opcode");
-            log_ctrl(&r->log, ev.type == GH_WS_EV_PING ? "PING" : "PONG", ev.data, ev.len);
-            break;
         case GH_WS_EV_CLOSE:
-            require(p->closed && ev.opcode == GH_WS_OP_CLOSE && ev.data == p->ctrl
-                    && ev.close_reason_len <= GH_WS_MAX_REASON, "close event");
-            log_close(&r->log, ev.close_code, ev.close_reason, ev.close_reason_len);
+            /* In place within the bytes this call consumed when the frame
+             * came whole, else at the start of the storage we lent. */
+            require(ev.len <= GH_WS_MAX_CONTROL, "control payload too long");
+            require((ev.data >= buf + off && ev.data + ev.len <= buf + off + n)
+                    || (ev.release != NULL && ev.data == ev.release),
+                    "control payload neither in place nor in the lent storage");
+            require(r->lent == NULL || ev.release == r->lent,
+                    "lent storage not handed back at the end of the frame");
+            if (ev.type == GH_WS_EV_CLOSE) {
+                require(p->closed && ev.opcode == GH_WS_OP_CLOSE
+                        && ev.close_reason_len <= GH_WS_MAX_REASON
+                        && ev.close_reason + ev.close_reason_len == ev.data + ev.len,
+                        "close event");
+                log_close(&r->log, ev.close_code, ev.close_reason, ev.close_reason_len);
+            } else {
+                require(ev.opcode == (ev.type == GH_WS_EV_PING ? GH_WS_OP_PING
+                                                               : GH_WS_OP_PONG),
+                        "control opcode");
+                log_ctrl(&r->log, ev.type == GH_WS_EV_PING ? "PING" : "PONG", ev.data,
+                         ev.len);
+            }
             break;
+        default:
+            require(false, "unknown event type");
+        }
+        if (ev.release != NULL) {
+            /* poison it: nothing may read it after the event */
+            memset(ev.release, 0xA5, GH_WS_MAX_CONTROL);
+            if (ev.release != r->fixed_lend)
+                free(ev.release);
+            r->lent = NULL;
         }
         off += (size_t)n;
     }
@@ -223,6 +270,9 @@ static run parse_cut(const uint8_t *stream, size_t n, uint64_t max,
         feed(&p, buf, from, to, &r);
         from = to;
     }
+    require(p.ctrl == r.lent, "the parser lost track of the lent storage");
+    r.ctrl_held = p.ctrl != NULL;
+    free(p.ctrl);               /* dropping the parser: ours to free */
     free(buf);
     return r;
 }
@@ -264,7 +314,10 @@ static void assert_same(const run *got, const gbuf *want_log, long want_rc,
                   (const char *)got->log.p);
 }
 
-/* Parses the stream every way and checks the transcript and outcome. */
+/* Parses the stream every way and checks the transcript and outcome. A
+ * valid stream leaves no storage with the parser; one parsed whole never
+ * asks for any, and one cut asks at most once (only the control frame the
+ * cut falls in needs it). */
 static void check_stream(const gbuf *stream, uint64_t max, const gbuf *want,
                          long want_rc, uint16_t want_code)
 {
@@ -274,10 +327,13 @@ static void check_stream(const gbuf *stream, uint64_t max, const gbuf *want,
 
     r = parse_whole(s, n, max);
     assert_same(&r, want, want_rc, want_code, "whole", 0);
+    ck_assert_msg(r.nlent == 0, "whole: asked for control storage");
+    ck_assert_msg(want_rc != 0 || !r.ctrl_held, "whole: storage still held");
     run_free(&r);
 
     r = parse_bytewise(s, n, max);
     assert_same(&r, want, want_rc, want_code, "bytewise", 0);
+    ck_assert_msg(want_rc != 0 || !r.ctrl_held, "bytewise: storage still held");
     run_free(&r);
 
     for (size_t k = 0; k <= n; k++) {
@@ -287,6 +343,8 @@ static void check_stream(const gbuf *stream, uint64_t max, const gbuf *want,
             continue;
         r = parse_split(s, n, max, k);
         assert_same(&r, want, want_rc, want_code, "split", k);
+        ck_assert_msg(r.nlent <= 1, "split %zu: asked for storage %zu times", k, r.nlent);
+        ck_assert_msg(want_rc != 0 || !r.ctrl_held, "split %zu: storage still held", k);
         run_free(&r);
     }
 }
@@ -572,6 +630,216 @@ START_TEST(parse_accepts_a_message_of_exactly_max_message)
     check_stream(&s, 10, &want, 0, 0);
     gb_free(&s);
     gb_free(&want);
+}
+END_TEST
+
+/* ---- control-frame storage ---- */
+
+START_TEST(parse_reports_a_whole_control_frame_in_place_without_asking_for_storage)
+{
+    gbuf s = { 0 };
+    gh_ws_parser p;
+    gh_ws_event ev;
+
+    put_str(&s, GH_WS_OP_PING, true, "hello");
+    put_close(&s, 1000, "bye", 3);
+    gh_ws_parser_init(&p, 0);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, s.len, &ev), 11);
+    ck_assert_int_eq(ev.type, GH_WS_EV_PING);
+    ck_assert_ptr_eq(ev.data, s.p + 6);                 /* unmasked in place */
+    ck_assert_int_eq(ev.len, 5);
+    ck_assert_int_eq(memcmp(ev.data, "hello", 5), 0);
+    ck_assert_ptr_null(ev.release);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 11, s.len - 11, &ev), (long)s.len - 11);
+    ck_assert_int_eq(ev.type, GH_WS_EV_CLOSE);
+    ck_assert_ptr_eq(ev.data, s.p + 11 + 6);
+    ck_assert_ptr_eq(ev.close_reason, s.p + 11 + 6 + 2);
+    ck_assert_int_eq(memcmp(ev.close_reason, "bye", 3), 0);
+    ck_assert_ptr_null(ev.release);
+    ck_assert_ptr_null(p.ctrl);
+    gb_free(&s);
+}
+END_TEST
+
+START_TEST(parse_asks_for_storage_once_the_header_of_a_split_control_frame_is_in)
+{
+    uint8_t big[125];
+    gbuf s = { 0 };
+    gh_ws_parser p;
+    gh_ws_event ev;
+    uint8_t *store;
+
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 3);
+    put_frame(&s, GH_WS_OP_PING, true, big, sizeof(big));
+    gh_ws_parser_init(&p, 0);
+    /* Header and 10 payload bytes: only the header is taken. */
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, 16, &ev), 6);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NEED_BUFFER);
+    ck_assert_ptr_null(ev.release);
+    store = malloc(GH_WS_MAX_CONTROL);
+    ck_assert_ptr_nonnull(store);
+    p.ctrl = store;
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 6, 10, &ev), 10);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
+    ck_assert_ptr_eq(p.ctrl, store);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 16, s.len - 16, &ev), (long)s.len - 16);
+    ck_assert_int_eq(ev.type, GH_WS_EV_PING);
+    ck_assert_ptr_eq(ev.data, store);
+    ck_assert_ptr_eq(ev.release, store);                /* handed back */
+    ck_assert_ptr_null(p.ctrl);
+    ck_assert_int_eq(ev.len, 125);
+    ck_assert_int_eq(memcmp(ev.data, big, 125), 0);
+    free(ev.release);
+    gb_free(&s);
+
+    /* A header that ends exactly at the end of the input asks too. */
+    put_str(&s, GH_WS_OP_PONG, true, "xy");
+    gh_ws_parser_init(&p, 0);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, 4, &ev), 4);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 4, 2, &ev), 2);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NEED_BUFFER);
+    gb_free(&s);
+
+    /* ... but an empty control frame never does. */
+    put_str(&s, GH_WS_OP_PONG, true, "");
+    gh_ws_parser_init(&p, 0);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, 2, &ev), 2);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 2, 4, &ev), 4);
+    ck_assert_int_eq(ev.type, GH_WS_EV_PONG);
+    ck_assert_int_eq(ev.len, 0);
+    ck_assert_ptr_null(ev.release);
+    gb_free(&s);
+}
+END_TEST
+
+START_TEST(parse_asks_again_while_no_storage_was_given)
+{
+    gbuf s = { 0 };
+    gh_ws_parser p;
+    gh_ws_event ev;
+
+    put_str(&s, GH_WS_OP_PING, true, "abcd");
+    gh_ws_parser_init(&p, 0);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, 7, &ev), 6);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NEED_BUFFER);
+    /* Ignored: part of the payload cannot be kept, so nothing is taken. */
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 6, 1, &ev), 0);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NEED_BUFFER);
+    ck_assert_ptr_null(p.ctrl);
+    /* The whole payload in one call needs no storage after all. */
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 6, 4, &ev), 4);
+    ck_assert_int_eq(ev.type, GH_WS_EV_PING);
+    ck_assert_ptr_eq(ev.data, s.p + 6);
+    ck_assert_int_eq(memcmp(ev.data, "abcd", 4), 0);
+    ck_assert_ptr_null(ev.release);
+    gb_free(&s);
+}
+END_TEST
+
+START_TEST(parse_hands_back_storage_set_ahead_at_the_end_of_the_next_control_frame)
+{
+    uint8_t store[GH_WS_MAX_CONTROL];
+    gbuf s = { 0 };
+    gh_ws_parser p;
+    gh_ws_event ev;
+
+    put_str(&s, GH_WS_OP_TEXT, true, "abc");
+    put_str(&s, GH_WS_OP_PING, true, "p");
+    gh_ws_parser_init(&p, 0);
+    p.ctrl = store;
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, s.len, &ev), 9);
+    ck_assert_int_eq(ev.type, GH_WS_EV_DATA);
+    ck_assert_ptr_null(ev.release);                     /* data frames leave it */
+    ck_assert_ptr_eq(p.ctrl, store);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 9, s.len - 9, &ev), 7);
+    ck_assert_int_eq(ev.type, GH_WS_EV_PING);
+    ck_assert_ptr_eq(ev.data, s.p + 15);                /* whole: still in place */
+    ck_assert_ptr_eq(ev.release, store);                /* unused, but back */
+    ck_assert_ptr_null(p.ctrl);
+    gb_free(&s);
+}
+END_TEST
+
+START_TEST(parse_hands_back_control_storage_with_the_error_that_refuses_its_frame)
+{
+    static const struct {
+        uint16_t    code;
+        const char *reason;
+        uint16_t    want;
+    } cases[] = {
+        { 999, "x", 1002 },                 /* invalid code */
+        { 1000, "ok\xc3", 1007 },           /* reason not UTF-8 */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        gbuf s = { 0 };
+        gh_ws_parser p;
+        gh_ws_event ev;
+        uint8_t *store = malloc(GH_WS_MAX_CONTROL);
+
+        ck_assert_ptr_nonnull(store);
+        put_close(&s, cases[i].code, cases[i].reason, strlen(cases[i].reason));
+        gh_ws_parser_init(&p, 0);
+        ck_assert_int_eq(gh_ws_parse(&p, s.p, 7, &ev), 6);
+        ck_assert_int_eq(ev.type, GH_WS_EV_NEED_BUFFER);
+        p.ctrl = store;
+        ck_assert_int_eq(gh_ws_parse(&p, s.p + 6, 1, &ev), 1);
+        ck_assert_int_eq(gh_ws_parse(&p, s.p + 7, s.len - 7, &ev), GH_EPROTO);
+        ck_assert_int_eq(p.error_code, cases[i].want);
+        ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
+        ck_assert_ptr_eq(ev.release, store);
+        ck_assert_ptr_null(p.ctrl);
+        free(ev.release);
+        ck_assert_int_eq(gh_ws_parse(&p, s.p, s.len, &ev), GH_EPROTO);
+        ck_assert_ptr_null(ev.release);
+        gb_free(&s);
+    }
+}
+END_TEST
+
+START_TEST(parse_reassembles_split_control_frames_inside_a_message_at_any_two_cuts)
+{
+    uint8_t big[125], mid[40];
+    gbuf s = { 0 }, want = { 0 };
+
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(255 - i);
+    memset(mid, 'm', sizeof(mid));
+    put_str(&s, GH_WS_OP_TEXT, false, "H\xc3");             /* é split across fragments */
+    put_frame(&s, GH_WS_OP_PING, true, big, sizeof(big));
+    put_str(&s, GH_WS_OP_CONT, false, "\xa9l");
+    put_frame(&s, GH_WS_OP_PONG, true, mid, sizeof(mid));
+    put_str(&s, GH_WS_OP_CONT, true, "lo");
+    put_close(&s, 1001, "bye \xe2\x9c\x93", 7);
+    log_ctrl(&want, "PING", big, sizeof(big));
+    log_ctrl(&want, "PONG", mid, sizeof(mid));
+    log_msg(&want, GH_WS_OP_TEXT, "H\xc3\xa9llo", 6);
+    log_close(&want, 1001, "bye \xe2\x9c\x93", 7);
+    check_stream(&s, 0, &want, 0, 0);
+    for (size_t i = 1; i < s.len; i++) {
+        for (size_t j = i + 1; j < s.len; j++) {
+            size_t cuts[2] = { i, j };
+            run r = parse_cut(s.p, s.len, 0, cuts, 2);
+
+            assert_same(&r, &want, 0, 0, "two cuts", i * 1000 + j);
+            require(r.nlent <= 2 && !r.ctrl_held, "two cuts: storage");
+            run_free(&r);
+        }
+    }
+    gb_free(&s);
+    gb_free(&want);
+}
+END_TEST
+
+START_TEST(parser_state_stays_small)
+{
+    /* It lives in every connection (most of them idle): no payload buffer
+     * and no padding. 72 bytes on LP64. */
+    if (sizeof(void *) == 8)
+        ck_assert_uint_le(sizeof(gh_ws_parser), 72);
 }
 END_TEST
 
@@ -896,13 +1164,21 @@ START_TEST(parse_returns_0_for_empty_input)
     {
         gbuf s = { 0 };
 
+        uint8_t store[GH_WS_MAX_CONTROL];
+
         put_str(&s, GH_WS_OP_PING, true, "abc");
         put_str(&s, GH_WS_OP_TEXT, true, "def");
-        ck_assert_int_eq(gh_ws_parse(&p, s.p, 7, &ev), 7);
+        ck_assert_int_eq(gh_ws_parse(&p, s.p, 7, &ev), 6);      /* header: split ping */
+        ck_assert_int_eq(ev.type, GH_WS_EV_NEED_BUFFER);
+        p.ctrl = store;
+        ck_assert_int_eq(gh_ws_parse(&p, s.p + 6, 1, &ev), 1);
+        ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
         ck_assert_int_eq(gh_ws_parse(&p, NULL, 0, &ev), 0);
         ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
+        ck_assert_ptr_null(ev.release);
         ck_assert_int_eq(gh_ws_parse(&p, s.p + 7, 2, &ev), 2);
         ck_assert_int_eq(ev.type, GH_WS_EV_PING);
+        ck_assert_ptr_eq(ev.release, store);
         ck_assert_int_eq(gh_ws_parse(&p, s.p + 9, 7, &ev), 7);
         ck_assert_int_eq(ev.type, GH_WS_EV_DATA);
         ck_assert_int_eq(gh_ws_parse(&p, NULL, 0, &ev), 0);
@@ -925,9 +1201,16 @@ START_TEST(parse_never_reads_past_the_end_of_its_input)
     gbuf s = { 0 }, want = { 0 };
     uint8_t *d = make_payload(300, true);
 
+    uint8_t *lmap = mmap(NULL, (size_t)pagesz * 2, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    uint8_t *lend_end;
+
     ck_assert(map != MAP_FAILED);
     ck_assert_int_eq(mprotect(map + pagesz, (size_t)pagesz, PROT_NONE), 0);
     end = map + pagesz;
+    ck_assert(lmap != MAP_FAILED);
+    ck_assert_int_eq(mprotect(lmap + pagesz, (size_t)pagesz, PROT_NONE), 0);
+    lend_end = lmap + pagesz;
 
     put_str(&s, GH_WS_OP_TEXT, false, "x\xe2");
     put_str(&s, GH_WS_OP_PING, true, "ping");
@@ -952,17 +1235,25 @@ START_TEST(parse_never_reads_past_the_end_of_its_input)
         ck_assert_int_eq(r.rc, 0);
         if (m == s.len)
             assert_same(&r, &want, 0, 0, "guard", m);
+        ck_assert_ptr_eq(p.ctrl, r.lent);
+        free(p.ctrl);
         run_free(&r);
-        /* ... and byte by byte. */
+        /* ... and byte by byte, lending control storage that also ends at
+         * a guard page. */
         memset(&r, 0, sizeof(r));
+        r.fixed_lend = lend_end - GH_WS_MAX_CONTROL;
         memcpy(end - m, s.p, m);
         gh_ws_parser_init(&p, 0);
         for (size_t i = 0; i < m; i++)
             feed(&p, end - m, i, i + 1, &r);
         ck_assert_int_eq(r.rc, 0);
+        ck_assert_ptr_eq(p.ctrl, r.lent);
+        if (m == s.len)
+            ck_assert_uint_eq(r.nlent, 2);      /* the ping and the close */
         run_free(&r);
     }
     munmap(map, (size_t)pagesz * 2);
+    munmap(lmap, (size_t)pagesz * 2);
     gb_free(&s);
     gb_free(&want);
     free(d);
@@ -1140,6 +1431,13 @@ static Suite *wsframe_suite(void)
     tcase_add_test(ok, parse_treats_max_message_0_as_no_limit);
     tcase_add_test(ok, parse_returns_0_for_empty_input);
     tcase_add_test(ok, parse_never_reads_past_the_end_of_its_input);
+    tcase_add_test(ok, parse_reports_a_whole_control_frame_in_place_without_asking_for_storage);
+    tcase_add_test(ok, parse_asks_for_storage_once_the_header_of_a_split_control_frame_is_in);
+    tcase_add_test(ok, parse_asks_again_while_no_storage_was_given);
+    tcase_add_test(ok, parse_hands_back_storage_set_ahead_at_the_end_of_the_next_control_frame);
+    tcase_add_test(ok, parse_hands_back_control_storage_with_the_error_that_refuses_its_frame);
+    tcase_add_test(ok, parse_reassembles_split_control_frames_inside_a_message_at_any_two_cuts);
+    tcase_add_test(ok, parser_state_stays_small);
     tcase_add_test(bad, parse_refuses_an_unmasked_frame_with_1002);
     tcase_add_test(bad, parse_refuses_rsv_bits_with_1002);
     tcase_add_test(bad, parse_refuses_reserved_opcodes_with_1002);
