@@ -6,6 +6,7 @@ is the daemon's own "ready:" log line, never a sleep.
 """
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -32,7 +33,32 @@ ABI_MAJOR, ABI_MINOR = abi_version()
 ABI = f"{ABI_MAJOR}.{ABI_MINOR}"
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host="127.0.0.1"):
+    """A port nobody listens on now, chosen at random BELOW the kernel's
+    ephemeral range: a port from bind(0) lies inside that range, where any
+    client socket of a test running in parallel may take it as its source
+    port before the server under test binds it ("Address already in use").
+    Falls back to bind(0) when no such range is left."""
+    lo, _ = _ephemeral_range()
+    if lo > 12000:
+        rng = random.Random()             # seeded from the OS: differs per process
+        for _ in range(200):
+            port = rng.randrange(10000, lo)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
