@@ -535,7 +535,7 @@ static int publish_now(gh_bus *b, const char *ch, size_t chlen, int opcode,
 }
 
 static void on_script_reply(redisAsyncContext *ac, void *r, void *priv);
-static int send_fetch(gh_bus *b, const chan *c, uint64_t reqid);
+static int fetch_now(gh_bus *b, const char *ch, size_t chlen, uint64_t reqid);
 
 /* Sends a formatted script command (member or log). */
 static int cmd_now(gh_bus *b, const uint8_t *cmd, size_t len)
@@ -565,7 +565,7 @@ static void chan_flush(gh_bus *b, chan *c, bool send)
             else if (m->kind == Q_CMD)
                 rc = cmd_now(b, m->data, m->cmdlen);
             else
-                rc = send_fetch(b, c, m->reqid);
+                rc = fetch_now(b, c->ch, c->chlen, m->reqid);
         }
         if (rc == GH_OK) {
             /* sent: comes back through SUBSCRIBE */
@@ -977,28 +977,17 @@ static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv);
 static int fetch_now(gh_bus *b, const char *ch, size_t chlen, uint64_t reqid)
 {
     char id[17];
-    const char *argv[6] = { "EVALSHA", b->sha[S_FETCH], "0", b->prefix, ch + b->plen,
-                            b->reply_ch };
-    size_t argvlen[6] = { 7, 40, 1, b->plen, chlen - b->plen, b->reply_len };
-    const char *av[7];
-    size_t al[7];
+    const char *argv[7] = { "EVALSHA", b->sha[S_FETCH], "0", b->prefix, ch + b->plen,
+                            b->reply_ch, id };
+    size_t argvlen[7] = { 7, 40, 1, b->plen, chlen - b->plen, b->reply_len, 16 };
 
     if (b->pub == NULL)
         return GH_EAGAIN;
     hex64(id, reqid);
-    memcpy(av, argv, sizeof(argv));
-    memcpy(al, argvlen, sizeof(argvlen));
-    av[6] = id;
-    al[6] = 16;
-    if (redisAsyncCommandArgv(b->pub, on_fetch_reply, (void *)(uintptr_t)reqid, 7, av, al) !=
-        REDIS_OK)
+    if (redisAsyncCommandArgv(b->pub, on_fetch_reply, (void *)(uintptr_t)reqid, 7, argv,
+                              argvlen) != REDIS_OK)
         return GH_ENOMEM;
     return GH_OK;
-}
-
-static int send_fetch(gh_bus *b, const chan *c, uint64_t reqid)
-{
-    return fetch_now(b, c->ch, c->chlen, reqid);
 }
 
 static int bus_fetch(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,

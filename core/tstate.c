@@ -216,11 +216,6 @@ static void log_append(entry *e, const char *data, size_t len, uint32_t keep)
     }
 }
 
-static const char *ns_of(const char *key)
-{
-    return key;
-}
-
 static const char *name_of(const char *key, size_t keylen, size_t *len)
 {
     size_t nslen = strlen(key);
@@ -705,10 +700,10 @@ void gh_tstate_conn_gone(gh_tstate *ts, gh_tstate_conn **tsc)
         m->farewell = NULL;     /* ours now */
         last = member_drop(ts, c, m);
         if (!ts->has_bus ||
-            ts->bus.member(ts->bus.ctx, ns_of(key), name, len, connid, NULL, 0, NULL, 0,
+            ts->bus.member(ts->bus.ctx, key, name, len, connid, NULL, 0, NULL, 0,
                            farewell, flen, 0, last) != GH_OK) {
             if (farewell != NULL)
-                deliver_here(ts, ns_of(key), name, len, farewell, flen, 0);
+                deliver_here(ts, key, name, len, farewell, flen, 0);
         }
         free(farewell);
     }
