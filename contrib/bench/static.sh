@@ -12,7 +12,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-gh="${1:-$here/build/release/gatehouse}"
+gh="${1:-$here/build/gatehouse}"
 dur="${DURATION:-10}"
 conns="${CONNS:-50}"
 

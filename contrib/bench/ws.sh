@@ -27,7 +27,7 @@
 #   bash contrib/bench/ws.sh
 #
 # Environment:
-#   GATEHOUSE=PATH   gatehouse binary (build/release/gatehouse; built with the
+#   GATEHOUSE=PATH   gatehouse binary (build/gatehouse; built with the
 #                    release preset when missing and GATEHOUSE is not set)
 #   PLUGINS=DIR      folder with echo.so, pubsub.so and (for fanout-chat)
 #                    chat.so (next to GATEHOUSE)
@@ -48,7 +48,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bench="$here/contrib/bench"
-gh="${GATEHOUSE:-$here/build/release/gatehouse}"
+gh="${GATEHOUSE:-$here/build/gatehouse}"
 dur="${DURATION:-10}"
 msgs="${MSGS:-1000}"
 window="${WINDOW:-8}"

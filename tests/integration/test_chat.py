@@ -501,7 +501,7 @@ class ChatTest(ghtest.TestCase):
             text = f.read()
         port = ghtest.free_port()
         www = os.path.join(ghtest.GH_SRC, "www")
-        for a, b in [("../build/release/plugins", wsutil.plugins_dir()),
+        for a, b in [("../build/plugins", wsutil.plugins_dir()),
                      ("127.0.0.1:8080", f"127.0.0.1:{port}"), ("../www", www),
                      ("access_log: stderr", f"access_log: {self.tmp}/gw-access.log")]:
             self.assertIn(a, text)

@@ -76,7 +76,7 @@ class CliTest(ghtest.TestCase):
             self.assertIn("usage:", out.stderr)
 
     def test_shipped_configs_check_ok_against_this_builds_plugins(self):
-        # conf/*.yaml name ../build/release/plugins (the README's run command);
+        # conf/*.yaml name ../build/plugins (the README's run command);
         # the suite runs another preset, so point plugins_dir at its plugins
         # and keep every other path as the file has it
         confdir = os.path.join(ghtest.GH_SRC, "conf")
@@ -85,8 +85,8 @@ class CliTest(ghtest.TestCase):
                 continue
             with open(os.path.join(confdir, name)) as f:
                 text = f.read()
-            self.assertIn("plugins_dir: ../build/release/plugins\n", text, name)
-            text = text.replace("plugins_dir: ../build/release/plugins",
+            self.assertIn("plugins_dir: ../build/plugins\n", text, name)
+            text = text.replace("plugins_dir: ../build/plugins",
                                 "plugins_dir: " + os.path.join(ghtest.GH_BUILD, "plugins"))
             copy = os.path.join(confdir, ".check-" + name)
             with open(copy, "w") as f:

@@ -188,19 +188,19 @@ static int ws_sink(void *subscriber, gh_frame_ref *f)
  * third of fan-out throughput with 1,000 subscribers. */
 #define HEAP_TRIM_THRESHOLD (4 * 1024 * 1024)
 
-int gh_topics_new(gh_server *srv)
+int gh_topics_new(gh_loop *loop)
 {
 #ifdef __GLIBC__
     (void)mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD);
 #endif
-    srv->topics = gh_topics_create(ws_sink);
-    return srv->topics != NULL ? GH_OK : GH_ENOMEM;
+    loop->topics = gh_topics_create(ws_sink);
+    return loop->topics != NULL ? GH_OK : GH_ENOMEM;
 }
 
-void gh_topics_free(gh_server *srv)
+void gh_topics_free(gh_loop *loop)
 {
-    gh_topics_destroy(srv->topics);
-    srv->topics = NULL;
+    gh_topics_destroy(loop->topics);
+    loop->topics = NULL;
 }
 
 /* The bus's watch callback for tp (on: 1 first subscriber, 0 last gone). */

@@ -40,7 +40,6 @@
 #include "route.h"
 #include "units.h"
 #include "uri.h"
-#include "wsconn.h"
 
 #define PATH_MAX_BYTES 4096
 /* After our last byte, read and drop what the client still sends for this
@@ -124,7 +123,7 @@ static bool port_is_https(const gh_listener_conf *lc, const struct sockaddr_stor
  * Returns false when it freed c. */
 static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len)
 {
-    gh_server *srv = c->srv;
+    gh_loop *loop = c->loop;
     const gh_listener_conf *lc = listener_conf(c);
     const gh_config *cfg = cfg_of(c);
     SSL *ssl = NULL;
@@ -134,7 +133,7 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
             goto fail;      /* cannot happen: a TLS record never looks like a signature */
         if ((ssl = SSL_new(c->site->tls_ctx[c->lidx])) == NULL)
             goto fail;
-        c->bev = bufferevent_openssl_socket_new(srv->base, c->fd, ssl,
+        c->bev = bufferevent_openssl_socket_new(loop->base, c->fd, ssl,
                                                 BUFFEREVENT_SSL_ACCEPTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
         if (c->bev == NULL) {
@@ -144,7 +143,7 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
         c->state = GH_CONN_TLS;
         arm_timer(c, lc->tls_handshake_timeout_ms);
     } else {
-        c->bev = bufferevent_socket_new(srv->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+        c->bev = bufferevent_socket_new(loop->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
         if (c->bev == NULL)
             goto fail;
         c->state = GH_CONN_HEAD;
@@ -185,7 +184,7 @@ static void refuse_proxy(gh_conn *c, const char *reason)
     addr_text(&c->peer, peer, sizeof(peer));
     GH_LOG(GH_LOG_WARN, "conn #%llu %s: refused while reading PROXY header: %s",
            (unsigned long long)c->id, peer, reason);
-    gh_stats_proxy_refused(&c->srv->stats, reason);
+    gh_stats_proxy_refused(&c->loop->stats, reason);
     gh_conn_free(c);
 }
 
@@ -195,7 +194,7 @@ static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
     const gh_listener_conf *lc = listener_conf(c);
 
     c->proxied = true;
-    c->srv->stats.proxy_accepted++;
+    c->loop->stats.proxy_accepted++;
     if (!info->local && (info->family == AF_INET || info->family == AF_INET6)) {
         memcpy(&c->client, &info->src, info->family == AF_INET ? sizeof(c->client.in4)
                                                                 : sizeof(c->client.in6));
@@ -316,19 +315,19 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
 void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
                     const struct sockaddr *sa, int salen)
 {
-    gh_server *srv = lst->srv;
-    const gh_listener_conf *lc = &srv->site->cfg->listeners[lst->index];
+    gh_loop *loop = lst->loop;
+    const gh_listener_conf *lc = &loop->site->cfg->listeners[lst->index];
     gh_conn *c = NULL;
     int one = 1;
 
     if ((c = calloc(1, sizeof(*c))) == NULL)
         goto fail;
-    c->srv = srv;
+    c->loop = loop;
     c->lst = lst;
     c->lidx = lst->index;
     c->fd = fd;
-    c->id = ++srv->next_conn_id;
-    c->site = gh_site_ref(srv->site);
+    c->id = ++loop->next_conn_id;
+    c->site = gh_site_ref(loop->site);
     if (salen > 0 && (size_t)salen <= sizeof(c->peer))
         memcpy(&c->peer, sa, (size_t)salen);
     c->client = c->peer;
@@ -337,10 +336,10 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     c->peer_trusted = lc->trusted_any ||
                       gh_cidr_list_match(lc->trusted, lc->ntrusted, &c->peer.sa);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if ((c->timer = evtimer_new(srv->base, on_timer, c)) == NULL)
+    if ((c->timer = evtimer_new(loop->base, on_timer, c)) == NULL)
         goto fail;
-    gh_server_conn_added(srv, c);
-    srv->stats.accepted++;
+    gh_loop_conn_added(loop, c);
+    loop->stats.accepted++;
 
     if (lc->proxy_protocol == GH_PROXY_OFF) {
         start_transport(c, NULL, 0);
@@ -351,7 +350,7 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
         return;
     }
     c->state = GH_CONN_PROXY;
-    c->pp_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
+    c->pp_ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
     if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) != 0) {
         gh_conn_free(c);
         return;
@@ -372,9 +371,9 @@ void gh_conn_free(gh_conn *c)
 {
     if (c == NULL)
         return;
-    gh_server_conn_removed(c->srv, c);
-    if (c->ws != NULL)
-        gh_ws_conn_free(c->ws);
+    gh_loop_conn_removed(c->loop, c);
+    if (c->ws != NULL && c->handoff != NULL)
+        c->handoff->release(c);
     if (c->timer != NULL)
         event_free(c->timer);
     if (c->pp_ev != NULL)
@@ -425,7 +424,7 @@ static void maybe_linger(gh_conn *c)
 void gh_conn_drain(gh_conn *c)
 {
     if (c->state == GH_CONN_WS) {
-        gh_ws_conn_drain(c);
+        c->handoff->drain(c);
         return;
     }
     if (c->state == GH_CONN_HEAD && !c->in_request) {
@@ -448,9 +447,9 @@ void gh_req_begin(gh_request *r, gh_resp_head *h, int status)
 
     r->status = status;
     gh_resp_start(h, status);
-    gh_resp_add_str(h, "Date", gh_server_date(c->srv));
+    gh_resp_add_str(h, "Date", gh_loop_date(c->loop));
     gh_resp_add_raw(h, "Server: gatehouse\r\n", 19);
-    if (c->close_after || c->srv->stopping)
+    if (c->close_after || c->loop->stopping)
         gh_resp_add_raw(h, "Connection: close\r\n", 19);
     else if (r->head != NULL && r->head->minor == 0)
         gh_resp_add_raw(h, "Connection: keep-alive\r\n", 24);
@@ -608,7 +607,7 @@ void gh_req_error(gh_request *r, int status)
 
 static void access_log(gh_request *r)
 {
-    gh_server *srv = r->c->srv;
+    gh_loop *loop = r->c->loop;
     gh_access_entry e = {0};
     const gh_http1_field *f;
     char line[4096];
@@ -616,11 +615,11 @@ static void access_log(gh_request *r)
     size_t n;
 
     if (r->status >= 100 && r->status < 600)
-        srv->stats.http_responses[r->status / 100]++;
-    if (srv->access_fd < 0)
+        loop->stats.http_responses[r->status / 100]++;
+    if (loop->access_fd < 0)
         return;
     e.client = r->c->client_text;
-    e.when = srv->date_sec != 0 ? srv->date_sec : time(NULL);
+    e.when = loop->date_sec != 0 ? loop->date_sec : time(NULL);
     e.status = r->status;
     e.bytes = r->body_bytes;
     if (r->head != NULL) {
@@ -640,7 +639,7 @@ static void access_log(gh_request *r)
         }
     }
     n = gh_accesslog_format(&e, line, sizeof(line));
-    gh_server_access_write(srv, line, n);
+    gh_loop_access_write(loop, line, n);
 }
 
 /* ---- dispatch -------------------------------------------------------- */
@@ -708,14 +707,6 @@ static void apply_forwarded(gh_conn *c, const gh_http1_head *head, gh_request *r
     addr_text(&c->client, c->client_text, sizeof(c->client_text));
 }
 
-/* What each route action does; every handler answers the request. */
-static void (*const actions[])(gh_request *, const gh_route_conf *) = {
-    [GH_ACTION_STATIC] = gh_action_static,
-    [GH_ACTION_HEALTH] = gh_action_health,
-    [GH_ACTION_REDIRECT_HTTPS] = gh_action_redirect,
-    [GH_ACTION_METRICS] = gh_action_metrics,
-    [GH_ACTION_WEBSOCKET] = gh_action_websocket,
-};
 
 /* Answers one complete request (head and, if any, body already consumed). */
 static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *req)
@@ -755,9 +746,8 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
         gh_req_error(&r, 404);
         goto out;
     }
-    if ((size_t)route->action < sizeof(actions) / sizeof(actions[0]) &&
-        actions[route->action] != NULL)
-        actions[route->action](&r, route);
+    if ((size_t)route->action < c->loop->nactions && c->loop->actions[route->action] != NULL)
+        c->loop->actions[route->action](&r, route);
     else
         gh_req_error(&r, 501);
 out:
@@ -914,7 +904,7 @@ static bool read_head(gh_conn *c, struct evbuffer *in)
     if (c->state == GH_CONN_WS) {
         /* the 101 is queued; what follows the head is WebSocket frames */
         evtimer_del(c->timer);
-        gh_ws_conn_start(c);
+        c->handoff->start(c);
         return false;
     }
     if (c->state != GH_CONN_CLOSING)
@@ -979,7 +969,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         return;
     case GH_CONN_FLUSH:
         c->state = GH_CONN_HEAD;
-        if (c->srv->stopping) {
+        if (c->loop->stopping) {
             gh_conn_free(c);
             return;
         }
@@ -999,12 +989,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (c->state == GH_CONN_TLS) {
         if (what & BEV_EVENT_CONNECTED) {
-            c->srv->stats.tls_ok++;
+            c->loop->stats.tls_ok++;
             c->state = GH_CONN_HEAD;
             arm_timer(c, cfg_of(c)->http.header_timeout_ms);
             return;
         }
-        c->srv->stats.tls_failed++;
+        c->loop->stats.tls_failed++;
         if (what & BEV_EVENT_ERROR) {
             char ebuf[256];
             unsigned long e = bufferevent_get_openssl_error(c->bev);
@@ -1049,7 +1039,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         refuse_proxy(c, "timeout");
         return;
     case GH_CONN_TLS:
-        c->srv->stats.tls_failed++;
+        c->loop->stats.tls_failed++;
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake timeout, closing",
                (unsigned long long)c->id, c->client_text);
         break;

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server.h"
+#include "loop.h"
 
 struct gh_topics;
 typedef struct gh_topic_sub gh_topic_sub;   /* one subscription */
@@ -62,10 +62,10 @@ typedef struct gh_topic_bus {
     void (*watch)(void *ctx, const char *ns, const char *name, size_t name_len, int on);
 } gh_topic_bus;
 
-/* Creates srv->topics with the WebSocket sink. Returns 0 or GH_ENOMEM. */
-int gh_topics_new(gh_server *srv);
-/* Frees srv->topics (NULL-safe). Every subscription must be gone. */
-void gh_topics_free(gh_server *srv);
+/* Creates loop->topics with the WebSocket sink. Returns 0 or GH_ENOMEM. */
+int gh_topics_new(gh_loop *loop);
+/* Frees loop->topics (NULL-safe). Every subscription must be gone. */
+void gh_topics_free(gh_loop *loop);
 
 /* The same, standalone, with any sink (tests). NULL on ENOMEM. */
 struct gh_topics *gh_topics_create(gh_topic_sink sink);

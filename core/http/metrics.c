@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "actions.h"
-#include "bus.h"
 
 typedef struct text {
     char  *buf;
@@ -77,8 +76,8 @@ static void release(void *arg)
 
 void gh_action_metrics(gh_request *r, const gh_route_conf *route)
 {
-    gh_server *srv = r->c->srv;
-    const gh_stats *st = &srv->stats;
+    gh_loop *loop = r->c->loop;
+    const gh_stats *st = &loop->stats;
     text t = { 0 };
     gh_resp_head h;
     static const char *classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -90,11 +89,11 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     }
 
     head(&t, "connections_open", "gauge", "Connections open now, by listener and kind.");
-    for (gh_listener *l = srv->listeners; l != NULL; l = l->next) {
+    for (gh_listener *l = loop->listeners; l != NULL; l = l->next) {
         uint64_t ws = 0, all = 0;
         if (l->retired)
             continue;
-        for (gh_conn *c = srv->conns; c != NULL; c = c->next) {
+        for (gh_conn *c = loop->conns; c != NULL; c = c->next) {
             if (c->lst != l)
                 continue;
             all++;
@@ -166,9 +165,9 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "topic_state_members", "gauge", "Topic-state members set by this instance's "
          "connections (e.g. chat users).");
     put(&t, "gatehouse_topic_state_members %llu\n", (unsigned long long)st->state_members);
-    if (srv->bus != NULL) {
+    if (loop->bus != NULL) {
         head(&t, "bus_connected", "gauge", "1 while the Redis bus is connected.");
-        put(&t, "gatehouse_bus_connected %d\n", gh_bus_is_connected(srv->bus) ? 1 : 0);
+        put(&t, "gatehouse_bus_connected %d\n", st->bus_connected ? 1 : 0);
         head(&t, "bus_messages_total", "counter",
              "Topic messages through the Redis bus, by direction.");
         put(&t, "gatehouse_bus_messages_total{direction=\"published\"} %llu\n",
@@ -187,7 +186,7 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "process_start_time_seconds", "gauge", "Start time of the process since the epoch.");
     put(&t, "gatehouse_process_start_time_seconds %.3f\n", st->start_time);
     head(&t, "draining", "gauge", "1 while the process drains.");
-    put(&t, "gatehouse_draining %d\n", srv->draining ? 1 : 0);
+    put(&t, "gatehouse_draining %d\n", loop->draining ? 1 : 0);
 
     if (t.failed) {
         free(t.buf);

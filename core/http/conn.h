@@ -13,7 +13,7 @@
 
 #include "http1.h"
 #include "httpresp.h"
-#include "server.h"
+#include "loop.h"
 
 /* An IPv4 or IPv6 address: a quarter of a sockaddr_storage, which matters
  * at 10,000s of idle connections. */
@@ -22,6 +22,16 @@ typedef union gh_sockaddr {
     struct sockaddr_in  in4;
     struct sockaddr_in6 in6;
 } gh_sockaddr;
+
+/* Who owns a connection once it leaves HTTP: the action that upgrades it
+ * sets c->handoff (with c->state = GH_CONN_WS and its own state in c->ws),
+ * and conn.c reaches the upper layer only through these. */
+typedef struct gh_conn_handoff {
+    void (*start)(gh_conn *c);   /* the head is drained: take over what follows;
+                                    must not free c synchronously */
+    void (*drain)(gh_conn *c);   /* the daemon is stopping: close gracefully */
+    void (*release)(gh_conn *c); /* c is being freed: free c->ws */
+} gh_conn_handoff;
 
 typedef enum {
     GH_CONN_HEAD = 0,     /* waiting for a request head */
@@ -36,7 +46,7 @@ typedef enum {
 
 struct gh_conn {
     gh_conn            *prev, *next;   /* server registry */
-    gh_server          *srv;
+    gh_loop          *loop;
     gh_site            *site;          /* reference held */
     gh_listener        *lst;
     size_t              lidx;          /* this listener's index in site->cfg->listeners */
@@ -63,6 +73,7 @@ struct gh_conn {
     bool                close_after;   /* close once the body/response is done */
     char               *pending_head;  /* a head kept while its body is discarded */
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
+    const gh_conn_handoff *handoff;    /* set with ws */
     size_t              pending_len;
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For

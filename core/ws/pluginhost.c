@@ -99,7 +99,7 @@ struct gh_plugin_inst {
 struct gh_plugins {
     gh_site        *site;
     int             dirfd;               /* plugins_dir, open while loaded; -1 */
-    gh_server      *srv;
+    gh_loop      *loop;
     plugin         *plugins;
     size_t          nplugins;
     refusal        *refusals;
@@ -582,7 +582,7 @@ static gh_plugin_timer *h_timer_start(gh_plugin_inst *in, uint64_t after_ms,
     t->every_ms = every_ms;
     t->cb = cb;
     t->arg = arg;
-    if (in->ps->srv != NULL && !timer_arm(t, in->ps->srv->base)) {
+    if (in->ps->loop != NULL && !timer_arm(t, in->ps->loop->base)) {
         free(t);
         return NULL;
     }
@@ -606,17 +606,17 @@ static void h_timer_stop(gh_plugin_timer *t)
 
 /* ---- binding and unloading -------------------------------------------- */
 
-void gh_plugins_bind(gh_site *site, gh_server *srv)
+void gh_plugins_bind(gh_site *site, gh_loop *loop)
 {
     struct gh_plugins *ps = site->plugins;
 
     if (ps == NULL)
         return;
-    if (ps->srv == NULL) {      /* once per generation */
-        srv->stats.plugin_loads += ps->nplugins;
-        srv->stats.plugin_refusals += ps->nrefusals;
+    if (ps->loop == NULL) {      /* once per generation */
+        loop->stats.plugin_loads += ps->nplugins;
+        loop->stats.plugin_refusals += ps->nrefusals;
     }
-    ps->srv = srv;
+    ps->loop = loop;
     for (size_t i = 0; i < ps->ninst; i++) {
         struct gh_plugin_inst *in = ps->inst[i];
         struct gh_plugin_timer *t, *next;
@@ -625,7 +625,7 @@ void gh_plugins_bind(gh_site *site, gh_server *srv)
             continue;
         for (t = in->timers; t != NULL; t = next) {
             next = t->next;
-            if (t->ev == NULL && !timer_arm(t, srv->base)) {
+            if (t->ev == NULL && !timer_arm(t, loop->base)) {
                 GH_LOG(GH_LOG_ERROR, "plugin %s (route %s): cannot start a timer: out "
                        "of memory", in->pl->desc->name, in->label);
                 timer_free(t);
@@ -692,9 +692,9 @@ const char *const *gh_plugin_route_subprotocols(const gh_plugin_route *rt, size_
     return rt->pl->desc->subprotocols;
 }
 
-gh_server *gh_plugin_route_server(const gh_plugin_route *rt)
+gh_loop *gh_plugin_route_loop(const gh_plugin_route *rt)
 {
-    return rt->ps->srv;
+    return rt->ps->loop;
 }
 
 int gh_plugin_route_open(gh_plugin_route *rt, struct gh_ws_conn *ws)
@@ -968,9 +968,9 @@ static int32_t h_publish(gh_plugin_inst *in, const char *topic, size_t topic_len
         if (gh_utf8_feed(&u, data, len) != 0 || !gh_utf8_is_complete(&u))
             return GH_EINVAL;
     }
-    if (in->ps->srv == NULL || in->ps->srv->topics == NULL)
+    if (in->ps->loop == NULL || in->ps->loop->topics == NULL)
         return -ENOTCONN;
-    return gh_topics_publish(in->ps->srv->topics, in->pl->desc->name, topic, topic_len,
+    return gh_topics_publish(in->ps->loop->topics, in->pl->desc->name, topic, topic_len,
                              type, data, len);
 }
 
@@ -987,27 +987,27 @@ static bool is_utf8(const char *s, size_t len)
 }
 
 /* The server and namespace of conn's route, or NULL when not serving. */
-static gh_server *serving(gh_plugin_conn *c, const char **ns)
+static gh_loop *serving(gh_plugin_conn *c, const char **ns)
 {
     gh_plugin_inst *in = c != NULL ? gh_ws_conn_route(WS(c)) : NULL;
 
-    if (in == NULL || in->ps->srv == NULL || in->ps->srv->tstate == NULL)
+    if (in == NULL || in->ps->loop == NULL || in->ps->loop->tstate == NULL)
         return NULL;
     *ns = in->pl->desc->name;
-    return in->ps->srv;
+    return in->ps->loop;
 }
 
 static int32_t request(gh_plugin_conn *c, const char *topic, size_t len, bool join,
                        gh_plugin_state_cb cb, void *arg)
 {
     const char *ns;
-    gh_server *srv;
+    gh_loop *loop;
 
     if (c == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME || cb == NULL)
         return GH_EINVAL;
-    if ((srv = serving(c, &ns)) == NULL)
+    if ((loop = serving(c, &ns)) == NULL)
         return -ENOTCONN;
-    return gh_tstate_request(srv->tstate, WS(c), gh_ws_conn_tstate(WS(c)), ns, topic, len,
+    return gh_tstate_request(loop->tstate, WS(c), gh_ws_conn_tstate(WS(c)), ns, topic, len,
                              join, cb, arg);
 }
 
@@ -1028,7 +1028,7 @@ static int32_t h_member_set(gh_plugin_conn *c, const char *topic, size_t len,
                             size_t alen, uint32_t flags, const char *farewell, size_t flen)
 {
     const char *ns;
-    gh_server *srv;
+    gh_loop *loop;
 
     if (c == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME ||
         (value != NULL && (vlen == 0 || vlen > GH_TSTATE_MAX_VALUE || !is_utf8(value, vlen))) ||
@@ -1036,9 +1036,9 @@ static int32_t h_member_set(gh_plugin_conn *c, const char *topic, size_t len,
         (farewell != NULL && !is_utf8(farewell, flen)) || (farewell == NULL && flen > 0) ||
         alen > ((size_t)1 << 62) || flen > ((size_t)1 << 62))
         return GH_EINVAL;
-    if ((srv = serving(c, &ns)) == NULL)
+    if ((loop = serving(c, &ns)) == NULL)
         return -ENOTCONN;
-    return gh_tstate_member_set(srv->tstate, WS(c), gh_ws_conn_tstate(WS(c)), ns, topic,
+    return gh_tstate_member_set(loop->tstate, WS(c), gh_ws_conn_tstate(WS(c)), ns, topic,
                                 len, value, vlen, announce, alen, flags,
                                 value != NULL ? farewell : NULL, value != NULL ? flen : 0);
 }
@@ -1049,9 +1049,9 @@ static int32_t h_log_publish(gh_plugin_inst *in, const char *topic, size_t len,
     if (in == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME || keep == 0 ||
         keep > GH_TSTATE_MAX_KEEP || dlen > ((size_t)1 << 62) || !is_utf8(data, dlen))
         return GH_EINVAL;
-    if (in->ps->srv == NULL || in->ps->srv->tstate == NULL)
+    if (in->ps->loop == NULL || in->ps->loop->tstate == NULL)
         return -ENOTCONN;
-    return gh_tstate_log_publish(in->ps->srv->tstate, in->pl->desc->name, topic, len, data,
+    return gh_tstate_log_publish(in->ps->loop->tstate, in->pl->desc->name, topic, len, data,
                                  dlen, keep);
 }
 

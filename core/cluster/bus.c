@@ -356,7 +356,7 @@ typedef struct chan {
 } chan;
 
 struct gh_bus {
-    gh_server         *srv;
+    gh_loop         *loop;
     uint64_t           origin;      /* this bus, in every envelope it sends */
     char              *host;
     int                port;
@@ -493,7 +493,7 @@ static void warn_limited(gh_bus *b, const char *what)
 static int deliver_local(gh_bus *b, const char *ns, const char *name, size_t len,
                          int opcode, const void *data, size_t dlen)
 {
-    long n = gh_topics_deliver(b->srv->topics, ns, name, len, opcode, data, dlen);
+    long n = gh_topics_deliver(b->loop->topics, ns, name, len, opcode, data, dlen);
 
     return n < 0 ? (int)n : GH_OK;
 }
@@ -530,7 +530,7 @@ static int publish_now(gh_bus *b, const char *ch, size_t chlen, int opcode,
     }
     if (rc != REDIS_OK)
         return GH_ENOMEM;
-    b->srv->stats.bus_published++;
+    b->loop->stats.bus_published++;
     return GH_OK;
 }
 
@@ -545,7 +545,7 @@ static int cmd_now(gh_bus *b, const uint8_t *cmd, size_t len)
     if (redisAsyncFormattedCommand(b->pub, on_script_reply, NULL, (const char *)cmd, len) !=
         REDIS_OK)
         return GH_ENOMEM;
-    b->srv->stats.bus_published++;
+    b->loop->stats.bus_published++;
     return GH_OK;
 }
 
@@ -570,17 +570,17 @@ static void chan_flush(gh_bus *b, chan *c, bool send)
         if (rc == GH_OK) {
             /* sent: comes back through SUBSCRIBE */
         } else if (m->kind == Q_FETCH) {
-            gh_tstate_unanswered(b->srv->tstate, m->reqid);
+            gh_tstate_unanswered(b->loop->tstate, m->reqid);
         } else {
             if (c->want && m->opcode != 0) {
-                (void)gh_topics_deliver_ex(b->srv->topics, c->ns, c->name, c->name_len,
+                (void)gh_topics_deliver_ex(b->loop->topics, c->ns, c->name, c->name_len,
                                            m->opcode, m->data + m->cmdlen, m->len, m->upto,
                                            m->skip);
             }
             if (m->keep > 0)
-                gh_tstate_log_seen(b->srv->tstate, c->ns, c->name, c->name_len,
+                gh_tstate_log_seen(b->loop->tstate, c->ns, c->name, c->name_len,
                                    (const char *)m->data + m->cmdlen, m->len, m->keep);
-            b->srv->stats.bus_not_broadcast++;
+            b->loop->stats.bus_not_broadcast++;
         }
         b->queued -= m->cmdlen + m->len;
         free(m);
@@ -666,14 +666,14 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
     long chlen;
     chan *c;
     int rc;
-    uint64_t upto = gh_topics_serial(b->srv->topics);
+    uint64_t upto = gh_topics_serial(b->loop->topics);
 
     if ((opcode != GH_WS_OP_TEXT && opcode != GH_WS_OP_BINARY) || (dlen > 0 && data == NULL))
         return GH_EINVAL;
     if ((chlen = channel_of(b, ns, name, len)) < 0)
         return (int)chlen;
     if (!can_send(b)) {
-        b->srv->stats.bus_not_broadcast++;
+        b->loop->stats.bus_not_broadcast++;
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
     c = chan_find(b, b->chbuf, (size_t)chlen);
@@ -682,14 +682,14 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
          * overtake it and never come back to the members here */
         if (chan_queue(b, c, Q_PUBLISH, NULL, 0, opcode, data, dlen, upto, 0, 0, 0) == GH_OK)
             return GH_OK;
-        b->srv->stats.bus_not_broadcast++;
+        b->loop->stats.bus_not_broadcast++;
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
     if ((rc = publish_now(b, b->chbuf, (size_t)chlen, opcode, data, dlen, upto)) != GH_OK) {
-        b->srv->stats.bus_not_broadcast++;
+        b->loop->stats.bus_not_broadcast++;
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
-    if (c == NULL && gh_topics_count(b->srv->topics, ns, name, len) > 0) {
+    if (c == NULL && gh_topics_count(b->loop->topics, ns, name, len) > 0) {
         /* local members but no channel (out of memory when it was made):
          * it will not come back, so they get it directly */
         return deliver_local(b, ns, name, len, opcode, data, dlen);
@@ -879,7 +879,7 @@ static int member_op(gh_bus *b, const char *ns, const char *name, size_t len,
     const char *tk;
     char field[64], ttl[24], *cmd = NULL;
     uint8_t *bye = NULL, *ann = NULL;
-    uint64_t upto = gh_topics_serial(b->srv->topics);
+    uint64_t upto = gh_topics_serial(b->loop->topics);
     int rc = GH_ENOMEM;
 
     if ((again ? b->state != LINK_UP || b->pub == NULL : !can_send(b)) || b->shas < NSCRIPTS)
@@ -941,7 +941,7 @@ static int bus_log_publish(void *ctx, const char *ns, const char *name, size_t l
     const char *tk;
     char keeps[16], ttl[24], *cmd = NULL;
     uint8_t *env;
-    uint64_t upto = gh_topics_serial(b->srv->topics);
+    uint64_t upto = gh_topics_serial(b->loop->topics);
     gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin, .upto = upto,
                      .keep = keep, .data = (const uint8_t *)data, .len = dlen };
     int rc;
@@ -1040,7 +1040,7 @@ static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv)
         return;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         /* no answer will come on the reply channel */
-        gh_tstate_unanswered(b->srv->tstate, reqid);
+        gh_tstate_unanswered(b->loop->tstate, reqid);
         if (reply != NULL && ac == b->pub)
             on_script_reply(ac, r, NULL);
     }
@@ -1057,7 +1057,7 @@ static void on_state(gh_bus *b, const char *buf, size_t len)
 
     if (rc == GH_E2BIG) {
         if ((items = calloc(nm + nl, sizeof(*items))) == NULL) {
-            gh_tstate_unanswered(b->srv->tstate, reqid);
+            gh_tstate_unanswered(b->loop->tstate, reqid);
             return;
         }
         rc = gh_bus_state_decode(buf, len, &reqid, items, nm + nl, &nm, &nl);
@@ -1070,7 +1070,7 @@ static void on_state(gh_bus *b, const char *buf, size_t len)
     }
     st = (gh_plugin_topic_state){ .members = items, .nmembers = nm, .log = items + nm,
                                   .nlog = nl, .whole = true };
-    gh_tstate_answer(b->srv->tstate, reqid, &st);
+    gh_tstate_answer(b->loop->tstate, reqid, &st);
     if (items != small)
         free(items);
 }
@@ -1107,7 +1107,7 @@ static void on_beat_reply(redisAsyncContext *ac, void *r, void *priv)
         GH_LOG(GH_LOG_WARN, "bus: redis had taken this instance for gone (no heartbeat "
                "for %llums); registering its members again",
                (unsigned long long)b->ttl_ms);
-        gh_tstate_each_member(b->srv->tstate, reregister, b);
+        gh_tstate_each_member(b->loop->tstate, reregister, b);
     }
 }
 
@@ -1252,18 +1252,18 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
             return;
         }
     }
-    b->srv->stats.bus_received++;
+    b->loop->stats.bus_received++;
     if (m.keep > 0)
-        gh_tstate_log_seen(b->srv->tstate, c->ns, c->name, c->name_len, (const char *)m.data,
+        gh_tstate_log_seen(b->loop->tstate, c->ns, c->name, c->name_len, (const char *)m.data,
                            m.len, m.keep);
     /* ours: to the subscribers there were when it was published, as a
      * local publish would, but the one it skips; another instance's: to
      * everyone here */
     if (m.origin == b->origin)
-        (void)gh_topics_deliver_ex(b->srv->topics, c->ns, c->name, c->name_len, m.opcode,
+        (void)gh_topics_deliver_ex(b->loop->topics, c->ns, c->name, c->name_len, m.opcode,
                                    m.data, m.len, m.upto, m.skip);
     else
-        (void)gh_topics_deliver(b->srv->topics, c->ns, c->name, c->name_len, m.opcode,
+        (void)gh_topics_deliver(b->loop->topics, c->ns, c->name, c->name_len, m.opcode,
                                 m.data, m.len);
 }
 
@@ -1272,9 +1272,10 @@ static void link_up(gh_bus *b)
     size_t n = 0;
 
     b->state = LINK_UP;
+    b->loop->stats.bus_connected = 1;
     evtimer_del(b->timer);
     if (b->was_up)
-        b->srv->stats.bus_reconnects++;
+        b->loop->stats.bus_reconnects++;
     for (size_t i = 0; i < b->nbuckets; i++) {
         for (chan *c = b->buckets[i]; c != NULL; c = c->next) {
             if (!c->want)
@@ -1291,7 +1292,7 @@ static void link_up(gh_bus *b)
     b->was_up = true;
     /* our members, as this instance knows them (Redis may have lost them,
      * or swept them while we were away) */
-    gh_tstate_each_member(b->srv->tstate, reregister, b);
+    gh_tstate_each_member(b->loop->tstate, reregister, b);
     if (b->state == LINK_UP) {
         struct timeval tv = gh_units_timeval(b->ttl_ms / 3);
         b->beat_first = true;
@@ -1377,7 +1378,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
  * why filled in on failure. */
 static redisAsyncContext *open_one(gh_bus *b, bool pub, char *why, size_t whylen)
 {
-    struct event_base *base = b->srv->base;
+    struct event_base *base = b->loop->base;
     redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
     const char *argv[2];
     size_t argvlen[2];
@@ -1447,6 +1448,7 @@ static void connect_start(gh_bus *b)
     struct timeval tv = gh_units_timeval(CONNECT_TIMEOUT_MS);
 
     b->state = LINK_CONNECTING;
+    b->loop->stats.bus_connected = 0;
     b->pub_ready = b->sub_ready = false;
     GH_LOG(b->attempts == 0 ? GH_LOG_INFO : GH_LOG_DEBUG, "bus: connecting to redis %s",
            b->where);
@@ -1479,9 +1481,10 @@ static void link_fail(gh_bus *b, const char *why)
     if (b->freeing || was == LINK_DOWN)
         return;
     b->state = LINK_DOWN;
+    b->loop->stats.bus_connected = 0;
     if (b->beat != NULL)
         evtimer_del(b->beat);
-    gh_tstate_unanswered_all(b->srv->tstate);      /* no answer will come now */
+    gh_tstate_unanswered_all(b->loop->tstate);      /* no answer will come now */
     close_one(&b->pub);
     close_one(&b->sub);
     for (size_t i = 0; i < b->nbuckets; i++) {
@@ -1500,7 +1503,7 @@ static void link_fail(gh_bus *b, const char *why)
         ms = BACKOFF_MAX_MS;
     ms = ms * 4 / 5 + next_rand(b) % (ms * 2 / 5 + 1);     /* ±20 % */
     if (was == LINK_UP) {
-        b->srv->stats.bus_disconnects++;
+        b->loop->stats.bus_disconnects++;
         GH_LOG(GH_LOG_WARN, "bus: lost redis %s: %s; publishing locally only, "
                "reconnecting in %ums", b->where, why, ms);
     } else {
@@ -1541,7 +1544,7 @@ bool gh_bus_conf_equal(const gh_bus_conf *a, const gh_bus_conf *b)
            str_eq(a->password, b->password) && a->presence_ttl_ms == b->presence_ttl_ms;
 }
 
-int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out)
+int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
 {
     gh_bus *b = NULL;
     gh_bus_url u;
@@ -1554,7 +1557,7 @@ int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out)
         return GH_EINVAL;
     if ((b = calloc(1, sizeof(*b))) == NULL)
         return GH_ENOMEM;
-    b->srv = srv;
+    b->loop = loop;
     b->port = u.port;
     b->db = u.has_db ? u.db : -1;
     b->state = LINK_DOWN;
@@ -1576,12 +1579,12 @@ int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out)
         (b->chbuf = malloc(b->chcap)) == NULL ||
         (b->where = malloc(wl)) == NULL ||
         (b->buckets = calloc(64, sizeof(*b->buckets))) == NULL ||
-        (b->timer = evtimer_new(srv->base, on_timer, b)) == NULL ||
-        (b->beat = event_new(srv->base, -1, EV_PERSIST, on_beat, b)) == NULL ||
+        (b->timer = evtimer_new(loop->base, on_timer, b)) == NULL ||
+        (b->beat = event_new(loop->base, -1, EV_PERSIST, on_beat, b)) == NULL ||
         (b->reply_ch = malloc(b->plen + 7 + 16 + 1)) == NULL)
         goto out;
     b->ttl_ms = conf->presence_ttl_ms >= 1000 ? conf->presence_ttl_ms : 1000;
-    b->instance = gh_tstate_instance(srv->tstate);
+    b->instance = gh_tstate_instance(loop->tstate);
     hex64(b->me, b->instance);
     memcpy(b->reply_ch, b->prefix, b->plen);
     memcpy(b->reply_ch + b->plen, "!state:", 7);
@@ -1606,8 +1609,8 @@ int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out)
         evtimer_add(b->timer, &now);
         gh_tstate_bus sb = { .ctx = b, .member = bus_member, .log_publish = bus_log_publish,
                              .fetch = bus_fetch };
-        gh_topics_set_bus(srv->topics, &tb);    /* replays the topics that exist */
-        gh_tstate_set_bus(srv->tstate, &sb);
+        gh_topics_set_bus(loop->topics, &tb);    /* replays the topics that exist */
+        gh_tstate_set_bus(loop->tstate, &sb);
         b->installed = true;
     }
     *out = b;
@@ -1630,7 +1633,7 @@ static void flush_at_exit(gh_bus *b)
 
     /* only when the process exits (gh_server_free sets stopping): a
      * reload must not block the loop */
-    if (!b->srv->stopping || b->state != LINK_UP || b->pub == NULL)
+    if (!b->loop->stopping || b->state != LINK_UP || b->pub == NULL)
         return;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
@@ -1653,10 +1656,11 @@ void gh_bus_free(gh_bus *b)
         return;
     flush_at_exit(b);
     if (b->installed) {
-        gh_topics_set_bus(b->srv->topics, NULL);
-        gh_tstate_set_bus(b->srv->tstate, NULL);   /* waiting requests: answered here */
+        gh_topics_set_bus(b->loop->topics, NULL);
+        gh_tstate_set_bus(b->loop->tstate, NULL);   /* waiting requests: answered here */
     }
     b->freeing = true;
+    b->loop->stats.bus_connected = 0;
     if (b->timer != NULL)
         event_free(b->timer);
     if (b->beat != NULL)

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "errlist.h"
-#include "server.h"
+#include "loop.h"
 
 struct gh_plugins;
 struct gh_ws_conn;
@@ -42,7 +42,7 @@ size_t gh_plugins_failed(const gh_site *site);
 
 /* Gives the site's plugin instances the running server (topics, timers).
  * Called once the server exists; never for `-t`. */
-void gh_plugins_bind(gh_site *site, gh_server *srv);
+void gh_plugins_bind(gh_site *site, gh_loop *loop);
 
 /* Finalises every instance and unloads the plugins. NULL-safe on
  * site->plugins. */
@@ -63,7 +63,7 @@ const char *gh_plugin_route_name(const gh_plugin_route *rt);
 const char *const *gh_plugin_route_subprotocols(const gh_plugin_route *rt, size_t *n);
 
 /* The server the instance is bound to, or NULL (under -t). */
-gh_server *gh_plugin_route_server(const gh_plugin_route *rt);
+gh_loop *gh_plugin_route_loop(const gh_plugin_route *rt);
 
 /* Callbacks into the plugin. open returns 0 (accepted) or the close code to
  * refuse with (an invalid one is turned into 1011 and logged). */

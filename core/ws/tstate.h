@@ -20,7 +20,7 @@
 
 #include <gatehouse/plugin.h>
 
-#include "server.h"
+#include "loop.h"
 
 struct gh_ws_conn;
 typedef struct gh_tstate gh_tstate;
@@ -55,10 +55,10 @@ typedef struct gh_tstate_bus {
                  bool after_subscribe);
 } gh_tstate_bus;
 
-/* Creates srv->tstate. Returns 0 or GH_ENOMEM. */
-int gh_tstate_new(gh_server *srv);
-/* Frees srv->tstate (NULL-safe); every connection must be gone. */
-void gh_tstate_free(gh_server *srv);
+/* Creates loop->tstate. Returns 0 or GH_ENOMEM. */
+int gh_tstate_new(gh_loop *loop);
+/* Frees loop->tstate (NULL-safe); every connection must be gone. */
+void gh_tstate_free(gh_loop *loop);
 
 /* This process's id on the bus (random, fixed for its life), naming its
  * members in Redis so that a new bus (reload) re-registers the same ones. */

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "bus.h"
 #include "conn.h"
 #include "err.h"
@@ -30,6 +31,7 @@
 #include "topic.h"
 #include "tstate.h"
 #include "units.h"
+#include "wsconn.h"
 
 /* fds kept back from the connection limit for logs, files being sent,
  * plugins and the listeners themselves */
@@ -48,6 +50,7 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
     }
     s->refs = 1;
     s->cfg = cfg;
+    s->on_free = gh_plugins_unload;
     if (cfg->nroutes > 0 && (s->root_fds = calloc(cfg->nroutes, sizeof(int))) == NULL)
         goto out;
     s->nroot_fds = cfg->nroutes;
@@ -87,63 +90,14 @@ out:
     return rc;
 }
 
-gh_site *gh_site_ref(gh_site *s)
-{
-    s->refs++;
-    return s;
-}
-
-void gh_site_unref(gh_site *s)
-{
-    if (s == NULL || --s->refs > 0)
-        return;
-    gh_plugins_unload(s);
-    for (size_t i = 0; i < s->nroot_fds; i++)
-        if (s->root_fds[i] >= 0)
-            close(s->root_fds[i]);
-    free(s->root_fds);
-    gh_filecache_free(s->filecache);
-    if (s->tls_ctx != NULL) {
-        for (size_t i = 0; i < s->cfg->nlisteners; i++)
-            SSL_CTX_free(s->tls_ctx[i]);
-        free(s->tls_ctx);
-    }
-    gh_config_free(s->cfg);
-    free(s);
-}
-
 /* ---- small helpers ----------------------------------------------------- */
-
-const char *gh_server_date(gh_server *srv)
-{
-    time_t now = time(NULL);
-
-    if (now != srv->date_sec) {
-        srv->date_sec = now;
-        gh_httpdate_format(now, srv->date);
-    }
-    return srv->date;
-}
-
-void gh_server_access_write(gh_server *srv, const char *line, size_t len)
-{
-    if (srv->access_fd >= 0 && write(srv->access_fd, line, len) < 0) {
-        /* a full disk must not stop the gateway; say it once in a while */
-        static time_t last;
-        time_t now = time(NULL);
-        if (now != last) {
-            last = now;
-            GH_LOG(GH_LOG_WARN, "access log: write: %s", strerror(errno));
-        }
-    }
-}
 
 static void set_accepting(gh_server *srv, bool on)
 {
     if (srv->accepting == on)
         return;
     srv->accepting = on;
-    for (gh_listener *l = srv->listeners; l != NULL; l = l->next) {
+    for (gh_listener *l = srv->loop.listeners; l != NULL; l = l->next) {
         if (l->evl == NULL)
             continue;
         if (on)
@@ -153,43 +107,47 @@ static void set_accepting(gh_server *srv, bool on)
     }
 }
 
-void gh_server_conn_added(gh_server *srv, gh_conn *c)
+/* The loop is the first member of the server. */
+static gh_server *server_of(gh_loop *loop)
 {
-    c->prev = NULL;
-    c->next = srv->conns;
-    if (srv->conns != NULL)
-        srv->conns->prev = c;
-    srv->conns = c;
-    srv->nconns++;
-    c->lst->open++;
-    if (srv->max_conns > 0 && srv->nconns >= srv->max_conns) {
+    return (gh_server *)((char *)loop - offsetof(gh_server, loop));
+}
+
+static void on_conn_added(gh_loop *loop)
+{
+    gh_server *srv = server_of(loop);
+
+    if (srv->max_conns > 0 && loop->nconns >= srv->max_conns) {
         if (srv->accepting)
             GH_LOG(GH_LOG_WARN, "%llu connections open: the limit; not accepting until one closes",
-                   (unsigned long long)srv->nconns);
+                   (unsigned long long)loop->nconns);
         set_accepting(srv, false);
     }
 }
 
-void gh_server_conn_removed(gh_server *srv, gh_conn *c)
+static void on_conn_removed(gh_loop *loop)
 {
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-    srv->nconns--;
-    c->lst->open--;
-    if (srv->stopping) {
-        if (srv->nconns == 0)
-            event_base_loopbreak(srv->base);
+    gh_server *srv = server_of(loop);
+
+    if (loop->stopping) {
+        if (loop->nconns == 0)
+            event_base_loopbreak(loop->base);
         return;
     }
-    if (!srv->accepting && srv->nconns < srv->max_conns &&
+    if (!srv->accepting && loop->nconns < srv->max_conns &&
         !evtimer_pending(srv->accept_retry, NULL))
         set_accepting(srv, true);
 }
+
+/* What each route action does; every handler answers the request. A new
+ * action adds its line here and its key table to config/. */
+static const gh_action_fn actions[] = {
+    [GH_ACTION_STATIC] = gh_action_static,
+    [GH_ACTION_HEALTH] = gh_action_health,
+    [GH_ACTION_REDIRECT_HTTPS] = gh_action_redirect,
+    [GH_ACTION_METRICS] = gh_action_metrics,
+    [GH_ACTION_WEBSOCKET] = gh_action_websocket,
+};
 
 /* ---- listeners --------------------------------------------------------- */
 
@@ -199,7 +157,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
     gh_listener *l = arg;
 
     (void)evl;
-    if (l->srv->stopping) {
+    if (l->loop->stopping) {
         evutil_closesocket(fd);
         return;
     }
@@ -212,14 +170,14 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!srv->stopping && (srv->max_conns == 0 || srv->nconns < srv->max_conns))
+    if (!srv->loop.stopping && (srv->max_conns == 0 || srv->loop.nconns < srv->max_conns))
         set_accepting(srv, true);
 }
 
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
     gh_listener *l = arg;
-    gh_server *srv = l->srv;
+    gh_server *srv = server_of(l->loop);
     int err = EVUTIL_SOCKET_ERROR();
     struct timeval tv = { .tv_sec = 0, .tv_usec = 100 * 1000 };
 
@@ -240,9 +198,9 @@ static gh_listener *bind_one(gh_server *srv, const gh_listener_conf *lc, size_t 
         GH_LOG(GH_LOG_ERROR, "listen %s: out of memory", lc->listen);
         return NULL;
     }
-    l->srv = srv;
+    l->loop = &srv->loop;
     l->index = index;
-    l->evl = evconnlistener_new_bind(srv->base, on_accept, l,
+    l->evl = evconnlistener_new_bind(srv->loop.base, on_accept, l,
                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
                                      LEV_OPT_REUSEABLE,
                                      1024, (const struct sockaddr *)&lc->addr, (int)lc->addrlen);
@@ -269,8 +227,8 @@ static void free_listener(gh_listener *l)
 
 static int bind_listeners(gh_server *srv)
 {
-    const gh_config *cfg = srv->site->cfg;
-    gh_listener **tail = &srv->listeners;
+    const gh_config *cfg = srv->loop.site->cfg;
+    gh_listener **tail = &srv->loop.listeners;
 
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         gh_listener *l = bind_one(srv, &cfg->listeners[i], i);
@@ -284,7 +242,7 @@ static int bind_listeners(gh_server *srv)
 
 static void close_listeners(gh_server *srv)
 {
-    for (gh_listener *l = srv->listeners; l != NULL; l = l->next) {
+    for (gh_listener *l = srv->loop.listeners; l != NULL; l = l->next) {
         if (l->evl != NULL) {
             evconnlistener_free(l->evl);
             l->evl = NULL;
@@ -324,15 +282,15 @@ static void reload_bus(gh_server *srv, const gh_bus_conf *was, const gh_bus_conf
         return;
     GH_LOG(GH_LOG_INFO, "reload: bus changed: %s", now->redis != NULL
            ? "reconnecting" : "topics are local only now");
-    gh_bus_free(srv->bus);
-    srv->bus = NULL;
-    if (now->redis != NULL && gh_bus_new(srv, now, &srv->bus) != GH_OK)
+    gh_bus_free(srv->loop.bus);
+    srv->loop.bus = NULL;
+    if (now->redis != NULL && gh_bus_new(&srv->loop, now, &srv->loop.bus) != GH_OK)
         GH_LOG(GH_LOG_ERROR, "reload: bus: out of memory; topics are local only");
 }
 
 int gh_server_reload(gh_server *srv)
 {
-    const gh_config *ocfg = srv->site->cfg;
+    const gh_config *ocfg = srv->loop.site->cfg;
     gh_errlist errs;
     gh_config *cfg = NULL;
     gh_site *site = NULL, *old;
@@ -360,7 +318,7 @@ int gh_server_reload(gh_server *srv)
         goto fail;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        for (l = srv->listeners; l != NULL; l = l->next)
+        for (l = srv->loop.listeners; l != NULL; l = l->next)
             if (!l->retired && l->evl != NULL && same_addr(&ocfg->listeners[l->index], &cfg->listeners[i]))
                 map[i] = l;
         if (map[i] == NULL) {
@@ -374,7 +332,7 @@ int gh_server_reload(gh_server *srv)
         }
     }
     /* retire the listeners the new config dropped */
-    for (l = srv->listeners; l != NULL; l = l->next) {
+    for (l = srv->loop.listeners; l != NULL; l = l->next) {
         bool kept = false;
         for (size_t i = 0; i < cfg->nlisteners; i++)
             kept = kept || map[i] == l;
@@ -388,26 +346,26 @@ int gh_server_reload(gh_server *srv)
     }
     for (size_t i = 0; i < cfg->nlisteners; i++)
         map[i]->index = i;
-    for (pp = &srv->listeners; *pp != NULL; pp = &(*pp)->next)
+    for (pp = &srv->loop.listeners; *pp != NULL; pp = &(*pp)->next)
         ;
     *pp = added;
     added = NULL;
 
-    old = srv->site;
-    srv->site = site;
+    old = srv->loop.site;
+    srv->loop.site = site;
     site = NULL;
-    gh_plugins_bind(srv->site, srv);
+    gh_plugins_bind(srv->loop.site, &srv->loop);
     reload_bus(srv, &old->cfg->bus, &cfg->bus);
     gh_site_unref(old);           /* connections keep the old one alive */
 
     gh_log_min_level = (gh_log_level)cfg->log_level;
     if (gh_log_open(cfg->error_log) != GH_OK)
         GH_LOG(GH_LOG_ERROR, "reload: error log %s: cannot open; keeping the old one", cfg->error_log);
-    if (srv->access_fd >= 0)
-        close(srv->access_fd);
+    if (srv->loop.access_fd >= 0)
+        close(srv->loop.access_fd);
     (void)open_access_log(srv, cfg->access_log);   /* also reopens a rotated file */
     srv->max_conns = connection_limit(cfg, srv->nofile);
-    srv->stats.reloads_ok++;
+    srv->loop.stats.reloads_ok++;
     GH_LOG(GH_LOG_INFO, "reloaded %s", cfg->path);
     free(map);
     gh_errlist_deinit(&errs);
@@ -422,7 +380,7 @@ fail:
     }
     free(map);
     gh_site_unref(site);
-    srv->stats.reloads_failed++;
+    srv->loop.stats.reloads_failed++;
     gh_errlist_deinit(&errs);
     GH_LOG(GH_LOG_WARN, "reload failed: still serving the previous configuration");
     gh_notify("READY=1\nSTATUS=serving (last reload failed)");
@@ -437,32 +395,32 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!srv->stopping) {
+    if (!srv->loop.stopping) {
         /* drain_delay is over: stop accepting and wind down */
         gh_server_drain(srv);
         return;
     }
     GH_LOG(GH_LOG_WARN, "drain timeout: closing %llu connections still open",
-           (unsigned long long)srv->nconns);
-    event_base_loopbreak(srv->base);
+           (unsigned long long)srv->loop.nconns);
+    event_base_loopbreak(srv->loop.base);
 }
 
 static void stop_accepting(gh_server *srv)
 {
-    const gh_config *cfg = srv->site->cfg;
+    const gh_config *cfg = srv->loop.site->cfg;
     struct timeval tv = gh_units_timeval(cfg->drain_timeout_ms);
     gh_conn *c, *next;
 
-    srv->stopping = true;
+    srv->loop.stopping = true;
     close_listeners(srv);
     GH_LOG(GH_LOG_INFO, "draining: stopped accepting; %llu connections open",
-           (unsigned long long)srv->nconns);
-    for (c = srv->conns; c != NULL; c = next) {
+           (unsigned long long)srv->loop.nconns);
+    for (c = srv->loop.conns; c != NULL; c = next) {
         next = c->next;
         gh_conn_drain(c);
     }
-    if (srv->nconns == 0) {
-        event_base_loopbreak(srv->base);
+    if (srv->loop.nconns == 0) {
+        event_base_loopbreak(srv->loop.base);
         return;
     }
     evtimer_add(srv->drain_timer, &tv);
@@ -470,12 +428,12 @@ static void stop_accepting(gh_server *srv)
 
 void gh_server_drain(gh_server *srv)
 {
-    const gh_config *cfg = srv->site->cfg;
+    const gh_config *cfg = srv->loop.site->cfg;
 
-    if (srv->stopping)
+    if (srv->loop.stopping)
         return;
-    if (!srv->draining) {
-        srv->draining = true;
+    if (!srv->loop.draining) {
+        srv->loop.draining = true;
         gh_notify("STOPPING=1\nSTATUS=draining");
         if (cfg->drain_delay_ms > 0) {
             struct timeval tv = gh_units_timeval(cfg->drain_delay_ms);
@@ -496,20 +454,20 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     switch (sig) {
     case SIGTERM:
     case SIGINT:
-        if (srv->draining) {
+        if (srv->loop.draining) {
             GH_LOG(GH_LOG_WARN, "second %s: exiting now", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            event_base_loopbreak(srv->base);
+            event_base_loopbreak(srv->loop.base);
             return;
         }
         GH_LOG(GH_LOG_INFO, "%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         gh_server_drain(srv);
         break;
     case SIGHUP:
-        if (srv->stopping || srv->draining) {
+        if (srv->loop.stopping || srv->loop.draining) {
             GH_LOG(GH_LOG_WARN, "SIGHUP while draining: not reloading");
             break;
         }
-        GH_LOG(GH_LOG_INFO, "SIGHUP: reloading %s", srv->site->cfg->path);
+        GH_LOG(GH_LOG_INFO, "SIGHUP: reloading %s", srv->loop.site->cfg->path);
         gh_server_reload(srv);
         break;
     default:
@@ -536,15 +494,15 @@ static uint64_t raise_nofile(void)
 
 static int open_access_log(gh_server *srv, const char *path)
 {
-    srv->access_fd = -1;
+    srv->loop.access_fd = -1;
     if (path == NULL)
         return GH_OK;
     if (strcmp(path, "stderr") == 0) {
-        srv->access_fd = dup(STDERR_FILENO);
-        return srv->access_fd >= 0 ? GH_OK : -errno;
+        srv->loop.access_fd = dup(STDERR_FILENO);
+        return srv->loop.access_fd >= 0 ? GH_OK : -errno;
     }
-    srv->access_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (srv->access_fd < 0) {
+    srv->loop.access_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (srv->loop.access_fd < 0) {
         int e = errno;
         GH_LOG(GH_LOG_ERROR, "access log %s: %s", path, strerror(e));
         return -e;
@@ -562,21 +520,25 @@ int gh_server_new(gh_site *site, gh_server **out)
         gh_site_unref(site);
         return GH_ENOMEM;
     }
-    srv->site = site;
-    srv->access_fd = -1;
+    srv->loop.site = site;
+    srv->loop.access_fd = -1;
+    srv->loop.actions = actions;
+    srv->loop.nactions = sizeof(actions) / sizeof(actions[0]);
+    srv->loop.on_conn_added = on_conn_added;
+    srv->loop.on_conn_removed = on_conn_removed;
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        srv->stats.start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        srv->loop.stats.start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     }
     signal(SIGPIPE, SIG_IGN);
-    if ((srv->base = event_base_new()) == NULL)
+    if ((srv->loop.base = event_base_new()) == NULL)
         goto out;
-    srv->drain_timer = evtimer_new(srv->base, on_drain_timeout, srv);
-    srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
-    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
-    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
-    srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_signal, srv);
+    srv->drain_timer = evtimer_new(srv->loop.base, on_drain_timeout, srv);
+    srv->accept_retry = evtimer_new(srv->loop.base, on_accept_retry, srv);
+    srv->sig_term = evsignal_new(srv->loop.base, SIGTERM, on_signal, srv);
+    srv->sig_int = evsignal_new(srv->loop.base, SIGINT, on_signal, srv);
+    srv->sig_hup = evsignal_new(srv->loop.base, SIGHUP, on_signal, srv);
     if (srv->drain_timer == NULL || srv->accept_retry == NULL || srv->sig_term == NULL ||
         srv->sig_int == NULL || srv->sig_hup == NULL)
         goto out;
@@ -584,13 +546,13 @@ int gh_server_new(gh_site *site, gh_server **out)
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_hup, NULL);
 
-    if ((rc = gh_topics_new(srv)) != GH_OK || (rc = gh_tstate_new(srv)) != GH_OK)
+    if ((rc = gh_topics_new(&srv->loop)) != GH_OK || (rc = gh_tstate_new(&srv->loop)) != GH_OK)
         goto out;
-    if (cfg->bus.redis != NULL && (rc = gh_bus_new(srv, &cfg->bus, &srv->bus)) != GH_OK) {
+    if (cfg->bus.redis != NULL && (rc = gh_bus_new(&srv->loop, &cfg->bus, &srv->loop.bus)) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "bus: cannot set up: %s", strerror(-rc));
         goto out;
     }
-    gh_plugins_bind(site, srv);
+    gh_plugins_bind(site, &srv->loop);
     if ((rc = open_access_log(srv, cfg->access_log)) != GH_OK)
         goto out;
     srv->nofile = raise_nofile();
@@ -610,19 +572,19 @@ void gh_server_free(gh_server *srv)
 {
     if (srv == NULL)
         return;
-    srv->stopping = true;         /* exiting, whatever the path here */
-    while (srv->conns != NULL)
-        gh_conn_free(srv->conns);
+    srv->loop.stopping = true;         /* exiting, whatever the path here */
+    while (srv->loop.conns != NULL)
+        gh_conn_free(srv->loop.conns);
     close_listeners(srv);
-    gh_site_unref(srv->site);     /* plugins' fini may still unsubscribe */
-    srv->site = NULL;
-    gh_bus_free(srv->bus);        /* before the topics and the event base */
-    srv->bus = NULL;
-    gh_tstate_free(srv);
-    gh_topics_free(srv);
-    while (srv->listeners != NULL) {
-        gh_listener *l = srv->listeners;
-        srv->listeners = l->next;
+    gh_site_unref(srv->loop.site);     /* plugins' fini may still unsubscribe */
+    srv->loop.site = NULL;
+    gh_bus_free(srv->loop.bus);        /* before the topics and the event base */
+    srv->loop.bus = NULL;
+    gh_tstate_free(&srv->loop);
+    gh_topics_free(&srv->loop);
+    while (srv->loop.listeners != NULL) {
+        gh_listener *l = srv->loop.listeners;
+        srv->loop.listeners = l->next;
         free_listener(l);
     }
     if (srv->drain_timer != NULL)
@@ -635,10 +597,10 @@ void gh_server_free(gh_server *srv)
         event_free(srv->sig_int);
     if (srv->sig_hup != NULL)
         event_free(srv->sig_hup);
-    if (srv->base != NULL)
-        event_base_free(srv->base);
-    if (srv->access_fd >= 0)
-        close(srv->access_fd);
+    if (srv->loop.base != NULL)
+        event_base_free(srv->loop.base);
+    if (srv->loop.access_fd >= 0)
+        close(srv->loop.access_fd);
     free(srv);
 }
 
@@ -648,7 +610,7 @@ int gh_server_run(gh_server *srv)
     size_t n = 0;
 
     names[0] = '\0';
-    for (gh_listener *l = srv->listeners; l != NULL && n < sizeof(names); l = l->next) {
+    for (gh_listener *l = srv->loop.listeners; l != NULL && n < sizeof(names); l = l->next) {
         int w = snprintf(names + n, sizeof(names) - n, "%s%s", n ? " " : "", l->name);
         if (w > 0)
             n += (size_t)w;
@@ -656,7 +618,7 @@ int gh_server_run(gh_server *srv)
     GH_LOG(GH_LOG_INFO, "ready: listening on %s (max %llu connections)", names,
            (unsigned long long)srv->max_conns);
     gh_notify("READY=1\nSTATUS=serving");
-    event_base_dispatch(srv->base);
+    event_base_dispatch(srv->loop.base);
     GH_LOG(GH_LOG_INFO, "exiting");
     return srv->exit_code;
 }

@@ -21,7 +21,7 @@
 #include <gatehouse/plugin.h>
 
 #include "config.h"
-#include "server.h"
+#include "loop.h"
 
 /* ---- codec: no I/O, no allocation -------------------------------------- */
 
@@ -109,14 +109,14 @@ int gh_bus_url_parse(const char *url, gh_bus_url *out);
 
 typedef struct gh_bus gh_bus;
 
-/* Creates the bus for conf (conf->redis set) on srv's loop and installs it
- * as srv->topics' bus; topics that exist now are subscribed once
+/* Creates the bus for conf (conf->redis set) on loop's loop and installs it
+ * as loop->topics' bus; topics that exist now are subscribed once
  * connected. Connecting starts when the loop runs; failing to reach Redis
  * is not an error here (the bus retries, logging). Returns 0 and *out (free
  * with gh_bus_free), GH_EINVAL (bad URL) or GH_ENOMEM. */
-int gh_bus_new(gh_server *srv, const gh_bus_conf *conf, gh_bus **out);
+int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out);
 
-/* Uninstalls the bus from srv->topics (publish is local again), closes the
+/* Uninstalls the bus from loop->topics (publish is local again), closes the
  * connections and frees b. Messages waiting for a SUBSCRIBE to be
  * confirmed are delivered locally. NULL-safe. Call it before the event
  * base is freed, and not from a hiredis callback. */

@@ -5,7 +5,7 @@
 void gh_action_health(gh_request *r, const gh_route_conf *route)
 {
     gh_resp_head h;
-    bool draining = r->c->srv->draining;
+    bool draining = r->c->loop->draining;
 
     (void)route;
     gh_req_begin(r, &h, draining ? 503 : 200);

@@ -90,7 +90,7 @@ struct gh_tstate_conn {
 };
 
 struct gh_tstate {
-    gh_server     *srv;
+    gh_loop     *loop;
     entry        **buckets;
     size_t         nbuckets, nentries;
     req           *reqs, *reqs_tail;    /* every waiting request, oldest first */
@@ -228,26 +228,26 @@ static const char *name_of(const char *key, size_t keylen, size_t *len)
 static void deliver_here(gh_tstate *ts, const char *ns, const char *name, size_t len,
                          const char *data, size_t dlen, uint64_t skip)
 {
-    if (ts->srv->topics != NULL)
-        (void)gh_topics_deliver_ex(ts->srv->topics, ns, name, len, GH_WS_OP_TEXT, data,
+    if (ts->loop->topics != NULL)
+        (void)gh_topics_deliver_ex(ts->loop->topics, ns, name, len, GH_WS_OP_TEXT, data,
                                    dlen, UINT64_MAX, skip);
     if (ts->has_bus)
-        ts->srv->stats.bus_not_broadcast++;
+        ts->loop->stats.bus_not_broadcast++;
 }
 
 /* ---- lifetime ------------------------------------------------------------ */
 
 static void on_kick(evutil_socket_t fd, short what, void *arg);
 
-int gh_tstate_new(gh_server *srv)
+int gh_tstate_new(gh_loop *loop)
 {
     gh_tstate *ts = calloc(1, sizeof(*ts));
 
     if (ts == NULL)
         return GH_ENOMEM;
-    ts->srv = srv;
+    ts->loop = loop;
     if ((ts->buckets = calloc(BUCKETS, sizeof(*ts->buckets))) == NULL ||
-        (srv->base != NULL && (ts->kick = event_new(srv->base, -1, 0, on_kick, ts)) == NULL)) {
+        (loop->base != NULL && (ts->kick = event_new(loop->base, -1, 0, on_kick, ts)) == NULL)) {
         free(ts->buckets);
         free(ts);
         return GH_ENOMEM;
@@ -260,7 +260,7 @@ int gh_tstate_new(gh_server *srv)
         ts->instance = ((uint64_t)t.tv_sec << 32) ^ (uint64_t)t.tv_nsec ^
                        ((uint64_t)getpid() << 16);
     }
-    srv->tstate = ts;
+    loop->tstate = ts;
     return GH_OK;
 }
 
@@ -286,9 +286,9 @@ static void req_free(gh_tstate *ts, req *r)
     free(r);
 }
 
-void gh_tstate_free(gh_server *srv)
+void gh_tstate_free(gh_loop *loop)
 {
-    gh_tstate *ts = srv->tstate;
+    gh_tstate *ts = loop->tstate;
 
     if (ts == NULL)
         return;
@@ -311,7 +311,7 @@ void gh_tstate_free(gh_server *srv)
         event_free(ts->kick);
     free(ts->buckets);
     free(ts);
-    srv->tstate = NULL;
+    loop->tstate = NULL;
 }
 
 uint64_t gh_tstate_instance(const gh_tstate *ts)
@@ -348,9 +348,9 @@ static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
     }
     req_free(ts, r);
     if (st->whole && ts->has_bus)
-        ts->srv->stats.state_answers_redis++;
+        ts->loop->stats.state_answers_redis++;
     else
-        ts->srv->stats.state_answers_local++;
+        ts->loop->stats.state_answers_local++;
     cb(arg, (gh_plugin_conn *)ws, st);
 }
 
@@ -482,7 +482,7 @@ int gh_tstate_request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc
         return -EBUSY;
     if ((r = calloc(1, sizeof(*r) + nslen + 1 + len)) == NULL)
         return GH_ENOMEM;
-    if ((r->timeout = evtimer_new(ts->srv->base, on_timeout, r)) == NULL) {
+    if ((r->timeout = evtimer_new(ts->loop->base, on_timeout, r)) == NULL) {
         free(r);
         return GH_ENOMEM;
     }
@@ -550,7 +550,7 @@ static bool member_drop(gh_tstate *ts, gh_tstate_conn *c, member *m)
     else
         e->tail = m->prev;
     e->nmembers--;
-    ts->srv->stats.state_members--;
+    ts->loop->stats.state_members--;
     free(m->value);
     free(m->farewell);
     free(m);
@@ -614,7 +614,7 @@ int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **
                 e->head = m;
             e->tail = m;
             e->nmembers++;
-            ts->srv->stats.state_members++;
+            ts->loop->stats.state_members++;
             m->cnext = c->members;
             c->members = m;
         }

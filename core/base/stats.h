@@ -42,6 +42,7 @@ typedef struct gh_stats {
     uint64_t       bus_not_broadcast; /* published while the bus was down: delivered here only */
     uint64_t       bus_disconnects;   /* connections to Redis lost while up */
     uint64_t       bus_reconnects;    /* connections to Redis made again after a loss */
+    uint64_t       bus_connected;     /* gauge: 1 while the link to Redis is up (bus.c) */
     uint64_t       state_answers_redis;   /* topic-state requests answered by Redis */
     uint64_t       state_answers_local;   /* ... from this process's part */
     uint64_t       state_members;         /* topic-state members of this process's conns */

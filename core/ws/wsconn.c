@@ -163,7 +163,7 @@ static struct evbuffer *out_of(const struct gh_ws_conn *ws)
 
 static struct gh_topics *topics_of(const struct gh_ws_conn *ws)
 {
-    return ws->c->srv->topics;
+    return ws->c->loop->topics;
 }
 
 /* Output above this stops reading (half the send backlog). */
@@ -276,7 +276,7 @@ static void begin_close(struct gh_ws_conn *ws, uint16_t code, const char *reason
         return;
     n = gh_ws_close_payload(payload, code, reason, reason_len);
     (void)queue_frame(ws, GH_WS_OP_CLOSE, payload, n);
-    gh_stats_ws_close(&ws->c->srv->stats, code);
+    gh_stats_ws_close(&ws->c->loop->stats, code);
     ws->close_code = code;
     ws->close_why = (uint8_t)why;
     ws->state = fail ? WS_FLUSHING : WS_CLOSE_SENT;
@@ -300,7 +300,7 @@ static void kill_conn(struct gh_ws_conn *ws)
     if (ws->state == WS_OPEN) {
         ws->close_code = GH_WS_CLOSE_ABNORMAL;
         ws->close_why = WHY_NONE;
-        gh_stats_ws_close(&ws->c->srv->stats, GH_WS_CLOSE_ABNORMAL);
+        gh_stats_ws_close(&ws->c->loop->stats, GH_WS_CLOSE_ABNORMAL);
     }
     ws->state = WS_LINGER;
     ws->dead = true;
@@ -321,7 +321,7 @@ static bool over_backlog(struct gh_ws_conn *ws, size_t len)
                "would pass send_backlog %llu; closing with 1008",
                (unsigned long long)ws->c->id, ws->c->client_text, queued, len,
                (unsigned long long)limit);
-        ws->c->srv->stats.ws_slow_consumers++;
+        ws->c->loop->stats.ws_slow_consumers++;
         fail_conn(ws, GH_WS_CLOSE_POLICY, WHY_SLOW_CONSUMER);
         return true;
     }
@@ -346,8 +346,8 @@ int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t 
         return -ENOBUFS;
     if (queue_frame(ws, opcode, data, len) != GH_OK)
         return GH_ENOMEM;
-    ws->c->srv->stats.ws_messages_out++;
-    ws->c->srv->stats.ws_bytes_out += len;
+    ws->c->loop->stats.ws_messages_out++;
+    ws->c->loop->stats.ws_bytes_out += len;
     return GH_OK;
 }
 
@@ -365,8 +365,8 @@ int gh_ws_conn_send_ref(void *arg, struct gh_frame_ref *f)
         return GH_ENOMEM;
     }
     /* payload bytes: the frame less its 2-, 4- or 10-byte header */
-    ws->c->srv->stats.ws_messages_out++;
-    ws->c->srv->stats.ws_bytes_out += f->len <= 127 ? f->len - 2
+    ws->c->loop->stats.ws_messages_out++;
+    ws->c->loop->stats.ws_bytes_out += f->len <= 127 ? f->len - 2
                                      : f->len <= 65539 ? f->len - 4 : f->len - 10;
     need_flush(ws);
     return GH_OK;
@@ -400,7 +400,7 @@ static void notify_close(struct gh_ws_conn *ws, const char *reason, size_t reaso
 {
     ws->notified = true;
     gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
-    gh_tstate_conn_gone(ws->c->srv->tstate, &ws->tsc);     /* farewells to the others */
+    gh_tstate_conn_gone(ws->c->loop->tstate, &ws->tsc);     /* farewells to the others */
     gh_plugin_route_close(ws->rt, ws, ws->close_code, reason, reason_len);
 }
 
@@ -422,8 +422,8 @@ static bool settle(struct gh_ws_conn *ws)
 
 static void deliver(struct gh_ws_conn *ws, int opcode, const uint8_t *data, size_t len)
 {
-    ws->c->srv->stats.ws_messages_in++;
-    ws->c->srv->stats.ws_bytes_in += len;
+    ws->c->loop->stats.ws_messages_in++;
+    ws->c->loop->stats.ws_bytes_in += len;
     gh_plugin_route_message(ws->rt, ws, opcode, data, len);
 }
 
@@ -500,7 +500,7 @@ static void on_close_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
         /* echo the code (RFC 6455 §5.5.1); an empty close gets an empty one */
         size_t n = gh_ws_close_payload(payload, ev->close_code, NULL, 0);
         (void)queue_frame(ws, GH_WS_OP_CLOSE, payload, n);
-        gh_stats_ws_close(&ws->c->srv->stats, ev->close_code);
+        gh_stats_ws_close(&ws->c->loop->stats, ev->close_code);
         ws->state = WS_FLUSHING;
         ws->close_code = ev->close_code;
         ws->next_ping_ms = ws->pong_due_ms = 0;
@@ -870,6 +870,18 @@ static void ws_destroy(struct gh_ws_conn *ws)
     free(ws);
 }
 
+static void release(gh_conn *c)
+{
+    gh_ws_conn_free(c->ws);
+}
+
+/* What conn.c calls once a connection is ours. */
+static const gh_conn_handoff ws_handoff = {
+    .start = gh_ws_conn_start,
+    .drain = gh_ws_conn_drain,
+    .release = release,
+};
+
 void gh_action_websocket(gh_request *r, const gh_route_conf *route)
 {
     gh_conn *c = r->c;
@@ -886,7 +898,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     uint64_t now;
 
     rt = gh_plugins_route(c->site, (size_t)(route - c->site->cfg->routes));
-    if (rt == NULL || c->srv->stopping || gh_plugin_route_server(rt) == NULL) {
+    if (rt == NULL || c->loop->stopping || gh_plugin_route_loop(rt) == NULL) {
         refuse(r, 503, NULL);
         return;
     }
@@ -955,7 +967,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
      * after this returns and frees it in gh_conn_free(); gh_ws_conn_start()
      * arms it. */
     evtimer_del(c->timer);
-    if (event_assign(c->timer, c->srv->base, -1, 0, on_timer, ws) != 0) {
+    if (event_assign(c->timer, c->loop->base, -1, 0, on_timer, ws) != 0) {
         c->close_after = true;  /* cannot happen for a timer; be safe anyway */
         ws_destroy(ws);
         return;
@@ -971,6 +983,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     if (!ws->writing)
         bufferevent_disable(c->bev, EV_WRITE);
     c->ws = ws;
+    c->handoff = &ws_handoff;
     c->state = GH_CONN_WS;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, ws);
     bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
@@ -993,7 +1006,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     } else {
         /* refused: no callback of the plugin's may run for it any more */
         gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
-        gh_tstate_conn_gone(c->srv->tstate, &ws->tsc);
+        gh_tstate_conn_gone(c->loop->tstate, &ws->tsc);
         begin_close(ws, (uint16_t)code, NULL, 0, WHY_NONE, false);
     }
 }
@@ -1020,7 +1033,7 @@ void gh_ws_conn_free(struct gh_ws_conn *ws)
         return;
     if (ws->opened && !ws->notified) {
         if (ws->state == WS_OPEN) {
-            ws->close_code = ws->c->srv->stopping ? GH_WS_CLOSE_GOING_AWAY
+            ws->close_code = ws->c->loop->stopping ? GH_WS_CLOSE_GOING_AWAY
                                                   : GH_WS_CLOSE_ABNORMAL;
             ws->close_why = WHY_NONE;
         }
@@ -1030,7 +1043,7 @@ void gh_ws_conn_free(struct gh_ws_conn *ws)
                      why_text[ws->close_why] != NULL ? strlen(why_text[ws->close_why]) : 0);
     }
     gh_topics_unsubscribe_all(topics_of(ws), &ws->subs);
-    gh_tstate_conn_gone(ws->c->srv->tstate, &ws->tsc);
+    gh_tstate_conn_gone(ws->c->loop->tstate, &ws->tsc);
     ws_destroy(ws);
 }
 
