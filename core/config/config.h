@@ -221,6 +221,11 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
 /* NULL-safe. */
 void gh_config_free(gh_config *cfg);
 
+/* Calls fn with the dotted path of every key the loader accepts, parents
+ * before their children ("listeners", "listeners.tls", "listeners.tls.cert";
+ * sequences add no segment). For the configuration reference's test. */
+void gh_config_each_key(void (*fn)(const char *path, void *arg), void *arg);
+
 /* Lookups in a gh_cnode map: the child with that key, or NULL (also when map
  * is NULL or not a map). */
 const gh_cnode *gh_cnode_get(const gh_cnode *map, const char *key);

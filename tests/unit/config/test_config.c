@@ -1183,6 +1183,107 @@ END_TEST
 
 #define N(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* ---- the configuration reference (conf/README.md) ----------------------- */
+
+#define MAX_KEYS 512
+
+typedef struct keyset {
+    char  *keys[MAX_KEYS];
+    size_t n;
+} keyset;
+
+static void add_key(const char *path, void *arg)
+{
+    keyset *ks = arg;
+
+    ck_assert_uint_lt(ks->n, MAX_KEYS);
+    ks->keys[ks->n] = strdup(path);
+    ck_assert_ptr_nonnull(ks->keys[ks->n]);
+    ks->n++;
+}
+
+static bool has_key(const keyset *ks, const char *key)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        if (strcmp(ks->keys[i], key) == 0)
+            return true;
+    return false;
+}
+
+static void keyset_free(keyset *ks)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        free(ks->keys[i]);
+    ks->n = 0;
+}
+
+/* The keys the reference documents: the first column of a table row,
+ * "| `listeners.tls.cert` | ...". Keys of a shipped plugin's config: start
+ * with the plugin's name (plugins/NAME/ exists) and go to plugins. */
+static void read_reference(keyset *doc, keyset *plugin_keys)
+{
+    char path[PATH_MAX], line[4096];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/conf/README.md", GH_SOURCE_DIR);
+    fp = fopen(path, "r");
+    ck_assert_msg(fp != NULL, "%s: %s", path, strerror(errno));
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        char key[256], dir[PATH_MAX + 300];
+        const char *p = line, *end;
+        size_t n, seg;
+        struct stat st;
+
+        if (strncmp(p, "| `", 3) != 0)
+            continue;
+        p += 3;
+        if ((end = strchr(p, '`')) == NULL || (n = (size_t)(end - p)) == 0 || n >= sizeof(key))
+            continue;
+        memcpy(key, p, n);
+        key[n] = '\0';
+        if (strspn(key, "abcdefghijklmnopqrstuvwxyz0123456789_.") != n)
+            continue;           /* a table of values, not of keys */
+        seg = strcspn(key, ".");
+        snprintf(dir, sizeof(dir), "%s/plugins/%.*s/CMakeLists.txt", GH_SOURCE_DIR, (int)seg, key);
+        if (key[seg] == '.' && stat(dir, &st) == 0)
+            add_key(key, plugin_keys);
+        else
+            add_key(key, doc);
+    }
+    fclose(fp);
+}
+
+START_TEST(the_reference_documents_every_key_the_loader_accepts_and_no_other)
+{
+    keyset loader = { .n = 0 }, doc = { .n = 0 }, plugin = { .n = 0 };
+    char missing[2048] = "", extra[2048] = "";
+
+    gh_config_each_key(add_key, &loader);
+    ck_assert_uint_gt(loader.n, 40);      /* the walk sees the nested tables */
+    ck_assert(has_key(&loader, "listeners.tls.cert"));
+    ck_assert(has_key(&loader, "routes.websocket.config"));
+    read_reference(&doc, &plugin);
+    for (size_t i = 0; i < loader.n; i++)
+        if (!has_key(&doc, loader.keys[i]) && strlen(missing) + strlen(loader.keys[i]) + 2 < sizeof(missing)) {
+            strcat(missing, " ");
+            strcat(missing, loader.keys[i]);
+        }
+    for (size_t i = 0; i < doc.n; i++)
+        if (!has_key(&loader, doc.keys[i]) && strlen(extra) + strlen(doc.keys[i]) + 2 < sizeof(extra)) {
+            strcat(extra, " ");
+            strcat(extra, doc.keys[i]);
+        }
+    ck_assert_msg(missing[0] == '\0', "conf/README.md does not document:%s", missing);
+    ck_assert_msg(extra[0] == '\0', "conf/README.md names keys the loader refuses:%s", extra);
+    /* the chat plugin's keys (DESIGN.md) are there too */
+    ck_assert(has_key(&plugin, "chat.history"));
+    ck_assert(has_key(&plugin, "chat.max_users"));
+    keyset_free(&loader);
+    keyset_free(&doc);
+    keyset_free(&plugin);
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1220,6 +1321,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, free_accepts_null);
     tcase_add_test(tc, every_prefix_of_a_valid_config_loads_or_fails_cleanly);
     tcase_add_test(tc, load_mem_reads_no_byte_past_the_buffer);
+    tcase_add_test(tc, the_reference_documents_every_key_the_loader_accepts_and_no_other);
     suite_add_tcase(s, tc);
     return s;
 }
