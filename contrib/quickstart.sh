@@ -56,7 +56,7 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 if [ "$mode" = run ]; then
   cmake --preset release >/dev/null
   cmake --build --preset release -j "$jobs"
-  exec build/release/gatehouse -c conf/gateway.yaml
+  exec build/gatehouse -c conf/gateway.yaml
 fi
 
 cmake --preset dev >/dev/null

@@ -2,7 +2,10 @@
  *
  * Without -c it reads conf/gateway.yaml (relative to the working folder, as
  * in a source tree), or, when that does not exist, the installed example
- * SYSCONFDIR/gatehouse/gateway.yaml, so an install runs as plain `gatehouse`.
+ * of the prefix this binary sits in (BINDIR/../etc/gatehouse/gateway.yaml,
+ * so an install moved or installed with --prefix finds its own), else the
+ * configure-time SYSCONFDIR/gatehouse/gateway.yaml: an install runs as
+ * plain `gatehouse`.
  *
  * -t loads the config and everything it names exactly as a start would, but
  * prints every error as FILE:LINE:COL: message and exits 0 or 1 instead of
@@ -30,6 +33,11 @@
 #endif
 
 #define DEFAULT_CONFIG "conf/gateway.yaml"
+/* the example config from the binary's folder: "../etc", set by the build
+ * when bindir and sysconfdir are both under the prefix */
+#ifdef GH_SYSCONF_FROM_BIN
+#define BESIDE_CONFIG "BINDIR/" GH_SYSCONF_FROM_BIN "/gatehouse/gateway.yaml"
+#endif
 #define INSTALLED_CONFIG GH_SYSCONFDIR "/gatehouse/gateway.yaml"
 
 static void usage(FILE *out)
@@ -37,10 +45,39 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: gatehouse [-c FILE] [-t] [-V] [-h]\n"
             "  -c FILE  configuration file (default " DEFAULT_CONFIG ",\n"
-            "           or " INSTALLED_CONFIG " when that does not exist)\n"
+            "           or when that does not exist "
+#ifdef BESIDE_CONFIG
+            BESIDE_CONFIG ",\n           or "
+#endif
+            INSTALLED_CONFIG ")\n"
             "  -t       check the configuration and plugins, then exit 0 (ok) or 1\n"
             "  -V       print the version and exit\n"
             "  -h       print this help and exit\n");
+}
+
+/* The installed example config of the prefix the running binary is in, if
+ * there is one: written into buf. Returns buf or NULL. */
+static const char *beside_config(char *buf, size_t cap)
+{
+#ifdef GH_SYSCONF_FROM_BIN
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char *slash;
+
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    if ((slash = strrchr(exe, '/')) == NULL)
+        return NULL;
+    *slash = '\0';
+    if ((size_t)snprintf(buf, cap, "%s/%s/gatehouse/gateway.yaml", exe, GH_SYSCONF_FROM_BIN) >= cap)
+        return NULL;
+    return access(buf, F_OK) == 0 ? buf : NULL;
+#else
+    (void)buf;
+    (void)cap;
+    return NULL;
+#endif
 }
 
 /* Loads and checks everything; prints errors. Returns 0 with *out, or 1. */
@@ -68,6 +105,7 @@ int main(int argc, char **argv)
     bool test_only = false;
     gh_site *site = NULL;
     gh_server *srv = NULL;
+    char beside[4200];
     int opt, rc;
 
     opterr = 0;
@@ -101,9 +139,12 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (path == NULL && (access(DEFAULT_CONFIG, F_OK) == 0 || errno != ENOENT))
+        path = DEFAULT_CONFIG;
     if (path == NULL)
-        path = access(DEFAULT_CONFIG, F_OK) == 0 || errno != ENOENT ? DEFAULT_CONFIG
-                                                                     : INSTALLED_CONFIG;
+        path = beside_config(beside, sizeof(beside));
+    if (path == NULL)
+        path = INSTALLED_CONFIG;
     if (load(path, &site) != 0)
         return 1;
     if (test_only) {

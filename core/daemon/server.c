@@ -546,7 +546,7 @@ int gh_server_new(gh_site *site, gh_server **out)
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_hup, NULL);
 
-    if ((rc = gh_topics_new(&srv->loop)) != GH_OK || (rc = gh_tstate_new(&srv->loop)) != GH_OK)
+    if ((rc = gh_topics_new(&srv->loop, gh_ws_conn_send_ref)) != GH_OK || (rc = gh_tstate_new(&srv->loop)) != GH_OK)
         goto out;
     if (cfg->bus.redis != NULL && (rc = gh_bus_new(&srv->loop, &cfg->bus, &srv->loop.bus)) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "bus: cannot set up: %s", strerror(-rc));

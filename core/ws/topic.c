@@ -31,7 +31,6 @@
 #endif
 
 #include "err.h"
-#include "wsconn.h"
 #include "wsframe.h"
 
 typedef struct topic {
@@ -176,11 +175,6 @@ void gh_topics_destroy(struct gh_topics *t)
     free(t);
 }
 
-static int ws_sink(void *subscriber, gh_frame_ref *f)
-{
-    return gh_ws_conn_send_ref(subscriber, f);
-}
-
 /* Heap growth glibc keeps instead of trimming. A publish makes libevent
  * allocate one small chain per subscriber and frees them all once written;
  * with glibc's default 128 KiB trim threshold every such round shrank the
@@ -188,12 +182,12 @@ static int ws_sink(void *subscriber, gh_frame_ref *f)
  * third of fan-out throughput with 1,000 subscribers. */
 #define HEAP_TRIM_THRESHOLD (4 * 1024 * 1024)
 
-int gh_topics_new(gh_loop *loop)
+int gh_topics_new(gh_loop *loop, gh_topic_sink sink)
 {
 #ifdef __GLIBC__
     (void)mallopt(M_TRIM_THRESHOLD, HEAP_TRIM_THRESHOLD);
 #endif
-    loop->topics = gh_topics_create(ws_sink);
+    loop->topics = gh_topics_create(sink);
     return loop->topics != NULL ? GH_OK : GH_ENOMEM;
 }
 

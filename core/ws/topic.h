@@ -62,8 +62,9 @@ typedef struct gh_topic_bus {
     void (*watch)(void *ctx, const char *ns, const char *name, size_t name_len, int on);
 } gh_topic_bus;
 
-/* Creates loop->topics with the WebSocket sink. Returns 0 or GH_ENOMEM. */
-int gh_topics_new(gh_loop *loop);
+/* Creates loop->topics writing to subscribers through sink (the daemon
+ * passes the WebSocket engine's gh_ws_conn_send_ref). Returns 0 or GH_ENOMEM. */
+int gh_topics_new(gh_loop *loop, gh_topic_sink sink);
 /* Frees loop->topics (NULL-safe). Every subscription must be gone. */
 void gh_topics_free(gh_loop *loop);
 
