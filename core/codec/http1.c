@@ -1,5 +1,5 @@
-/* http1.c: the HTTP/1.x request-head codec (RFC 9112) and the chunked
- * body decoder.
+/* http1.c: the HTTP/1.x head codec (RFC 9112), requests and responses,
+ * and the chunked body decoder.
  *
  * The glue calls gh_http1_parse_head() again on every read with the whole
  * buffered head, so the head parser is one forward pass with no saved state:
@@ -13,7 +13,13 @@
  * conflicting framing fields, odd chunk lines) is refused: a gateway that
  * disagrees with its neighbours about where a message ends can be used to
  * smuggle requests past them. It does not allocate, merge repeated fields,
- * keep chunk data, or accept HTTP/0.9 or HTTP/2. */
+ * keep chunk data, or accept HTTP/0.9 or HTTP/2.
+ *
+ * Responses (from an upstream, for the reverse proxy) share the version,
+ * field-line and field-scanning code with requests, so both directions
+ * refuse exactly the same field syntax; only the start line and the
+ * framing rules (RFC 9112 §6.3, which differ by status and by the
+ * request's method) are their own. */
 #include "http1.h"
 #include "err.h"
 
@@ -133,6 +139,11 @@ static inline unsigned char lower(unsigned char c)
     return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
 }
 
+static inline bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
 /* Matches [p, end) against the start of lit (lowercase), ignoring case.
  * Returns 1 for all of lit, 0 when the input ends first, -1 on a mismatch. */
 static int match_prefix(const unsigned char *p, const unsigned char *end,
@@ -183,17 +194,100 @@ static inline int expect_crlf(const unsigned char **pp, const unsigned char *end
     return 0;
 }
 
+/* HTTP-version = "HTTP/1." ( "0" / "1" ) at *pp. Returns 0 and advances
+ * with *minor set, GH_EAGAIN when the input stops first, GH_EPROTO at the
+ * first byte that cannot be part of it. */
+static int parse_version(const unsigned char **pp, const unsigned char *end,
+                         int *minor)
+{
+    static const char version[] = "HTTP/1.";
+    const unsigned char *p = *pp;
+
+    for (size_t i = 0; i < sizeof(version) - 1; i++, p++) {
+        if (p == end)
+            return GH_EAGAIN;
+        if (*p != (unsigned char)version[i])
+            return GH_EPROTO;
+    }
+    if (p == end)
+        return GH_EAGAIN;
+    if (*p != '0' && *p != '1')
+        return GH_EPROTO;
+    *minor = *p++ - '0';
+    *pp = p;
+    return 0;
+}
+
+/* Parses the field lines and the empty line that ends a head, from p (just
+ * after the start line) to end, into fields[0..*nfields). Returns the bytes
+ * consumed from buf through the empty line, GH_EAGAIN, GH_EPROTO, or
+ * GH_E2BIG past GH_HTTP1_MAX_FIELDS fields. */
+static long parse_fields(const char *buf, const unsigned char *p,
+                         const unsigned char *end, gh_http1_field *fields,
+                         size_t *nfields)
+{
+    int rc;
+
+    /* field-line = field-name ":" OWS field-value OWS CRLF, then CRLF */
+    for (;;) {
+        const unsigned char *start, *vstart, *vend;
+        gh_http1_field *f;
+
+        if (p == end)
+            return GH_EAGAIN;
+        if (*p == '\r') {
+            if ((rc = expect_crlf(&p, end)) != 0)
+                return rc;
+            return (long)(p - (const unsigned char *)buf);
+        }
+        if (*nfields == GH_HTTP1_MAX_FIELDS)
+            return GH_E2BIG;
+        /* A line starting with SP/HTAB (obs-fold), an empty name, a bare
+         * LF and whitespace before the colon all stop here: none of them is
+         * a tchar followed by ':'. */
+        start = p;
+        p = scan_token(p, end);
+        if (p == end)
+            return GH_EAGAIN;
+        if (p == start || *p != ':')
+            return GH_EPROTO;
+        f = &fields[*nfields];
+        f->name = (const char *)start;
+        f->name_len = (size_t)(p - start);
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        vstart = p;
+        p = scan_value(p, end);
+        vend = p;
+        if ((rc = expect_crlf(&p, end)) != 0)
+            return rc;
+        while (vend > vstart && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        f->value = (const char *)vstart;
+        f->value_len = (size_t)(vend - vstart);
+        (*nfields)++;
+    }
+}
+
+/* What an incomplete head means: more to read, or already over max_head
+ * (only the first max_head bytes were looked at). */
+static long incomplete(size_t len, size_t max_head)
+{
+    return len >= max_head ? GH_E2BIG : GH_EAGAIN;
+}
+
 long gh_http1_parse_head(const char *buf, size_t len, size_t max_head,
                          gh_http1_head *out)
 {
-    static const char version[] = "HTTP/1.";
     const unsigned char *p, *end, *start;
     size_t lim = len < max_head ? len : max_head;
+    long n;
     int rc;
 
     out->nfields = 0;
     if (lim == 0)
-        goto incomplete;
+        return incomplete(len, max_head);
     /* Only the first max_head bytes can belong to an acceptable head. */
     p = (const unsigned char *)buf;
     end = p + lim;
@@ -204,91 +298,94 @@ long gh_http1_parse_head(const char *buf, size_t len, size_t max_head,
         if ((rc = expect_crlf(&p, end)) != 0)
             goto fail;
         if (p == end)
-            goto incomplete;
+            return incomplete(len, max_head);
     }
 
     /* request-line = method SP request-target SP HTTP-version CRLF */
     start = p;
     p = scan_token(p, end);
     if (p == end)
-        goto incomplete;
+        return incomplete(len, max_head);
     if (p == start || *p != ' ')
         return GH_EPROTO;
     out->method = (const char *)start;
     out->method_len = (size_t)(p - start);
     start = ++p;
     if (p == end)
-        goto incomplete;
+        return incomplete(len, max_head);
     if ((rc = check_target_start(p, end)) != 0)
         goto fail;
     p = scan_target(p, end);
     if (p == end)
-        goto incomplete;
+        return incomplete(len, max_head);
     if (p == start || *p != ' ')
         return GH_EPROTO;
     out->target = (const char *)start;
     out->target_len = (size_t)(p - start);
     p++;
-    for (size_t i = 0; i < sizeof(version) - 1; i++, p++) {
-        if (p == end)
-            goto incomplete;
-        if (*p != (unsigned char)version[i])
-            return GH_EPROTO;
-    }
-    if (p == end)
-        goto incomplete;
-    if (*p != '0' && *p != '1')
-        return GH_EPROTO;
-    out->minor = *p++ - '0';
+    if ((rc = parse_version(&p, end, &out->minor)) != 0)
+        goto fail;
     if ((rc = expect_crlf(&p, end)) != 0)
         goto fail;
-
-    /* field-line = field-name ":" OWS field-value OWS CRLF, then CRLF */
-    for (;;) {
-        const unsigned char *vstart, *vend;
-        gh_http1_field *f;
-
-        if (p == end)
-            goto incomplete;
-        if (*p == '\r') {
-            if ((rc = expect_crlf(&p, end)) != 0)
-                goto fail;
-            return (long)(p - (const unsigned char *)buf);
-        }
-        if (out->nfields == GH_HTTP1_MAX_FIELDS)
-            return GH_E2BIG;
-        /* A line starting with SP/HTAB (obs-fold), an empty name, a bare
-         * LF and whitespace before the colon all stop here: none of them is
-         * a tchar followed by ':'. */
-        start = p;
-        p = scan_token(p, end);
-        if (p == end)
-            goto incomplete;
-        if (p == start || *p != ':')
-            return GH_EPROTO;
-        f = &out->fields[out->nfields];
-        f->name = (const char *)start;
-        f->name_len = (size_t)(p - start);
-        p++;
-        while (p < end && (*p == ' ' || *p == '\t'))
-            p++;
-        vstart = p;
-        p = scan_value(p, end);
-        vend = p;
-        if ((rc = expect_crlf(&p, end)) != 0)
-            goto fail;
-        while (vend > vstart && (vend[-1] == ' ' || vend[-1] == '\t'))
-            vend--;
-        f->value = (const char *)vstart;
-        f->value_len = (size_t)(vend - vstart);
-        out->nfields++;
-    }
+    n = parse_fields(buf, p, end, out->fields, &out->nfields);
+    return n == GH_EAGAIN ? incomplete(len, max_head) : n;
 
 fail:
-    if (rc != GH_EAGAIN)
-        return rc;
-incomplete:
-    return len >= max_head ? GH_E2BIG : GH_EAGAIN;
+    return rc == GH_EAGAIN ? incomplete(len, max_head) : rc;
+}
+
+long gh_http1_parse_response_head(const char *buf, size_t len, size_t max_head,
+                                  gh_http1_resp_head *out)
+{
+    const unsigned char *p, *end, *start;
+    size_t lim = len < max_head ? len : max_head;
+    long n;
+    int rc;
+
+    out->nfields = 0;
+    if (lim == 0)
+        return incomplete(len, max_head);
+    p = (const unsigned char *)buf;
+    end = p + lim;
+
+    /* status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF
+     * (RFC 9112 §4). No empty lines before it: §2.2's leniency is for
+     * servers reading requests, and a stray CRLF from an upstream means we
+     * disagree with it about where its last body ended. */
+    if ((rc = parse_version(&p, end, &out->minor)) != 0)
+        goto fail;
+    if (p == end)
+        return incomplete(len, max_head);
+    if (*p != ' ')
+        return GH_EPROTO;
+    p++;
+    out->status = 0;
+    for (int i = 0; i < 3; i++, p++) {
+        if (p == end)
+            return incomplete(len, max_head);
+        if (!is_digit(*p) || (i == 0 && *p == '0'))
+            return GH_EPROTO;
+        out->status = out->status * 10 + (*p - '0');
+    }
+    if (p == end)
+        return incomplete(len, max_head);
+    /* The SP before an empty reason is required by the grammar, but many
+     * servers send "HTTP/1.1 200\r\n": accept CRLF right after the code.
+     * The reason is HTAB / SP / VCHAR / obs-text, like a field value. */
+    start = p;
+    if (*p == ' ') {
+        start = ++p;
+        p = scan_value(p, end);
+    }
+    out->reason = (const char *)start;
+    out->reason_len = (size_t)(p - start);
+    if ((rc = expect_crlf(&p, end)) != 0)
+        goto fail;
+    n = parse_fields(buf, p, end, out->fields, &out->nfields);
+    return n == GH_EAGAIN ? incomplete(len, max_head) : n;
+
+fail:
+    return rc == GH_EAGAIN ? incomplete(len, max_head) : rc;
 }
 
 /* ASCII case-insensitive equality; locale plays no part in HTTP. */
@@ -421,11 +518,6 @@ static void scan_transfer_encoding(const char *v, size_t len, int *nchunked,
         if (*last_chunked)
             (*nchunked)++;
     }
-}
-
-static inline bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
 }
 
 static inline int hexval(unsigned char c)
@@ -620,79 +712,156 @@ static int analyse_target(const gh_http1_head *h, gh_http1_req *out)
     return 0;
 }
 
-int gh_http1_analyse(const gh_http1_head *h, gh_http1_req *out)
+/* What the framing and connection rules read from a head's fields, found
+ * in one pass shared by requests and responses. */
+typedef struct head_facts {
+    const gh_http1_field *host;     /* the first Host */
+    int      nhost;
+    int64_t  content_length;        /* -1 when absent */
+    bool     te;                    /* any Transfer-Encoding field */
+    bool     last_chunked;          /* its final coding is chunked */
+    int      nchunked;              /* how often chunked appears */
+    bool     conn_close, conn_keep, conn_upgrade;   /* Connection options */
+    bool     upgrade_field;         /* an Upgrade field */
+    bool     expect_continue;       /* Expect: 100-continue */
+} head_facts;
+
+/* Returns 0, or GH_EPROTO for a malformed or conflicting Content-Length. */
+static int scan_fields(const gh_http1_field *fields, size_t nfields,
+                       head_facts *hf)
 {
-    const gh_http1_field *host = NULL;
-    int64_t cl = -1;
-    int nchunked = 0;
-    bool te = false, last_chunked = false, conn_close = false, conn_keep = false;
     int rc;
 
-    memset(out, 0, sizeof(*out));
-    out->content_length = -1;
-    for (size_t i = 0; i < h->nfields; i++) {
-        const gh_http1_field *f = &h->fields[i];
+    memset(hf, 0, sizeof(*hf));
+    hf->content_length = -1;
+    for (size_t i = 0; i < nfields; i++) {
+        const gh_http1_field *f = &fields[i];
 
         switch (f->name_len) {
         case 4:
-            if (NAME_IS(f, "host")) {
-                if (host != NULL)
-                    return GH_EPROTO;
-                host = f;
-            }
+            if (NAME_IS(f, "host") && hf->nhost++ == 0)
+                hf->host = f;
             break;
         case 6:
             if (NAME_IS(f, "expect") &&
                 ieq(f->value, f->value_len, "100-continue", 12))
-                out->expect_continue = true;
+                hf->expect_continue = true;
+            break;
+        case 7:
+            if (NAME_IS(f, "upgrade"))
+                hf->upgrade_field = true;
             break;
         case 10:
             if (NAME_IS(f, "connection")) {
-                conn_close |= gh_http1_list_has(f->value, f->value_len, "close");
-                conn_keep |= gh_http1_list_has(f->value, f->value_len,
-                                               "keep-alive");
-                out->upgrade |= gh_http1_list_has(f->value, f->value_len,
-                                                  "upgrade");
+                hf->conn_close |= gh_http1_list_has(f->value, f->value_len,
+                                                    "close");
+                hf->conn_keep |= gh_http1_list_has(f->value, f->value_len,
+                                                   "keep-alive");
+                hf->conn_upgrade |= gh_http1_list_has(f->value, f->value_len,
+                                                      "upgrade");
             }
             break;
         case 14:
             if (NAME_IS(f, "content-length") &&
-                (rc = merge_content_length(f->value, f->value_len, &cl)) != 0)
+                (rc = merge_content_length(f->value, f->value_len,
+                                           &hf->content_length)) != 0)
                 return rc;
             break;
         case 17:
             if (NAME_IS(f, "transfer-encoding")) {
-                te = true;
-                scan_transfer_encoding(f->value, f->value_len, &nchunked,
-                                       &last_chunked);
+                hf->te = true;
+                scan_transfer_encoding(f->value, f->value_len, &hf->nchunked,
+                                       &hf->last_chunked);
             }
             break;
         default:
             break;
         }
     }
+    return 0;
+}
+
+static bool keep_alive(int minor, const head_facts *hf)
+{
+    return minor == 1 ? !hf->conn_close : hf->conn_keep && !hf->conn_close;
+}
+
+int gh_http1_analyse(const gh_http1_head *h, gh_http1_req *out)
+{
+    head_facts hf;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->content_length = -1;
+    if ((rc = scan_fields(h->fields, h->nfields, &hf)) != 0)
+        return rc;
+    if (hf.nhost > 1)
+        return GH_EPROTO;
+    out->expect_continue = hf.expect_continue;
+    out->upgrade = hf.conn_upgrade;
 
     /* RFC 9112 §6.1, §6.3: TE with CL is a smuggling attempt until proven
      * otherwise; a TE we cannot frame by (final coding not chunked, chunked
      * twice, or TE in HTTP/1.0) leaves no safe way to find the end. */
-    if (te && (cl >= 0 || h->minor == 0 || !last_chunked || nchunked != 1))
+    if (hf.te && (hf.content_length >= 0 || h->minor == 0 || !hf.last_chunked ||
+                  hf.nchunked != 1))
         return GH_EPROTO;
-    out->content_length = cl;
-    out->chunked = te;
+    out->content_length = hf.content_length;
+    out->chunked = hf.te;
 
     /* RFC 9112 §3.2: Host is required in 1.1, once, and valid; with an
      * absolute-form target the target's authority wins. */
-    if (host == NULL ? h->minor == 1 : !valid_authority(host->value,
-                                                        host->value_len))
+    if (hf.host == NULL ? h->minor == 1 : !valid_authority(hf.host->value,
+                                                           hf.host->value_len))
         return GH_EPROTO;
-    if (host != NULL) {
-        out->host = host->value;
-        out->host_len = host->value_len;
+    if (hf.host != NULL) {
+        out->host = hf.host->value;
+        out->host_len = hf.host->value_len;
     }
     if ((rc = analyse_target(h, out)) != 0)
         return rc;
 
-    out->keep_alive = h->minor == 1 ? !conn_close : conn_keep && !conn_close;
+    out->keep_alive = keep_alive(h->minor, &hf);
+    return 0;
+}
+
+int gh_http1_analyse_response(const gh_http1_resp_head *h,
+                              int request_method_is_head, gh_http1_resp *out)
+{
+    head_facts hf;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    out->status = h->status;
+    out->content_length = -1;
+    /* A bad Content-Length is refused even where §6.3 would ignore it
+     * (after TE, or with no body): an upstream that sends one frames
+     * differently from what we would read. */
+    if ((rc = scan_fields(h->fields, h->nfields, &hf)) != 0)
+        return rc;
+    /* §6.1: chunked at most once; TE in HTTP/1.0 is faulty framing. */
+    if (hf.te && (h->minor == 0 || hf.nchunked > 1))
+        return GH_EPROTO;
+    out->drop_content_length = hf.te && hf.content_length >= 0;
+
+    /* §6.3, in its order: no body for HEAD, 1xx, 204, 304; then TE
+     * (which overrides CL); then CL; else the body runs until close. */
+    if (request_method_is_head || h->status < 200 || h->status == 204 ||
+        h->status == 304) {
+        out->body = GH_HTTP1_BODY_NONE;
+        if (!hf.te)
+            out->content_length = hf.content_length;
+    } else if (hf.te) {
+        out->body = hf.last_chunked ? GH_HTTP1_BODY_CHUNKED : GH_HTTP1_BODY_CLOSE;
+    } else if (hf.content_length >= 0) {
+        out->body = GH_HTTP1_BODY_LENGTH;
+        out->content_length = hf.content_length;
+    } else {
+        out->body = GH_HTTP1_BODY_CLOSE;
+    }
+
+    out->upgrade = h->status == 101 && hf.upgrade_field;
+    out->keep_alive = keep_alive(h->minor, &hf) && out->body != GH_HTTP1_BODY_CLOSE;
     return 0;
 }
 

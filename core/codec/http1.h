@@ -1,8 +1,11 @@
-/* http1.h: HTTP/1.x request-head codec (RFC 9112). No I/O, no allocation.
+/* http1.h: HTTP/1.x request- and response-head codec (RFC 9112). No I/O,
+ * no allocation.
  *
- * gh_http1_parse_head() finds the syntax; gh_http1_analyse() applies the
- * message-framing and smuggling rules to a parsed head. Every pointer in the
- * outputs points into the caller's buffer and lives as long as it does. */
+ * gh_http1_parse_head() finds the syntax of a request head;
+ * gh_http1_analyse() applies the message-framing and smuggling rules to it.
+ * gh_http1_parse_response_head() and gh_http1_analyse_response() do the same
+ * for a response head read from an upstream. Every pointer in the outputs
+ * points into the caller's buffer and lives as long as it does. */
 #ifndef GH_HTTP1_H
 #define GH_HTTP1_H
 
@@ -72,6 +75,77 @@ const gh_http1_field *gh_http1_find(const gh_http1_head *h, const char *name);
 /* True when the comma-separated list value contains token (case-insensitive,
  * OWS around elements ignored). */
 bool gh_http1_list_has(const char *value, size_t len, const char *token);
+
+/* A parsed response head (status-line and fields). */
+typedef struct gh_http1_resp_head {
+    int            minor;                    /* HTTP/1.<minor>: 0 or 1 */
+    int            status;                   /* 100..999 */
+    const char    *reason;  size_t reason_len;  /* raw reason-phrase; may be
+                                                   empty (reason_len 0) */
+    gh_http1_field fields[GH_HTTP1_MAX_FIELDS];
+    size_t         nfields;
+} gh_http1_resp_head;
+
+/* Parses one response head from buf[0..len): a status-line
+ * "HTTP/1.x SP 3DIGIT SP reason CRLF" (the SP and reason may both be left
+ * out: "HTTP/1.1 200\r\n"), then fields validated exactly as in requests.
+ * Unlike requests, no leading empty lines are skipped.
+ * Returns:
+ *   > 0        bytes consumed, through the empty line ending the head;
+ *   GH_EAGAIN  the head is incomplete and still within max_head: read more;
+ *   GH_E2BIG   the head is longer than max_head bytes, or has more than
+ *              GH_HTTP1_MAX_FIELDS fields: answer 502 and close upstream;
+ *   GH_EPROTO  malformed (a version other than HTTP/1.0 or HTTP/1.1, a
+ *              status that is not three digits from 100 to 999, a CTL in
+ *              the reason, bare CR or LF, and every field error
+ *              gh_http1_parse_head() refuses): answer 502 and close.
+ * An incomplete head that is already malformed returns GH_EPROTO at once. */
+long gh_http1_parse_response_head(const char *buf, size_t len, size_t max_head,
+                                  gh_http1_resp_head *out);
+
+/* How the body of a response ends (RFC 9112 §6.3). */
+typedef enum gh_http1_body {
+    GH_HTTP1_BODY_NONE = 0,     /* no body: 1xx, 204, 304, or a HEAD response;
+                                   the next response starts right after */
+    GH_HTTP1_BODY_LENGTH,       /* content_length bytes */
+    GH_HTTP1_BODY_CHUNKED,      /* chunked: decode with gh_http1_chunked_* */
+    GH_HTTP1_BODY_CLOSE,        /* until the upstream closes the connection */
+} gh_http1_body;
+
+/* The framing facts of a response, from gh_http1_analyse_response(). */
+typedef struct gh_http1_resp {
+    int           status;           /* the status code, 100..999 */
+    gh_http1_body body;             /* how the body is delimited */
+    int64_t       content_length;   /* the valid Content-Length, -1 when
+                                       absent or ignored; set with BODY_NONE
+                                       too (a HEAD or 304 response tells the
+                                       length it would have had) */
+    bool          drop_content_length;  /* Transfer-Encoding and
+                                           Content-Length both present: the
+                                           length was ignored and the proxy
+                                           must not forward Content-Length */
+    bool          keep_alive;       /* the upstream connection can carry
+                                       another request after this response:
+                                       1.1 unless "close", 1.0 only with
+                                       "keep-alive", never with BODY_CLOSE */
+    bool          upgrade;          /* 101 with an Upgrade field: after this
+                                       head the connection speaks the
+                                       upgraded protocol */
+} gh_http1_resp;
+
+/* Applies RFC 9112 §6.1 and §6.3 to a parsed response head.
+ * request_method_is_head is non-zero when the request this answers was
+ * HEAD. Precedence: 1xx, 204, 304 and HEAD responses have no body; then
+ * Transfer-Encoding (chunked when it is the final coding, else until close;
+ * Content-Length is then ignored and drop_content_length set); then
+ * Content-Length; else until close.
+ * Returns 0, or GH_EPROTO (answer 502 and close the upstream) for:
+ * Content-Length values that differ or are not all digits (even when
+ * ignored: an upstream that sends one is not framing what we think it is);
+ * chunked applied more than once; Transfer-Encoding in HTTP/1.0 (§6.1:
+ * faulty framing). */
+int gh_http1_analyse_response(const gh_http1_resp_head *h,
+                              int request_method_is_head, gh_http1_resp *out);
 
 /* Incremental chunked-body decoder (RFC 9112 §7.1), for bodies that are read
  * and discarded: it reports how many body bytes went by, not where. */

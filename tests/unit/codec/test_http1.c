@@ -1,4 +1,5 @@
-/* test_http1.c: the HTTP/1.x request-head codec and chunked decoder.
+/* test_http1.c: the HTTP/1.x request- and response-head codec and the
+ * chunked decoder.
  *
  * Heads are fed whole, as every growing prefix (the way the glue calls the
  * parser), with a pipelined request behind them, and right before a
@@ -7,7 +8,9 @@
  * "malformed", so the parser neither waits for the end of a bad head nor
  * refuses a good prefix. The analyser gets every request-smuggling shape
  * we know; the chunked decoder is fed whole, byte by byte and split at
- * every offset. */
+ * every offset. Response heads get the same treatment, split at every
+ * offset too, and the response analyser every framing rule of RFC 9112
+ * §6.3. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1099,6 +1102,588 @@ START_TEST(chunked_never_reads_past_the_input)
 }
 END_TEST
 
+/* ---- parse_response_head --------------------------------------------- */
+
+static long rparse_n(const char *s, size_t n, gh_http1_resp_head *h)
+{
+    return gh_http1_parse_response_head(s, n, MAXH, h);
+}
+
+static long rparse(const char *s, gh_http1_resp_head *h)
+{
+    return rparse_n(s, strlen(s), h);
+}
+
+static const text valid_resps[] = {
+    TXT("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    TXT("HTTP/1.0 404 Not Found\r\n\r\n"),
+    TXT("HTTP/1.1 200\r\n\r\n"),                     /* no SP, no reason */
+    TXT("HTTP/1.1 204 \r\n\r\n"),                    /* SP, empty reason */
+    TXT("HTTP/1.1 100 Continue\r\n\r\n"),
+    TXT("HTTP/1.1 999 \tOdd  reason\t\xc3\xa9\r\n\r\n"),
+    TXT("HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
+    TXT("HTTP/1.1 502 Bad Gateway\r\n"
+        "Server: nginx/1.25.3\r\n"
+        "Date: Fri, 04 Dec 2026 20:00:00 GMT\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n"
+        "Transfer-Encoding: chunked\r\n"
+        "X-Empty:\r\n"
+        "X-Tabs:\t \tvalue\twith\ttabs \t\r\n"
+        "X-Obs-Text: caf\xc3\xa9 \xff\x80\r\n"
+        "!#$%&'*+-.^_`|~09azAZ: v\r\n"
+        "\r\n"),
+};
+
+START_TEST(resp_parse_accepts_a_response_and_points_into_the_buffer)
+{
+    static const char resp[] =
+        "HTTP/1.1 404 Not Found\r\n"
+        "Content-Length: 9\r\n"
+        "X-Spaces:   padded value  \r\n"
+        "\r\n";
+    gh_http1_resp_head h;
+
+    ck_assert_int_eq(rparse(resp, &h), sizeof(resp) - 1);
+    ck_assert_int_eq(h.minor, 1);
+    ck_assert_int_eq(h.status, 404);
+    ck_assert(span_is(h.reason, h.reason_len, "Not Found"));
+    ck_assert_ptr_eq(h.reason, resp + 13);
+    ck_assert_uint_eq(h.nfields, 2);
+    ck_assert(field_is(&h.fields[0], "Content-Length", "9"));
+    ck_assert(field_is(&h.fields[1], "X-Spaces", "padded value"));
+    ck_assert_ptr_eq(h.fields[0].name, resp + 24);
+}
+END_TEST
+
+START_TEST(resp_parse_accepts_a_missing_or_empty_reason)
+{
+    gh_http1_resp_head h;
+
+    ck_assert_int_eq(rparse("HTTP/1.1 200\r\n\r\n", &h), 16);
+    ck_assert_int_eq(h.status, 200);
+    ck_assert_uint_eq(h.reason_len, 0);
+    ck_assert_int_eq(rparse("HTTP/1.0 204 \r\n\r\n", &h), 17);
+    ck_assert_int_eq(h.status, 204);
+    ck_assert_int_eq(h.minor, 0);
+    ck_assert_uint_eq(h.reason_len, 0);
+    /* the reason is kept raw, leading whitespace included */
+    ck_assert_int_eq(rparse("HTTP/1.1 100  Go on \r\n\r\n", &h), 24);
+    ck_assert(span_is(h.reason, h.reason_len, " Go on "));
+}
+END_TEST
+
+START_TEST(resp_parse_reads_status_codes_from_100_to_999)
+{
+    static const int codes[] = { 100, 101, 199, 200, 304, 599, 600, 999 };
+    gh_http1_resp_head h;
+
+    for (size_t i = 0; i < N_ELEMS(codes); i++) {
+        char buf[64];
+        int n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d X\r\n\r\n", codes[i]);
+
+        ck_assert_int_eq(rparse_n(buf, (size_t)n, &h), n);
+        ck_assert_int_eq(h.status, codes[i]);
+    }
+}
+END_TEST
+
+START_TEST(resp_parse_accepts_valid_heads_whole)
+{
+    for (size_t i = 0; i < N_ELEMS(valid_resps); i++) {
+        gh_http1_resp_head h;
+
+        ck_assert_msg(rparse_n(valid_resps[i].s, valid_resps[i].len, &h) ==
+                      (long)valid_resps[i].len, "resp %zu", i);
+    }
+}
+END_TEST
+
+START_TEST(resp_parse_returns_again_byte_by_byte_until_head_is_complete)
+{
+    for (size_t i = 0; i < N_ELEMS(valid_resps); i++) {
+        const text *t = &valid_resps[i];
+        gh_http1_resp_head h;
+
+        for (size_t n = 0; n < t->len; n++)
+            ck_assert_msg(rparse_n(t->s, n, &h) == GH_EAGAIN,
+                          "resp %zu prefix %zu", i, n);
+        ck_assert_int_eq(rparse_n(t->s, t->len, &h), t->len);
+    }
+}
+END_TEST
+
+static bool resp_heads_equal(const gh_http1_resp_head *a, const char *abuf,
+                             const gh_http1_resp_head *b, const char *bbuf)
+{
+    if (a->minor != b->minor || a->status != b->status ||
+        a->reason - abuf != b->reason - bbuf || a->reason_len != b->reason_len ||
+        a->nfields != b->nfields)
+        return false;
+    for (size_t i = 0; i < a->nfields; i++) {
+        const gh_http1_field *fa = &a->fields[i], *fb = &b->fields[i];
+
+        if (fa->name - abuf != fb->name - bbuf || fa->name_len != fb->name_len ||
+            fa->value - abuf != fb->value - bbuf || fa->value_len != fb->value_len)
+            return false;
+    }
+    return true;
+}
+
+START_TEST(resp_parse_gives_the_same_result_split_at_every_offset)
+{
+    /* as the glue sees it: a first read, "need more", then the rest
+     * arrives behind it with the start of the next response */
+    static const char next[] = "HTTP/1.1 200 OK\r\n";
+
+    for (size_t i = 0; i < N_ELEMS(valid_resps); i++) {
+        const text *t = &valid_resps[i];
+        gh_http1_resp_head whole, h;
+        char buf[4096];
+
+        ck_assert_int_eq(rparse_n(t->s, t->len, &whole), t->len);
+        for (size_t k = 0; k <= t->len; k++) {
+            memcpy(buf, t->s, k);
+            if (k < t->len)
+                ck_assert_int_eq(rparse_n(buf, k, &h), GH_EAGAIN);
+            memcpy(buf + k, t->s + k, t->len - k);
+            memcpy(buf + t->len, next, sizeof(next) - 1);
+            ck_assert_int_eq(rparse_n(buf, t->len + sizeof(next) - 1, &h), t->len);
+            ck_assert_msg(resp_heads_equal(&whole, t->s, &h, buf),
+                          "resp %zu split at %zu", i, k);
+        }
+    }
+}
+END_TEST
+
+/* As bad_heads: the offending byte starts the second string. */
+static const struct bad_head bad_resps[] = {
+#define BAD(pre, post) { .s = pre post, .len = sizeof(pre post) - 1, .at = sizeof(pre) - 1 }
+    /* version */
+    BAD("HTTP/", "2.0 200 OK\r\n\r\n"),
+    BAD("HTTP/", "2 200 OK\r\n\r\n"),
+    BAD("HTTP/1.", "2 200 OK\r\n\r\n"),
+    BAD("HTTP/", "0.9 200 OK\r\n\r\n"),
+    BAD("", "http/1.1 200 OK\r\n\r\n"),
+    BAD("HTTP", "\\1.1 200 OK\r\n\r\n"),
+    BAD("HTTP/1.1", "0 200 OK\r\n\r\n"),
+    BAD("", "\r\nHTTP/1.1 200 OK\r\n\r\n"),     /* no leading empty lines */
+    BAD("", " HTTP/1.1 200 OK\r\n\r\n"),
+    BAD("", "<html>\r\n"),                     /* HTTP/0.9-style body */
+    /* status code */
+    BAD("HTTP/1.1", "\t200 OK\r\n\r\n"),
+    BAD("HTTP/1.1", "\r\n\r\n"),
+    BAD("HTTP/1.1 ", " 200 OK\r\n\r\n"),
+    BAD("HTTP/1.1 20", " OK\r\n\r\n"),          /* two digits */
+    BAD("HTTP/1.1 20", "\r\n\r\n"),
+    BAD("HTTP/1.1 2", "x0 OK\r\n\r\n"),         /* letters */
+    BAD("HTTP/1.1 ", "OK 200\r\n\r\n"),
+    BAD("HTTP/1.1 20", "O OK\r\n\r\n"),
+    BAD("HTTP/1.1 ", "099 OK\r\n\r\n"),         /* below 100 */
+    BAD("HTTP/1.1 ", "-20 OK\r\n\r\n"),
+    BAD("HTTP/1.1 200", "0 OK\r\n\r\n"),        /* four digits */
+    BAD("HTTP/1.1 200", "\t OK\r\n\r\n"),
+    /* reason and line end */
+    BAD("HTTP/1.1 200 O", "\x01K\r\n\r\n"),
+    BAD("HTTP/1.1 200 O", "\x7fK\r\n\r\n"),
+    BAD("HTTP/1.1 200 O", "\0K\r\n\r\n"),
+    BAD("HTTP/1.1 200 OK", "\n\r\n"),           /* bare LF, as in requests */
+    BAD("HTTP/1.1 200", "\n\r\n"),
+    BAD("HTTP/1.1 200 OK\r", "X\r\n\r\n"),      /* bare CR */
+    BAD("HTTP/1.1 200 OK\r", "\r\n"),
+    /* field lines: the request parser's rules */
+    BAD("HTTP/1.1 200 OK\r\nServer", " : a\r\n\r\n"),
+    BAD("HTTP/1.1 200 OK\r\n", ": a\r\n\r\n"),
+    BAD("HTTP/1.1 200 OK\r\nX: a\r\n", " b\r\n\r\n"),     /* obs-fold */
+    BAD("HTTP/1.1 200 OK\r\nX: a", "\nY: b\r\n\r\n"),     /* bare LF */
+    BAD("HTTP/1.1 200 OK\r\nX: a", "\x01\r\n\r\n"),
+    BAD("HTTP/1.1 200 OK\r\nSet-Cookie", "\r\n\r\n"),     /* no colon */
+    BAD("HTTP/1.1 200 OK\r\nX: a\r\n", "\n"),
+    BAD("HTTP/1.1 200 OK\r\nX: a\r\n\r", "X"),
+#undef BAD
+};
+
+START_TEST(resp_parse_refuses_malformed_heads_as_soon_as_it_sees_them)
+{
+    for (size_t i = 0; i < N_ELEMS(bad_resps); i++) {
+        const struct bad_head *b = &bad_resps[i];
+        gh_http1_resp_head h;
+
+        for (size_t n = 0; n <= b->len; n++) {
+            long want = n <= b->at ? GH_EAGAIN : GH_EPROTO;
+
+            ck_assert_msg(rparse_n(b->s, n, &h) == want,
+                          "bad resp %zu prefix %zu: got %ld want %ld", i, n,
+                          rparse_n(b->s, n, &h), want);
+        }
+    }
+}
+END_TEST
+
+START_TEST(resp_parse_waits_for_the_crlf_after_the_status_line)
+{
+    gh_http1_resp_head h;
+
+    ck_assert_int_eq(rparse("HTTP/1.1 200 OK", &h), GH_EAGAIN);
+    ck_assert_int_eq(rparse("HTTP/1.1 200", &h), GH_EAGAIN);
+    ck_assert_int_eq(rparse("HTTP/1.1 200 OK\r\n", &h), GH_EAGAIN);
+    ck_assert_int_eq(rparse("HTTP/1.1 200 OK\r\nA: b\r\n", &h), GH_EAGAIN);
+}
+END_TEST
+
+START_TEST(resp_parse_enforces_max_head_and_the_field_limit)
+{
+    static const char resp[] = "HTTP/1.1 200 OK\r\nA: b\r\n\r\n";
+    const size_t n = sizeof(resp) - 1;
+    gh_http1_resp_head h;
+    static char buf[8192];
+    size_t len;
+
+    ck_assert_int_eq(gh_http1_parse_response_head(resp, n, n, &h), n);
+    ck_assert_int_eq(gh_http1_parse_response_head(resp, n, n - 1, &h), GH_E2BIG);
+    ck_assert_int_eq(gh_http1_parse_response_head(resp, n - 1, n - 1, &h), GH_E2BIG);
+    ck_assert_int_eq(gh_http1_parse_response_head(resp, n - 1, n, &h), GH_EAGAIN);
+    ck_assert_int_eq(gh_http1_parse_response_head(resp, 0, 0, &h), GH_E2BIG);
+    ck_assert_int_eq(gh_http1_parse_response_head(NULL, 0, 10, &h), GH_EAGAIN);
+    /* a long reason and a long value reach the limit, not "need more" */
+    len = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 200 ");
+    memset(buf + len, 'a', sizeof(buf) - len);
+    ck_assert_int_eq(gh_http1_parse_response_head(buf, sizeof(buf), 1000, &h), GH_E2BIG);
+    ck_assert_int_eq(gh_http1_parse_response_head(buf, 999, 1000, &h), GH_EAGAIN);
+    buf[500] = '\x01';
+    ck_assert_int_eq(gh_http1_parse_response_head(buf, sizeof(buf), 1000, &h), GH_EPROTO);
+    /* the same field count as requests */
+    len = (size_t)snprintf(buf, sizeof(buf), "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i < GH_HTTP1_MAX_FIELDS; i++)
+        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "X-F%d: %d\r\n", i, i);
+    memcpy(buf + len, "\r\n", 2);
+    ck_assert_int_eq(rparse_n(buf, len + 2, &h), len + 2);
+    ck_assert_uint_eq(h.nfields, GH_HTTP1_MAX_FIELDS);
+    memcpy(buf + len, "Y: 1\r\n\r\n", 8);
+    ck_assert_int_eq(rparse_n(buf, len + 8, &h), GH_E2BIG);
+}
+END_TEST
+
+START_TEST(resp_parse_never_reads_past_the_input)
+{
+    guard_setup();
+    for (size_t i = 0; i < N_ELEMS(valid_resps); i++) {
+        const text *t = &valid_resps[i];
+        gh_http1_resp_head h;
+
+        for (size_t n = 0; n <= t->len; n++) {
+            const char *p = at_guard(t->s, n);
+            long want = n == t->len ? (long)t->len : GH_EAGAIN;
+
+            ck_assert_int_eq(gh_http1_parse_response_head(p, n, MAXH, &h), want);
+            if (n > 0)
+                ck_assert_int_eq(gh_http1_parse_response_head(p, n, n - 1, &h),
+                                 GH_E2BIG);
+        }
+    }
+    for (size_t i = 0; i < N_ELEMS(bad_resps); i++) {
+        const struct bad_head *b = &bad_resps[i];
+        gh_http1_resp_head h;
+
+        for (size_t n = 0; n <= b->len; n++) {
+            const char *p = at_guard(b->s, n);
+            long want = n <= b->at ? GH_EAGAIN : GH_EPROTO;
+
+            ck_assert_int_eq(gh_http1_parse_response_head(p, n, MAXH, &h), want);
+        }
+    }
+    guard_teardown();
+}
+END_TEST
+
+/* ---- analyse_response ------------------------------------------------ */
+
+/* Parses "HTTP/1.<minor> <status> X" with fields and analyses it. */
+static int ranalyse(int minor, int status, const char *fields, int is_head,
+                    gh_http1_resp *r)
+{
+    char buf[1024];
+    gh_http1_resp_head h;
+    int n = snprintf(buf, sizeof(buf), "HTTP/1.%d %d X\r\n%s\r\n", minor, status,
+                     fields);
+
+    ck_assert_msg(rparse_n(buf, (size_t)n, &h) == n, "parse: %s", buf);
+    return gh_http1_analyse_response(&h, is_head, r);
+}
+
+START_TEST(resp_analyse_reports_the_status_code)
+{
+    gh_http1_resp r;
+
+    ck_assert_int_eq(ranalyse(1, 418, "Content-Length: 0\r\n", 0, &r), 0);
+    ck_assert_int_eq(r.status, 418);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_LENGTH);
+    ck_assert_int_eq(r.content_length, 0);
+}
+END_TEST
+
+START_TEST(resp_analyse_gives_no_body_to_1xx_204_304_and_head_responses)
+{
+    static const int none[] = { 100, 101, 102, 103, 199, 204, 304 };
+    static const char *const framing[] = {
+        "",
+        "Content-Length: 42\r\n",
+        "Transfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: gzip\r\n",
+    };
+    gh_http1_resp r;
+
+    for (size_t i = 0; i < N_ELEMS(none); i++)
+        for (size_t j = 0; j < N_ELEMS(framing); j++) {
+            ck_assert_int_eq(ranalyse(1, none[i], framing[j], 0, &r), 0);
+            ck_assert_msg(r.body == GH_HTTP1_BODY_NONE, "%d %s", none[i], framing[j]);
+            ck_assert(r.keep_alive);
+        }
+    /* a response to HEAD, whatever its status and framing */
+    for (size_t j = 0; j < N_ELEMS(framing); j++) {
+        ck_assert_int_eq(ranalyse(1, 200, framing[j], 1, &r), 0);
+        ck_assert_int_eq(r.body, GH_HTTP1_BODY_NONE);
+        ck_assert(r.keep_alive);
+    }
+    /* the length a HEAD or 304 response announces is still reported */
+    ck_assert_int_eq(ranalyse(1, 200, "Content-Length: 42\r\n", 1, &r), 0);
+    ck_assert_int_eq(r.content_length, 42);
+    ck_assert_int_eq(ranalyse(1, 304, "Content-Length: 42\r\n", 0, &r), 0);
+    ck_assert_int_eq(r.content_length, 42);
+    /* 205 and 404 to GET have bodies */
+    ck_assert_int_eq(ranalyse(1, 205, "Content-Length: 0\r\n", 0, &r), 0);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_LENGTH);
+    ck_assert_int_eq(ranalyse(1, 404, "", 0, &r), 0);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_CLOSE);
+}
+END_TEST
+
+START_TEST(resp_analyse_frames_by_chunked_when_it_is_the_final_coding)
+{
+    static const char *const good[] = {
+        "Transfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: CHUNKED\r\n",
+        "Transfer-Encoding: gzip, chunked\r\n",
+        "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: gzip , chunked ,\r\n",
+    };
+    gh_http1_resp r;
+
+    for (size_t i = 0; i < N_ELEMS(good); i++) {
+        ck_assert_msg(ranalyse(1, 200, good[i], 0, &r) == 0, "%s", good[i]);
+        ck_assert_int_eq(r.body, GH_HTTP1_BODY_CHUNKED);
+        ck_assert_int_eq(r.content_length, -1);
+        ck_assert(!r.drop_content_length);
+        ck_assert(r.keep_alive);
+    }
+}
+END_TEST
+
+START_TEST(resp_analyse_reads_until_close_when_the_final_coding_is_not_chunked)
+{
+    static const char *const close_delimited[] = {
+        "Transfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: chunked, gzip\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n",
+        "Transfer-Encoding: identity\r\n",
+        "Transfer-Encoding:\r\n",
+        "Transfer-Encoding: gzip\r\nContent-Length: 5\r\n",
+    };
+    gh_http1_resp r;
+
+    for (size_t i = 0; i < N_ELEMS(close_delimited); i++) {
+        ck_assert_msg(ranalyse(1, 200, close_delimited[i], 0, &r) == 0, "%s",
+                      close_delimited[i]);
+        ck_assert_int_eq(r.body, GH_HTTP1_BODY_CLOSE);
+        ck_assert_int_eq(r.content_length, -1);
+        ck_assert(!r.keep_alive);
+    }
+}
+END_TEST
+
+START_TEST(resp_analyse_lets_chunked_override_content_length_and_marks_it_dropped)
+{
+    gh_http1_resp r;
+
+    ck_assert_int_eq(ranalyse(1, 200, "Content-Length: 5\r\n"
+                                      "Transfer-Encoding: chunked\r\n", 0, &r), 0);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_CHUNKED);
+    ck_assert_int_eq(r.content_length, -1);
+    ck_assert(r.drop_content_length);
+    ck_assert_int_eq(ranalyse(1, 200, "Transfer-Encoding: chunked\r\n"
+                                      "Content-Length: 5\r\n", 0, &r), 0);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_CHUNKED);
+    ck_assert(r.drop_content_length);
+    /* and when there is no body at all */
+    ck_assert_int_eq(ranalyse(1, 200, "Transfer-Encoding: chunked\r\n"
+                                      "Content-Length: 5\r\n", 1, &r), 0);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_NONE);
+    ck_assert_int_eq(r.content_length, -1);
+    ck_assert(r.drop_content_length);
+    /* Content-Length alone is kept */
+    ck_assert_int_eq(ranalyse(1, 200, "Content-Length: 5\r\n", 0, &r), 0);
+    ck_assert(!r.drop_content_length);
+}
+END_TEST
+
+START_TEST(resp_analyse_reads_content_length_and_accepts_identical_repeats)
+{
+    static const struct {
+        const char *fields;
+        int64_t     cl;
+    } good[] = {
+        { "Content-Length: 0\r\n", 0 },
+        { "Content-Length: 5\r\n", 5 },
+        { "content-length:  12345 \r\n", 12345 },
+        { "Content-Length: 5\r\nContent-Length: 5\r\n", 5 },
+        { "Content-Length: 5, 5\r\n", 5 },
+        { "Content-Length: 5\r\nContent-Length: 5, 005\r\n", 5 },
+        { "Content-Length: 4611686018427387904\r\n", (int64_t)1 << 62 },
+    };
+    gh_http1_resp r;
+
+    for (size_t i = 0; i < N_ELEMS(good); i++) {
+        ck_assert_msg(ranalyse(1, 200, good[i].fields, 0, &r) == 0, "%s",
+                      good[i].fields);
+        ck_assert_int_eq(r.body, GH_HTTP1_BODY_LENGTH);
+        ck_assert_int_eq(r.content_length, good[i].cl);
+        ck_assert(r.keep_alive);
+    }
+}
+END_TEST
+
+START_TEST(resp_analyse_refuses_conflicting_or_malformed_content_length)
+{
+    static const char *const bad[] = {
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Content-Length: 5, 6\r\n",
+        "Content-Length: 5\r\nContent-Length: 5, 6\r\n",
+        "Content-Length: +5\r\n",
+        "Content-Length: -1\r\n",
+        "Content-Length: 0x10\r\n",
+        "Content-Length: 5a\r\n",
+        "Content-Length: 5 5\r\n",
+        "Content-Length:\r\n",
+        "Content-Length: 5,\r\n",
+        "Content-Length: 4611686018427387905\r\n",
+        "Content-Length: 99999999999999999999999\r\n",
+        /* refused even where it would be ignored */
+        "Transfer-Encoding: chunked\r\nContent-Length: 5, 6\r\n",
+    };
+    gh_http1_resp r;
+
+    for (size_t i = 0; i < N_ELEMS(bad); i++) {
+        ck_assert_msg(ranalyse(1, 200, bad[i], 0, &r) == GH_EPROTO, "%s", bad[i]);
+        ck_assert_msg(ranalyse(1, 304, bad[i], 0, &r) == GH_EPROTO, "%s", bad[i]);
+        ck_assert_msg(ranalyse(1, 200, bad[i], 1, &r) == GH_EPROTO, "%s", bad[i]);
+    }
+}
+END_TEST
+
+START_TEST(resp_analyse_refuses_chunked_twice_and_transfer_encoding_in_1_0)
+{
+    gh_http1_resp r;
+
+    ck_assert_int_eq(ranalyse(1, 200, "Transfer-Encoding: chunked, chunked\r\n", 0, &r),
+                     GH_EPROTO);
+    ck_assert_int_eq(ranalyse(1, 200, "Transfer-Encoding: chunked\r\n"
+                                      "Transfer-Encoding: chunked\r\n", 0, &r),
+                     GH_EPROTO);
+    ck_assert_int_eq(ranalyse(0, 200, "Transfer-Encoding: chunked\r\n", 0, &r),
+                     GH_EPROTO);
+    ck_assert_int_eq(ranalyse(0, 200, "Transfer-Encoding: gzip\r\n", 0, &r), GH_EPROTO);
+}
+END_TEST
+
+START_TEST(resp_analyse_reads_until_close_without_framing)
+{
+    gh_http1_resp r;
+
+    ck_assert_int_eq(ranalyse(1, 200, "Content-Type: text/plain\r\n", 0, &r), 0);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_CLOSE);
+    ck_assert_int_eq(r.content_length, -1);
+    ck_assert(!r.keep_alive);
+    ck_assert_int_eq(ranalyse(0, 200, "Connection: keep-alive\r\n", 0, &r), 0);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_CLOSE);
+    ck_assert(!r.keep_alive);
+}
+END_TEST
+
+START_TEST(resp_analyse_derives_keep_alive_from_version_and_connection)
+{
+    static const struct {
+        int         minor;
+        const char *fields;
+        bool        keep;
+    } cases[] = {
+        { 1, "", true },
+        { 1, "Connection: close\r\n", false },
+        { 1, "Connection: keep-alive\r\n", true },
+        { 1, "Connection: Keep-Alive, CLOSE\r\n", false },
+        { 1, "Connection: x\r\nConnection: close\r\n", false },
+        { 1, "Connection: closed\r\n", true },
+        { 0, "", false },
+        { 0, "Connection: keep-alive\r\n", true },
+        { 0, "Connection: Keep-Alive\r\n", true },
+        { 0, "Connection: keep-alive, close\r\n", false },
+        { 0, "Keep-Alive: timeout=5\r\n", false },
+    };
+    gh_http1_resp r;
+    char fields[256];
+
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        snprintf(fields, sizeof(fields), "Content-Length: 0\r\n%s", cases[i].fields);
+        ck_assert_int_eq(ranalyse(cases[i].minor, 200, fields, 0, &r), 0);
+        ck_assert_msg(r.keep_alive == cases[i].keep, "1.%d %s", cases[i].minor,
+                      cases[i].fields);
+    }
+}
+END_TEST
+
+START_TEST(resp_analyse_reports_upgrade_only_for_101_with_an_upgrade_field)
+{
+    gh_http1_resp r;
+
+    ck_assert_int_eq(ranalyse(1, 101, "Upgrade: websocket\r\n"
+                                      "Connection: Upgrade\r\n", 0, &r), 0);
+    ck_assert(r.upgrade);
+    ck_assert_int_eq(r.body, GH_HTTP1_BODY_NONE);
+    ck_assert_int_eq(ranalyse(1, 101, "upgrade: h2c\r\n", 0, &r), 0);
+    ck_assert(r.upgrade);
+    ck_assert_int_eq(ranalyse(1, 101, "Connection: Upgrade\r\n", 0, &r), 0);
+    ck_assert(!r.upgrade);
+    ck_assert_int_eq(ranalyse(1, 200, "Upgrade: websocket\r\n"
+                                      "Connection: Upgrade\r\nContent-Length: 0\r\n",
+                              0, &r), 0);
+    ck_assert(!r.upgrade);
+    ck_assert_int_eq(ranalyse(1, 426, "Upgrade: TLS/1.2\r\nContent-Length: 0\r\n", 0, &r), 0);
+    ck_assert(!r.upgrade);
+}
+END_TEST
+
+START_TEST(resp_analyse_frames_every_valid_response)
+{
+    static const gh_http1_body want[] = {
+        GH_HTTP1_BODY_LENGTH, GH_HTTP1_BODY_CLOSE, GH_HTTP1_BODY_CLOSE,
+        GH_HTTP1_BODY_NONE, GH_HTTP1_BODY_NONE, GH_HTTP1_BODY_CLOSE,
+        GH_HTTP1_BODY_NONE, GH_HTTP1_BODY_CHUNKED,
+    };
+
+    ck_assert_uint_eq(N_ELEMS(want), N_ELEMS(valid_resps));
+    for (size_t i = 0; i < N_ELEMS(valid_resps); i++) {
+        gh_http1_resp_head h;
+        gh_http1_resp r;
+
+        ck_assert_int_eq(rparse_n(valid_resps[i].s, valid_resps[i].len, &h),
+                         valid_resps[i].len);
+        ck_assert_int_eq(gh_http1_analyse_response(&h, 0, &r), 0);
+        ck_assert_msg(r.body == want[i], "resp %zu", i);
+        ck_assert_int_eq(r.status, h.status);
+    }
+}
+END_TEST
+
 static Suite *http1_suite(void)
 {
     Suite *s = suite_create("http1");
@@ -1146,6 +1731,31 @@ static Suite *http1_suite(void)
     tcase_add_test(tc, chunked_bounds_line_length_and_trailers);
     tcase_add_test(tc, chunked_counts_large_chunks_without_overflow);
     tcase_add_test(tc, chunked_never_reads_past_the_input);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("response");
+    tcase_add_test(tc, resp_parse_accepts_a_response_and_points_into_the_buffer);
+    tcase_add_test(tc, resp_parse_accepts_a_missing_or_empty_reason);
+    tcase_add_test(tc, resp_parse_reads_status_codes_from_100_to_999);
+    tcase_add_test(tc, resp_parse_accepts_valid_heads_whole);
+    tcase_add_test(tc, resp_parse_returns_again_byte_by_byte_until_head_is_complete);
+    tcase_add_test(tc, resp_parse_gives_the_same_result_split_at_every_offset);
+    tcase_add_test(tc, resp_parse_refuses_malformed_heads_as_soon_as_it_sees_them);
+    tcase_add_test(tc, resp_parse_waits_for_the_crlf_after_the_status_line);
+    tcase_add_test(tc, resp_parse_enforces_max_head_and_the_field_limit);
+    tcase_add_test(tc, resp_parse_never_reads_past_the_input);
+    tcase_add_test(tc, resp_analyse_reports_the_status_code);
+    tcase_add_test(tc, resp_analyse_gives_no_body_to_1xx_204_304_and_head_responses);
+    tcase_add_test(tc, resp_analyse_frames_by_chunked_when_it_is_the_final_coding);
+    tcase_add_test(tc, resp_analyse_reads_until_close_when_the_final_coding_is_not_chunked);
+    tcase_add_test(tc, resp_analyse_lets_chunked_override_content_length_and_marks_it_dropped);
+    tcase_add_test(tc, resp_analyse_reads_content_length_and_accepts_identical_repeats);
+    tcase_add_test(tc, resp_analyse_refuses_conflicting_or_malformed_content_length);
+    tcase_add_test(tc, resp_analyse_refuses_chunked_twice_and_transfer_encoding_in_1_0);
+    tcase_add_test(tc, resp_analyse_reads_until_close_without_framing);
+    tcase_add_test(tc, resp_analyse_derives_keep_alive_from_version_and_connection);
+    tcase_add_test(tc, resp_analyse_reports_upgrade_only_for_101_with_an_upgrade_field);
+    tcase_add_test(tc, resp_analyse_frames_every_valid_response);
     suite_add_tcase(s, tc);
     return s;
 }
