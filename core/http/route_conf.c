@@ -139,7 +139,7 @@ static void set_action(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
     if (act->defaults != NULL)
         act->defaults(c, conf);
     snprintf(where, sizeof(where), "in %s", act->name);
-    gh_cfg_walk_map(c, v, act->name, where, act->keys, act->keys == gh_cfg_no_keys ? NULL : conf);
+    gh_cfg_walk_map(c, v, act->name, where, act->keys, conf);
 }
 
 void gh_cfg_set_routes(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)

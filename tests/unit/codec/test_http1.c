@@ -308,20 +308,35 @@ static const struct bad_head {
 #undef BAD
 };
 
-START_TEST(parse_refuses_malformed_heads_as_soon_as_it_sees_them)
+static long req_prefix(const char *s, size_t n)
 {
-    for (size_t i = 0; i < N_ELEMS(bad_heads); i++) {
-        const struct bad_head *b = &bad_heads[i];
-        gh_http1_head h;
+    gh_http1_head h;
+
+    return parse_n(s, n, &h);
+}
+
+/* Every prefix of each head up to its bad byte is incomplete, every longer
+ * one malformed: the parser refuses as soon as it sees the fault. */
+static void check_refused_at_the_bad_byte(const struct bad_head *heads, size_t count,
+                                          long (*parse_prefix)(const char *, size_t),
+                                          const char *what)
+{
+    for (size_t i = 0; i < count; i++) {
+        const struct bad_head *b = &heads[i];
 
         for (size_t n = 0; n <= b->len; n++) {
             long want = n <= b->at ? GH_EAGAIN : GH_EPROTO;
+            long got = parse_prefix(b->s, n);
 
-            ck_assert_msg(parse_n(b->s, n, &h) == want,
-                          "bad head %zu prefix %zu: got %ld want %ld", i, n,
-                          parse_n(b->s, n, &h), want);
+            ck_assert_msg(got == want, "bad %s %zu prefix %zu: got %ld want %ld", what, i, n,
+                          got, want);
         }
     }
+}
+
+START_TEST(parse_refuses_malformed_heads_as_soon_as_it_sees_them)
+{
+    check_refused_at_the_bad_byte(bad_heads, N_ELEMS(bad_heads), req_prefix, "head");
 }
 END_TEST
 
@@ -1304,20 +1319,16 @@ static const struct bad_head bad_resps[] = {
 #undef BAD
 };
 
+static long resp_prefix(const char *s, size_t n)
+{
+    gh_http1_resp_head h;
+
+    return rparse_n(s, n, &h);
+}
+
 START_TEST(resp_parse_refuses_malformed_heads_as_soon_as_it_sees_them)
 {
-    for (size_t i = 0; i < N_ELEMS(bad_resps); i++) {
-        const struct bad_head *b = &bad_resps[i];
-        gh_http1_resp_head h;
-
-        for (size_t n = 0; n <= b->len; n++) {
-            long want = n <= b->at ? GH_EAGAIN : GH_EPROTO;
-
-            ck_assert_msg(rparse_n(b->s, n, &h) == want,
-                          "bad resp %zu prefix %zu: got %ld want %ld", i, n,
-                          rparse_n(b->s, n, &h), want);
-        }
-    }
+    check_refused_at_the_bad_byte(bad_resps, N_ELEMS(bad_resps), resp_prefix, "resp");
 }
 END_TEST
 
