@@ -90,6 +90,9 @@ typedef struct gh_cfg_action {
     const gh_keydef *keys;       /* gh_cfg_no_keys for {} */
     size_t           off;        /* of its struct in gh_route_conf */
     void           (*defaults)(gh_cfgctx *c, void *conf);   /* may be NULL */
+    /* After its keys were walked (v, a mapping or null, is the action's
+     * value): checks across keys. May be NULL. */
+    void           (*check)(gh_cfgctx *c, const gh_cfgnode *v, void *conf);
 } gh_cfg_action;
 
 /* An empty table: the value takes no keys ({} or null). */
@@ -142,6 +145,19 @@ bool gh_cfg_port_text(gh_cfgctx *c, const gh_cfgnode *v, const char *key, const 
  * when there is none). In route_conf.c (match.host), also used for origins. */
 const char *gh_cfg_skip_host(const char *s);
 
+/* HOST:PORT in s[0..n) with HOST an IPv4 literal or [IPv6], never a name;
+ * when defport is not 0 the :PORT may be left out. Fills *addr (zeroed
+ * first) and *len. Returns NULL, or what is wrong as a phrase for a
+ * message. In upstream/upstream_conf.c. */
+const char *gh_cfg_parse_inet(const char *s, size_t n, uint16_t defport, gh_sockaddr_any *addr,
+                              socklen_t *len);
+/* [A-Za-z0-9_.-]{1,64}: an upstream's name (upstream/upstream_conf.c). */
+bool gh_cfg_upstream_name_ok(const char *s);
+/* A proxy route's url: "http://HOST[:PORT]": its server's address into
+ * *addr and *len. Returns NULL, or what is wrong as a phrase for a message.
+ * In upstream/proxy_conf.c. */
+const char *gh_cfg_proxy_url(const char *url, gh_sockaddr_any *addr, socklen_t *len);
+
 /* ---- generic setters ---------------------------------------------------- */
 
 void gh_cfg_set_string(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
@@ -161,6 +177,9 @@ void gh_cfg_set_map(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void
                     const gh_keydef *d);      /* walks d->sub against the field */
 void gh_cfg_set_cnode(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
                       const gh_keydef *d);    /* gh_cnode *: a copy of the mapping */
+void gh_cfg_set_url_path(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                         const gh_keydef *d); /* char *: starts with /, no space, control
+                                                 character, ? or # (http/route_conf.c) */
 
 /* ---- the sections, each beside its module -------------------------------- */
 
@@ -177,6 +196,13 @@ extern const gh_keydef gh_bus_conf_keys[];             /* cluster/bus_conf.c */
 void gh_bus_conf_defaults(gh_cfgctx *c, gh_bus_conf *b);
 void gh_cfg_set_bus(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
                     const gh_keydef *d);
+extern const gh_keydef gh_upstream_conf_keys[];        /* upstream/upstream_conf.c */
+void gh_cfg_set_upstreams(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                          const gh_keydef *d);
+/* Once the whole file is walked: ties every proxy route to its upstream
+ * (upstream_index), appending an upstream for each url:, and reports names
+ * no upstream has. In upstream/upstream_conf.c. */
+void gh_cfg_check_proxies(gh_cfgctx *c, gh_config *cfg);
 
 /* route actions, listed by route_conf.c */
 extern const gh_cfg_action gh_static_action;           /* http/static_conf.c */
@@ -184,5 +210,6 @@ extern const gh_cfg_action gh_redirect_action;         /* http/redirect_conf.c *
 extern const gh_cfg_action gh_health_action;           /* http/health_conf.c */
 extern const gh_cfg_action gh_metrics_action;          /* http/health_conf.c */
 extern const gh_cfg_action gh_websocket_action;        /* ws/websocket_conf.c */
+extern const gh_cfg_action gh_proxy_action;            /* upstream/proxy_conf.c */
 
 #endif

@@ -923,6 +923,7 @@ static const gh_keydef top_keys[] = {
     { .name = "bus", .set = gh_cfg_set_bus, .sub = gh_bus_conf_keys },
     { .name = "listeners", .set = gh_cfg_set_listeners, .flags = GH_K_REQUIRED,
       .sub = gh_listener_conf_keys },
+    { .name = "upstreams", .set = gh_cfg_set_upstreams, .sub = gh_upstream_conf_keys },
     { .name = "routes", .set = gh_cfg_set_routes, .sub = gh_route_conf_keys },
     { .name = NULL },
 };
@@ -999,6 +1000,9 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
         else
             gh_cfg_walk_map(&c, root, NULL, "at the top level", top_keys, cfg);
     }
+    /* routes may name upstreams declared after them: tie them up now */
+    if (!c.nomem)
+        gh_cfg_check_proxies(&c, cfg);
     rc = c.nomem ? GH_ENOMEM : c.nerrs > 0 || c.too_many ? GH_EINVAL : GH_OK;
     flush_errors(&c, errs);
     if (rc == GH_OK) {
@@ -1127,11 +1131,32 @@ void gh_config_free(gh_config *cfg)
                 free(r->u.ws.config);
             }
             break;
+        case GH_ACTION_PROXY:
+            free(r->u.proxy.upstream);
+            free(r->u.proxy.strip_prefix);
+            for (size_t j = 0; j < r->u.proxy.nset; j++) {
+                free(r->u.proxy.set[j].name);
+                free(r->u.proxy.set[j].value);
+            }
+            free(r->u.proxy.set);
+            for (size_t j = 0; j < r->u.proxy.nremove; j++)
+                free(r->u.proxy.remove[j]);
+            free(r->u.proxy.remove);
+            break;
         default:
             break;
         }
     }
     free(cfg->routes);
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        gh_upstream_conf *u = &cfg->upstreams[i];
+
+        free(u->name);
+        for (size_t j = 0; j < u->nservers; j++)
+            free(u->servers[j].address);
+        free(u->servers);
+    }
+    free(cfg->upstreams);
     free(cfg->bus.redis);
     free(cfg->bus.channel_prefix);
     free(cfg->bus.password);

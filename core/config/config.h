@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "cidr.h"
 #include "errlist.h"
@@ -36,6 +38,14 @@ typedef struct gh_cnode {
     size_t           nitems;
     gh_srcloc        loc;
 } gh_cnode;
+
+/* An address of any family we connect to. */
+typedef union gh_sockaddr_any {
+    struct sockaddr     sa;
+    struct sockaddr_in  in4;
+    struct sockaddr_in6 in6;
+    struct sockaddr_un  un;
+} gh_sockaddr_any;
 
 typedef enum {
     GH_PROXY_OFF = 0,
@@ -85,6 +95,7 @@ typedef enum {
     GH_ACTION_REDIRECT_HTTPS,
     GH_ACTION_METRICS,
     GH_ACTION_WEBSOCKET,
+    GH_ACTION_PROXY,
 } gh_action_kind;
 
 typedef enum {
@@ -118,6 +129,66 @@ typedef struct gh_websocket_conf {
     gh_cnode       *config;              /* the `config:` mapping, or NULL */
 } gh_websocket_conf;
 
+/* One server of an upstream. */
+typedef struct gh_upstream_server {
+    char          *address;     /* as written: "127.0.0.1:8000", "[::1]:8000", "unix:/run/app.sock" */
+    gh_sockaddr_any addr;       /* resolved literal (never a DNS name) or AF_UNIX path */
+    socklen_t      addrlen;
+    unsigned       weight;      /* default 1, 1..100 */
+    bool           backup;      /* used only when every primary is down */
+    gh_srcloc      loc;
+} gh_upstream_server;
+
+typedef enum {
+    GH_BALANCE_ROUND_ROBIN = 0,
+    GH_BALANCE_LEAST_CONN,
+    GH_BALANCE_CLIENT_IP,
+} gh_balance;
+
+/* `upstreams:` NAME -> this. */
+typedef struct gh_upstream_conf {
+    char               *name;
+    gh_upstream_server *servers;            /* at least one */
+    size_t              nservers;
+    gh_balance          balance;            /* default round_robin */
+    uint64_t            keepalive;          /* idle connections kept per server, default 32 */
+    uint64_t            keepalive_timeout_ms;  /* an idle pooled connection closes after, default 60000 */
+    uint64_t            connect_timeout_ms; /* default 5000 */
+    uint64_t            read_timeout_ms;    /* between bytes of a response, default 60000 */
+    uint64_t            send_timeout_ms;    /* a request making no progress, default 60000 */
+    uint64_t            max_fails;          /* passive health: failures within fail_timeout
+                                               that mark a server down, default 1; 0 = never */
+    uint64_t            fail_timeout_ms;    /* ... and how long it stays down, default 10000 */
+    gh_srcloc           loc;
+} gh_upstream_conf;
+
+/* Which forwarding headers a proxy route sends (bits). */
+enum {
+    GH_FWD_XFF = 1 << 0,        /* X-Forwarded-For */
+    GH_FWD_XFP = 1 << 1,        /* X-Forwarded-Proto */
+    GH_FWD_XFH = 1 << 2,        /* X-Forwarded-Host */
+    GH_FWD_XFPORT = 1 << 3,     /* X-Forwarded-Port */
+    GH_FWD_REAL_IP = 1 << 4,    /* X-Real-IP */
+    GH_FWD_FORWARDED = 1 << 5,  /* RFC 7239 Forwarded */
+};
+
+typedef struct gh_header_set {
+    char *name;                 /* a token, as written */
+    char *value;                /* no CR, LF or NUL */
+} gh_header_set;
+
+typedef struct gh_proxy_conf {
+    char           *upstream;       /* the upstream's name (with url: "url:" + the URL) */
+    gh_srcloc       upstream_loc;
+    size_t          upstream_index; /* into gh_config.upstreams, set by the loader */
+    char           *strip_prefix;   /* removed from the start of the path, or NULL */
+    gh_header_set  *set;            /* headers: set: sent upstream, replacing any of that name */
+    size_t          nset;
+    char          **remove;         /* headers: remove: not sent upstream (lower case) */
+    size_t          nremove;
+    unsigned        forwarded;      /* GH_FWD_* bits; default XFF | XFP | REAL_IP */
+} gh_proxy_conf;
+
 typedef struct gh_route_conf {
     gh_match       match;
     gh_action_kind action;
@@ -125,6 +196,7 @@ typedef struct gh_route_conf {
         gh_static_conf    stat;
         gh_redirect_conf  redirect;
         gh_websocket_conf ws;
+        gh_proxy_conf     proxy;
     } u;
     gh_srcloc      loc;
 } gh_route_conf;
@@ -162,6 +234,9 @@ typedef struct gh_config {
     size_t            nlisteners;
     gh_route_conf    *routes;       /* may be empty */
     size_t            nroutes;
+    gh_upstream_conf *upstreams;    /* `upstreams:` in file order, then one per proxy
+                                       route with url: (named "url:" + the URL) */
+    size_t            nupstreams;
 } gh_config;
 
 /* Limits (additions to the first contract). A config past any of them is
@@ -198,6 +273,19 @@ typedef struct gh_config {
  * - bus.redis is redis://[:PASSWORD@]HOST:PORT[/DB] with DB in 0..15, and
  *   bus: without redis: is an error; a password in both places is an error;
  *   bus.presence_ttl is a duration of at least 1s (default 10s).
+ * - upstreams: names match [A-Za-z0-9_.-]{1,64}; servers holds 1 to
+ *   GH_CONFIG_MAX_LIST servers with distinct addresses, not all backups;
+ *   an address is IPv4:PORT, [IPv6]:PORT (never a name) or unix:PATH
+ *   (resolved, shorter than sun_path); keepalive_timeout, connect/read/
+ *   send_timeout and fail_timeout are more than 0.
+ * - a proxy route has exactly one of upstream: (a declared name: an unknown
+ *   one is an error) and url: (http://IPv4[:PORT] or http://[IPv6][:PORT],
+ *   no path, query or userinfo); upstream_index is always valid.
+ *   strip_prefix follows match.prefix's rules. headers: set names are
+ *   tokens with values free of control characters but HTAB; neither set nor
+ *   remove names a hop-by-hop or framing field (Connection, Keep-Alive, TE,
+ *   Trailer, Transfer-Encoding, Upgrade, Content-Length, Proxy-Connection),
+ *   remove never names Host, and no name is in both or twice.
  * - error_log cannot be off. proxy_protocol accepts "false" as off.
  * - A key whose value is null (`health:`) counts as an empty mapping where a
  *   mapping is expected; `routes:` null means no routes; `config:` null

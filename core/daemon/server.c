@@ -24,9 +24,11 @@
 #include "conn.h"
 #include "err.h"
 #include "filecache.h"
+#include "forward.h"
 #include "log.h"
 #include "notify.h"
 #include "pluginhost.h"
+#include "pool.h"
 #include "tls.h"
 #include "topic.h"
 #include "tstate.h"
@@ -39,6 +41,14 @@
 
 /* ---- site ------------------------------------------------------------ */
 
+/* What the layers above http/ hung on a site. */
+static void site_free_upper(gh_site *s)
+{
+    gh_plugins_unload(s);
+    gh_upstreams_free(s->upstreams);
+    s->upstreams = NULL;
+}
+
 int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
 {
     gh_site *s = NULL;
@@ -50,7 +60,7 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
     }
     s->refs = 1;
     s->cfg = cfg;
-    s->on_free = gh_plugins_unload;
+    s->on_free = site_free_upper;
     if (cfg->nroutes > 0 && (s->root_fds = calloc(cfg->nroutes, sizeof(int))) == NULL)
         goto out;
     s->nroot_fds = cfg->nroutes;
@@ -77,6 +87,10 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
         if (cfg->listeners[i].tls &&
             gh_tls_ctx_new(&cfg->listeners[i], errs, &s->tls_ctx[i]) != GH_OK)
             rc = GH_EINVAL;
+    }
+    if (cfg->nupstreams > 0 && gh_upstreams_new(cfg, &s->upstreams) != GH_OK) {
+        rc = GH_ENOMEM;
+        goto out;
     }
     /* plugins too, even after errors: -t reports everything at once */
     if (gh_plugins_load(s, errs) != GH_OK && rc == GH_OK)
@@ -147,6 +161,7 @@ static const gh_action_fn actions[] = {
     [GH_ACTION_REDIRECT_HTTPS] = gh_action_redirect,
     [GH_ACTION_METRICS] = gh_action_metrics,
     [GH_ACTION_WEBSOCKET] = gh_action_websocket,
+    [GH_ACTION_PROXY] = gh_action_proxy,
 };
 
 /* ---- listeners --------------------------------------------------------- */

@@ -60,6 +60,9 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void process(gh_conn *c);
+static void finish_request(gh_conn *c);
+static void maybe_linger(gh_conn *c);
 
 static const gh_config *cfg_of(const gh_conn *c)
 {
@@ -372,7 +375,7 @@ void gh_conn_free(gh_conn *c)
     if (c == NULL)
         return;
     gh_loop_conn_removed(c->loop, c);
-    if (c->ws != NULL && c->handoff != NULL)
+    if (c->handoff != NULL)
         c->handoff->release(c);
     if (c->timer != NULL)
         event_free(c->timer);
@@ -423,7 +426,7 @@ static void maybe_linger(gh_conn *c)
 
 void gh_conn_drain(gh_conn *c)
 {
-    if (c->state == GH_CONN_WS) {
+    if (c->state == GH_CONN_WS || c->state == GH_CONN_UPSTREAM) {
         c->handoff->drain(c);
         return;
     }
@@ -709,10 +712,11 @@ static void apply_forwarded(gh_conn *c, const gh_http1_head *head, gh_request *r
 
 
 /* Answers one complete request (head and, if any, body already consumed). */
-static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *req)
+static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *req,
+                     const char *raw, size_t raw_len)
 {
     gh_request r = {
-        .c = c, .head = head, .req = req,
+        .c = c, .head = head, .req = req, .raw = raw, .raw_len = raw_len,
         .is_head = method_is(head, "HEAD"),
         .is_get = method_is(head, "GET"),
     };
@@ -751,7 +755,30 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
     else
         gh_req_error(&r, 501);
 out:
-    access_log(&r);
+    if (c->state != GH_CONN_UPSTREAM)
+        access_log(&r);     /* else gh_conn_resume() writes it */
+}
+
+/* Whether the route for this head streams the request body itself (a
+ * proxy), instead of conn.c discarding it before the answer. */
+static bool route_takes_body(gh_conn *c, const gh_http1_head *head, const gh_http1_req *req)
+{
+    char path[PATH_MAX_BYTES];
+    long plen;
+    size_t hlen = 0;
+    const gh_route_conf *route;
+    gh_request r = { .c = c, .https = c->https };
+
+    if (req->path_len == 1 && req->path[0] == '*')
+        return false;
+    if ((plen = gh_uri_normalize_path(req->path, req->path_len, path, sizeof(path))) < 0)
+        return false;
+    if (req->host != NULL)
+        hlen = gh_route_host_part(req->host, req->host_len);
+    apply_forwarded(c, head, &r);      /* the scheme, as dispatch() will see it */
+    route = gh_route_find(cfg_of(c), req->host, hlen, path,
+                          r.https ? GH_SCHEME_HTTPS : GH_SCHEME_HTTP);
+    return route != NULL && route->action == GH_ACTION_PROXY;
 }
 
 /* Answers a request we could not parse, then closes. */
@@ -793,7 +820,7 @@ static void dispatch_pending(gh_conn *c)
 
     n = gh_http1_parse_head(c->pending_head, c->pending_len, c->pending_len + 1, &head);
     if (n > 0 && gh_http1_analyse(&head, &req) == 0)
-        dispatch(c, &head, &req);
+        dispatch(c, &head, &req, c->pending_head, c->pending_len);
     else
         refuse(c, 400);     /* cannot happen: it parsed before */
     free(c->pending_head);
@@ -872,16 +899,16 @@ static bool read_head(gh_conn *c, struct evbuffer *in)
         return false;
     }
 
-    if (req.content_length > 0 || req.chunked) {
+    if (req.content_length > 0 && (uint64_t)req.content_length > cfg->http.max_body) {
+        gh_request r = { .c = c, .head = &head, .req = &req };
+        c->close_after = true;
+        gh_req_error(&r, 413);
+        access_log(&r);
+        close_after_flush(c);
+        return false;
+    }
+    if ((req.content_length > 0 || req.chunked) && !route_takes_body(c, &head, &req)) {
         /* keep the head while the body goes by, then answer */
-        if (req.content_length > 0 && (uint64_t)req.content_length > cfg->http.max_body) {
-            gh_request r = { .c = c, .head = &head, .req = &req };
-            c->close_after = true;
-            gh_req_error(&r, 413);
-            access_log(&r);
-            close_after_flush(c);
-            return false;
-        }
         if ((c->pending_head = malloc((size_t)n)) == NULL) {
             refuse(c, 500);
             return false;
@@ -899,8 +926,20 @@ static bool read_head(gh_conn *c, struct evbuffer *in)
         return true;
     }
 
-    dispatch(c, &head, &req);
+    dispatch(c, &head, &req, data, (size_t)n);
     evbuffer_drain(in, (size_t)n);
+    if (c->state == GH_CONN_UPSTREAM) {
+        evtimer_del(c->timer);
+        c->handoff->start(c);       /* may give c back at once (gh_conn_resume) */
+        return false;
+    }
+    if (req.content_length > 0 || req.chunked) {
+        /* a body route_takes_body() let through that no action took (an
+         * error answered at once): it cannot be skipped safely */
+        c->close_after = true;
+        close_after_flush(c);
+        return false;
+    }
     if (c->state == GH_CONN_WS) {
         /* the 101 is queued; what follows the head is WebSocket frames */
         evtimer_del(c->timer);
@@ -931,6 +970,7 @@ static void process(gh_conn *c)
         case GH_CONN_CLOSING:
             return;
         case GH_CONN_WS:
+        case GH_CONN_UPSTREAM:
         case GH_CONN_PROXY:
         case GH_CONN_TLS:
             return;
@@ -940,6 +980,39 @@ static void process(gh_conn *c)
             return;
         }
     }
+}
+
+void gh_conn_take_back(gh_conn *c)
+{
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, cfg_of(c)->http.max_head + 64 * 1024);
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+void gh_conn_resume(gh_conn *c, const char *head, size_t head_len, int status,
+                    uint64_t body_bytes, bool broken)
+{
+    gh_http1_head h;
+    gh_http1_req req;
+    gh_request r = { .c = c, .status = status, .body_bytes = body_bytes };
+
+    if (head != NULL && gh_http1_parse_head(head, head_len, head_len + 1, &h) > 0 &&
+        gh_http1_analyse(&h, &req) == 0) {
+        r.head = &h;
+        r.req = &req;
+    }
+    access_log(&r);
+    c->handoff = NULL;
+    c->fwd = NULL;
+    c->state = GH_CONN_HEAD;
+    gh_conn_take_back(c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (broken || c->loop->stopping)
+        c->close_after = true;
+    finish_request(c);
+    if (c->state == GH_CONN_HEAD)
+        process(c);
+    maybe_linger(c);        /* may free c */
 }
 
 /* ---- bufferevent callbacks --------------------------------------------- */

@@ -42,6 +42,9 @@ typedef enum {
     GH_CONN_CLOSING,      /* flushing, then linger */
     GH_CONN_LINGER,       /* our side shut; reading and dropping what the client still sends */
     GH_CONN_WS,           /* upgraded: the bufferevent belongs to wsconn.c */
+    GH_CONN_UPSTREAM,     /* a proxied request: the bufferevent belongs to the
+                             handoff until gh_conn_resume() (or for good once
+                             the request became a tunnel) */
 } gh_conn_state;
 
 struct gh_conn {
@@ -73,7 +76,9 @@ struct gh_conn {
     bool                close_after;   /* close once the body/response is done */
     char               *pending_head;  /* a head kept while its body is discarded */
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
-    const gh_conn_handoff *handoff;    /* set with ws */
+    const gh_conn_handoff *handoff;    /* set with ws, or with fwd */
+    struct gh_fwd      *fwd;           /* set in GH_CONN_UPSTREAM (upstream/forward.c) */
+    bool                tunnel;        /* the proxied request became a tunnel (101) */
     size_t              pending_len;
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For
@@ -92,6 +97,19 @@ void gh_conn_free(gh_conn *c);
  * current response. */
 void gh_conn_drain(gh_conn *c);
 
+/* An action that took the connection (state GH_CONN_UPSTREAM, handoff set)
+ * gives it back once its response is queued: the access-log line is written
+ * from head (the request head's bytes, re-parsed; may be NULL) with status
+ * and body_bytes, conn.c's callbacks come back and the next request is
+ * served. With broken, the response was cut short: what is queued is
+ * flushed and the connection closed. May free c (not synchronously inside
+ * conn.c's own callbacks). */
+void gh_conn_resume(gh_conn *c, const char *head, size_t head_len, int status,
+                    uint64_t body_bytes, bool broken);
+
+/* Restores conn.c's callbacks on c->bev (after a handoff used its own). */
+void gh_conn_take_back(gh_conn *c);
+
 /* One request being answered. Borrowed by action handlers for the length of
  * the dispatch call; every pointer lives in the connection's input buffer. */
 typedef struct gh_request {
@@ -103,6 +121,8 @@ typedef struct gh_request {
     bool                 is_head;       /* HEAD: no body is sent */
     bool                 is_get;
     bool                 https;         /* the request's scheme (DESIGN.md "Scheme") */
+    const char          *raw;           /* the head's bytes as received */
+    size_t               raw_len;
     int                  status;        /* for the access log */
     uint64_t             body_bytes;    /* for the access log */
 } gh_request;

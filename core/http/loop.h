@@ -38,6 +38,7 @@ struct gh_site {
     int       *root_fds;     /* per route: the static root's directory fd, or -1 */
     size_t     nroot_fds;
     struct gh_plugins *plugins;   /* loaded plugins and per-route instances (ws/pluginhost.c) */
+    struct gh_upstreams *upstreams; /* pools of the upstreams (upstream/pool.c), or NULL */
     struct gh_filecache *filecache; /* small static files in memory, or NULL */
     /* frees what an upper layer hung on the site (the plugins) before the
      * rest goes; set by whoever built the site, may be NULL */

@@ -33,7 +33,8 @@ const char *gh_cfg_skip_host(const char *s)
     return s;
 }
 
-static void set_url_path(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)
+/* match.path, match.prefix, and a proxy's strip_prefix (cfgkit.h). */
+void gh_cfg_set_url_path(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)
 {
     char qb[GH_CFG_QBUF];
     const char *s = gh_cfg_want_scalar(c, v, k->text, "a path starting with /");
@@ -77,8 +78,8 @@ static const gh_cfg_enum scheme_vals[] = {
 };
 
 static const gh_keydef match_keys[] = {
-    { .name = "path", .set = set_url_path, .off = offsetof(gh_match, path) },
-    { .name = "prefix", .set = set_url_path, .off = offsetof(gh_match, prefix) },
+    { .name = "path", .set = gh_cfg_set_url_path, .off = offsetof(gh_match, path) },
+    { .name = "prefix", .set = gh_cfg_set_url_path, .off = offsetof(gh_match, prefix) },
     { .name = "host", .set = set_host, .off = offsetof(gh_match, host) },
     { .name = "scheme", .set = gh_cfg_set_enum, .off = offsetof(gh_match, scheme),
       .data = scheme_vals },
@@ -110,6 +111,7 @@ const gh_keydef gh_route_conf_keys[] = {
     { .name = "redirect_https", ACTION(gh_redirect_action) },
     { .name = "metrics", ACTION(gh_metrics_action) },
     { .name = "websocket", ACTION(gh_websocket_action) },
+    { .name = "proxy", ACTION(gh_proxy_action) },
     { .name = NULL },
 };
 #undef ACTION
@@ -139,12 +141,33 @@ static void set_action(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
     if (act->defaults != NULL)
         act->defaults(c, conf);
     snprintf(where, sizeof(where), "in %s", act->name);
-    gh_cfg_walk_map(c, v, act->name, where, act->keys, conf);
+    if (gh_cfg_walk_map(c, v, act->name, where, act->keys, conf) && act->check != NULL)
+        act->check(c, v, conf);
+}
+
+/* "static, health, ...": the actions of the table, for "no action". */
+static const char *action_list(char *buf, size_t cap)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    for (const gh_keydef *d = gh_route_conf_keys; d->name != NULL; d++) {
+        int w;
+
+        if (!(d->flags & GH_K_ACTION))
+            continue;
+        w = snprintf(buf + o, cap - o, "%s%s", o > 0 ? ", " : "", d->name);
+        if (w < 0 || (size_t)w >= cap - o)
+            break;
+        o += (size_t)w;
+    }
+    return buf;
 }
 
 void gh_cfg_set_routes(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)
 {
     gh_config *cfg = obj;
+    char actions[256];
 
     (void)d;
     if (v->kind == GH_YN_BAD || gh_cfg_is_null(v))
@@ -169,7 +192,7 @@ void gh_cfg_set_routes(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
 
         r->loc = gh_cfg_loc_of(c, v->items[i]);
         if (gh_cfg_walk_map(c, v->items[i], "route", "in route", gh_route_conf_keys, r) && r->action == 0)
-            gh_cfg_err_at(c, v->items[i], "route: no action (give one of static, health, "
-                   "redirect_https, metrics, websocket)");
+            gh_cfg_err_at(c, v->items[i], "route: no action (give one of %s)",
+                          action_list(actions, sizeof(actions)));
     }
 }

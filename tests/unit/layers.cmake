@@ -8,12 +8,12 @@
 # layer, and names the file and line.
 cmake_minimum_required(VERSION 3.25)
 
-set(layers base codec config http ws cluster daemon)
+set(layers base codec config http upstream ws cluster daemon)
 # outside headers a layer may include (regexes); anything not listed here is
 # the C library's and free for all
-set(ext_event2   "^event2/"          http ws cluster daemon)
-set(ext_ssl      "^openssl/(ssl|err|x509)" http ws cluster daemon)
-set(ext_crypto   "^openssl/"         codec config http ws cluster daemon)
+set(ext_event2   "^event2/"          http upstream ws cluster daemon)
+set(ext_ssl      "^openssl/(ssl|err|x509)" http upstream ws cluster daemon)
+set(ext_crypto   "^openssl/"         codec config http upstream ws cluster daemon)
 set(ext_yaml     "^yaml\\.h$"        config)
 set(ext_hiredis  "^hiredis/"         cluster)
 set(ext_dl       "^dlfcn\\.h$"       ws)

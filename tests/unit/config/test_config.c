@@ -443,7 +443,7 @@ START_TEST(load_mem_uses_the_given_folder_or_the_current_one)
     ck_assert_str_eq(errs.items[0], "<config>:1:1: unknown key \"x\" at the top level "
                      "(expected one of: plugins_dir, access_log, error_log, log_level, "
                      "max_connections, drain_delay, drain_timeout, http, bus, listeners, "
-                     "routes)");
+                     "upstreams, routes)");
     gh_errlist_deinit(&errs);
 }
 END_TEST
@@ -703,6 +703,212 @@ START_TEST(access_log_off_is_null)
 }
 END_TEST
 
+/* ---- upstreams: and proxy: ---------------------------------------------- */
+
+/* Routes before upstreams: names are tied up after the whole file is read. */
+static const char proxy_yaml[] =
+    "listeners:\n"                                                    /* 1 */
+    "  - listen: 127.0.0.1:8080\n"
+    "routes:\n"
+    "  - match: { prefix: /ws/ }\n"
+    "    proxy: { upstream: wsserver }\n"                             /* 5 */
+    "  - match: { prefix: /api/ }\n"
+    "    proxy:\n"
+    "      url: \"http://[::1]:9100\"\n"                               /* 8 */
+    "      strip_prefix: /api\n"
+    "      headers:\n"
+    "        set: { Host: api.internal, X-Empty: \"\", X-Tab: \"a\\tb\" }\n"
+    "        remove: [X-Powered-By, server]\n"
+    "      forwarded: [X-Forwarded-For, forwarded, x-forwarded-host, x-forwarded-port]\n"
+    "  - match: { path: /old }\n"
+    "    proxy: { url: \"http://10.0.0.7\", forwarded: [] }\n"        /* 15 */
+    "  - match: { prefix: / }\n"
+    "    proxy: { upstream: webserver }\n"
+    "upstreams:\n"
+    "  webserver:\n"                                                  /* 19 */
+    "    servers: [127.0.0.1:8000]\n"
+    "  wsserver:\n"
+    "    servers:\n"
+    "      - 127.0.0.1:9000\n"                                        /* 23 */
+    "      - { address: \"[::1]:9000\", weight: 5 }\n"
+    "      - address: unix:run/app.sock\n"
+    "        backup: true\n"
+    "      - unix:/run/other.sock\n"
+    "    balance: least_conn\n"
+    "    keepalive: 0\n"
+    "    keepalive_timeout: 30s\n"
+    "    connect_timeout: 1s\n"
+    "    read_timeout: 2m\n"
+    "    send_timeout: 90s\n"
+    "    max_fails: 3\n"
+    "    fail_timeout: 20s\n";
+
+static void assert_upstream_defaults(const gh_upstream_conf *u)
+{
+    ck_assert_int_eq(u->balance, GH_BALANCE_ROUND_ROBIN);
+    ck_assert_uint_eq(u->keepalive, 32);
+    ck_assert_uint_eq(u->keepalive_timeout_ms, 60000);
+    ck_assert_uint_eq(u->connect_timeout_ms, 5000);
+    ck_assert_uint_eq(u->read_timeout_ms, 60000);
+    ck_assert_uint_eq(u->send_timeout_ms, 60000);
+    ck_assert_uint_eq(u->max_fails, 1);
+    ck_assert_uint_eq(u->fail_timeout_ms, 10000);
+}
+
+START_TEST(upstreams_and_proxy_routes_load_with_addresses_defaults_and_url_upstreams)
+{
+    gh_config *cfg = load_ok(proxy_yaml);
+    const gh_upstream_conf *u;
+    const gh_upstream_server *srv;
+    const gh_proxy_conf *p;
+
+    ck_assert_uint_eq(cfg->nupstreams, 4);     /* two declared, then one per url: */
+
+    u = &cfg->upstreams[0];
+    ck_assert_str_eq(u->name, "webserver");
+    ck_assert_int_eq(u->loc.line, 19);
+    ck_assert_int_eq(u->loc.col, 3);
+    ck_assert_uint_eq(u->nservers, 1);
+    srv = &u->servers[0];
+    ck_assert_str_eq(srv->address, "127.0.0.1:8000");
+    ck_assert_int_eq(srv->addr.sa.sa_family, AF_INET);
+    ck_assert_uint_eq(srv->addrlen, sizeof(struct sockaddr_in));
+    ck_assert_uint_eq(ntohl(srv->addr.in4.sin_addr.s_addr), 0x7f000001);
+    ck_assert_uint_eq(ntohs(srv->addr.in4.sin_port), 8000);
+    ck_assert_uint_eq(srv->weight, 1);
+    ck_assert(!srv->backup);
+    assert_upstream_defaults(u);
+
+    u = &cfg->upstreams[1];
+    ck_assert_str_eq(u->name, "wsserver");
+    ck_assert_uint_eq(u->nservers, 4);
+    srv = &u->servers[0];
+    ck_assert_str_eq(srv->address, "127.0.0.1:9000");
+    ck_assert_int_eq(srv->addr.sa.sa_family, AF_INET);
+    ck_assert_uint_eq(ntohs(srv->addr.in4.sin_port), 9000);
+    ck_assert_int_eq(srv->loc.line, 23);
+    ck_assert_int_eq(srv->loc.col, 9);
+    srv = &u->servers[1];
+    ck_assert_str_eq(srv->address, "[::1]:9000");
+    ck_assert_int_eq(srv->addr.sa.sa_family, AF_INET6);
+    ck_assert_uint_eq(srv->addrlen, sizeof(struct sockaddr_in6));
+    ck_assert(IN6_IS_ADDR_LOOPBACK(&srv->addr.in6.sin6_addr));
+    ck_assert_uint_eq(ntohs(srv->addr.in6.sin6_port), 9000);
+    ck_assert_uint_eq(srv->weight, 5);
+    ck_assert(!srv->backup);
+    srv = &u->servers[2];
+    ck_assert_str_eq(srv->address, "unix:run/app.sock");
+    ck_assert_int_eq(srv->addr.sa.sa_family, AF_UNIX);
+    ck_assert_str_eq(srv->addr.un.sun_path, join(tmpdir, "run/app.sock"));
+    ck_assert_uint_eq(srv->addrlen, offsetof(struct sockaddr_un, sun_path) +
+                                    strlen(srv->addr.un.sun_path) + 1);
+    ck_assert(srv->backup);
+    ck_assert_uint_eq(srv->weight, 1);
+    srv = &u->servers[3];
+    ck_assert_str_eq(srv->addr.un.sun_path, "/run/other.sock");
+    ck_assert(!srv->backup);
+    ck_assert_int_eq(u->balance, GH_BALANCE_LEAST_CONN);
+    ck_assert_uint_eq(u->keepalive, 0);
+    ck_assert_uint_eq(u->keepalive_timeout_ms, 30000);
+    ck_assert_uint_eq(u->connect_timeout_ms, 1000);
+    ck_assert_uint_eq(u->read_timeout_ms, 120000);
+    ck_assert_uint_eq(u->send_timeout_ms, 90000);
+    ck_assert_uint_eq(u->max_fails, 3);
+    ck_assert_uint_eq(u->fail_timeout_ms, 20000);
+
+    ck_assert_uint_eq(cfg->nroutes, 4);
+    p = &cfg->routes[0].u.proxy;
+    ck_assert_int_eq(cfg->routes[0].action, GH_ACTION_PROXY);
+    ck_assert_str_eq(p->upstream, "wsserver");
+    ck_assert_uint_eq(p->upstream_index, 1);
+    ck_assert_int_eq(p->upstream_loc.line, 5);
+    ck_assert_int_eq(p->upstream_loc.col, 24);
+    ck_assert_ptr_null(p->strip_prefix);
+    ck_assert_uint_eq(p->nset, 0);
+    ck_assert_uint_eq(p->nremove, 0);
+    ck_assert_uint_eq(p->forwarded, GH_FWD_XFF | GH_FWD_XFP | GH_FWD_REAL_IP);
+
+    p = &cfg->routes[1].u.proxy;
+    ck_assert_str_eq(p->upstream, "url:http://[::1]:9100");
+    ck_assert_uint_eq(p->upstream_index, 2);
+    ck_assert_int_eq(p->upstream_loc.line, 8);
+    ck_assert_str_eq(p->strip_prefix, "/api");
+    ck_assert_uint_eq(p->nset, 3);
+    ck_assert_str_eq(p->set[0].name, "Host");
+    ck_assert_str_eq(p->set[0].value, "api.internal");
+    ck_assert_str_eq(p->set[1].name, "X-Empty");
+    ck_assert_str_eq(p->set[1].value, "");
+    ck_assert_str_eq(p->set[2].value, "a\tb");
+    ck_assert_uint_eq(p->nremove, 2);
+    ck_assert_str_eq(p->remove[0], "x-powered-by");
+    ck_assert_str_eq(p->remove[1], "server");
+    ck_assert_uint_eq(p->forwarded, GH_FWD_XFF | GH_FWD_FORWARDED | GH_FWD_XFH | GH_FWD_XFPORT);
+    u = &cfg->upstreams[2];
+    ck_assert_str_eq(u->name, "url:http://[::1]:9100");
+    ck_assert_int_eq(u->loc.line, 8);
+    ck_assert_uint_eq(u->nservers, 1);
+    ck_assert_str_eq(u->servers[0].address, "[::1]:9100");
+    ck_assert_int_eq(u->servers[0].addr.sa.sa_family, AF_INET6);
+    ck_assert_uint_eq(ntohs(u->servers[0].addr.in6.sin6_port), 9100);
+    ck_assert_uint_eq(u->servers[0].weight, 1);
+    ck_assert(!u->servers[0].backup);
+    assert_upstream_defaults(u);
+
+    p = &cfg->routes[2].u.proxy;
+    ck_assert_str_eq(p->upstream, "url:http://10.0.0.7");
+    ck_assert_uint_eq(p->upstream_index, 3);
+    ck_assert_uint_eq(p->forwarded, 0);
+    u = &cfg->upstreams[3];
+    ck_assert_str_eq(u->servers[0].address, "10.0.0.7:80");      /* the default port */
+    ck_assert_int_eq(u->servers[0].addr.sa.sa_family, AF_INET);
+    ck_assert_uint_eq(ntohl(u->servers[0].addr.in4.sin_addr.s_addr), 0x0a000007);
+    ck_assert_uint_eq(ntohs(u->servers[0].addr.in4.sin_port), 80);
+    assert_upstream_defaults(u);
+
+    p = &cfg->routes[3].u.proxy;
+    ck_assert_str_eq(p->upstream, "webserver");
+    ck_assert_uint_eq(p->upstream_index, 0);
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(upstreams_may_be_empty_and_unused)
+{
+    gh_config *cfg = load_ok(LST "upstreams:\n");
+
+    ck_assert_uint_eq(cfg->nupstreams, 0);
+    gh_config_free(cfg);
+    cfg = load_ok(LST "upstreams: {}\n");
+    ck_assert_uint_eq(cfg->nupstreams, 0);
+    gh_config_free(cfg);
+    cfg = load_ok(LST "upstreams:\n  a-1.b_2: { servers: [\"unix:/a.sock\"] }\n");
+    ck_assert_uint_eq(cfg->nupstreams, 1);
+    ck_assert_str_eq(cfg->upstreams[0].name, "a-1.b_2");
+    gh_config_free(cfg);
+}
+END_TEST
+
+/* Every prefix of the proxy config loads or fails cleanly (no leak, no
+ * crash): a url: upstream or a half-read one is freed like the rest. */
+START_TEST(every_prefix_of_the_proxy_config_loads_or_fails_cleanly)
+{
+    size_t len = strlen(proxy_yaml);
+
+    for (size_t n = 0; n <= len; n++) {
+        gh_errlist errs;
+        gh_config *cfg = NULL;
+        int rc;
+
+        gh_errlist_init(&errs);
+        rc = gh_config_load_mem("p.yaml", proxy_yaml, n, "/d", &cfg, &errs);
+        ck_assert(rc == GH_OK || rc == GH_EINVAL);
+        ck_assert((rc == GH_OK) == (cfg != NULL));
+        gh_config_free(cfg);
+        gh_errlist_deinit(&errs);
+    }
+}
+END_TEST
+
 /* ---- error shapes ------------------------------------------------------ */
 
 typedef struct err_case {
@@ -714,6 +920,10 @@ typedef struct err_case {
 #define ROUTE LST "routes:\n  - match: {}\n"       /* the route's keys are on line 5 */
 #define D10 "0123456789"
 #define WS ROUTE "    websocket:\n      plugin: p\n"  /* ws keys on line 7 */
+#define UP LST "upstreams:\n  web:\n"               /* web's keys on line 5 */
+#define UPS UP "    servers: [127.0.0.1:8000]\n"     /* and more on line 6 */
+#define PX ROUTE "    proxy:\n"                      /* proxy keys on line 6 */
+#define PXU PX "      url: http://127.0.0.1:1\n"    /* and more on line 7 */
 
 static const err_case err_cases[] = {
     /* 0: unknown keys */
@@ -785,7 +995,7 @@ static const err_case err_cases[] = {
     /* 39: actions */
     { LST "routes:\n  - match: { path: /x }\n",
       "4:5: route: no action (give one of static, health, redirect_https, metrics, "
-      "websocket)", 1 },
+      "websocket, proxy)", 1 },
     { ROUTE "    health: {}\n    metrics: {}\n",
       "6:5: route: a second action metrics after health; a route has exactly one", 1 },
     { ROUTE "    static: { index: i.html }\n",
@@ -889,6 +1099,144 @@ static const err_case err_cases[] = {
     { "log_level: \"a\\nb\\x01\\\"" D10 D10 D10 D10 D10 D10 D10 D10 D10 D10 "\"\n" LST,
       "1:12: log_level: bad value \"a\\x0ab\\x01\\\"" D10 D10 D10 D10 D10 D10 D10
       "012...\" (expected debug, info, warn or error)", 1 },
+    /* 91: upstreams: (keys of "web" on line 5) */
+    { UP "    servers: []\n", "5:14: servers: at least one server is required", 1 },
+    { UP "    servers: 127.0.0.1:8000\n",
+      "5:14: servers: expected a sequence of addresses, e.g. [127.0.0.1:8000]; got a scalar", 1 },
+    { UP "    balance: least_conn\n", "5:5: upstream \"web\": missing required key \"servers\"", 1 },
+    { UPS "    balance: random\n",
+      "6:14: balance: bad value \"random\" (expected round_robin, least_conn or client_ip)", 1 },
+    { LST "upstreams:\n  \"a b\":\n    servers: [127.0.0.1:1]\n",
+      "4:3: upstreams: bad upstream name \"a b\" (1 to 64 of A-Z a-z 0-9 _ . -)", 1 },
+    { LST "upstreams:\n  " D10 D10 D10 D10 D10 D10 "abcde: { servers: [127.0.0.1:1] }\n",
+      "4:3: upstreams: bad upstream name \"" D10 D10 D10 D10 D10, 1 },
+    { LST "upstreams: [web]\n",
+      "3:12: upstreams: expected a mapping of names to upstreams, got a sequence", 1 },
+    { LST "upstreams:\n  web: 127.0.0.1:80\n",
+      "4:8: upstream \"web\": expected a mapping, got a scalar", 1 },
+    { UPS "    server: x\n",
+      "6:5: unknown key \"server\" in upstream \"web\"; did you mean \"servers\"?", 1 },
+    /* 100: server addresses */
+    { UP "    servers: [backend:8000]\n",
+      "5:15: servers: bad address \"backend:8000\": names are not resolved: write an IP "
+      "literal, e.g. 127.0.0.1:8000 (expected IP:PORT, [IPv6]:PORT or unix:PATH)", 1 },
+    { UP "    servers: [\"::1:8000\"]\n",
+      "5:15: servers: bad address \"::1:8000\": an IPv6 address needs brackets, e.g. "
+      "[::1]:8000", 1 },
+    { UP "    servers: [127.0.0.1:70000]\n",
+      "5:15: servers: bad address \"127.0.0.1:70000\": the port must be a number in 1..65535", 1 },
+    { UP "    servers: [127.0.0.1]\n",
+      "5:15: servers: bad address \"127.0.0.1\": a port is required (HOST:PORT)", 1 },
+    { UP "    servers: [\"[::1]\"]\n",
+      "5:15: servers: bad address \"[::1]\": a port is required (HOST:PORT)", 1 },
+    { UP "    servers: [\"[fe80::zz]:80\"]\n",
+      "5:15: servers: bad address \"[fe80::zz]:80\": not an IPv6 address in the brackets", 1 },
+    { UP "    servers: [\":80\"]\n",
+      "5:15: servers: bad address \":80\": a host is required", 1 },
+    { UP "    servers: [\"unix:\"]\n",
+      "5:15: servers: unix: needs a socket path, e.g. unix:/run/app.sock", 1 },
+    { UP "    servers: [\"unix:/" D10 D10 D10 D10 D10 D10 D10 D10 D10 D10 D10 "\"]\n",
+      "5:15: servers: the socket path \"/0123", 1 },
+    { UP "    servers:\n      - weight: 2\n", "6:9: server: missing required key \"address\"", 1 },
+    { UP "    servers:\n      - { address: 127.0.0.1:1, weight: 0 }\n",
+      "6:41: weight: expected a whole number in 1..100, got \"0\"", 1 },
+    { UP "    servers:\n      - { address: 127.0.0.1:1, weight: 101 }\n",
+      "6:41: weight: expected a whole number in 1..100, got \"101\"", 1 },
+    { UP "    servers:\n      - { address: 127.0.0.1:1, backup: yes }\n",
+      "6:41: backup: bad value \"yes\" (expected true or false)", 1 },
+    { UP "    servers:\n      - { address: 127.0.0.1:1, backup: true }\n",
+      "6:7: servers: every server is a backup; at least one must not be", 1 },
+    { UP "    servers:\n      - 127.0.0.1:1\n      - \"[::1]:1\"\n"
+      "      - { address: 127.0.0.1:1, backup: true }\n",
+      "8:9: servers: \"127.0.0.1:1\" is also the address of the server at line 6", 1 },
+    { UP "    servers: [\"unix:a.sock\", \"unix:b.sock\", \"unix:b.sock\"]\n",
+      "5:45: servers: \"unix:b.sock\" is also the address of the server at line 5", 1 },
+    { UP "    servers: [[127.0.0.1:1]]\n",
+      "5:15: servers: expected an address or a mapping with address:, got a sequence", 1 },
+    /* 117: upstream timeouts and counts */
+    { UPS "    keepalive_timeout: 0s\n", "6:24: keepalive_timeout: must be more than 0", 1 },
+    { UPS "    connect_timeout: 0\n", "6:22: connect_timeout: must be more than 0", 1 },
+    { UPS "    read_timeout: 0ms\n", "6:19: read_timeout: must be more than 0", 1 },
+    { UPS "    send_timeout: 0s\n", "6:19: send_timeout: must be more than 0", 1 },
+    { UPS "    fail_timeout: 0\n", "6:19: fail_timeout: must be more than 0", 1 },
+    { UPS "    max_fails: -1\n",
+      "6:16: max_fails: expected a whole number in 0..2147483647, got \"-1\"", 1 },
+    { UPS "    keepalive: lots\n",
+      "6:16: keepalive: expected a whole number in 0..2147483647, got \"lots\"", 1 },
+    /* 124: proxy: upstream and url (keys of proxy on line 6) */
+    { PX "      upstream: nope\n",
+      "6:17: proxy: unknown upstream \"nope\" (no upstreams: defined)", 1 },
+    { LST "upstreams:\n  a: { servers: [127.0.0.1:1] }\n  b.c: { servers: [127.0.0.1:2] }\n"
+      "routes:\n  - match: {}\n    proxy: { upstream: x }\n",
+      "8:24: proxy: unknown upstream \"x\" (defined: a, b.c)", 1 },
+    { ROUTE "    proxy: {}\n",
+      "5:12: proxy: give upstream: NAME (one of upstreams:) or url: \"http://IP:PORT\"", 1 },
+    { PX "      url: \"http://127.0.0.1:1\"\n      upstream: a\n",
+      "7:7: proxy: give upstream or url, not both", 1 },
+    { PX "      upstream: \"url:http://1.2.3.4\"\n",
+      "6:17: upstream: bad upstream name \"url:http://1.2.3.4\" (1 to 64 of A-Z a-z 0-9 _ . -; "
+      "for an address write url: \"http://IP:PORT\")", 1 },
+    { PX "      url: \"https://127.0.0.1\"\n",
+      "6:12: url: bad URL \"https://127.0.0.1\": https upstreams are not supported yet "
+      "(use http://) (expected http://IP:PORT or http://[IPv6]:PORT)", 1 },
+    { PX "      url: ftp://1.2.3.4\n",
+      "6:12: url: bad URL \"ftp://1.2.3.4\": the scheme must be http://", 1 },
+    { PX "      url: http://backend:8000\n",
+      "6:12: url: bad URL \"http://backend:8000\": names are not resolved: write an IP "
+      "literal, e.g. 127.0.0.1:8000", 1 },
+    { PX "      url: http://127.0.0.1:8000/app\n",
+      "6:12: url: bad URL \"http://127.0.0.1:8000/app\": a path is not allowed (the "
+      "request's path is sent as is; use strip_prefix to remove a prefix)", 1 },
+    { PX "      url: \"http://127.0.0.1:8000?a=1\"\n",
+      "6:12: url: bad URL \"http://127.0.0.1:8000?a=1\": a query or fragment is not allowed", 1 },
+    { PX "      url: http://u:p@127.0.0.1:8000\n",
+      "6:12: url: bad URL \"http://u:p@127.0.0.1:8000\": a user name or password is not "
+      "allowed", 1 },
+    { PX "      url: http://127.0.0.1:0\n",
+      "6:12: url: bad URL \"http://127.0.0.1:0\": the port must be a number in 1..65535", 1 },
+    { PX "      url: \"http://[::1\"\n",
+      "6:12: url: bad URL \"http://[::1\": an IPv6 address needs a closing ]", 1 },
+    { PXU "      upstreams: a\n",
+      "7:7: unknown key \"upstreams\" in proxy; did you mean \"upstream\"?", 1 },
+    /* 138: strip_prefix, headers, forwarded (keys on line 7) */
+    { PXU "      strip_prefix: api\n", "7:21: strip_prefix: must start with /, got \"api\"", 1 },
+    { PXU "      strip_prefix: \"/a?b\"\n",
+      "7:21: strip_prefix: no spaces, control characters, ? or # allowed", 1 },
+    { PXU "      headers: { set: { \"X Y\": 1 } }\n",
+      "7:25: set: bad header name \"X Y\" (a token: letters, digits and !#$%&'*+-.^_`|~)", 1 },
+    { PXU "      headers: { set: { Connection: close } }\n",
+      "7:25: set: \"Connection\" is a hop-by-hop or framing header, which gatehouse "
+      "manages itself", 1 },
+    { PXU "      headers: { set: { content-length: 0 } }\n",
+      "7:25: set: \"content-length\" is a hop-by-hop or framing header", 1 },
+    { PXU "      headers: { remove: [Transfer-Encoding] }\n",
+      "7:27: remove: \"Transfer-Encoding\" is a hop-by-hop or framing header, which "
+      "gatehouse manages itself", 1 },
+    { PXU "      headers: { remove: [Host] }\n",
+      "7:27: remove: \"host\" cannot be removed (HTTP/1.1 requires it; set it instead)", 1 },
+    { PXU "      headers: { set: { X-A: \"a\\rb\" } }\n",
+      "7:30: set: \"X-A\": the value has a control character (CR, LF and the like; only "
+      "tab is allowed)", 1 },
+    { PXU "      headers: { set: { X-A: { b: 1 } } }\n",
+      "7:30: set: \"X-A\": expected a header value (\"\" for an empty one), got a mapping", 1 },
+    { PXU "      headers:\n        set:\n          X-A: 1\n          x-a: 2\n",
+      "10:11: set: \"x-a\" given twice (header names are case-insensitive)", 1 },
+    { PXU "      headers: { set: { X-A: 1 }, remove: [x-a] }\n",
+      "7:44: remove: \"x-a\" is also in set", 1 },
+    { PXU "      headers: { remove: [x-a, X-A] }\n",
+      "7:32: remove: \"X-A\" given twice (header names are case-insensitive)", 1 },
+    { PXU "      headers: { add: {} }\n",
+      "7:18: unknown key \"add\" in headers (expected one of: set, remove)", 1 },
+    { PXU "      headers: { set: [a] }\n",
+      "7:23: set: expected a mapping of header names to values, got a sequence", 1 },
+    { PXU "      headers: { remove: x-a }\n",
+      "7:26: remove: expected a sequence of header names, e.g. [x-powered-by]; got a scalar", 1 },
+    { PXU "      forwarded: [x-forwarded-for, via]\n",
+      "7:36: forwarded: unknown header \"via\" (expected x-forwarded-for, x-forwarded-proto, "
+      "x-forwarded-host, x-forwarded-port, x-real-ip or forwarded)", 1 },
+    { PXU "      forwarded: x-real-ip\n",
+      "7:18: forwarded: expected a sequence of header names, e.g. [x-forwarded-for, "
+      "x-forwarded-proto], or []; got a scalar", 1 },
 };
 
 START_TEST(each_error_names_file_line_col_and_cause)
@@ -1307,6 +1655,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bus_presence_ttl_takes_durations_of_a_second_or_more);
     tcase_add_test(tc, bus_presence_ttl_defaults_to_10s);
     tcase_add_test(tc, access_log_off_is_null);
+    tcase_add_test(tc, upstreams_and_proxy_routes_load_with_addresses_defaults_and_url_upstreams);
+    tcase_add_test(tc, upstreams_may_be_empty_and_unused);
+    tcase_add_test(tc, every_prefix_of_the_proxy_config_loads_or_fails_cleanly);
     tcase_add_loop_test(tc, each_error_names_file_line_col_and_cause, 0, N(err_cases));
     tcase_add_test(tc, nesting_deeper_than_the_limit_is_refused);
     tcase_add_test(tc, several_errors_are_all_reported_in_file_order);

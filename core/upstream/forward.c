@@ -1,0 +1,978 @@
+/* forward.c: the `proxy:` route action (forward.h).
+ *
+ * A request's head is re-serialised from what gatehouse parsed (never
+ * copied through), so an upstream sees exactly the framing gatehouse
+ * decided: hop-by-hop headers go (Connection and every header it names,
+ * Keep-Alive, TE, Trailer, Upgrade unless a WebSocket is being proxied,
+ * Proxy-*), the body's framing is written from the parsed facts, and the
+ * forwarding headers are gatehouse's own. Bodies stream both ways with
+ * backpressure: past HIGH_WATER bytes queued toward one side, the other
+ * side's reading stops until its output falls under LOW_WATER; nothing is
+ * ever held whole.
+ *
+ * The request body is not read from the client before the upstream is
+ * connected, so a failed connect can go to the next server with the body
+ * still in the client's buffer. A request goes to another server when the
+ * connect is refused or times out (up to the number of servers), and once
+ * more on a fresh connection when a pooled one turns out closed before
+ * answering and no body byte has left. A response cut short by the upstream
+ * reaches the client cut short (the connection closes with the framing
+ * unfinished), never complete-looking.
+ *
+ * After a 101 both sides are a tunnel: bytes each way, same watermarks, no
+ * timeouts (the balancer's idle timeout is the app's pings' business for
+ * now). The connection leaves the proxy only when the tunnel ends. */
+#include "forward.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "err.h"
+#include "http1.h"
+#include "httpresp.h"
+#include "log.h"
+#include "pool.h"
+#include "units.h"
+
+#define HIGH_WATER     (256 * 1024)
+#define LOW_WATER      (64 * 1024)
+#define MAX_RESP_HEAD  (64 * 1024)
+#define PULL_CHUNK     (64 * 1024)
+
+typedef enum {
+    F_CONNECTING = 0,   /* choosing a server or waiting for connect */
+    F_WAITING,          /* head sent (body streaming): no response byte yet */
+    F_RESPONSE,         /* response head parsed and sent, body streaming */
+    F_TUNNEL,           /* after a 101 */
+} fwd_state;
+
+struct gh_fwd {
+    gh_conn             *c;
+    const gh_proxy_conf *pc;
+    gh_upstream         *up;
+    gh_upserver         *srv;          /* the server of ub, or NULL */
+    bool                *tried;        /* per server of up */
+    struct bufferevent  *ub;           /* to the upstream */
+    fwd_state            state;
+    bool                 reused;       /* ub came from the pool */
+    bool                 fresh_only;   /* the stale-connection retry: no pool */
+    uint64_t             attempts;
+    /* the request */
+    char                *head;         /* the client's head as received (access log) */
+    size_t               head_len;
+    char                *out_head;     /* the head sent upstream (kept for retries) */
+    size_t               out_len;
+    bool                 is_head;      /* HEAD */
+    bool                 http10;       /* the client spoke HTTP/1.0 */
+    bool                 upgrade;      /* an Upgrade was asked for */
+    bool                 expect_continue;
+    bool                 chunked;      /* request body chunked */
+    gh_http1_chunked     req_ck;
+    uint64_t             req_left;     /* Content-Length bytes still to send */
+    bool                 req_done;     /* the whole body went out (or none) */
+    uint64_t             req_sent;     /* body bytes sent upstream */
+    /* the response */
+    int                  status;
+    gh_http1_body        body;
+    uint64_t             resp_left;
+    gh_http1_chunked     resp_ck;
+    bool                 resp_keep_alive;
+    uint64_t             resp_bytes;   /* body bytes toward the client */
+    /* the tunnel */
+    bool                 client_eof, up_eof;
+};
+
+static void on_up_read(struct bufferevent *bev, void *arg);
+static void on_up_write(struct bufferevent *bev, void *arg);
+static void on_up_event(struct bufferevent *bev, short what, void *arg);
+static void on_client_read(struct bufferevent *bev, void *arg);
+static void on_client_write(struct bufferevent *bev, void *arg);
+static void on_client_event(struct bufferevent *bev, short what, void *arg);
+static void connect_next(struct gh_fwd *f);
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static bool name_is(const gh_http1_field *fl, const char *name)
+{
+    size_t n = strlen(name);
+
+    return fl->name_len == n && strncasecmp(fl->name, name, n) == 0;
+}
+
+static bool name_has_prefix(const gh_http1_field *fl, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return fl->name_len >= n && strncasecmp(fl->name, prefix, n) == 0;
+}
+
+/* Whether fl is named by a Connection field of the message. */
+static bool named_by_connection(const gh_http1_field *fields, size_t nfields,
+                                const gh_http1_field *fl)
+{
+    char name[128];
+
+    if (fl->name_len >= sizeof(name))
+        return false;
+    memcpy(name, fl->name, fl->name_len);
+    name[fl->name_len] = '\0';
+    for (size_t i = 0; i < nfields; i++)
+        if (name_is(&fields[i], "connection") &&
+            gh_http1_list_has(fields[i].value, fields[i].value_len, name))
+            return true;
+    return false;
+}
+
+/* RFC 9110 §7.6.1: hop-by-hop, never forwarded as is. */
+static bool is_hop_by_hop(const gh_http1_field *fields, size_t nfields,
+                          const gh_http1_field *fl)
+{
+    return name_is(fl, "connection") || name_is(fl, "keep-alive") || name_is(fl, "te") ||
+           name_is(fl, "trailer") || name_is(fl, "transfer-encoding") ||
+           name_is(fl, "upgrade") || name_has_prefix(fl, "proxy-") ||
+           named_by_connection(fields, nfields, fl);
+}
+
+static void add(struct evbuffer *b, const char *s, size_t n)
+{
+    evbuffer_add(b, s, n);
+}
+
+static void add_str(struct evbuffer *b, const char *s)
+{
+    evbuffer_add(b, s, strlen(s));
+}
+
+static void add_field(struct evbuffer *b, const char *name, const char *value, size_t vlen)
+{
+    add_str(b, name);
+    add(b, ": ", 2);
+    add(b, value, vlen);
+    add(b, "\r\n", 2);
+}
+
+static const char *upstream_name(const struct gh_fwd *f)
+{
+    return f->up->conf->name;
+}
+
+static const char *server_name(const struct gh_fwd *f)
+{
+    return f->srv != NULL ? f->srv->conf->address : "-";
+}
+
+/* ---- the request head sent upstream ------------------------------------- */
+
+static bool forward_header_dropped(const gh_proxy_conf *pc, const gh_http1_field *fl)
+{
+    if (name_is(fl, "content-length") || name_is(fl, "expect") ||
+        name_is(fl, "x-forwarded-for") || name_is(fl, "x-forwarded-proto") ||
+        name_is(fl, "x-forwarded-host") || name_is(fl, "x-forwarded-port") ||
+        name_is(fl, "x-real-ip") || name_is(fl, "forwarded"))
+        return true;
+    for (size_t i = 0; i < pc->nremove; i++)
+        if (name_is(fl, pc->remove[i]))
+            return true;
+    for (size_t i = 0; i < pc->nset; i++)
+        if (name_is(fl, pc->set[i].name))
+            return true;
+    return false;
+}
+
+/* The listener's port, for X-Forwarded-Port (the PROXY destination port
+ * when the balancer told us, else the port we listen on). */
+static unsigned local_port(const gh_conn *c)
+{
+    const gh_listener_conf *lc = &c->site->cfg->listeners[c->lidx];
+    const struct sockaddr_storage *a = &lc->addr;
+
+    if (a->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)a)->sin_port);
+    if (a->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+    return 0;
+}
+
+static void add_forwarded(struct gh_fwd *f, struct evbuffer *b, const gh_request *r)
+{
+    const gh_conn *c = f->c;
+    const gh_http1_head *h = r->head;
+    unsigned bits = f->pc->forwarded;
+    const char *proto = r->https ? "https" : "http";
+    bool v6 = c->client.sa.sa_family == AF_INET6;
+
+    if (bits & GH_FWD_XFF) {
+        /* the incoming chain is kept only from a peer we trust that did not
+         * speak PROXY (an ALB); otherwise it is whatever the client wrote */
+        add_str(b, "X-Forwarded-For: ");
+        if (c->peer_trusted && !c->proxied) {
+            for (size_t i = 0; i < h->nfields; i++) {
+                if (!name_is(&h->fields[i], "x-forwarded-for") || h->fields[i].value_len == 0)
+                    continue;
+                add(b, h->fields[i].value, h->fields[i].value_len);
+                add(b, ", ", 2);
+            }
+        }
+        add_str(b, c->client_text);
+        add(b, "\r\n", 2);
+    }
+    if (bits & GH_FWD_XFP)
+        add_field(b, "X-Forwarded-Proto", proto, strlen(proto));
+    if ((bits & GH_FWD_XFH) && r->req->host != NULL)
+        add_field(b, "X-Forwarded-Host", r->req->host, r->req->host_len);
+    if (bits & GH_FWD_XFPORT) {
+        char port[8];
+        int n = snprintf(port, sizeof(port), "%u", local_port(c));
+
+        add_field(b, "X-Forwarded-Port", port, (size_t)n);
+    }
+    if (bits & GH_FWD_REAL_IP)
+        add_field(b, "X-Real-IP", c->client_text, strlen(c->client_text));
+    if (bits & GH_FWD_FORWARDED) {
+        /* RFC 7239 §4: an IPv6 node is quoted and bracketed; host quoted */
+        evbuffer_add_printf(b, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "",
+                            c->client_text, v6 ? "]\"" : "", proto);
+        if (r->req->host != NULL) {
+            add_str(b, ";host=\"");
+            add(b, r->req->host, r->req->host_len);
+            add(b, "\"", 1);
+        }
+        add(b, "\r\n", 2);
+    }
+}
+
+/* The request line's target: the raw path (strip_prefix removed) and query. */
+static void add_target(struct evbuffer *b, const gh_proxy_conf *pc, const gh_http1_req *req)
+{
+    const char *p = req->path;
+    size_t n = req->path_len;
+
+    if (pc->strip_prefix != NULL) {
+        size_t sl = strlen(pc->strip_prefix);
+
+        while (sl > 1 && pc->strip_prefix[sl - 1] == '/')
+            sl--;       /* "/api/" strips "/api" and leaves the slash */
+        if (n >= sl && memcmp(p, pc->strip_prefix, sl) == 0 &&
+            (n == sl || p[sl] == '/' || p[sl - 1] == '/')) {
+            p += sl;
+            n -= sl;
+        }
+    }
+    if (n == 0 || p[0] != '/')
+        add(b, "/", 1);
+    add(b, p, n);
+    if (req->query != NULL) {
+        add(b, "?", 1);
+        add(b, req->query, req->query_len);
+    }
+}
+
+/* Builds the head for upstream into f->out_head. Returns false on ENOMEM. */
+static bool build_request(struct gh_fwd *f, const gh_request *r)
+{
+    const gh_http1_head *h = r->head;
+    const gh_http1_req *req = r->req;
+    const gh_proxy_conf *pc = f->pc;
+    struct evbuffer *b = evbuffer_new();
+    const gh_http1_field *upgrade = NULL;
+    bool ok;
+
+    if (b == NULL)
+        return false;
+    add(b, h->method, h->method_len);
+    add(b, " ", 1);
+    add_target(b, pc, req);
+    add_str(b, " HTTP/1.1\r\n");
+    for (size_t i = 0; i < h->nfields; i++) {
+        const gh_http1_field *fl = &h->fields[i];
+
+        if (name_is(fl, "upgrade"))
+            upgrade = fl;
+        if (is_hop_by_hop(h->fields, h->nfields, fl) || forward_header_dropped(pc, fl))
+            continue;
+        add(b, fl->name, fl->name_len);
+        add(b, ": ", 2);
+        add(b, fl->value, fl->value_len);
+        add(b, "\r\n", 2);
+    }
+    if (req->host == NULL)          /* HTTP/1.0 without Host: upstream needs one */
+        add_str(b, "Host: localhost\r\n");
+    for (size_t i = 0; i < pc->nset; i++)
+        add_field(b, pc->set[i].name, pc->set[i].value, strlen(pc->set[i].value));
+    add_forwarded(f, b, r);
+    if (req->upgrade && upgrade != NULL && upgrade->value_len > 0) {
+        f->upgrade = true;
+        add_str(b, "Connection: upgrade\r\n");
+        add_field(b, "Upgrade", upgrade->value, upgrade->value_len);
+    }
+    if (req->chunked)
+        add_str(b, "Transfer-Encoding: chunked\r\n");
+    else if (req->content_length >= 0)
+        evbuffer_add_printf(b, "Content-Length: %lld\r\n", (long long)req->content_length);
+    add(b, "\r\n", 2);
+    f->out_len = evbuffer_get_length(b);
+    ok = (f->out_head = malloc(f->out_len)) != NULL &&
+         evbuffer_remove(b, f->out_head, f->out_len) == (int)f->out_len;
+    evbuffer_free(b);
+    return ok;
+}
+
+/* ---- ending ------------------------------------------------------------- */
+
+static void detach_upstream(struct gh_fwd *f, bool keep)
+{
+    if (f->ub == NULL)
+        return;
+    if (f->srv != NULL && f->srv->active > 0)
+        f->srv->active--;
+    if (keep && f->srv != NULL) {
+        gh_upserver_keep(f->srv, f->ub);
+    } else {
+        bufferevent_free(f->ub);
+    }
+    f->ub = NULL;
+}
+
+static void fwd_free(struct gh_fwd *f)
+{
+    if (f == NULL)
+        return;
+    detach_upstream(f, false);
+    free(f->tried);
+    free(f->head);
+    free(f->out_head);
+    free(f);
+}
+
+/* Gives the connection back to conn.c (the response is queued). broken:
+ * cut short, so the client connection closes. */
+static void finish(struct gh_fwd *f, bool broken)
+{
+    gh_conn *c = f->c;
+    char *head = f->head;
+    size_t head_len = f->head_len;
+    int status = f->status;
+    uint64_t bytes = f->resp_bytes;
+    bool keep = !broken && f->req_done && f->resp_keep_alive && f->state == F_RESPONSE &&
+                f->ub != NULL && evbuffer_get_length(bufferevent_get_input(f->ub)) == 0;
+
+    if (!broken && f->srv != NULL)
+        gh_upserver_ok(f->srv);
+    detach_upstream(f, keep);
+    f->head = NULL;
+    /* a body the upstream did not wait for is still arriving: close after */
+    if (!f->req_done)
+        broken = true;
+    fwd_free(f);
+    c->fwd = NULL;
+    c->handoff = NULL;
+    gh_conn_resume(c, head, head_len, status, bytes, broken);
+    free(head);
+}
+
+/* Answers the client with an error of ours (nothing of a response has gone
+ * to it yet) and gives the connection back. */
+static void fail_with(struct gh_fwd *f, int status)
+{
+    gh_conn *c = f->c;
+    gh_resp_head h;
+    char body[512];
+    size_t n = gh_resp_error_body(status, body, sizeof(body));
+
+    f->status = status;
+    gh_resp_start(&h, status);
+    gh_resp_add_str(&h, "Date", gh_loop_date(c->loop));
+    gh_resp_add_raw(&h, "Server: gatehouse\r\n", 19);
+    gh_resp_add_raw(&h, "Content-Type: text/html; charset=utf-8\r\n", 40);
+    gh_resp_add_raw(&h, "Connection: close\r\n", 19);
+    gh_resp_add_u64(&h, "Content-Length", f->is_head ? 0 : n);
+    gh_resp_end(&h);
+    evbuffer_add(bufferevent_get_output(c->bev), h.buf, h.len);
+    if (!f->is_head)
+        evbuffer_add(bufferevent_get_output(c->bev), body, n);
+    f->resp_bytes = f->is_head ? 0 : n;
+    f->resp_keep_alive = false;
+    finish(f, true);
+}
+
+/* ---- the request body ---------------------------------------------------- */
+
+/* Moves what it can of the request body from the client to the upstream. */
+static void pump_request(struct gh_fwd *f)
+{
+    struct evbuffer *in = bufferevent_get_input(f->c->bev);
+    struct evbuffer *out = bufferevent_get_output(f->ub);
+    uint64_t max_body = f->c->site->cfg->http.max_body;
+
+    while (!f->req_done && evbuffer_get_length(in) > 0) {
+        if (evbuffer_get_length(out) >= HIGH_WATER) {
+            bufferevent_disable(f->c->bev, EV_READ);   /* on_up_write resumes */
+            return;
+        }
+        if (f->chunked) {
+            size_t want = evbuffer_get_length(in) < PULL_CHUNK ? evbuffer_get_length(in)
+                                                                : PULL_CHUNK;
+            const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+            long n = p != NULL ? gh_http1_chunked_feed(&f->req_ck, p, want) : GH_ENOMEM;
+
+            if (n < 0 || f->req_ck.body_bytes > max_body) {
+                /* bad framing or too large: the upstream must not get the
+                 * rest; the client gets 400/413 if nothing was answered */
+                GH_LOG(GH_LOG_INFO, "conn #%llu %s: proxy %s: request body %s",
+                       (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                       n < 0 ? "malformed" : "over max_body");
+                if (f->state == F_WAITING)
+                    fail_with(f, n < 0 ? 400 : 413);
+                else
+                    finish(f, true);
+                return;
+            }
+            evbuffer_remove_buffer(in, out, (size_t)n);
+            f->req_sent += (uint64_t)n;
+            if (f->req_ck.done)
+                f->req_done = true;
+        } else {
+            size_t n = evbuffer_get_length(in);
+
+            if ((uint64_t)n > f->req_left)
+                n = (size_t)f->req_left;
+            evbuffer_remove_buffer(in, out, n);
+            f->req_left -= n;
+            f->req_sent += n;
+            if (f->req_left == 0)
+                f->req_done = true;
+        }
+    }
+    if (f->req_done)
+        bufferevent_disable(f->c->bev, EV_READ);    /* what follows is the next request */
+    else
+        bufferevent_enable(f->c->bev, EV_READ);
+}
+
+/* ---- connecting ----------------------------------------------------------- */
+
+/* The upstream is connected (or a pooled connection was taken): send. */
+static void send_request(struct gh_fwd *f)
+{
+    const gh_upstream_conf *uc = f->up->conf;
+    struct timeval rt = gh_units_timeval(uc->read_timeout_ms);
+    struct timeval wt = gh_units_timeval(uc->send_timeout_ms);
+    evutil_socket_t fd = bufferevent_getfd(f->ub);
+    int one = 1;
+
+    if (fd >= 0 && f->srv->conf->addr.sa.sa_family != AF_UNIX)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    f->state = F_WAITING;
+    bufferevent_setcb(f->ub, on_up_read, on_up_write, on_up_event, f);
+    bufferevent_setwatermark(f->ub, EV_WRITE, LOW_WATER, 0);
+    bufferevent_setwatermark(f->ub, EV_READ, 0, 0);
+    bufferevent_set_timeouts(f->ub, &rt, &wt);
+    evbuffer_add(bufferevent_get_output(f->ub), f->out_head, f->out_len);
+    bufferevent_enable(f->ub, EV_READ | EV_WRITE);
+    if (!f->req_done) {
+        if (f->expect_continue && f->req_sent == 0 && f->attempts == 1)
+            evbuffer_add(bufferevent_get_output(f->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        pump_request(f);
+    }
+}
+
+static void connect_next(struct gh_fwd *f)
+{
+    gh_loop *loop = f->c->loop;
+    const gh_upstream_conf *uc = f->up->conf;
+    bool every_down;
+    gh_upserver *s;
+    struct timeval ct = gh_units_timeval(uc->connect_timeout_ms);
+
+    detach_upstream(f, false);
+    f->srv = NULL;
+    f->reused = false;
+    f->state = F_CONNECTING;
+    s = gh_upstream_pick(f->up, &f->c->client.sa, f->tried, gh_now_ms(), &every_down);
+    if (s == NULL) {
+        GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: %s", (unsigned long long)f->c->id,
+               f->c->client_text, upstream_name(f),
+               every_down ? "every server is down" : "no server answered");
+        fail_with(f, every_down || f->attempts == 0 ? 503 : 502);
+        return;
+    }
+    f->srv = s;
+    f->attempts++;
+    s->requests++;
+    s->active++;
+    if (!f->fresh_only && (f->ub = gh_upserver_take_idle(s)) != NULL) {
+        f->reused = true;
+        send_request(f);
+        return;
+    }
+    f->fresh_only = false;
+    f->ub = bufferevent_socket_new(loop->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (f->ub == NULL) {
+        fail_with(f, 500);
+        return;
+    }
+    bufferevent_setcb(f->ub, NULL, NULL, on_up_event, f);
+    bufferevent_set_timeouts(f->ub, &ct, &ct);   /* libevent times a connect as a write */
+    if (bufferevent_socket_connect(f->ub, &s->conf->addr.sa, (int)s->conf->addrlen) != 0) {
+        /* an immediate refusal: the event callback is not called */
+        GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect: %s",
+               (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+               server_name(f), strerror(errno));
+        gh_upserver_failed(s, gh_now_ms());
+        f->tried[s - f->up->servers] = true;
+        connect_next(f);
+    }
+}
+
+/* ---- the response -------------------------------------------------------- */
+
+static void add_response_head(struct gh_fwd *f, struct evbuffer *b,
+                              const gh_http1_resp_head *h, const gh_http1_resp *resp)
+{
+    gh_conn *c = f->c;
+    const gh_http1_field *upgrade = NULL;
+
+    evbuffer_add_printf(b, "HTTP/1.1 %d ", resp->status);
+    if (h->reason_len > 0)
+        add(b, h->reason, h->reason_len);
+    else
+        add_str(b, gh_http_reason(resp->status));
+    add(b, "\r\n", 2);
+    for (size_t i = 0; i < h->nfields; i++) {
+        const gh_http1_field *fl = &h->fields[i];
+
+        if (name_is(fl, "upgrade"))
+            upgrade = fl;
+        if (is_hop_by_hop(h->fields, h->nfields, fl) || name_is(fl, "content-length"))
+            continue;
+        add(b, fl->name, fl->name_len);
+        add(b, ": ", 2);
+        add(b, fl->value, fl->value_len);
+        add(b, "\r\n", 2);
+    }
+    if (resp->status == 101) {
+        add_str(b, "Connection: upgrade\r\n");
+        if (upgrade != NULL)
+            add_field(b, "Upgrade", upgrade->value, upgrade->value_len);
+    } else {
+        if (resp->body == GH_HTTP1_BODY_CHUNKED)
+            add_str(b, "Transfer-Encoding: chunked\r\n");
+        if (resp->content_length >= 0 && !resp->drop_content_length &&
+            resp->body != GH_HTTP1_BODY_CHUNKED)
+            evbuffer_add_printf(b, "Content-Length: %lld\r\n", (long long)resp->content_length);
+        if (resp->body == GH_HTTP1_BODY_CLOSE || c->close_after || c->loop->stopping)
+            add_str(b, "Connection: close\r\n");
+        else if (f->http10)
+            add_str(b, "Connection: keep-alive\r\n");
+    }
+    add(b, "\r\n", 2);
+}
+
+/* Parses the response head once it is whole. Returns false when f is gone. */
+static bool read_response_head(struct gh_fwd *f)
+{
+    struct evbuffer *in = bufferevent_get_input(f->ub);
+    gh_http1_resp_head h;
+    gh_http1_resp resp;
+
+    for (;;) {
+        size_t len = evbuffer_get_length(in), want = len < MAX_RESP_HEAD ? len : MAX_RESP_HEAD;
+        const char *p;
+        long n;
+
+        if (len == 0)
+            return true;
+        p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+        n = p != NULL ? gh_http1_parse_response_head(p, want, MAX_RESP_HEAD, &h) : GH_ENOMEM;
+        if (n == GH_EAGAIN)
+            return true;
+        if (n < 0 || gh_http1_analyse_response(&h, f->is_head, &resp) != 0) {
+            GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: bad response head",
+                   (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                   server_name(f));
+            gh_upserver_failed(f->srv, gh_now_ms());
+            fail_with(f, 502);
+            return false;
+        }
+        if (resp.status >= 100 && resp.status < 200 && resp.status != 101) {
+            evbuffer_drain(in, (size_t)n);      /* interim: 100-continue was ours */
+            continue;
+        }
+        if (resp.status == 101 && !f->upgrade) {
+            GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: 101 without an upgrade",
+                   (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                   server_name(f));
+            fail_with(f, 502);
+            return false;
+        }
+        f->status = resp.status;
+        f->srv->responses[resp.status / 100 < 6 ? resp.status / 100 : 5]++;
+        if (resp.body == GH_HTTP1_BODY_CLOSE)
+            f->c->close_after = true;
+        f->body = resp.body;
+        f->resp_left = resp.body == GH_HTTP1_BODY_LENGTH ? (uint64_t)resp.content_length : 0;
+        f->resp_keep_alive = resp.keep_alive;
+        if (resp.body == GH_HTTP1_BODY_CHUNKED)
+            gh_http1_chunked_init(&f->resp_ck);
+        add_response_head(f, bufferevent_get_output(f->c->bev), &h, &resp);
+        evbuffer_drain(in, (size_t)n);
+        if (resp.status == 101) {
+            f->state = F_TUNNEL;
+            f->c->tunnel = true;
+            bufferevent_set_timeouts(f->ub, NULL, NULL);
+            bufferevent_set_timeouts(f->c->bev, NULL, NULL);
+            f->req_done = true;
+            bufferevent_enable(f->c->bev, EV_READ);
+        } else {
+            f->state = F_RESPONSE;
+        }
+        return true;
+    }
+}
+
+/* Moves what it can of the response body. Returns false when f is gone. */
+static bool pump_response(struct gh_fwd *f)
+{
+    struct evbuffer *in = bufferevent_get_input(f->ub);
+    struct evbuffer *out = bufferevent_get_output(f->c->bev);
+
+    for (;;) {
+        size_t len = evbuffer_get_length(in);
+
+        if (f->body == GH_HTTP1_BODY_NONE ||
+            (f->body == GH_HTTP1_BODY_LENGTH && f->resp_left == 0) ||
+            (f->body == GH_HTTP1_BODY_CHUNKED && f->resp_ck.done)) {
+            finish(f, false);
+            return false;
+        }
+        if (len == 0)
+            return true;
+        if (evbuffer_get_length(out) >= HIGH_WATER) {
+            bufferevent_disable(f->ub, EV_READ);     /* on_client_write resumes */
+            return true;
+        }
+        if (f->body == GH_HTTP1_BODY_CHUNKED) {
+            size_t want = len < PULL_CHUNK ? len : PULL_CHUNK;
+            const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+            long n = p != NULL ? gh_http1_chunked_feed(&f->resp_ck, p, want) : GH_ENOMEM;
+
+            if (n < 0) {
+                GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: bad chunked body",
+                       (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                       server_name(f));
+                finish(f, true);
+                return false;
+            }
+            evbuffer_remove_buffer(in, out, (size_t)n);
+            f->resp_bytes += (uint64_t)n;
+        } else {
+            size_t n = len;
+
+            if (f->body == GH_HTTP1_BODY_LENGTH && (uint64_t)n > f->resp_left)
+                n = (size_t)f->resp_left;
+            evbuffer_remove_buffer(in, out, n);
+            f->resp_bytes += n;
+            if (f->body == GH_HTTP1_BODY_LENGTH)
+                f->resp_left -= n;
+        }
+    }
+}
+
+/* ---- the tunnel ---------------------------------------------------------- */
+
+static void tunnel_end(struct gh_fwd *f)
+{
+    f->resp_keep_alive = false;
+    finish(f, true);
+}
+
+/* Moves src's input to dst's output with backpressure. */
+static void tunnel_pump(struct bufferevent *src, struct bufferevent *dst)
+{
+    struct evbuffer *out = bufferevent_get_output(dst);
+
+    evbuffer_add_buffer(out, bufferevent_get_input(src));
+    if (evbuffer_get_length(out) >= HIGH_WATER)
+        bufferevent_disable(src, EV_READ);
+}
+
+/* One side said EOF: pass it on once what it sent is written, and end when
+ * both have. */
+static void tunnel_half_close(struct gh_fwd *f)
+{
+    if (f->up_eof && evbuffer_get_length(bufferevent_get_output(f->c->bev)) == 0 &&
+        f->client_eof && evbuffer_get_length(bufferevent_get_output(f->ub)) == 0) {
+        tunnel_end(f);
+        return;
+    }
+    if (f->client_eof && evbuffer_get_length(bufferevent_get_output(f->ub)) == 0) {
+        evutil_socket_t fd = bufferevent_getfd(f->ub);
+
+        if (fd >= 0)
+            (void)shutdown(fd, SHUT_WR);
+    }
+    if (f->up_eof && evbuffer_get_length(bufferevent_get_output(f->c->bev)) == 0) {
+        /* the client side may be TLS: no half-close through it; end */
+        tunnel_end(f);
+    }
+}
+
+/* ---- upstream callbacks --------------------------------------------------- */
+
+static void on_up_read(struct bufferevent *bev, void *arg)
+{
+    struct gh_fwd *f = arg;
+
+    (void)bev;
+    if (f->state == F_TUNNEL) {
+        tunnel_pump(f->ub, f->c->bev);
+        return;
+    }
+    if (f->state == F_WAITING) {
+        if (!read_response_head(f))
+            return;
+        if (f->state == F_WAITING) {
+            if (evbuffer_get_length(bufferevent_get_input(f->ub)) >= MAX_RESP_HEAD) {
+                gh_upserver_failed(f->srv, gh_now_ms());
+                fail_with(f, 502);
+            }
+            return;
+        }
+        if (f->state == F_TUNNEL) {
+            tunnel_pump(f->ub, f->c->bev);
+            return;
+        }
+    }
+    if (f->state == F_RESPONSE)
+        (void)pump_response(f);
+}
+
+static void on_up_write(struct bufferevent *bev, void *arg)
+{
+    struct gh_fwd *f = arg;
+
+    (void)bev;
+    if (f->state == F_TUNNEL) {
+        bufferevent_enable(f->c->bev, EV_READ);
+        if (f->client_eof)
+            tunnel_half_close(f);
+        return;
+    }
+    if (!f->req_done)
+        pump_request(f);
+}
+
+/* Why an upstream connection failed, for the log. */
+static const char *reason_of(short what)
+{
+    if (what & BEV_EVENT_TIMEOUT)
+        return "timed out";
+    if (what & BEV_EVENT_EOF)
+        return "closed the connection";
+    return evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+}
+
+static void on_up_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct gh_fwd *f = arg;
+    uint64_t now = gh_now_ms();
+
+    (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        send_request(f);
+        return;
+    }
+    switch (f->state) {
+    case F_CONNECTING:
+        GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect %s",
+               (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+               server_name(f), (what & BEV_EVENT_TIMEOUT) ? "timed out" : reason_of(what));
+        gh_upserver_failed(f->srv, now);
+        f->tried[f->srv - f->up->servers] = true;
+        connect_next(f);
+        return;
+    case F_WAITING:
+        if (f->reused && f->req_sent == 0 && !(what & BEV_EVENT_TIMEOUT) &&
+            evbuffer_get_length(bufferevent_get_input(f->ub)) == 0) {
+            /* a pooled connection the upstream had closed: once more, fresh */
+            GH_LOG(GH_LOG_INFO, "conn #%llu %s: proxy %s: server %s: kept connection %s; "
+                   "retrying on a new one", (unsigned long long)f->c->id, f->c->client_text,
+                   upstream_name(f), server_name(f), reason_of(what));
+            f->fresh_only = true;
+            f->reused = false;
+            f->srv->requests--;
+            f->attempts--;
+            connect_next(f);
+            return;
+        }
+        GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s before answering",
+               (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+               server_name(f), reason_of(what));
+        gh_upserver_failed(f->srv, now);
+        fail_with(f, (what & BEV_EVENT_TIMEOUT) ? 504 : 502);
+        return;
+    case F_RESPONSE:
+        if ((what & BEV_EVENT_EOF) && f->body == GH_HTTP1_BODY_CLOSE) {
+            (void)pump_response(f);     /* close-delimited: this is the end */
+            if (f->c->fwd == f) {
+                f->resp_keep_alive = false;
+                evbuffer_add_buffer(bufferevent_get_output(f->c->bev),
+                                    bufferevent_get_input(f->ub));
+                finish(f, false);
+            }
+            return;
+        }
+        GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s in the middle of a "
+               "response", (unsigned long long)f->c->id, f->c->client_text,
+               upstream_name(f), server_name(f), reason_of(what));
+        gh_upserver_failed(f->srv, now);
+        finish(f, true);
+        return;
+    case F_TUNNEL:
+        if (what & BEV_EVENT_EOF) {
+            tunnel_pump(f->ub, f->c->bev);
+            f->up_eof = true;
+            bufferevent_disable(f->ub, EV_READ);
+            tunnel_half_close(f);
+            return;
+        }
+        tunnel_end(f);
+        return;
+    }
+}
+
+/* ---- client callbacks ------------------------------------------------------ */
+
+static void on_client_read(struct bufferevent *bev, void *arg)
+{
+    struct gh_fwd *f = arg;
+
+    (void)bev;
+    if (f->state == F_TUNNEL) {
+        tunnel_pump(f->c->bev, f->ub);
+        return;
+    }
+    if (f->ub != NULL && f->state != F_CONNECTING && !f->req_done)
+        pump_request(f);
+}
+
+static void on_client_write(struct bufferevent *bev, void *arg)
+{
+    struct gh_fwd *f = arg;
+
+    (void)bev;
+    if (f->state == F_TUNNEL) {
+        bufferevent_enable(f->ub, EV_READ);
+        if (f->up_eof)
+            tunnel_half_close(f);
+        return;
+    }
+    if (f->state == F_RESPONSE && f->ub != NULL) {
+        bufferevent_enable(f->ub, EV_READ);
+        (void)pump_response(f);
+    }
+}
+
+static void on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct gh_fwd *f = arg;
+    gh_conn *c = f->c;
+
+    (void)bev;
+    if (f->state == F_TUNNEL && (what & BEV_EVENT_EOF)) {
+        tunnel_pump(c->bev, f->ub);
+        f->client_eof = true;
+        bufferevent_disable(c->bev, EV_READ);
+        tunnel_half_close(f);
+        return;
+    }
+    /* the client went away (or its send_timeout passed): nobody to answer */
+    gh_conn_free(c);        /* releases f */
+}
+
+/* ---- the handoff ------------------------------------------------------------ */
+
+static void fwd_start(gh_conn *c)
+{
+    struct gh_fwd *f = c->fwd;
+
+    bufferevent_setcb(c->bev, on_client_read, on_client_write, on_client_event, f);
+    /* on_client_write runs when the client's output falls under LOW_WATER */
+    bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WATER, 0);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
+    bufferevent_disable(c->bev, EV_READ);     /* the body waits for the upstream */
+    connect_next(f);
+}
+
+static void fwd_drain(gh_conn *c)
+{
+    /* a request in flight finishes and the connection then closes
+     * (gh_conn_resume sees the loop stopping); a tunnel lasts until
+     * drain_timeout */
+    (void)c;
+}
+
+static void fwd_release(gh_conn *c)
+{
+    fwd_free(c->fwd);
+    c->fwd = NULL;
+}
+
+static const gh_conn_handoff fwd_handoff = {
+    .start = fwd_start,
+    .drain = fwd_drain,
+    .release = fwd_release,
+};
+
+void gh_action_proxy(gh_request *r, const gh_route_conf *route)
+{
+    gh_conn *c = r->c;
+    const gh_proxy_conf *pc = &route->u.proxy;
+    gh_upstream *up = gh_upstreams_get(c->site->upstreams, pc->upstream_index);
+    struct gh_fwd *f = NULL;
+
+    if (up == NULL || r->raw == NULL) {
+        gh_req_error(r, 500);
+        return;
+    }
+    if ((f = calloc(1, sizeof(*f))) == NULL ||
+        (f->tried = calloc(up->nservers, sizeof(*f->tried))) == NULL ||
+        (f->head = malloc(r->raw_len)) == NULL)
+        goto nomem;
+    f->c = c;
+    f->pc = pc;
+    f->up = up;
+    memcpy(f->head, r->raw, r->raw_len);
+    f->head_len = r->raw_len;
+    f->is_head = r->is_head;
+    f->http10 = r->head->minor == 0;
+    f->status = 502;
+    f->expect_continue = r->req->expect_continue;
+    f->chunked = r->req->chunked;
+    if (f->chunked)
+        gh_http1_chunked_init(&f->req_ck);
+    f->req_left = r->req->content_length > 0 ? (uint64_t)r->req->content_length : 0;
+    f->req_done = !f->chunked && f->req_left == 0;
+    if (!build_request(f, r))
+        goto nomem;
+    c->fwd = f;
+    c->handoff = &fwd_handoff;
+    c->state = GH_CONN_UPSTREAM;
+    r->status = 0;
+    return;
+nomem:
+    fwd_free(f);
+    gh_req_error(r, 500);
+}

@@ -1,0 +1,308 @@
+/* pool.c: upstream servers' state, the choice of a server, and idle
+ * keep-alive connections (pool.h).
+ *
+ * Passive health follows nginx's max_fails / fail_timeout: max_fails
+ * failures within fail_timeout mark a server down for fail_timeout. A
+ * server is chosen among the primaries that are up; backups only when no
+ * primary is. Round robin is nginx's smooth weighted round robin (a server
+ * of weight 3 gets three of every four picks beside one of weight 1,
+ * interleaved, not in a burst).
+ *
+ * An idle connection is watched for reads: any byte or EOF from an idle
+ * upstream means it is closing or broken, and it is dropped at once rather
+ * than handed to a request. */
+#include "pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "err.h"
+#include "log.h"
+#include "units.h"
+
+typedef struct gh_idle {
+    struct gh_idle     *next, *prev;
+    gh_upserver        *srv;
+    struct bufferevent *bev;
+    struct event       *timer;     /* keepalive_timeout */
+} gh_idle;
+
+struct gh_upstreams {
+    gh_upstream *ups;
+    size_t       nups;
+};
+
+uint64_t gh_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int gh_upstreams_new(const gh_config *cfg, gh_upstreams **out)
+{
+    gh_upstreams *u = calloc(1, sizeof(*u));
+
+    if (u == NULL)
+        return GH_ENOMEM;
+    if (cfg->nupstreams > 0 && (u->ups = calloc(cfg->nupstreams, sizeof(*u->ups))) == NULL)
+        goto fail;
+    u->nups = cfg->nupstreams;
+    for (size_t i = 0; i < u->nups; i++) {
+        gh_upstream *up = &u->ups[i];
+
+        up->conf = &cfg->upstreams[i];
+        up->all = u;
+        up->nservers = up->conf->nservers;
+        if ((up->servers = calloc(up->nservers, sizeof(*up->servers))) == NULL)
+            goto fail;
+        for (size_t j = 0; j < up->nservers; j++) {
+            up->servers[j].conf = &up->conf->servers[j];
+            up->servers[j].up = up;
+        }
+    }
+    *out = u;
+    return GH_OK;
+fail:
+    gh_upstreams_free(u);
+    return GH_ENOMEM;
+}
+
+static void idle_free(gh_idle *i)
+{
+    gh_upserver *s = i->srv;
+
+    if (i->prev != NULL)
+        i->prev->next = i->next;
+    else
+        s->idle = i->next;
+    if (i->next != NULL)
+        i->next->prev = i->prev;
+    s->nidle--;
+    if (i->timer != NULL)
+        event_free(i->timer);
+    free(i);
+}
+
+void gh_upstreams_free(gh_upstreams *u)
+{
+    if (u == NULL)
+        return;
+    for (size_t i = 0; i < u->nups; i++) {
+        gh_upstream *up = &u->ups[i];
+
+        for (size_t j = 0; up->servers != NULL && j < up->nservers; j++) {
+            while (up->servers[j].idle != NULL) {
+                struct bufferevent *bev = up->servers[j].idle->bev;
+
+                idle_free(up->servers[j].idle);
+                bufferevent_free(bev);
+            }
+        }
+        free(up->servers);
+    }
+    free(u->ups);
+    free(u);
+}
+
+gh_upstream *gh_upstreams_get(gh_upstreams *u, size_t i)
+{
+    return u != NULL && i < u->nups ? &u->ups[i] : NULL;
+}
+
+static bool is_up(const gh_upserver *s, uint64_t now_ms)
+{
+    return s->down_until_ms <= now_ms;
+}
+
+static uint32_t hash_addr(const struct sockaddr *sa)
+{
+    const uint8_t *p;
+    size_t n;
+    uint32_t h = 2166136261u;     /* FNV-1a */
+
+    if (sa == NULL)
+        return 0;
+    if (sa->sa_family == AF_INET) {
+        p = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
+        n = 4;
+    } else if (sa->sa_family == AF_INET6) {
+        p = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        n = 16;
+    } else {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* The candidates: untried servers that are up, primaries first (backups
+ * only when no primary qualifies). */
+static size_t candidates(gh_upstream *up, const bool *tried, uint64_t now_ms,
+                         gh_upserver **out, bool *any_untried)
+{
+    size_t n = 0;
+
+    *any_untried = false;
+    for (int backup = 0; backup <= 1 && n == 0; backup++) {
+        for (size_t i = 0; i < up->nservers; i++) {
+            gh_upserver *s = &up->servers[i];
+
+            if (s->conf->backup != (backup == 1) || tried[i])
+                continue;
+            *any_untried = true;
+            if (is_up(s, now_ms))
+                out[n++] = s;
+        }
+    }
+    return n;
+}
+
+gh_upserver *gh_upstream_pick(gh_upstream *up, const struct sockaddr *client,
+                              const bool *tried, uint64_t now_ms, bool *every_down)
+{
+    gh_upserver *stack[64], **cand = stack, *best = NULL;
+    size_t n;
+    bool any_untried;
+    int64_t total = 0;
+
+    *every_down = false;
+    if (up->nservers > 64 && (cand = malloc(up->nservers * sizeof(*cand))) == NULL)
+        return NULL;
+    n = candidates(up, tried, now_ms, cand, &any_untried);
+    if (n == 0) {
+        *every_down = any_untried;
+        goto out;
+    }
+    switch (up->conf->balance) {
+    case GH_BALANCE_CLIENT_IP:
+        best = cand[hash_addr(client) % n];
+        break;
+    case GH_BALANCE_LEAST_CONN:
+        for (size_t i = 0; i < n; i++) {
+            /* fewest active per unit of weight: a * wb < b * wa */
+            if (best == NULL ||
+                cand[i]->active * best->conf->weight < best->active * cand[i]->conf->weight)
+                best = cand[i];
+        }
+        break;
+    case GH_BALANCE_ROUND_ROBIN:
+    default:
+        for (size_t i = 0; i < n; i++) {
+            cand[i]->current += cand[i]->conf->weight;
+            total += cand[i]->conf->weight;
+            if (best == NULL || cand[i]->current > best->current)
+                best = cand[i];
+        }
+        best->current -= total;
+        break;
+    }
+out:
+    if (cand != stack)
+        free(cand);
+    return best;
+}
+
+void gh_upserver_failed(gh_upserver *s, uint64_t now_ms)
+{
+    const gh_upstream_conf *uc = s->up->conf;
+
+    s->failures++;
+    if (uc->max_fails == 0)
+        return;
+    if (now_ms - s->window_ms >= uc->fail_timeout_ms) {
+        s->window_ms = now_ms;
+        s->fails = 0;
+    }
+    if (++s->fails >= uc->max_fails && is_up(s, now_ms)) {
+        s->down_until_ms = now_ms + uc->fail_timeout_ms;
+        s->fails = 0;
+        GH_LOG(GH_LOG_WARN, "upstream %s: server %s marked down for %llums "
+               "(%llu failures)", uc->name, s->conf->address,
+               (unsigned long long)uc->fail_timeout_ms, (unsigned long long)uc->max_fails);
+    }
+}
+
+void gh_upserver_ok(gh_upserver *s)
+{
+    s->fails = 0;
+}
+
+/* ---- idle connections ---------------------------------------------------- */
+
+static void idle_drop(gh_idle *i)
+{
+    struct bufferevent *bev = i->bev;
+
+    idle_free(i);
+    bufferevent_free(bev);
+}
+
+static void on_idle_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    idle_drop(arg);     /* an idle upstream does not speak first */
+}
+
+static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    (void)what;
+    idle_drop(arg);
+}
+
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    idle_drop(arg);
+}
+
+struct bufferevent *gh_upserver_take_idle(gh_upserver *s)
+{
+    gh_idle *i = s->idle;
+    struct bufferevent *bev;
+
+    if (i == NULL)
+        return NULL;
+    bev = i->bev;
+    idle_free(i);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    return bev;
+}
+
+void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev)
+{
+    const gh_upstream_conf *uc = s->up->conf;
+    gh_idle *i = NULL;
+    struct timeval tv = gh_units_timeval(uc->keepalive_timeout_ms);
+
+    if (s->nidle >= uc->keepalive ||
+        evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+        (i = calloc(1, sizeof(*i))) == NULL ||
+        (i->timer = evtimer_new(bufferevent_get_base(bev), on_idle_timer, i)) == NULL) {
+        if (i != NULL)
+            free(i);
+        bufferevent_free(bev);
+        return;
+    }
+    i->srv = s;
+    i->bev = bev;
+    i->next = s->idle;
+    if (s->idle != NULL)
+        s->idle->prev = i;
+    s->idle = i;
+    s->nidle++;
+    bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_setwatermark(bev, EV_READ, 0, 0);
+    bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, i);
+    bufferevent_enable(bev, EV_READ);
+    evtimer_add(i->timer, &tv);
+}

@@ -1,0 +1,79 @@
+/* pool.h: the run-time side of `upstreams:`: for each upstream its servers'
+ * state (passive health, connections in use), the choice of a server for a
+ * request (round robin by weight, least connections, client address hash;
+ * backups only when every primary is down), and the idle keep-alive
+ * connections to each server.
+ *
+ * One gh_upstreams per site (configuration generation): a reload builds new
+ * pools, and the old site's idle connections close when the last request
+ * that uses that site ends. Internal to core/. */
+#ifndef GH_POOL_H
+#define GH_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "conn.h"
+
+typedef struct gh_upstreams gh_upstreams;
+typedef struct gh_upstream gh_upstream;
+
+/* One server's run-time state. */
+typedef struct gh_upserver {
+    const gh_upstream_server *conf;
+    gh_upstream              *up;
+    uint64_t                  active;        /* requests on it now */
+    uint64_t                  fails;         /* within the current window */
+    uint64_t                  window_ms;     /* start of that window */
+    uint64_t                  down_until_ms; /* passive health: down before this */
+    int64_t                   current;       /* smooth weighted round robin */
+    struct gh_idle           *idle;          /* kept connections, newest first */
+    size_t                    nidle;
+    /* counters */
+    uint64_t                  requests, failures, responses[6];
+} gh_upserver;
+
+struct gh_upstream {
+    const gh_upstream_conf *conf;
+    gh_upserver            *servers;
+    size_t                  nservers;
+    gh_upstreams           *all;
+};
+
+/* Builds the pools of cfg's upstreams (no connection is made here).
+ * Returns 0 and *out, or GH_ENOMEM. */
+int gh_upstreams_new(const gh_config *cfg, gh_upstreams **out);
+/* Closes every idle connection and frees (NULL-safe). */
+void gh_upstreams_free(gh_upstreams *u);
+
+/* The upstream at index i of cfg->upstreams. */
+gh_upstream *gh_upstreams_get(gh_upstreams *u, size_t i);
+
+/* Chooses a server for a request from client, skipping those with
+ * tried[i] set. now_ms is a monotonic clock. Returns the server, or NULL
+ * when none is left (every_down is set when that is because every server
+ * untried is marked down, not because all were tried). */
+gh_upserver *gh_upstream_pick(gh_upstream *up, const struct sockaddr *client,
+                              const bool *tried, uint64_t now_ms, bool *every_down);
+
+/* Passive health: a failure (connect refused, timed out, cut before an
+ * answer) or a success of a request on s. */
+void gh_upserver_failed(gh_upserver *s, uint64_t now_ms);
+void gh_upserver_ok(gh_upserver *s);
+
+/* An idle kept connection to s, detached from the pool (the caller sets
+ * its callbacks), or NULL. */
+struct bufferevent *gh_upserver_take_idle(gh_upserver *s);
+/* Keeps bev (connected to s, nothing pending in either direction) for the
+ * next request, or frees it when the pool is full. */
+void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev);
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t gh_now_ms(void);
+
+#endif

@@ -1,0 +1,440 @@
+"""proxy routes against real upstream servers: a small HTTP/1.1 server of
+our own on a socket (it records exactly what it received and answers as
+each test scripts it), Python's http.server, and a python3-websockets echo
+server for the tunnel. Driven by http.client, curl and raw sockets."""
+import asyncio
+import http.client
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+import websockets
+
+import ghtest
+from ghtest import raw_request
+
+
+# ---- an upstream that records what it got ------------------------------------
+
+def read_head(sock, buf):
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            return None, buf
+        buf += data
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head + b"\r\n\r\n", rest
+
+
+def header(head, name):
+    vals = []
+    for line in head.split(b"\r\n")[1:]:
+        if b":" in line:
+            k, v = line.split(b":", 1)
+            if k.strip().lower() == name.lower().encode():
+                vals.append(v.strip().decode("latin-1"))
+    return vals
+
+
+def read_body(sock, head, buf):
+    """The request body by its framing, and what follows it."""
+    te = header(head, "transfer-encoding")
+    cl = header(head, "content-length")
+    if te and te[-1].lower().endswith("chunked"):
+        body = b""
+        while True:
+            while b"\r\n" not in buf:
+                buf += sock.recv(65536)
+            line, buf = buf.split(b"\r\n", 1)
+            size = int(line.split(b";")[0], 16)
+            while len(buf) < size + 2:
+                data = sock.recv(65536)
+                if not data:
+                    raise EOFError
+                buf += data
+            body += buf[:size]
+            buf = buf[size + 2:]
+            if size == 0:
+                return body, buf
+    n = int(cl[0]) if cl else 0
+    while len(buf) < n:
+        data = sock.recv(65536)
+        if not data:
+            raise EOFError
+        buf += data
+    return buf[:n], buf[n:]
+
+
+class Upstream:
+    """Answers with handler(head, body) -> bytes | callable(sock); records
+    (head, body) of every request and counts connections."""
+
+    def __init__(self, handler):
+        self.handler = handler
+        self.requests = []
+        self.connections = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    def serve(self, s):
+        buf = b""
+        try:
+            while True:
+                head, buf = read_head(s, buf)
+                if head is None:
+                    return
+                body, buf = read_body(s, head, buf)
+                with self.lock:
+                    self.requests.append((head, body))
+                out = self.handler(head, body)
+                if callable(out):
+                    if out(s) == "close":
+                        return
+                else:
+                    s.sendall(out)
+        except (OSError, EOFError, ValueError):
+            pass
+        finally:
+            s.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def ok(body=b"hello", extra=b""):
+    return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra)) + body
+
+
+def config(tmp, port, servers, route_extra="", up_extra="", listen_extra="", http_extra=""):
+    srv = "\n".join(f"      - {s}" for s in servers)
+    return f"""
+access_log: stderr
+error_log: stderr
+log_level: info
+http:
+  max_body: 512MiB
+{http_extra}
+upstreams:
+  app:
+    servers:
+{srv}
+    connect_timeout: 1s
+    read_timeout: 1s
+    max_fails: 1
+    fail_timeout: 2s
+{up_extra}
+listeners:
+  - listen: 127.0.0.1:{port}
+{listen_extra}
+routes:
+  - match: {{ prefix: / }}
+    proxy:
+      upstream: app
+{route_extra}
+"""
+
+
+def get(port, path="/", headers=None, method="GET", body=None, conn=None):
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    if conn is None:
+        c.close()
+    return r, data
+
+
+class ProxyTest(ghtest.TestCase):
+
+    def upstream(self, handler):
+        u = Upstream(handler)
+        self.addCleanup(u.close)
+        return u
+
+    def proxy(self, servers, env=None, **kw):
+        port = ghtest.free_port()
+        gh = self.start(config(self.tmp, port, servers, **kw), env=env)
+        return port, gh
+
+    # -- requests and responses -------------------------------------------------
+
+    def test_get_is_proxied_with_forwarding_headers_and_no_hop_by_hop(self):
+        up = self.upstream(lambda h, b: ok(b"from the app", b"X-App: 1\r\nKeep-Alive: x\r\n"))
+        # the client (127.0.0.1) is not a trusted proxy here
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"],
+                             listen_extra="    trusted_proxies: [10.0.0.0/8]")
+        r, data = get(port, "/a/b?q=1", headers={
+            "X-Forwarded-For": "6.6.6.6", "X-Real-IP": "6.6.6.6",
+            "Connection": "X-Secret", "X-Secret": "s", "Keep-Alive": "timeout=5",
+            "TE": "trailers", "Proxy-Authorization": "x", "X-Kept": "k"})
+        self.assertEqual((r.status, data), (200, b"from the app"))
+        self.assertEqual(r.getheader("X-App"), "1")
+        self.assertIsNone(r.getheader("Keep-Alive"))
+        head, _ = up.requests[0]
+        self.assertTrue(head.startswith(b"GET /a/b?q=1 HTTP/1.1\r\n"), head)
+        # an untrusted client's X-Forwarded-For never survives
+        self.assertEqual(header(head, "x-forwarded-for"), ["127.0.0.1"])
+        self.assertEqual(header(head, "x-real-ip"), ["127.0.0.1"])
+        self.assertEqual(header(head, "x-forwarded-proto"), ["http"])
+        self.assertEqual(header(head, "host"), [f"127.0.0.1:{port}"])
+        self.assertEqual(header(head, "x-kept"), ["k"])
+        for gone in ("x-secret", "keep-alive", "te", "proxy-authorization", "connection"):
+            self.assertEqual(header(head, gone), [], gone)
+
+    def test_a_trusted_balancer_chain_is_appended_to(self):
+        up = self.upstream(lambda h, b: ok())
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"],
+                             listen_extra="    trusted_proxies: [127.0.0.0/8]")
+        get(port, headers={"X-Forwarded-For": "203.0.113.9"})
+        head, _ = up.requests[0]
+        # the peer (an ALB) is trusted: the real client is the last element it added
+        self.assertEqual(header(head, "x-forwarded-for"), ["203.0.113.9, 203.0.113.9"])
+        self.assertEqual(header(head, "x-real-ip"), ["203.0.113.9"])
+
+    def test_bodies_go_up_sized_and_chunked_and_the_framing_is_gatehouses(self):
+        up = self.upstream(lambda h, b: ok(b"got %d" % len(b)))
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"])
+        r, data = get(port, "/up", method="POST", body=b"x" * 100000)
+        self.assertEqual(data, b"got 100000")
+        head, body = up.requests[0]
+        self.assertEqual(header(head, "content-length"), ["100000"])
+        self.assertEqual(body, b"x" * 100000)
+        # chunked, with Expect: 100-continue answered by gatehouse
+        req = (f"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+               f"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+               f"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n").encode()
+        out = raw_request(port, req)
+        self.assertIn(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", out)
+        self.assertTrue(out.endswith(b"got 11"), out)
+        head, body = up.requests[1]
+        self.assertEqual(body, b"hello world")
+        self.assertEqual(header(head, "transfer-encoding"), ["chunked"])
+        self.assertEqual(header(head, "expect"), [])
+
+    def test_smuggling_shapes_are_refused_before_any_upstream_sees_them(self):
+        up = self.upstream(lambda h, b: ok())
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"])
+        for req in (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\n\n",
+        ):
+            out = raw_request(port, req)
+            self.assertTrue(out.startswith(b"HTTP/1.1 400 "), (req, out))
+        self.assertEqual(up.requests, [])
+
+    def test_upstream_connections_are_kept_and_reused(self):
+        up = self.upstream(lambda h, b: ok(b"k"))
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"])
+        for _ in range(5):
+            r, data = get(port)             # a new client connection each time
+            self.assertEqual(data, b"k")
+        self.assertEqual(len(up.requests), 5)
+        self.assertEqual(up.connections, 1)
+
+    def test_chunked_and_close_delimited_responses_reach_the_client_whole(self):
+        def answer(head, body):
+            if head.startswith(b"GET /chunked"):
+                return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n")
+
+            def close_delimited(s):
+                s.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+                return "close"
+            return close_delimited
+        up = self.upstream(answer)
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"])
+        r, data = get(port, "/chunked")
+        self.assertEqual((r.status, data), (200, b"abcdef"))
+        self.assertEqual(r.getheader("Transfer-Encoding"), "chunked")
+        r, data = get(port, "/close")
+        self.assertEqual((r.status, data), (200, b"until the end"))
+
+    def test_head_204_and_304_have_no_body(self):
+        def answer(head, body):
+            if head.startswith(b"HEAD"):
+                return b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+            if head.startswith(b"GET /204"):
+                return b"HTTP/1.1 204 No Content\r\n\r\n"
+            return b"HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\n\r\n"
+        up = self.upstream(answer)
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"])
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        r, data = get(port, method="HEAD", conn=c)
+        self.assertEqual((r.status, r.getheader("Content-Length"), data), (200, "1000", b""))
+        r, data = get(port, "/204", conn=c)
+        self.assertEqual((r.status, data), (204, b""))
+        r, data = get(port, "/304", conn=c)
+        self.assertEqual((r.status, data), (304, b""))
+        r, data = get(port, "/204", conn=c)   # the connection is still in step
+        self.assertEqual(r.status, 204)
+
+    # -- failures ----------------------------------------------------------------
+
+    def test_connect_refused_goes_to_the_next_server_then_502_or_503(self):
+        up = self.upstream(lambda h, b: ok(b"alive"))
+        dead = ghtest.free_port()
+        port, gh = self.proxy([f"127.0.0.1:{dead}", f"127.0.0.1:{up.port}"])
+        for _ in range(4):
+            r, data = get(port)
+            self.assertEqual((r.status, data), (200, b"alive"))
+        gh.wait_log(f"server 127.0.0.1:{dead}")
+
+    def test_every_server_down_is_503(self):
+        dead = ghtest.free_port()
+        port, gh = self.proxy([f"127.0.0.1:{dead}"])
+        r, _ = get(port)
+        self.assertEqual(r.status, 502)         # tried and refused
+        r, _ = get(port)
+        self.assertEqual(r.status, 503)         # now marked down for fail_timeout
+        gh.wait_log("marked down")
+
+    def test_a_slow_upstream_is_504(self):
+        def slow(s):
+            time.sleep(3)
+            return "close"
+        up = self.upstream(lambda h, b: slow)
+        port, gh = self.proxy([f"127.0.0.1:{up.port}"])
+        t0 = time.monotonic()
+        r, _ = get(port)
+        self.assertEqual(r.status, 504)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        gh.wait_log("timed out before answering")
+
+    def test_a_response_cut_short_is_cut_short_for_the_client(self):
+        def cut(s):
+            s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"y" * 1000)
+            time.sleep(0.2)
+            return "close"
+        up = self.upstream(lambda h, b: cut)
+        port, gh = self.proxy([f"127.0.0.1:{up.port}"])
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/")
+        r = c.getresponse()
+        with self.assertRaises(http.client.IncompleteRead):
+            r.read()
+        gh.wait_log("in the middle of a response")
+
+    def test_a_kept_connection_closed_by_the_upstream_is_retried_on_a_new_one(self):
+        def once_then_close(head, body):
+            def answer(s):
+                s.sendall(ok(b"fresh"))
+                time.sleep(0.1)
+                s.shutdown(socket.SHUT_WR)       # keep-alive by headers, closed in fact
+                return "close"
+            return answer
+        up = self.upstream(once_then_close)
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"])
+        self.assertEqual(get(port)[1], b"fresh")
+        time.sleep(0.3)     # the pooled connection is closed now; gatehouse may not know yet
+        r, data = get(port)
+        self.assertEqual((r.status, data), (200, b"fresh"))
+        self.assertEqual(len(up.requests), 2)
+
+    # -- streaming -----------------------------------------------------------------
+
+    def test_a_large_download_streams_with_rss_flat_for_a_slow_client(self):
+        size = 64 * 1024 * 1024
+
+        def big(head, body):
+            if head.startswith(b"GET"):
+                def send(s):
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
+                    chunk = b"z" * (1 << 20)
+                    for _ in range(size >> 20):
+                        s.sendall(chunk)
+                return send
+            return ok(b"%d" % len(body))
+        up = self.upstream(big)
+        # under ASan, freed memory waits in its quarantine (256 MiB) before
+        # reuse: RSS would measure that, not what gatehouse holds
+        env = dict(os.environ)
+        if "ASAN_OPTIONS" in env:
+            env["ASAN_OPTIONS"] += ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+        port, gh = self.proxy([f"127.0.0.1:{up.port}"], env=env)
+
+        def rss_kib():
+            with open(f"/proc/{gh.proc.pid}/status") as f:
+                return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        before = rss_kib()
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_kib())
+                time.sleep(0.02)
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
+                                  "--limit-rate", "50M", f"http://127.0.0.1:{port}/big"],
+                                 capture_output=True, text=True, timeout=120)
+            self.assertEqual(out.stdout, str(size), out.stderr)
+        finally:
+            done.set()
+            t.join()
+        self.assertLess(peak[0] - before, 24 * 1024, "RSS grew %d KiB" % (peak[0] - before))
+
+    # -- WebSocket ---------------------------------------------------------------
+
+    def test_a_websocket_is_tunnelled_to_the_upstream_with_no_configuration(self):
+        ws_port = ghtest.free_port()
+        ready = threading.Event()
+        stop = None
+
+        def run():
+            nonlocal stop
+
+            async def echo(ws, path=None):
+                async for m in ws:
+                    await ws.send(m)
+
+            async def main():
+                nonlocal stop
+                stop = asyncio.get_running_loop().create_future()
+                async with websockets.serve(echo, "127.0.0.1", ws_port):
+                    ready.set()
+                    await stop
+            loop = asyncio.new_event_loop()
+            self.ws_loop = loop
+            loop.run_until_complete(main())
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        ready.wait(10)
+        self.addCleanup(lambda: self.ws_loop.call_soon_threadsafe(stop.set_result, None))
+        port, gh = self.proxy([f"127.0.0.1:{ws_port}"])
+
+        async def client():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/") as ws:
+                out = []
+                for m in ("one", b"\x00\x01two", "three" * 10000):
+                    await ws.send(m)
+                    out.append(await ws.recv())
+                return out
+        got = asyncio.run(asyncio.wait_for(client(), 20))
+        self.assertEqual(got, ["one", b"\x00\x01two", "three" * 10000])
+        gh.wait_log('"GET /ws/ HTTP/1.1" 101')
+
+
+if __name__ == "__main__":
+    ghtest.main()
