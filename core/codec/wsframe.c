@@ -420,3 +420,27 @@ bool gh_ws_close_code_is_valid(uint16_t code)
         return true;
     return code >= 3000 && code <= 4999;
 }
+
+int gh_ws_frame_size(const uint8_t *buf, size_t len, uint64_t *size)
+{
+    size_t hdr;
+    uint64_t plen;
+
+    if (len < 2)
+        return GH_EAGAIN;
+    plen = buf[1] & 0x7f;
+    hdr = 2 + (plen == 126 ? 2 : plen == 127 ? 8 : 0) + ((buf[1] & 0x80) ? 4 : 0);
+    if (len < hdr)
+        return GH_EAGAIN;
+    if (plen == 126) {
+        plen = (uint64_t)buf[2] << 8 | buf[3];
+    } else if (plen == 127) {
+        if (buf[2] & 0x80)
+            return GH_EPROTO;
+        plen = 0;
+        for (int i = 0; i < 8; i++)
+            plen = plen << 8 | buf[2 + i];
+    }
+    *size = hdr + plen;
+    return GH_OK;
+}

@@ -175,6 +175,13 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev);
 
 /* Writes an unmasked (server) frame header into out and returns its length:
  * 2, 4 or 10. payload_len must be below 2^63; opcode is one of GH_WS_OP_*. */
+/* The whole size, header and payload, of the frame that starts at buf, for
+ * code that passes frames through without reading them (a proxied
+ * tunnel). Masked or not. Returns 0 and *size; GH_EAGAIN when buf holds
+ * less than the header; GH_EPROTO for a 64-bit length with its top bit set
+ * (RFC 6455 §5.2). Nothing else is checked. */
+int gh_ws_frame_size(const uint8_t *buf, size_t len, uint64_t *size);
+
 size_t gh_ws_frame_header(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
                           uint64_t payload_len);
 

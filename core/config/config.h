@@ -187,6 +187,8 @@ typedef struct gh_proxy_conf {
     char          **remove;         /* headers: remove: not sent upstream (lower case) */
     size_t          nremove;
     unsigned        forwarded;      /* GH_FWD_* bits; default XFF | XFP | REAL_IP */
+    uint64_t        ping_interval_ms;  /* a WebSocket tunnel silent this long gets a ping
+                                          from gatehouse to the client; default 30000, 0 = off */
 } gh_proxy_conf;
 
 typedef struct gh_route_conf {

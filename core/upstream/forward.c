@@ -20,8 +20,11 @@
  * unfinished), never complete-looking.
  *
  * After a 101 both sides are a tunnel: bytes each way, same watermarks, no
- * timeouts (the balancer's idle timeout is the app's pings' business for
- * now). The connection leaves the proxy only when the tunnel ends. */
+ * timeouts. For a WebSocket the upstream's stream is followed frame by
+ * frame (only the lengths are read), so that when the tunnel has been
+ * silent for ping_interval gatehouse can send the client a ping between two
+ * frames: a balancer's idle timeout then never cuts a tunnel whose app does
+ * not ping. The connection leaves the proxy only when the tunnel ends. */
 #include "forward.h"
 
 #include <arpa/inet.h>
@@ -45,6 +48,7 @@
 #include "log.h"
 #include "pool.h"
 #include "units.h"
+#include "wsframe.h"
 
 #define HIGH_WATER     (256 * 1024)
 #define LOW_WATER      (64 * 1024)
@@ -92,6 +96,11 @@ struct gh_fwd {
     uint64_t             resp_bytes;   /* body bytes toward the client */
     /* the tunnel */
     bool                 client_eof, up_eof;
+    bool                 ws_frames;    /* a WebSocket: upstream->client frames followed */
+    uint64_t             frame_left;   /* bytes of the current upstream frame to pass */
+    uint64_t             last_ms;      /* last byte either way */
+    struct event        *ping;         /* ping_interval timer */
+    uint64_t             pings;        /* sent by gatehouse */
 };
 
 static void on_up_read(struct bufferevent *bev, void *arg);
@@ -101,6 +110,7 @@ static void on_client_read(struct bufferevent *bev, void *arg);
 static void on_client_write(struct bufferevent *bev, void *arg);
 static void on_client_event(struct bufferevent *bev, short what, void *arg);
 static void connect_next(struct gh_fwd *f);
+static void on_ping(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -350,6 +360,8 @@ static void fwd_free(struct gh_fwd *f)
     if (f == NULL)
         return;
     detach_upstream(f, false);
+    if (f->ping != NULL)
+        event_free(f->ping);
     free(f->tried);
     free(f->head);
     free(f->out_head);
@@ -629,8 +641,26 @@ static bool read_response_head(struct gh_fwd *f)
         add_response_head(f, bufferevent_get_output(f->c->bev), &h, &resp);
         evbuffer_drain(in, (size_t)n);
         if (resp.status == 101) {
+            const gh_http1_field *u = NULL;
+
+            for (size_t i = 0; i < h.nfields; i++)
+                if (name_is(&h.fields[i], "upgrade"))
+                    u = &h.fields[i];
             f->state = F_TUNNEL;
             f->c->tunnel = true;
+            f->last_ms = gh_now_ms();
+            f->ws_frames = u != NULL && u->value_len == 9 &&
+                           strncasecmp(u->value, "websocket", 9) == 0;
+            if (f->ws_frames && f->pc->ping_interval_ms > 0) {
+                /* checked at a tenth of the interval: a ping leaves within
+                 * 10 % of ping_interval after the last byte */
+                struct timeval tv = gh_units_timeval(f->pc->ping_interval_ms / 10 > 0
+                                                     ? f->pc->ping_interval_ms / 10 : 1);
+
+                f->ping = event_new(f->c->loop->base, -1, EV_PERSIST, on_ping, f);
+                if (f->ping != NULL)
+                    event_add(f->ping, &tv);
+            }
             bufferevent_set_timeouts(f->ub, NULL, NULL);
             bufferevent_set_timeouts(f->c->bev, NULL, NULL);
             f->req_done = true;
@@ -699,13 +729,63 @@ static void tunnel_end(struct gh_fwd *f)
 }
 
 /* Moves src's input to dst's output with backpressure. */
-static void tunnel_pump(struct bufferevent *src, struct bufferevent *dst)
+static void tunnel_pump(struct gh_fwd *f, struct bufferevent *src, struct bufferevent *dst)
 {
-    struct evbuffer *out = bufferevent_get_output(dst);
+    struct evbuffer *in = bufferevent_get_input(src), *out = bufferevent_get_output(dst);
 
-    evbuffer_add_buffer(out, bufferevent_get_input(src));
+    if (evbuffer_get_length(in) > 0)
+        f->last_ms = gh_now_ms();
+    if (src != f->ub || !f->ws_frames) {
+        evbuffer_add_buffer(out, in);
+    } else {
+        /* upstream -> client a frame at a time, so that gatehouse's own
+         * pings can go between two frames, never inside one */
+        while (evbuffer_get_length(in) > 0) {
+            size_t n;
+
+            if (f->frame_left == 0) {
+                uint8_t hdr[14];
+                ev_ssize_t got = evbuffer_copyout(in, hdr, sizeof(hdr));
+                int rc = got > 0 ? gh_ws_frame_size(hdr, (size_t)got, &f->frame_left) : GH_EAGAIN;
+
+                if (rc == GH_EAGAIN)
+                    break;          /* wait for the rest of the header */
+                if (rc != GH_OK) {
+                    f->ws_frames = false;   /* not frames we can follow: no pings */
+                    evbuffer_add_buffer(out, in);
+                    break;
+                }
+            }
+            n = evbuffer_get_length(in);
+            if ((uint64_t)n > f->frame_left)
+                n = (size_t)f->frame_left;
+            evbuffer_remove_buffer(in, out, n);
+            f->frame_left -= n;
+        }
+    }
     if (evbuffer_get_length(out) >= HIGH_WATER)
         bufferevent_disable(src, EV_READ);
+}
+
+/* ping_interval: a tunnel silent that long gets an (empty) ping to the
+ * client, between two upstream frames. The client's pong goes up the
+ * tunnel: RFC 6455 §5.5.3 lets the upstream ignore an unsolicited pong. */
+static void on_ping(evutil_socket_t fd, short what, void *arg)
+{
+    struct gh_fwd *f = arg;
+    uint64_t now = gh_now_ms();
+    static const uint8_t ping[2] = { 0x89, 0x00 };
+
+    (void)fd;
+    (void)what;
+    if (f->state != F_TUNNEL || !f->ws_frames || f->up_eof)
+        return;
+    if (now - f->last_ms >= f->pc->ping_interval_ms && f->frame_left == 0 &&
+        evbuffer_get_length(bufferevent_get_input(f->ub)) == 0) {
+        evbuffer_add(bufferevent_get_output(f->c->bev), ping, sizeof(ping));
+        f->pings++;
+        f->last_ms = now;
+    }
 }
 
 /* One side said EOF: pass it on once what it sent is written, and end when
@@ -737,7 +817,7 @@ static void on_up_read(struct bufferevent *bev, void *arg)
 
     (void)bev;
     if (f->state == F_TUNNEL) {
-        tunnel_pump(f->ub, f->c->bev);
+        tunnel_pump(f, f->ub, f->c->bev);
         return;
     }
     if (f->state == F_WAITING) {
@@ -751,7 +831,7 @@ static void on_up_read(struct bufferevent *bev, void *arg)
             return;
         }
         if (f->state == F_TUNNEL) {
-            tunnel_pump(f->ub, f->c->bev);
+            tunnel_pump(f, f->ub, f->c->bev);
             return;
         }
     }
@@ -842,7 +922,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         return;
     case F_TUNNEL:
         if (what & BEV_EVENT_EOF) {
-            tunnel_pump(f->ub, f->c->bev);
+            tunnel_pump(f, f->ub, f->c->bev);
             f->up_eof = true;
             bufferevent_disable(f->ub, EV_READ);
             tunnel_half_close(f);
@@ -861,7 +941,7 @@ static void on_client_read(struct bufferevent *bev, void *arg)
 
     (void)bev;
     if (f->state == F_TUNNEL) {
-        tunnel_pump(f->c->bev, f->ub);
+        tunnel_pump(f, f->c->bev, f->ub);
         return;
     }
     if (f->ub != NULL && f->state != F_CONNECTING && !f->req_done)
@@ -892,7 +972,7 @@ static void on_client_event(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (f->state == F_TUNNEL && (what & BEV_EVENT_EOF)) {
-        tunnel_pump(c->bev, f->ub);
+        tunnel_pump(f, c->bev, f->ub);
         f->client_eof = true;
         bufferevent_disable(c->bev, EV_READ);
         tunnel_half_close(f);

@@ -351,6 +351,7 @@ static const gh_keydef proxy_keys[] = {
     { .name = "strip_prefix", .set = gh_cfg_set_url_path, .off = PX_FIELD(strip_prefix) },
     { .name = "headers", .set = gh_cfg_set_map, .sub = header_keys },   /* off 0: the conf */
     { .name = "forwarded", .set = set_forwarded },
+    { .name = "ping_interval", .set = gh_cfg_set_duration, .off = PX_FIELD(ping_interval_ms) },
     { .name = NULL },
 };
 #undef PX_FIELD
@@ -361,6 +362,7 @@ static void proxy_defaults(gh_cfgctx *c, void *conf)
 
     (void)c;
     p->forwarded = GH_FWD_XFF | GH_FWD_XFP | GH_FWD_REAL_IP;
+    p->ping_interval_ms = 30000;
 }
 
 static void proxy_check(gh_cfgctx *c, const gh_cfgnode *v, void *conf)

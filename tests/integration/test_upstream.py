@@ -435,6 +435,75 @@ class ProxyTest(ghtest.TestCase):
         self.assertEqual(got, ["one", b"\x00\x01two", "three" * 10000])
         gh.wait_log('"GET /ws/ HTTP/1.1" 101')
 
+    # -- gatehouse's pings into a silent tunnel ---------------------------------
+
+    def ws_upstream(self, frames):
+        """An upstream that answers the upgrade and then writes frames, a
+        list of bytes or float (seconds to wait), then stays open."""
+        def answer(head, body):
+            def run(s):
+                s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          b"Connection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
+                for f in frames:
+                    if isinstance(f, float):
+                        time.sleep(f)
+                    else:
+                        s.sendall(f)
+                time.sleep(5)
+                return "close"
+            return run
+        return self.upstream(answer)
+
+    def upgrade(self, port):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /ws/ HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(4096)
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+        return s, rest
+
+    def read_for(self, s, seconds, have=b""):
+        end = time.monotonic() + seconds
+        s.settimeout(0.1)
+        while time.monotonic() < end:
+            try:
+                data = s.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            have += data
+        return have
+
+    def test_a_silent_tunnel_gets_pings_from_gatehouse(self):
+        up = self.ws_upstream([b"\x81\x02hi"])
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"], route_extra="      ping_interval: 500ms")
+        s, rest = self.upgrade(port)
+        got = self.read_for(s, 1.6, rest)
+        # the upstream's frame, then gatehouse's empty pings while silent
+        self.assertTrue(got.startswith(b"\x81\x02hi"), got)
+        self.assertGreaterEqual(got[4:].count(b"\x89\x00"), 2, got)
+        self.assertEqual(got[4:].replace(b"\x89\x00", b""), b"", got)
+        s.close()
+
+    def test_a_ping_never_goes_inside_a_frame_the_upstream_is_still_sending(self):
+        frame = b"\x82\x7e\x01\x00" + b"b" * 256
+        up = self.ws_upstream([frame[:100], 1.5, frame[100:]])
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"], route_extra="      ping_interval: 300ms")
+        s, rest = self.upgrade(port)
+        got = self.read_for(s, 2.2, rest)
+        self.assertTrue(got.startswith(frame), got[:120])
+        self.assertEqual(got[len(frame):].replace(b"\x89\x00", b""), b"", got[len(frame):])
+
+    def test_ping_interval_0_sends_no_ping(self):
+        up = self.ws_upstream([b"\x81\x02hi"])
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"], route_extra="      ping_interval: 0s")
+        s, rest = self.upgrade(port)
+        self.assertEqual(self.read_for(s, 1.0, rest), b"\x81\x02hi")
+
 
 if __name__ == "__main__":
     ghtest.main()

@@ -1405,6 +1405,42 @@ START_TEST(close_code_is_valid_follows_the_registry)
 }
 END_TEST
 
+START_TEST(frame_size_covers_every_length_form_and_waits_for_the_whole_header)
+{
+    static const struct {
+        uint8_t  hdr[14];
+        size_t   hlen;
+        uint64_t size;
+    } cases[] = {
+        { { 0x81, 0x05 }, 2, 2 + 5 },                                   /* 7-bit */
+        { { 0x89, 0x00 }, 2, 2 },                                       /* empty ping */
+        { { 0x81, 0x85, 1, 2, 3, 4 }, 6, 6 + 5 },                       /* masked */
+        { { 0x82, 0x7e, 0x01, 0x00 }, 4, 4 + 256 },                     /* 16-bit */
+        { { 0x82, 0xfe, 0xff, 0xff, 9, 9, 9, 9 }, 8, 8 + 65535 },       /* 16-bit, masked */
+        { { 0x82, 0x7f, 0, 0, 0, 1, 0, 0, 0, 0 }, 10, 10 + 4294967296ULL },   /* 64-bit */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t size = 0;
+
+        for (size_t n = 0; n < cases[i].hlen; n++)
+            ck_assert_int_eq(gh_ws_frame_size(cases[i].hdr, n, &size), GH_EAGAIN);
+        ck_assert_int_eq(gh_ws_frame_size(cases[i].hdr, cases[i].hlen, &size), GH_OK);
+        ck_assert_uint_eq(size, cases[i].size);
+    }
+}
+END_TEST
+
+START_TEST(frame_size_refuses_a_64_bit_length_with_the_top_bit_set)
+{
+    static const uint8_t hdr[] = { 0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 1 };
+    uint64_t size = 7;
+
+    ck_assert_int_eq(gh_ws_frame_size(hdr, sizeof(hdr), &size), GH_EPROTO);
+    ck_assert_uint_eq(size, 7);
+}
+END_TEST
+
 static Suite *wsframe_suite(void)
 {
     Suite *s = suite_create("wsframe");
@@ -1462,6 +1498,8 @@ static Suite *wsframe_suite(void)
     tcase_add_test(enc, close_payload_cuts_the_reason_at_a_utf8_boundary);
     tcase_add_test(enc, close_payload_round_trips_through_the_parser);
     tcase_add_test(enc, close_code_is_valid_follows_the_registry);
+    tcase_add_test(enc, frame_size_covers_every_length_form_and_waits_for_the_whole_header);
+    tcase_add_test(enc, frame_size_refuses_a_64_bit_length_with_the_top_bit_set);
     suite_add_tcase(s, ok);
     suite_add_tcase(s, bad);
     suite_add_tcase(s, enc);
