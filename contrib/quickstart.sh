@@ -19,7 +19,7 @@ esac
 
 # Debian packages: the build, then what the tests drive the daemon with.
 build_pkgs=(gcc make cmake pkg-config libevent-dev libyaml-dev libssl-dev check libjansson-dev libhiredis-dev)
-test_pkgs=(curl openssl python3 python3-websockets haproxy shellcheck chromium strace systemd redis-server)
+test_pkgs=(curl openssl python3 python3-websockets python3-flask gunicorn haproxy shellcheck chromium strace systemd redis-server)
 
 missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

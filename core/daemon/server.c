@@ -541,6 +541,7 @@ int gh_server_new(gh_site *site, gh_server **out)
     srv->loop.nactions = sizeof(actions) / sizeof(actions[0]);
     srv->loop.on_conn_added = on_conn_added;
     srv->loop.on_conn_removed = on_conn_removed;
+    srv->loop.metrics_more = gh_upstreams_metrics;
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

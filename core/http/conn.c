@@ -642,6 +642,17 @@ static void access_log(gh_request *r)
         }
     }
     n = gh_accesslog_format(&e, line, sizeof(line));
+    if (r->log_extra != NULL && n > 0) {
+        size_t xl = strlen(r->log_extra);
+
+        if (n + 1 + xl < sizeof(line)) {     /* " extra\n" in place of "\n" */
+            line[n - 1] = ' ';
+            memcpy(line + n, r->log_extra, xl);
+            n += xl;
+            line[n++] = '\n';
+            line[n] = '\0';
+        }
+    }
     gh_loop_access_write(loop, line, n);
 }
 
@@ -990,11 +1001,12 @@ void gh_conn_take_back(gh_conn *c)
 }
 
 void gh_conn_resume(gh_conn *c, const char *head, size_t head_len, int status,
-                    uint64_t body_bytes, bool broken)
+                    uint64_t body_bytes, const char *log_extra, bool broken)
 {
     gh_http1_head h;
     gh_http1_req req;
-    gh_request r = { .c = c, .status = status, .body_bytes = body_bytes };
+    gh_request r = { .c = c, .status = status, .body_bytes = body_bytes,
+                     .log_extra = log_extra };
 
     if (head != NULL && gh_http1_parse_head(head, head_len, head_len + 1, &h) > 0 &&
         gh_http1_analyse(&h, &req) == 0) {

@@ -100,12 +100,13 @@ void gh_conn_drain(gh_conn *c);
 /* An action that took the connection (state GH_CONN_UPSTREAM, handoff set)
  * gives it back once its response is queued: the access-log line is written
  * from head (the request head's bytes, re-parsed; may be NULL) with status
- * and body_bytes, conn.c's callbacks come back and the next request is
+ * and body_bytes and log_extra (printable ASCII appended after the
+ * Combined fields, or NULL), conn.c's callbacks come back and the next request is
  * served. With broken, the response was cut short: what is queued is
  * flushed and the connection closed. May free c (not synchronously inside
  * conn.c's own callbacks). */
 void gh_conn_resume(gh_conn *c, const char *head, size_t head_len, int status,
-                    uint64_t body_bytes, bool broken);
+                    uint64_t body_bytes, const char *log_extra, bool broken);
 
 /* Restores conn.c's callbacks on c->bev (after a handoff used its own). */
 void gh_conn_take_back(gh_conn *c);
@@ -124,6 +125,7 @@ typedef struct gh_request {
     const char          *raw;           /* the head's bytes as received */
     size_t               raw_len;
     int                  status;        /* for the access log */
+    const char          *log_extra;     /* appended to the access-log line, or NULL */
     uint64_t             body_bytes;    /* for the access log */
 } gh_request;
 

@@ -27,6 +27,7 @@ typedef struct gh_conn gh_conn;
 typedef struct gh_loop gh_loop;
 typedef struct gh_site gh_site;
 typedef struct gh_request gh_request;
+struct gh_promtext;
 
 /* What one configuration generation needs at run time. Connections hold a
  * reference, so a reload can swap the site without pulling the routes from
@@ -87,6 +88,8 @@ struct gh_loop {
      * enforces its connection limit and ends the drain here); may be NULL */
     void              (*on_conn_added)(gh_loop *loop);
     void              (*on_conn_removed)(gh_loop *loop);
+    /* adds an upper layer's metrics to a scrape of site (may be NULL) */
+    void              (*metrics_more)(gh_loop *loop, gh_site *site, struct gh_promtext *t);
     /* the upper layers' state, opaque here */
     struct gh_topics  *topics;         /* WebSocket fan-out (ws/topic.c) */
     struct gh_tstate  *tstate;         /* topics' members and logs (ws/tstate.c) */

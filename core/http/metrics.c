@@ -11,63 +11,13 @@
 #include <string.h>
 
 #include "actions.h"
+#include "promtext.h"
 
-typedef struct text {
-    char  *buf;
-    size_t len, cap;
-    bool   failed;
-} text;
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(text *t, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (t->failed)
-        return;
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if ((size_t)n < t->cap - t->len) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t ncap = (t->cap + (size_t)n + 1) * 2;
-        char *nb = realloc(t->buf, ncap);
-        if (nb == NULL) {
-            t->failed = true;
-            return;
-        }
-        t->buf = nb;
-        t->cap = ncap;
-    }
-}
-
-static void head(text *t, const char *name, const char *type, const char *help)
-{
-    put(t, "# HELP gatehouse_%s %s\n# TYPE gatehouse_%s %s\n", name, help, name, type);
-}
-
-/* Label values are listener addresses, reasons and numbers: nothing that
- * needs escaping beyond what this does (RFC: \\, \" and \n). */
-static void label(text *t, const char *v)
-{
-    for (; *v != '\0'; v++) {
-        if (*v == '\\' || *v == '"')
-            put(t, "\\%c", *v);
-        else if (*v == '\n')
-            put(t, "\\n");
-        else
-            put(t, "%c", *v);
-    }
-}
+/* the text builder is promtext.h's; short names for this file */
+typedef gh_promtext text;
+#define put gh_promtext_put
+#define head gh_promtext_head
+#define label gh_promtext_label
 
 static void release(void *arg)
 {
@@ -90,7 +40,7 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
 
     head(&t, "connections_open", "gauge", "Connections open now, by listener and kind.");
     for (gh_listener *l = loop->listeners; l != NULL; l = l->next) {
-        uint64_t ws = 0, all = 0;
+        uint64_t ws = 0, tunnel = 0, all = 0;
         if (l->retired)
             continue;
         for (gh_conn *c = loop->conns; c != NULL; c = c->next) {
@@ -99,13 +49,18 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
             all++;
             if (c->state == GH_CONN_WS)
                 ws++;
+            else if (c->state == GH_CONN_UPSTREAM && c->tunnel)
+                tunnel++;
         }
         put(&t, "gatehouse_connections_open{listener=\"");
         label(&t, l->name);
-        put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)(all - ws));
+        put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)(all - ws - tunnel));
         put(&t, "gatehouse_connections_open{listener=\"");
         label(&t, l->name);
         put(&t, "\",kind=\"websocket\"} %llu\n", (unsigned long long)ws);
+        put(&t, "gatehouse_connections_open{listener=\"");
+        label(&t, l->name);
+        put(&t, "\",kind=\"tunnel\"} %llu\n", (unsigned long long)tunnel);
     }
     head(&t, "connections_accepted_total", "counter", "Connections accepted.");
     put(&t, "gatehouse_connections_accepted_total %llu\n", (unsigned long long)st->accepted);
@@ -187,6 +142,8 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     put(&t, "gatehouse_process_start_time_seconds %.3f\n", st->start_time);
     head(&t, "draining", "gauge", "1 while the process drains.");
     put(&t, "gatehouse_draining %d\n", loop->draining ? 1 : 0);
+    if (loop->metrics_more != NULL)
+        loop->metrics_more(loop, r->c->site, &t);
 
     if (t.failed) {
         free(t.buf);

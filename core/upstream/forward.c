@@ -73,6 +73,9 @@ struct gh_fwd {
     bool                 reused;       /* ub came from the pool */
     bool                 fresh_only;   /* the stale-connection retry: no pool */
     uint64_t             attempts;
+    uint64_t             sent_ms;      /* when the head went to the current server */
+    uint64_t             upstream_ms;  /* request sent to response head, or -1 */
+    bool                 timed;
     /* the request */
     char                *head;         /* the client's head as received (access log) */
     size_t               head_len;
@@ -368,6 +371,34 @@ static void fwd_free(struct gh_fwd *f)
     free(f);
 }
 
+/* What the access-log line adds for a proxied request: the upstream, the
+ * server that answered ("-" when none did) and its response time. Names
+ * and addresses come from the config; anything outside printable ASCII,
+ * a quote or a backslash is written as '?'. */
+static void log_safe(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+
+    for (; in[i] != '\0' && i + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)in[i];
+
+        out[i] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ? '?' : (char)ch;
+    }
+    out[i] = '\0';
+}
+
+static void log_extra(const struct gh_fwd *f, char *out, size_t cap)
+{
+    char t[32] = "-", name[72], server[120] = "-";
+
+    if (f->timed) {
+        snprintf(t, sizeof(t), "%.3f", (double)f->upstream_ms / 1000.0);
+        log_safe(server_name(f), server, sizeof(server));
+    }
+    log_safe(upstream_name(f), name, sizeof(name));
+    snprintf(out, cap, "upstream=\"%s\" server=\"%s\" upstream_time=%s", name, server, t);
+}
+
 /* Gives the connection back to conn.c (the response is queued). broken:
  * cut short, so the client connection closes. */
 static void finish(struct gh_fwd *f, bool broken)
@@ -377,11 +408,13 @@ static void finish(struct gh_fwd *f, bool broken)
     size_t head_len = f->head_len;
     int status = f->status;
     uint64_t bytes = f->resp_bytes;
+    char extra[256];
     bool keep = !broken && f->req_done && f->resp_keep_alive && f->state == F_RESPONSE &&
                 f->ub != NULL && evbuffer_get_length(bufferevent_get_input(f->ub)) == 0;
 
     if (!broken && f->srv != NULL)
         gh_upserver_ok(f->srv);
+    log_extra(f, extra, sizeof(extra));
     detach_upstream(f, keep);
     f->head = NULL;
     /* a body the upstream did not wait for is still arriving: close after */
@@ -390,7 +423,7 @@ static void finish(struct gh_fwd *f, bool broken)
     fwd_free(f);
     c->fwd = NULL;
     c->handoff = NULL;
-    gh_conn_resume(c, head, head_len, status, bytes, broken);
+    gh_conn_resume(c, head, head_len, status, bytes, extra, broken);
     free(head);
 }
 
@@ -487,6 +520,7 @@ static void send_request(struct gh_fwd *f)
     if (fd >= 0 && f->srv->conf->addr.sa.sa_family != AF_UNIX)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     f->state = F_WAITING;
+    f->sent_ms = gh_now_ms();
     bufferevent_setcb(f->ub, on_up_read, on_up_write, on_up_event, f);
     bufferevent_setwatermark(f->ub, EV_WRITE, LOW_WATER, 0);
     bufferevent_setwatermark(f->ub, EV_READ, 0, 0);
@@ -542,7 +576,7 @@ static void connect_next(struct gh_fwd *f)
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect: %s",
                (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
                server_name(f), strerror(errno));
-        gh_upserver_failed(s, gh_now_ms());
+        gh_upserver_failed(s, gh_now_ms(), GH_UPFAIL_CONNECT);
         f->tried[s - f->up->servers] = true;
         connect_next(f);
     }
@@ -614,7 +648,7 @@ static bool read_response_head(struct gh_fwd *f)
             GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: bad response head",
                    (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
                    server_name(f));
-            gh_upserver_failed(f->srv, gh_now_ms());
+            gh_upserver_failed(f->srv, gh_now_ms(), GH_UPFAIL_BAD_RESPONSE);
             fail_with(f, 502);
             return false;
         }
@@ -626,11 +660,15 @@ static bool read_response_head(struct gh_fwd *f)
             GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: 101 without an upgrade",
                    (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
                    server_name(f));
+            gh_upserver_failed(f->srv, gh_now_ms(), GH_UPFAIL_BAD_RESPONSE);
             fail_with(f, 502);
             return false;
         }
         f->status = resp.status;
         f->srv->responses[resp.status / 100 < 6 ? resp.status / 100 : 5]++;
+        f->upstream_ms = gh_now_ms() - f->sent_ms;
+        f->timed = true;
+        gh_upstream_observe(f->up, f->upstream_ms);
         if (resp.body == GH_HTTP1_BODY_CLOSE)
             f->c->close_after = true;
         f->body = resp.body;
@@ -825,7 +863,7 @@ static void on_up_read(struct bufferevent *bev, void *arg)
             return;
         if (f->state == F_WAITING) {
             if (evbuffer_get_length(bufferevent_get_input(f->ub)) >= MAX_RESP_HEAD) {
-                gh_upserver_failed(f->srv, gh_now_ms());
+                gh_upserver_failed(f->srv, gh_now_ms(), GH_UPFAIL_BAD_RESPONSE);
                 fail_with(f, 502);
             }
             return;
@@ -879,7 +917,8 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect %s",
                (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
                server_name(f), (what & BEV_EVENT_TIMEOUT) ? "timed out" : reason_of(what));
-        gh_upserver_failed(f->srv, now);
+        gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_CONNECT_TIMEOUT
+                                                                  : GH_UPFAIL_CONNECT);
         f->tried[f->srv - f->up->servers] = true;
         connect_next(f);
         return;
@@ -900,7 +939,8 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s before answering",
                (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
                server_name(f), reason_of(what));
-        gh_upserver_failed(f->srv, now);
+        gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_TIMEOUT
+                                                                  : GH_UPFAIL_CLOSED);
         fail_with(f, (what & BEV_EVENT_TIMEOUT) ? 504 : 502);
         return;
     case F_RESPONSE:
@@ -917,7 +957,8 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s in the middle of a "
                "response", (unsigned long long)f->c->id, f->c->client_text,
                upstream_name(f), server_name(f), reason_of(what));
-        gh_upserver_failed(f->srv, now);
+        gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_TIMEOUT
+                                                                  : GH_UPFAIL_CLOSED);
         finish(f, true);
         return;
     case F_TUNNEL:

@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "promtext.h"
 #include "units.h"
 
 typedef struct gh_idle {
@@ -209,11 +210,11 @@ out:
     return best;
 }
 
-void gh_upserver_failed(gh_upserver *s, uint64_t now_ms)
+void gh_upserver_failed(gh_upserver *s, uint64_t now_ms, gh_upfail why)
 {
     const gh_upstream_conf *uc = s->up->conf;
 
-    s->failures++;
+    s->failures[why]++;
     if (uc->max_fails == 0)
         return;
     if (now_ms - s->window_ms >= uc->fail_timeout_ms) {
@@ -305,4 +306,107 @@ void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev)
     bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, i);
     bufferevent_enable(bev, EV_READ);
     evtimer_add(i->timer, &tv);
+}
+
+/* ---- metrics --------------------------------------------------------------- */
+
+static const uint64_t bucket_ms[GH_UP_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+};
+
+void gh_upstream_observe(gh_upstream *up, uint64_t ms)
+{
+    size_t i = 0;
+
+    while (i < GH_UP_BUCKETS && ms > bucket_ms[i])
+        i++;
+    up->hist[i]++;
+    up->hist_count++;
+    up->hist_sum += (double)ms / 1000.0;
+}
+
+static void labels(gh_promtext *t, const gh_upstream *up, const gh_upserver *s)
+{
+    gh_promtext_put(t, "{upstream=\"");
+    gh_promtext_label(t, up->conf->name);
+    if (s != NULL) {
+        gh_promtext_put(t, "\",server=\"");
+        gh_promtext_label(t, s->conf->address);
+    }
+    gh_promtext_put(t, "\"");
+}
+
+void gh_upstreams_metrics(gh_loop *loop, gh_site *site, gh_promtext *t)
+{
+    static const char *classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
+    static const char *reasons[GH_UPFAIL_COUNT] = {
+        [GH_UPFAIL_CONNECT] = "connect", [GH_UPFAIL_CONNECT_TIMEOUT] = "connect_timeout",
+        [GH_UPFAIL_TIMEOUT] = "timeout", [GH_UPFAIL_CLOSED] = "closed",
+        [GH_UPFAIL_BAD_RESPONSE] = "bad_response",
+    };
+    gh_upstreams *u = site->upstreams;
+    uint64_t now = gh_now_ms();
+
+    (void)loop;
+    if (u == NULL || u->nups == 0)
+        return;
+#define EACH_SERVER(body)                                               \
+    for (size_t i = 0; i < u->nups; i++)                                \
+        for (size_t j = 0; j < u->ups[i].nservers; j++) {               \
+            const gh_upstream *up = &u->ups[i];                         \
+            const gh_upserver *s = &up->servers[j];                     \
+            body                                                        \
+        }
+    gh_promtext_head(t, "upstream_requests_total", "counter",
+                     "Requests sent to upstream servers (retries count again).");
+    EACH_SERVER(gh_promtext_put(t, "gatehouse_upstream_requests_total"); labels(t, up, s);
+                gh_promtext_put(t, "} %llu\n", (unsigned long long)s->requests);)
+    gh_promtext_head(t, "upstream_responses_total", "counter",
+                     "Responses from upstream servers, by status class.");
+    EACH_SERVER(for (int k = 1; k <= 5; k++) {
+                    gh_promtext_put(t, "gatehouse_upstream_responses_total"); labels(t, up, s);
+                    gh_promtext_put(t, ",class=\"%s\"} %llu\n", classes[k],
+                                    (unsigned long long)s->responses[k]);
+                })
+    gh_promtext_head(t, "upstream_failures_total", "counter",
+                     "Failed requests on upstream servers, by reason.");
+    EACH_SERVER(for (int k = 0; k < GH_UPFAIL_COUNT; k++) {
+                    gh_promtext_put(t, "gatehouse_upstream_failures_total"); labels(t, up, s);
+                    gh_promtext_put(t, ",reason=\"%s\"} %llu\n", reasons[k],
+                                    (unsigned long long)s->failures[k]);
+                })
+    gh_promtext_head(t, "upstream_connections", "gauge",
+                     "Connections to upstream servers: in use by a request, or idle in the pool.");
+    EACH_SERVER(gh_promtext_put(t, "gatehouse_upstream_connections"); labels(t, up, s);
+                gh_promtext_put(t, ",state=\"active\"} %llu\n", (unsigned long long)s->active);
+                gh_promtext_put(t, "gatehouse_upstream_connections"); labels(t, up, s);
+                gh_promtext_put(t, ",state=\"idle\"} %zu\n", s->nidle);)
+    gh_promtext_head(t, "upstream_up", "gauge",
+                     "1 unless passive health has marked the server down.");
+    EACH_SERVER(gh_promtext_put(t, "gatehouse_upstream_up"); labels(t, up, s);
+                gh_promtext_put(t, "} %d\n", is_up(s, now) ? 1 : 0);)
+#undef EACH_SERVER
+    gh_promtext_head(t, "upstream_response_seconds", "histogram",
+                     "Time from sending a request upstream to its response head.");
+    for (size_t i = 0; i < u->nups; i++) {
+        const gh_upstream *up = &u->ups[i];
+        uint64_t cum = 0;
+
+        for (size_t k = 0; k <= GH_UP_BUCKETS; k++) {
+            cum += up->hist[k];
+            gh_promtext_put(t, "gatehouse_upstream_response_seconds_bucket");
+            labels(t, up, NULL);
+            if (k < GH_UP_BUCKETS)
+                gh_promtext_put(t, ",le=\"%g\"} %llu\n", (double)bucket_ms[k] / 1000.0,
+                                (unsigned long long)cum);
+            else
+                gh_promtext_put(t, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        gh_promtext_put(t, "gatehouse_upstream_response_seconds_sum");
+        labels(t, up, NULL);
+        gh_promtext_put(t, "} %.6f\n", up->hist_sum);
+        gh_promtext_put(t, "gatehouse_upstream_response_seconds_count");
+        labels(t, up, NULL);
+        gh_promtext_put(t, "} %llu\n", (unsigned long long)up->hist_count);
+    }
 }

@@ -23,6 +23,18 @@
 typedef struct gh_upstreams gh_upstreams;
 typedef struct gh_upstream gh_upstream;
 
+/* Why a request on a server failed, for counters and logs. */
+typedef enum {
+    GH_UPFAIL_CONNECT = 0,      /* connect refused or failed */
+    GH_UPFAIL_CONNECT_TIMEOUT,  /* connect_timeout */
+    GH_UPFAIL_TIMEOUT,          /* read_timeout / send_timeout */
+    GH_UPFAIL_CLOSED,           /* closed before answering or in a response */
+    GH_UPFAIL_BAD_RESPONSE,     /* an unparseable or unasked-for response */
+    GH_UPFAIL_COUNT
+} gh_upfail;
+
+#define GH_UP_BUCKETS 11        /* response-time histogram, plus +Inf */
+
 /* One server's run-time state. */
 typedef struct gh_upserver {
     const gh_upstream_server *conf;
@@ -35,7 +47,7 @@ typedef struct gh_upserver {
     struct gh_idle           *idle;          /* kept connections, newest first */
     size_t                    nidle;
     /* counters */
-    uint64_t                  requests, failures, responses[6];
+    uint64_t                  requests, responses[6], failures[GH_UPFAIL_COUNT];
 } gh_upserver;
 
 struct gh_upstream {
@@ -43,6 +55,10 @@ struct gh_upstream {
     gh_upserver            *servers;
     size_t                  nservers;
     gh_upstreams           *all;
+    /* upstream response time: request sent to response head */
+    uint64_t                  hist[GH_UP_BUCKETS + 1];
+    uint64_t                  hist_count;
+    double                    hist_sum;       /* seconds */
 };
 
 /* Builds the pools of cfg's upstreams (no connection is made here).
@@ -63,7 +79,7 @@ gh_upserver *gh_upstream_pick(gh_upstream *up, const struct sockaddr *client,
 
 /* Passive health: a failure (connect refused, timed out, cut before an
  * answer) or a success of a request on s. */
-void gh_upserver_failed(gh_upserver *s, uint64_t now_ms);
+void gh_upserver_failed(gh_upserver *s, uint64_t now_ms, gh_upfail why);
 void gh_upserver_ok(gh_upserver *s);
 
 /* An idle kept connection to s, detached from the pool (the caller sets
@@ -72,6 +88,13 @@ struct bufferevent *gh_upserver_take_idle(gh_upserver *s);
 /* Keeps bev (connected to s, nothing pending in either direction) for the
  * next request, or frees it when the pool is full. */
 void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev);
+
+/* Counts a response head that came ms after the request started. */
+void gh_upstream_observe(gh_upstream *up, uint64_t ms);
+
+/* The metrics of site's upstreams (a gh_loop.metrics_more hook). */
+struct gh_promtext;
+void gh_upstreams_metrics(gh_loop *loop, gh_site *site, struct gh_promtext *t);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t gh_now_ms(void);

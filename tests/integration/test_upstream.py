@@ -123,7 +123,8 @@ def ok(body=b"hello", extra=b""):
     return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra)) + body
 
 
-def config(tmp, port, servers, route_extra="", up_extra="", listen_extra="", http_extra=""):
+def config(tmp, port, servers, route_extra="", up_extra="", listen_extra="", http_extra="",
+           routes_before=""):
     srv = "\n".join(f"      - {s}" for s in servers)
     return f"""
 access_log: stderr
@@ -145,6 +146,7 @@ listeners:
   - listen: 127.0.0.1:{port}
 {listen_extra}
 routes:
+{routes_before}
   - match: {{ prefix: / }}
     proxy:
       upstream: app
@@ -503,6 +505,48 @@ class ProxyTest(ghtest.TestCase):
         port, _ = self.proxy([f"127.0.0.1:{up.port}"], route_extra="      ping_interval: 0s")
         s, rest = self.upgrade(port)
         self.assertEqual(self.read_for(s, 1.0, rest), b"\x81\x02hi")
+
+    # -- metrics and the access log ------------------------------------------------
+
+    def test_metrics_count_requests_failures_pool_and_time_per_server(self):
+        up = self.upstream(lambda h, b: ok(b"m"))
+        dead = ghtest.free_port()
+        port, gh = self.proxy([f"127.0.0.1:{dead}", f"127.0.0.1:{up.port}"],
+                              routes_before="  - match: { path: /metrics }\n    metrics: {}")
+        for _ in range(3):
+            self.assertEqual(get(port, "/x")[1], b"m")
+        _, text = get(port, "/metrics")
+        text = text.decode()
+        live = f'upstream="app",server="127.0.0.1:{up.port}"'
+        gone = f'upstream="app",server="127.0.0.1:{dead}"'
+
+        def value(line):
+            m = re.search("^" + re.escape(line) + r" (\S+)$", text, re.M)
+            self.assertIsNotNone(m, line + "\n" + text)
+            return float(m.group(1))
+        self.assertEqual(value(f"gatehouse_upstream_requests_total{{{live}}}"), 3)
+        self.assertEqual(value(f'gatehouse_upstream_responses_total{{{live},class="2xx"}}'), 3)
+        self.assertEqual(value(f'gatehouse_upstream_failures_total{{{gone},reason="connect"}}'), 1)
+        self.assertEqual(value(f"gatehouse_upstream_up{{{gone}}}"), 0)
+        self.assertEqual(value(f"gatehouse_upstream_up{{{live}}}"), 1)
+        self.assertEqual(value(f'gatehouse_upstream_connections{{{live},state="idle"}}'), 1)
+        self.assertEqual(value('gatehouse_upstream_response_seconds_count{upstream="app"}'), 3)
+        self.assertEqual(value('gatehouse_upstream_response_seconds_bucket{upstream="app",le="+Inf"}'), 3)
+        # the access log names the upstream, the server and its time
+        lines = [l for l in gh.log().splitlines() if '"GET /x HTTP/1.1" 200' in l]
+        self.assertEqual(len(lines), 3, gh.log())
+        self.assertRegex(lines[0], r'upstream="app" server="127\.0\.0\.1:%d" '
+                                   r'upstream_time=\d+\.\d{3}$' % up.port)
+
+    def test_a_tunnel_is_counted_as_one(self):
+        up = self.ws_upstream([b"\x81\x02hi"])
+        port, gh = self.proxy([f"127.0.0.1:{up.port}"],
+                              routes_before="  - match: { path: /metrics }\n    metrics: {}")
+        s, _ = self.upgrade(port)
+        _, text = get(port, "/metrics")
+        self.assertIn(f'gatehouse_connections_open{{listener="127.0.0.1:{port}",kind="tunnel"}} 1',
+                      text.decode())
+        s.close()
 
 
 if __name__ == "__main__":
