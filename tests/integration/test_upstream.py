@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -76,6 +77,7 @@ class Upstream:
         self.handler = handler
         self.requests = []
         self.connections = 0
+        self.open = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -92,6 +94,7 @@ class Upstream:
                 return
             with self.lock:
                 self.connections += 1
+                self.open.append(s)
             threading.Thread(target=self.serve, args=(s,), daemon=True).start()
 
     def serve(self, s):
@@ -116,7 +119,18 @@ class Upstream:
             s.close()
 
     def close(self):
+        """Stops listening and closes every connection: the server is gone."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)    # wakes the accept(); close alone does not
+        except OSError:
+            pass
         self.sock.close()
+        with self.lock:
+            for s in self.open:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 def ok(body=b"hello", extra=b""):
@@ -547,6 +561,78 @@ class ProxyTest(ghtest.TestCase):
         self.assertIn(f'gatehouse_connections_open{{listener="127.0.0.1:{port}",kind="tunnel"}} 1',
                       text.decode())
         s.close()
+
+    # -- balancing, backups, unix sockets, reload -----------------------------------
+
+    def test_weights_are_honoured_and_backups_wait_for_every_primary_to_be_down(self):
+        a = self.upstream(lambda h, b: ok(b"a"))
+        b = self.upstream(lambda h, b: ok(b"b"))
+        c = self.upstream(lambda h, b: ok(b"c"))
+        dead = ghtest.free_port()
+        port, _ = self.proxy([f"{{ address: 127.0.0.1:{a.port}, weight: 3 }}",
+                              f"127.0.0.1:{b.port}",
+                              f"{{ address: 127.0.0.1:{c.port}, backup: true }}"])
+        got = [get(port)[1] for _ in range(8)]
+        self.assertEqual(sorted(got), [b"a"] * 6 + [b"b"] * 2, got)
+        # primaries down (refusing): the backup answers
+        a.close()
+        b.close()
+        got = [get(port)[1] for _ in range(3)]
+        self.assertEqual(got, [b"c"] * 3)
+        del dead
+
+    def test_client_ip_sends_one_client_to_one_server(self):
+        ups = [self.upstream(lambda h, b, n=n: ok(b"%d" % n)) for n in range(3)]
+        port, _ = self.proxy([f"127.0.0.1:{u.port}" for u in ups],
+                             up_extra="    balance: client_ip")
+        got = {get(port)[1] for _ in range(6)}
+        self.assertEqual(len(got), 1, got)
+
+    def test_a_unix_socket_upstream(self):
+        path = self.path("app.sock")
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(path)
+        srv.listen(8)
+        self.addCleanup(srv.close)
+
+        def serve():
+            while True:
+                try:
+                    s, _ = srv.accept()
+                except OSError:
+                    return
+                head, rest = read_head(s, b"")
+                if head is not None:
+                    s.sendall(ok(b"over unix"))
+                s.close()
+        threading.Thread(target=serve, daemon=True).start()
+        port, _ = self.proxy([f"unix:{path}"])
+        self.assertEqual(get(port)[1], b"over unix")
+
+    def test_sighup_sends_new_requests_to_new_upstreams_and_finishes_the_old(self):
+        def slow(head, body):
+            def answer(s):
+                time.sleep(0.5)
+                s.sendall(ok(b"old"))
+            return answer
+        old = self.upstream(slow)
+        new = self.upstream(lambda h, b: ok(b"new"))
+        port = ghtest.free_port()
+        gh = self.start(config(self.tmp, port, [f"127.0.0.1:{old.port}"]))
+        result = {}
+
+        def in_flight():
+            result["r"] = get(port)
+        t = threading.Thread(target=in_flight)
+        t.start()
+        ghtest.wait_for(lambda: len(old.requests) == 1, 5, "the request upstream")
+        with open(gh.conf, "w") as f:
+            f.write(config(self.tmp, port, [f"127.0.0.1:{new.port}"]))
+        gh.send_signal(signal.SIGHUP)
+        gh.wait_log("reload")
+        t.join(10)
+        self.assertEqual((result["r"][0].status, result["r"][1]), (200, b"old"))
+        self.assertEqual(get(port)[1], b"new")
 
 
 if __name__ == "__main__":
