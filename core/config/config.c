@@ -1152,6 +1152,7 @@ void gh_config_free(gh_config *cfg)
         gh_upstream_conf *u = &cfg->upstreams[i];
 
         free(u->name);
+        free(u->health_path);
         for (size_t j = 0; j < u->nservers; j++)
             free(u->servers[j].address);
         free(u->servers);

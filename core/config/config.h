@@ -159,6 +159,15 @@ typedef struct gh_upstream_conf {
     uint64_t            max_fails;          /* passive health: failures within fail_timeout
                                                that mark a server down, default 1; 0 = never */
     uint64_t            fail_timeout_ms;    /* ... and how long it stays down, default 10000 */
+    /* active health (`health:`), when health is set */
+    bool                health;
+    char               *health_path;        /* NULL: "/" */
+    uint64_t            health_interval_ms; /* default 5000 */
+    uint64_t            health_timeout_ms;  /* default 2000 */
+    int                 health_expect_lo;   /* a status in lo..hi passes; default 200..399 */
+    int                 health_expect_hi;
+    uint64_t            health_fails;       /* consecutive failures that mark down, default 2 */
+    uint64_t            health_passes;      /* consecutive passes that mark up again, default 2 */
     gh_srcloc           loc;
 } gh_upstream_conf;
 

@@ -370,6 +370,9 @@ int gh_server_reload(gh_server *srv)
     srv->loop.site = site;
     site = NULL;
     gh_plugins_bind(srv->loop.site, &srv->loop);
+    gh_upstreams_stop(old->upstreams);     /* its requests finish; its checks end */
+    if (gh_upstreams_start(srv->loop.site->upstreams, srv->loop.base) != GH_OK)
+        GH_LOG(GH_LOG_ERROR, "reload: upstream health checks: out of memory");
     reload_bus(srv, &old->cfg->bus, &cfg->bus);
     gh_site_unref(old);           /* connections keep the old one alive */
 
@@ -569,6 +572,8 @@ int gh_server_new(gh_site *site, gh_server **out)
         goto out;
     }
     gh_plugins_bind(site, &srv->loop);
+    if ((rc = gh_upstreams_start(site->upstreams, srv->loop.base)) != GH_OK)
+        goto out;
     if ((rc = open_access_log(srv, cfg->access_log)) != GH_OK)
         goto out;
     srv->nofile = raise_nofile();

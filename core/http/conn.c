@@ -622,7 +622,8 @@ static void access_log(gh_request *r)
     if (loop->access_fd < 0)
         return;
     e.client = r->c->client_text;
-    e.when = loop->date_sec != 0 ? loop->date_sec : time(NULL);
+    (void)gh_loop_date(loop);       /* the cache is fresh only where a Date went out */
+    e.when = loop->date_sec;
     e.status = r->status;
     e.bytes = r->body_bytes;
     if (r->head != NULL) {
@@ -1000,8 +1001,8 @@ void gh_conn_take_back(gh_conn *c)
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 }
 
-void gh_conn_resume(gh_conn *c, const char *head, size_t head_len, int status,
-                    uint64_t body_bytes, const char *log_extra, bool broken)
+void gh_conn_log(gh_conn *c, const char *head, size_t head_len, int status,
+                 uint64_t body_bytes, const char *log_extra)
 {
     gh_http1_head h;
     gh_http1_req req;
@@ -1014,6 +1015,10 @@ void gh_conn_resume(gh_conn *c, const char *head, size_t head_len, int status,
         r.req = &req;
     }
     access_log(&r);
+}
+
+void gh_conn_resume(gh_conn *c, bool broken)
+{
     c->handoff = NULL;
     c->fwd = NULL;
     c->state = GH_CONN_HEAD;

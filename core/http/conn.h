@@ -97,16 +97,20 @@ void gh_conn_free(gh_conn *c);
  * current response. */
 void gh_conn_drain(gh_conn *c);
 
+/* The access-log line (and the response counter) of a request an action
+ * answered on its own time: head is the request head's bytes (re-parsed;
+ * may be NULL), log_extra printable ASCII appended after the Combined
+ * fields (or NULL). */
+void gh_conn_log(gh_conn *c, const char *head, size_t head_len, int status,
+                 uint64_t body_bytes, const char *log_extra);
+
 /* An action that took the connection (state GH_CONN_UPSTREAM, handoff set)
- * gives it back once its response is queued: the access-log line is written
- * from head (the request head's bytes, re-parsed; may be NULL) with status
- * and body_bytes and log_extra (printable ASCII appended after the
- * Combined fields, or NULL), conn.c's callbacks come back and the next request is
- * served. With broken, the response was cut short: what is queued is
- * flushed and the connection closed. May free c (not synchronously inside
- * conn.c's own callbacks). */
-void gh_conn_resume(gh_conn *c, const char *head, size_t head_len, int status,
-                    uint64_t body_bytes, const char *log_extra, bool broken);
+ * gives it back once its response is queued (and logged with gh_conn_log):
+ * conn.c's callbacks come back and the next request is served. With
+ * broken, the response was cut short (or the request's body is still
+ * arriving): what is queued is flushed and the connection closed. May free
+ * c (not synchronously inside conn.c's own callbacks). */
+void gh_conn_resume(gh_conn *c, bool broken);
 
 /* Restores conn.c's callbacks on c->bev (after a handoff used its own). */
 void gh_conn_take_back(gh_conn *c);

@@ -408,6 +408,7 @@ static void finish(struct gh_fwd *f, bool broken)
     size_t head_len = f->head_len;
     int status = f->status;
     uint64_t bytes = f->resp_bytes;
+    bool logged = f->state == F_TUNNEL;     /* its 101 was logged when it began */
     char extra[256];
     bool keep = !broken && f->req_done && f->resp_keep_alive && f->state == F_RESPONSE &&
                 f->ub != NULL && evbuffer_get_length(bufferevent_get_input(f->ub)) == 0;
@@ -423,7 +424,9 @@ static void finish(struct gh_fwd *f, bool broken)
     fwd_free(f);
     c->fwd = NULL;
     c->handoff = NULL;
-    gh_conn_resume(c, head, head_len, status, bytes, extra, broken);
+    if (!logged)
+        gh_conn_log(c, head, head_len, status, bytes, extra);
+    gh_conn_resume(c, broken);
     free(head);
 }
 
@@ -686,6 +689,12 @@ static bool read_response_head(struct gh_fwd *f)
                     u = &h.fields[i];
             f->state = F_TUNNEL;
             f->c->tunnel = true;
+            {
+                char extra[256];
+
+                log_extra(f, extra, sizeof(extra));
+                gh_conn_log(f->c, f->head, f->head_len, 101, 0, extra);
+            }
             f->last_ms = gh_now_ms();
             f->ws_frames = u != NULL && u->value_len == 9 &&
                            strncasecmp(u->value, "websocket", 9) == 0;

@@ -14,6 +14,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -21,6 +22,7 @@
 #include <event2/buffer.h>
 
 #include "err.h"
+#include "http1.h"
 #include "log.h"
 #include "promtext.h"
 #include "units.h"
@@ -94,6 +96,7 @@ void gh_upstreams_free(gh_upstreams *u)
 {
     if (u == NULL)
         return;
+    gh_upstreams_stop(u);
     for (size_t i = 0; i < u->nups; i++) {
         gh_upstream *up = &u->ups[i];
 
@@ -118,7 +121,7 @@ gh_upstream *gh_upstreams_get(gh_upstreams *u, size_t i)
 
 static bool is_up(const gh_upserver *s, uint64_t now_ms)
 {
-    return s->down_until_ms <= now_ms;
+    return !s->hc_down && s->down_until_ms <= now_ms;
 }
 
 static uint32_t hash_addr(const struct sockaddr *sa)
@@ -306,6 +309,145 @@ void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev)
     bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, i);
     bufferevent_enable(bev, EV_READ);
     evtimer_add(i->timer, &tv);
+}
+
+/* ---- active health ------------------------------------------------------
+ * Every interval each server gets one request on a new connection:
+ * GET path, Connection: close. A status within expect passes; anything
+ * else (refused, timed out, another status, garbage) fails. fails failures
+ * in a row mark the server down, passes passes in a row mark it up again;
+ * each change is one warn line. */
+
+static void hc_done(gh_upserver *s, bool pass, const char *why)
+{
+    const gh_upstream_conf *uc = s->up->conf;
+
+    if (s->hc_bev != NULL) {
+        bufferevent_free(s->hc_bev);
+        s->hc_bev = NULL;
+    }
+    s->hc_checks++;
+    if (pass) {
+        s->hc_fails = 0;
+        if (s->hc_down && ++s->hc_passes >= uc->health_passes) {
+            s->hc_down = false;
+            s->hc_passes = 0;
+            GH_LOG(GH_LOG_WARN, "upstream %s: server %s is up (health checks pass)",
+                   uc->name, s->conf->address);
+        }
+        return;
+    }
+    s->hc_passes = 0;
+    if (!s->hc_down && ++s->hc_fails >= uc->health_fails) {
+        s->hc_down = true;
+        s->hc_fails = 0;
+        GH_LOG(GH_LOG_WARN, "upstream %s: server %s marked down by health checks: %s",
+               uc->name, s->conf->address, why);
+    }
+}
+
+static void on_hc_read(struct bufferevent *bev, void *arg)
+{
+    gh_upserver *s = arg;
+    const gh_upstream_conf *uc = s->up->conf;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t len = evbuffer_get_length(in), want = len < 16384 ? len : 16384;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+    gh_http1_resp_head h;
+    long n = p != NULL ? gh_http1_parse_response_head(p, want, 16384, &h) : GH_ENOMEM;
+    char why[64];
+
+    if (n == GH_EAGAIN)
+        return;
+    if (n < 0) {
+        hc_done(s, false, "a bad response");
+        return;
+    }
+    snprintf(why, sizeof(why), "status %d", h.status);
+    hc_done(s, h.status >= uc->health_expect_lo && h.status <= uc->health_expect_hi, why);
+}
+
+static void on_hc_event(struct bufferevent *bev, short what, void *arg)
+{
+    gh_upserver *s = arg;
+    const gh_upstream_conf *uc = s->up->conf;
+
+    if (what & BEV_EVENT_CONNECTED) {
+        evbuffer_add_printf(bufferevent_get_output(bev),
+                            "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-health\r\n"
+                            "Connection: close\r\n\r\n",
+                            uc->health_path != NULL ? uc->health_path : "/",
+                            s->conf->addr.sa.sa_family == AF_UNIX ? "localhost" : s->conf->address);
+        bufferevent_enable(bev, EV_READ | EV_WRITE);
+        return;
+    }
+    hc_done(s, false, (what & BEV_EVENT_TIMEOUT) ? "timed out"
+                      : (what & BEV_EVENT_EOF) ? "closed without answering"
+                      : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void on_hc_timer(evutil_socket_t fd, short what, void *arg)
+{
+    gh_upserver *s = arg;
+    const gh_upstream_conf *uc = s->up->conf;
+    struct timeval tv = gh_units_timeval(uc->health_timeout_ms);
+    struct event_base *base = event_get_base(s->hc_timer);
+
+    (void)fd;
+    (void)what;
+    if (s->hc_bev != NULL)
+        hc_done(s, false, "timed out");     /* still going: cannot happen with timeout < interval */
+    s->hc_bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (s->hc_bev == NULL)
+        return;
+    bufferevent_setcb(s->hc_bev, on_hc_read, NULL, on_hc_event, s);
+    bufferevent_set_timeouts(s->hc_bev, &tv, &tv);
+    if (bufferevent_socket_connect(s->hc_bev, &s->conf->addr.sa, (int)s->conf->addrlen) != 0)
+        hc_done(s, false, strerror(errno));
+}
+
+int gh_upstreams_start(gh_upstreams *u, struct event_base *base)
+{
+    if (u == NULL)
+        return GH_OK;
+    for (size_t i = 0; i < u->nups; i++) {
+        gh_upstream *up = &u->ups[i];
+        struct timeval tv = gh_units_timeval(up->conf->health_interval_ms);
+
+        if (!up->conf->health)
+            continue;
+        for (size_t j = 0; j < up->nservers; j++) {
+            gh_upserver *s = &up->servers[j];
+
+            if (s->hc_timer != NULL)
+                continue;
+            if ((s->hc_timer = event_new(base, -1, EV_PERSIST, on_hc_timer, s)) == NULL ||
+                event_add(s->hc_timer, &tv) != 0)
+                return GH_ENOMEM;
+            event_active(s->hc_timer, EV_TIMEOUT, 0);   /* the first check now */
+        }
+    }
+    return GH_OK;
+}
+
+void gh_upstreams_stop(gh_upstreams *u)
+{
+    if (u == NULL)
+        return;
+    for (size_t i = 0; i < u->nups; i++) {
+        for (size_t j = 0; j < u->ups[i].nservers; j++) {
+            gh_upserver *s = &u->ups[i].servers[j];
+
+            if (s->hc_timer != NULL) {
+                event_free(s->hc_timer);
+                s->hc_timer = NULL;
+            }
+            if (s->hc_bev != NULL) {
+                bufferevent_free(s->hc_bev);
+                s->hc_bev = NULL;
+            }
+        }
+    }
 }
 
 /* ---- metrics --------------------------------------------------------------- */

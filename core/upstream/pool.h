@@ -45,6 +45,12 @@ typedef struct gh_upserver {
     uint64_t                  down_until_ms; /* passive health: down before this */
     int64_t                   current;       /* smooth weighted round robin */
     struct gh_idle           *idle;          /* kept connections, newest first */
+    /* active health */
+    bool                      hc_down;       /* marked down by health checks */
+    uint64_t                  hc_fails, hc_passes;   /* consecutive */
+    struct event             *hc_timer;
+    struct bufferevent       *hc_bev;        /* the check in flight, or NULL */
+    uint64_t                  hc_checks;
     size_t                    nidle;
     /* counters */
     uint64_t                  requests, responses[6], failures[GH_UPFAIL_COUNT];
@@ -64,8 +70,15 @@ struct gh_upstream {
 /* Builds the pools of cfg's upstreams (no connection is made here).
  * Returns 0 and *out, or GH_ENOMEM. */
 int gh_upstreams_new(const gh_config *cfg, gh_upstreams **out);
-/* Closes every idle connection and frees (NULL-safe). */
+/* Closes every idle connection, stops health checks and frees (NULL-safe). */
 void gh_upstreams_free(gh_upstreams *u);
+
+/* Starts the active health checks of the upstreams that have health: on
+ * base (the site is the one serving now). Idempotent. Returns 0 or
+ * GH_ENOMEM. */
+int gh_upstreams_start(gh_upstreams *u, struct event_base *base);
+/* Stops them (a reload replaced this site). NULL-safe. */
+void gh_upstreams_stop(gh_upstreams *u);
 
 /* The upstream at index i of cfg->upstreams. */
 gh_upstream *gh_upstreams_get(gh_upstreams *u, size_t i);

@@ -252,7 +252,65 @@ static const gh_cfg_enum balance_vals[] = {
     { .name = NULL },
 };
 
+/* health.expect: "2xx" (a class), "204" (one status); default 200..399 */
+static void set_expect(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                       const gh_keydef *d)
+{
+    gh_upstream_conf *u = obj;
+    char qb[GH_CFG_QBUF];
+    const char *s = gh_cfg_want_scalar(c, v, k->text, "a status such as 200 or a class such as 2xx");
+    uint64_t n;
+
+    (void)d;
+    if (s == NULL)
+        return;
+    if (strlen(s) == 3 && s[0] >= '1' && s[0] <= '5' && s[1] == 'x' && s[2] == 'x') {
+        u->health_expect_lo = (s[0] - '0') * 100;
+        u->health_expect_hi = u->health_expect_lo + 99;
+    } else if (gh_cfg_parse_dec(s, 599, &n) == 0 && n >= 100) {
+        u->health_expect_lo = u->health_expect_hi = (int)n;
+    } else {
+        gh_cfg_err_at(c, v, "%s: bad value %s (expected a status in 100..599 or a class "
+                      "1xx..5xx)", k->text, gh_cfg_quote(qb, s));
+    }
+}
+
+static void set_count_nonzero(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                              const gh_keydef *d)
+{
+    uint64_t before = *(uint64_t *)gh_cfg_field(obj, d);
+
+    gh_cfg_set_count(c, k, v, obj, d);
+    if (*(uint64_t *)gh_cfg_field(obj, d) == 0) {
+        gh_cfg_err_at(c, v, "%s: must be at least 1", k->text);
+        *(uint64_t *)gh_cfg_field(obj, d) = before;
+    }
+}
+
 #define UP_FIELD(f) offsetof(gh_upstream_conf, f)
+static const gh_keydef health_keys[] = {
+    { .name = "path", .set = gh_cfg_set_url_path, .off = UP_FIELD(health_path) },
+    { .name = "interval", .set = gh_cfg_set_duration, .off = UP_FIELD(health_interval_ms),
+      .flags = GH_K_NONZERO },
+    { .name = "timeout", .set = gh_cfg_set_duration, .off = UP_FIELD(health_timeout_ms),
+      .flags = GH_K_NONZERO },
+    { .name = "expect", .set = set_expect },
+    { .name = "fails", .set = set_count_nonzero, .off = UP_FIELD(health_fails) },
+    { .name = "passes", .set = set_count_nonzero, .off = UP_FIELD(health_passes) },
+    { .name = NULL },
+};
+
+static void set_health(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                       const gh_keydef *d)
+{
+    gh_upstream_conf *u = obj;
+
+    (void)k;
+    (void)d;
+    u->health = true;
+    gh_cfg_walk_map(c, v, "health", "in health", health_keys, u);
+}
+
 const gh_keydef gh_upstream_conf_keys[] = {
     { .name = "servers", .set = set_servers, .flags = GH_K_REQUIRED, .sub = server_keys },
     { .name = "balance", .set = gh_cfg_set_enum, .off = UP_FIELD(balance), .data = balance_vals },
@@ -268,6 +326,7 @@ const gh_keydef gh_upstream_conf_keys[] = {
     { .name = "max_fails", .set = gh_cfg_set_count, .off = UP_FIELD(max_fails) },
     { .name = "fail_timeout", .set = gh_cfg_set_duration, .off = UP_FIELD(fail_timeout_ms),
       .flags = GH_K_NONZERO },
+    { .name = "health", .set = set_health, .sub = health_keys },
     { .name = NULL },
 };
 #undef UP_FIELD
@@ -283,6 +342,12 @@ static void upstream_defaults(gh_upstream_conf *u)
     u->send_timeout_ms = 60000;
     u->max_fails = 1;
     u->fail_timeout_ms = 10000;
+    u->health_interval_ms = 5000;
+    u->health_timeout_ms = 2000;
+    u->health_expect_lo = 200;
+    u->health_expect_hi = 399;
+    u->health_fails = 2;
+    u->health_passes = 2;
 }
 
 void gh_cfg_set_upstreams(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,

@@ -560,6 +560,8 @@ class ProxyTest(ghtest.TestCase):
         _, text = get(port, "/metrics")
         self.assertIn(f'gatehouse_connections_open{{listener="127.0.0.1:{port}",kind="tunnel"}} 1',
                       text.decode())
+        # the upgrade is in the access log while the tunnel is still open
+        gh.wait_log('"GET /ws/ HTTP/1.1" 101 - "-" "-" upstream="app"')
         s.close()
 
     # -- balancing, backups, unix sockets, reload -----------------------------------
@@ -633,6 +635,30 @@ class ProxyTest(ghtest.TestCase):
         t.join(10)
         self.assertEqual((result["r"][0].status, result["r"][1]), (200, b"old"))
         self.assertEqual(get(port)[1], b"new")
+
+    def test_health_checks_take_a_server_out_and_bring_it_back(self):
+        state = {"healthy": True}
+
+        def a(head, body):
+            if head.startswith(b"GET /hc "):
+                return ok(b"", b"Connection: close\r\n") if state["healthy"] else \
+                    b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"
+            return ok(b"a")
+        ua = self.upstream(a)
+        ub = self.upstream(lambda h, b: ok(b"", b"Connection: close\r\n") if h.startswith(b"GET /hc ")
+                           else ok(b"b"))
+        port, gh = self.proxy([f"127.0.0.1:{ua.port}", f"127.0.0.1:{ub.port}"],
+                              up_extra="    health: { path: /hc, interval: 100ms, timeout: 1s, "
+                                       "expect: 2xx, fails: 2, passes: 2 }")
+        self.assertEqual(sorted(get(port)[1] for _ in range(4)), [b"a", b"a", b"b", b"b"])
+        state["healthy"] = False
+        gh.wait_log(f"server 127.0.0.1:{ua.port} marked down by health checks: status 500")
+        self.assertEqual([get(port)[1] for _ in range(4)], [b"b"] * 4)
+        state["healthy"] = True
+        gh.wait_log(f"server 127.0.0.1:{ua.port} is up (health checks pass)")
+        self.assertEqual(sorted(get(port)[1] for _ in range(4)), [b"a", b"a", b"b", b"b"])
+        hc = [h for h, _ in ua.requests if h.startswith(b"GET /hc ")]
+        self.assertIn(b"User-Agent: gatehouse-health", hc[0])
 
 
 if __name__ == "__main__":
