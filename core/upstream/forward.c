@@ -680,13 +680,18 @@ static bool read_response_head(struct gh_fwd *f)
         if (resp.body == GH_HTTP1_BODY_CHUNKED)
             gh_http1_chunked_init(&f->resp_ck);
         add_response_head(f, bufferevent_get_output(f->c->bev), &h, &resp);
-        evbuffer_drain(in, (size_t)n);
         if (resp.status == 101) {
             const gh_http1_field *u = NULL;
 
+            /* h points into the input: look before it is drained */
             for (size_t i = 0; i < h.nfields; i++)
                 if (name_is(&h.fields[i], "upgrade"))
                     u = &h.fields[i];
+            f->ws_frames = u != NULL && u->value_len == 9 &&
+                           strncasecmp(u->value, "websocket", 9) == 0;
+        }
+        evbuffer_drain(in, (size_t)n);
+        if (resp.status == 101) {
             f->state = F_TUNNEL;
             f->c->tunnel = true;
             {
@@ -696,8 +701,6 @@ static bool read_response_head(struct gh_fwd *f)
                 gh_conn_log(f->c, f->head, f->head_len, 101, 0, extra);
             }
             f->last_ms = gh_now_ms();
-            f->ws_frames = u != NULL && u->value_len == 9 &&
-                           strncasecmp(u->value, "websocket", 9) == 0;
             if (f->ws_frames && f->pc->ping_interval_ms > 0) {
                 /* checked at a tenth of the interval: a ping leaves within
                  * 10 % of ping_interval after the last byte */
