@@ -1023,7 +1023,7 @@ void gh_conn_resume(gh_conn *c, bool broken)
     c->fwd = NULL;
     c->state = GH_CONN_HEAD;
     gh_conn_take_back(c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_READ);    /* EV_WRITE stayed enabled */
     if (broken || c->loop->stopping)
         c->close_after = true;
     finish_request(c);

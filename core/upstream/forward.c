@@ -83,6 +83,8 @@ struct gh_fwd {
     size_t               out_len;
     bool                 is_head;      /* HEAD */
     bool                 http10;       /* the client spoke HTTP/1.0 */
+    bool                 client_plain; /* the client socket is plain TCP (no TLS) */
+    struct evbuffer     *tx;           /* bytes on their way to a socket (send_to) */
     bool                 upgrade;      /* an Upgrade was asked for */
     bool                 expect_continue;
     bool                 chunked;      /* request body chunked */
@@ -174,6 +176,22 @@ static void add_field(struct evbuffer *b, const char *name, const char *value, s
     add(b, ": ", 2);
     add(b, value, vlen);
     add(b, "\r\n", 2);
+}
+
+/* Sends b's bytes to bev: straight to its socket when nothing is queued
+ * before them and the socket is plain TCP (one writev, no write event to
+ * arm and disarm), what is left queued on bev. b is empty after. */
+static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+
+    if (evbuffer_get_length(b) == 0)
+        return;
+    if (plain && fd >= 0 && evbuffer_get_length(out) == 0)
+        (void)evbuffer_write(b, fd);   /* an error surfaces through the bufferevent */
+    if (evbuffer_get_length(b) > 0)
+        evbuffer_add_buffer(out, b);
 }
 
 static const char *upstream_name(const struct gh_fwd *f)
@@ -365,6 +383,8 @@ static void fwd_free(struct gh_fwd *f)
     detach_upstream(f, false);
     if (f->ping != NULL)
         event_free(f->ping);
+    if (f->tx != NULL)
+        evbuffer_free(f->tx);
     free(f->tried);
     free(f->head);
     free(f->out_head);
@@ -409,13 +429,14 @@ static void finish(struct gh_fwd *f, bool broken)
     int status = f->status;
     uint64_t bytes = f->resp_bytes;
     bool logged = f->state == F_TUNNEL;     /* its 101 was logged when it began */
-    char extra[256];
+    char extra[256] = "";
     bool keep = !broken && f->req_done && f->resp_keep_alive && f->state == F_RESPONSE &&
                 f->ub != NULL && evbuffer_get_length(bufferevent_get_input(f->ub)) == 0;
 
     if (!broken && f->srv != NULL)
         gh_upserver_ok(f->srv);
-    log_extra(f, extra, sizeof(extra));
+    if (c->loop->access_fd >= 0)
+        log_extra(f, extra, sizeof(extra));     /* not formatted when nobody reads it */
     detach_upstream(f, keep);
     f->head = NULL;
     /* a body the upstream did not wait for is still arriving: close after */
@@ -425,7 +446,7 @@ static void finish(struct gh_fwd *f, bool broken)
     c->fwd = NULL;
     c->handoff = NULL;
     if (!logged)
-        gh_conn_log(c, head, head_len, status, bytes, extra);
+        gh_conn_log(c, head, head_len, status, bytes, c->loop->access_fd >= 0 ? extra : NULL);
     gh_conn_resume(c, broken);
     free(head);
 }
@@ -503,10 +524,10 @@ static void pump_request(struct gh_fwd *f)
                 f->req_done = true;
         }
     }
-    if (f->req_done)
-        bufferevent_disable(f->c->bev, EV_READ);    /* what follows is the next request */
-    else
+    if (!f->req_done)
         bufferevent_enable(f->c->bev, EV_READ);
+    /* else what follows is the next request: it waits in the input, bounded
+     * by conn.c's read watermark, until gh_conn_resume() */
 }
 
 /* ---- connecting ----------------------------------------------------------- */
@@ -520,7 +541,7 @@ static void send_request(struct gh_fwd *f)
     evutil_socket_t fd = bufferevent_getfd(f->ub);
     int one = 1;
 
-    if (fd >= 0 && f->srv->conf->addr.sa.sa_family != AF_UNIX)
+    if (fd >= 0 && !f->reused && f->srv->conf->addr.sa.sa_family != AF_UNIX)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     f->state = F_WAITING;
     f->sent_ms = gh_now_ms();
@@ -528,8 +549,9 @@ static void send_request(struct gh_fwd *f)
     bufferevent_setwatermark(f->ub, EV_WRITE, LOW_WATER, 0);
     bufferevent_setwatermark(f->ub, EV_READ, 0, 0);
     bufferevent_set_timeouts(f->ub, &rt, &wt);
-    evbuffer_add(bufferevent_get_output(f->ub), f->out_head, f->out_len);
-    bufferevent_enable(f->ub, EV_READ | EV_WRITE);
+    evbuffer_add(f->tx, f->out_head, f->out_len);
+    send_to(f->ub, true, f->tx);
+    bufferevent_enable(f->ub, EV_READ);     /* writing is the bufferevent's when queued */
     if (!f->req_done) {
         if (f->expect_continue && f->req_sent == 0 && f->attempts == 1)
             evbuffer_add(bufferevent_get_output(f->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -679,7 +701,7 @@ static bool read_response_head(struct gh_fwd *f)
         f->resp_keep_alive = resp.keep_alive;
         if (resp.body == GH_HTTP1_BODY_CHUNKED)
             gh_http1_chunked_init(&f->resp_ck);
-        add_response_head(f, bufferevent_get_output(f->c->bev), &h, &resp);
+        add_response_head(f, f->tx, &h, &resp);
         if (resp.status == 101) {
             const gh_http1_field *u = NULL;
 
@@ -692,6 +714,7 @@ static bool read_response_head(struct gh_fwd *f)
         }
         evbuffer_drain(in, (size_t)n);
         if (resp.status == 101) {
+            send_to(f->c->bev, f->client_plain, f->tx);
             f->state = F_TUNNEL;
             f->c->tunnel = true;
             {
@@ -726,7 +749,7 @@ static bool read_response_head(struct gh_fwd *f)
 static bool pump_response(struct gh_fwd *f)
 {
     struct evbuffer *in = bufferevent_get_input(f->ub);
-    struct evbuffer *out = bufferevent_get_output(f->c->bev);
+    struct evbuffer *out = f->tx;       /* sent with send_to() before returning */
 
     for (;;) {
         size_t len = evbuffer_get_length(in);
@@ -734,14 +757,16 @@ static bool pump_response(struct gh_fwd *f)
         if (f->body == GH_HTTP1_BODY_NONE ||
             (f->body == GH_HTTP1_BODY_LENGTH && f->resp_left == 0) ||
             (f->body == GH_HTTP1_BODY_CHUNKED && f->resp_ck.done)) {
+            send_to(f->c->bev, f->client_plain, f->tx);
             finish(f, false);
             return false;
         }
         if (len == 0)
-            return true;
-        if (evbuffer_get_length(out) >= HIGH_WATER) {
+            break;
+        if (evbuffer_get_length(bufferevent_get_output(f->c->bev)) +
+            evbuffer_get_length(out) >= HIGH_WATER) {
             bufferevent_disable(f->ub, EV_READ);     /* on_client_write resumes */
-            return true;
+            break;
         }
         if (f->body == GH_HTTP1_BODY_CHUNKED) {
             size_t want = len < PULL_CHUNK ? len : PULL_CHUNK;
@@ -752,6 +777,7 @@ static bool pump_response(struct gh_fwd *f)
                 GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: bad chunked body",
                        (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
                        server_name(f));
+                send_to(f->c->bev, f->client_plain, f->tx);
                 finish(f, true);
                 return false;
             }
@@ -768,6 +794,8 @@ static bool pump_response(struct gh_fwd *f)
                 f->resp_left -= n;
         }
     }
+    send_to(f->c->bev, f->client_plain, f->tx);
+    return true;
 }
 
 /* ---- the tunnel ---------------------------------------------------------- */
@@ -1044,8 +1072,8 @@ static void fwd_start(gh_conn *c)
     bufferevent_setcb(c->bev, on_client_read, on_client_write, on_client_event, f);
     /* on_client_write runs when the client's output falls under LOW_WATER */
     bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WATER, 0);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-    bufferevent_disable(c->bev, EV_READ);     /* the body waits for the upstream */
+    if (!f->req_done)
+        bufferevent_disable(c->bev, EV_READ);     /* the body waits for the upstream */
     connect_next(f);
 }
 
@@ -1081,6 +1109,7 @@ void gh_action_proxy(gh_request *r, const gh_route_conf *route)
         return;
     }
     if ((f = calloc(1, sizeof(*f))) == NULL ||
+        (f->tx = evbuffer_new()) == NULL ||
         (f->tried = calloc(up->nservers, sizeof(*f->tried))) == NULL ||
         (f->head = malloc(r->raw_len)) == NULL)
         goto nomem;
@@ -1091,6 +1120,7 @@ void gh_action_proxy(gh_request *r, const gh_route_conf *route)
     f->head_len = r->raw_len;
     f->is_head = r->is_head;
     f->http10 = r->head->minor == 0;
+    f->client_plain = !c->site->cfg->listeners[c->lidx].tls;
     f->status = 502;
     f->expect_continue = r->req->expect_continue;
     f->chunked = r->req->chunked;
