@@ -24,6 +24,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -725,4 +726,84 @@ long gh_proxy_parse(const uint8_t *buf, size_t len, int allow, gh_proxy_info *ou
         return GH_EAGAIN;
     out->reason = "bad_signature";
     return GH_EPROTO;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+/* The IPv4 address of an AF_INET or IPv4-mapped AF_INET6 sockaddr. */
+static bool as_v4(const struct sockaddr *sa, struct in_addr *a, uint16_t *port)
+{
+    if (sa->sa_family == AF_INET) {
+        *a = ((const struct sockaddr_in *)sa)->sin_addr;
+        *port = ((const struct sockaddr_in *)sa)->sin_port;
+        return true;
+    }
+    if (sa->sa_family == AF_INET6 &&
+        IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+        memcpy(a, &((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr[12], 4);
+        *port = ((const struct sockaddr_in6 *)sa)->sin6_port;
+        return true;
+    }
+    return false;
+}
+
+long gh_proxy_encode(int version, const struct sockaddr *src, const struct sockaddr *dst,
+                     uint8_t *out, size_t cap)
+{
+    static const uint8_t sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51,
+                                     0x55, 0x49, 0x54, 0x0A };
+    struct in_addr s4, d4;
+    uint16_t sp = 0, dp = 0;
+    bool v4 = src != NULL && dst != NULL && as_v4(src, &s4, &sp) && as_v4(dst, &d4, &dp);
+    bool v6 = !v4 && src != NULL && dst != NULL && src->sa_family == AF_INET6 &&
+              dst->sa_family == AF_INET6;
+
+    if (v6) {
+        sp = ((const struct sockaddr_in6 *)src)->sin6_port;
+        dp = ((const struct sockaddr_in6 *)dst)->sin6_port;
+    }
+    if (version == 1) {
+        char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN], line[GH_PROXY_ENCODE_MAX + 1];
+        int n;
+
+        if (v4) {
+            inet_ntop(AF_INET, &s4, a, sizeof(a));
+            inet_ntop(AF_INET, &d4, b, sizeof(b));
+        } else if (v6) {
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)src)->sin6_addr, a, sizeof(a));
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)dst)->sin6_addr, b, sizeof(b));
+        }
+        if (v4 || v6)
+            n = snprintf(line, sizeof(line), "PROXY %s %s %s %u %u\r\n", v4 ? "TCP4" : "TCP6",
+                         a, b, ntohs(sp), ntohs(dp));
+        else
+            n = snprintf(line, sizeof(line), "PROXY UNKNOWN\r\n");
+        if (n < 0 || (size_t)n > cap)
+            return GH_E2BIG;
+        memcpy(out, line, (size_t)n);
+        return n;
+    }
+    {
+        size_t alen = v4 ? 12 : v6 ? 36 : 0;
+
+        if (cap < 16 + alen)
+            return GH_E2BIG;
+        memcpy(out, sig, 12);
+        out[12] = (v4 || v6) ? 0x21 : 0x20;          /* version 2; PROXY or LOCAL */
+        out[13] = v4 ? 0x11 : v6 ? 0x21 : 0x00;      /* TCP over IPv4 / IPv6, or UNSPEC */
+        out[14] = (uint8_t)(alen >> 8);
+        out[15] = (uint8_t)alen;
+        if (v4) {
+            memcpy(out + 16, &s4, 4);
+            memcpy(out + 20, &d4, 4);
+            memcpy(out + 24, &sp, 2);
+            memcpy(out + 26, &dp, 2);
+        } else if (v6) {
+            memcpy(out + 16, &((const struct sockaddr_in6 *)src)->sin6_addr, 16);
+            memcpy(out + 32, &((const struct sockaddr_in6 *)dst)->sin6_addr, 16);
+            memcpy(out + 48, &sp, 2);
+            memcpy(out + 50, &dp, 2);
+        }
+        return (long)(16 + alen);
+    }
 }

@@ -116,6 +116,18 @@ int  gh_proxy_detect(const uint8_t *buf, size_t len);
  *     other AWS subtypes may repeat. */
 long gh_proxy_parse(const uint8_t *buf, size_t len, int allow, gh_proxy_info *out);
 
+/* Writes a PROXY header telling src (the client) and dst (the address it
+ * connected to), for gatehouse's own connections to an upstream. version
+ * is 1 or 2. Both must be AF_INET, or both AF_INET6 (IPv4-mapped IPv6
+ * addresses, as a dual-stack socket reports IPv4 peers, are written as
+ * IPv4 when both are IPv4 or mapped); anything else, or
+ * NULL, gives v1 "PROXY UNKNOWN" or a v2 LOCAL header. Returns the length
+ * written (at most GH_PROXY_ENCODE_MAX) or GH_E2BIG when cap is too small.
+ * No TLVs. */
+#define GH_PROXY_ENCODE_MAX 108
+long gh_proxy_encode(int version, const struct sockaddr *src, const struct sockaddr *dst,
+                     uint8_t *out, size_t cap);
+
 /* CRC32C (Castagnoli, reflected, as in RFC 4960 appendix B and iSCSI) of
  * buf[0..len), continuing from crc: pass 0 to start; chaining calls over
  * consecutive pieces gives the CRC of the whole. crc32c("123456789") is

@@ -159,6 +159,9 @@ typedef struct gh_upstream_conf {
     uint64_t            max_fails;          /* passive health: failures within fail_timeout
                                                that mark a server down, default 1; 0 = never */
     uint64_t            fail_timeout_ms;    /* ... and how long it stays down, default 10000 */
+    int                 proxy_protocol;     /* 0 off (default), 1 or 2: a PROXY header on
+                                               every upstream connection, which is then
+                                               never reused for another client */
     /* active health (`health:`), when health is set */
     bool                health;
     char               *health_path;        /* NULL: "/" */

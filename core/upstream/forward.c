@@ -47,6 +47,7 @@
 #include "httpresp.h"
 #include "log.h"
 #include "pool.h"
+#include "proxy.h"
 #include "units.h"
 #include "wsframe.h"
 
@@ -368,7 +369,8 @@ static void detach_upstream(struct gh_fwd *f, bool keep)
         return;
     if (f->srv != NULL && f->srv->active > 0)
         f->srv->active--;
-    if (keep && f->srv != NULL) {
+    if (keep && f->srv != NULL && f->up->conf->proxy_protocol == 0) {
+        /* (a connection that began with a PROXY header speaks for one client) */
         gh_upserver_keep(f->srv, f->ub);
     } else {
         bufferevent_free(f->ub);
@@ -532,6 +534,26 @@ static void pump_request(struct gh_fwd *f)
 
 /* ---- connecting ----------------------------------------------------------- */
 
+/* The PROXY header of a new upstream connection: the real client, and the
+ * address it reached (the balancer's, when a PROXY header told us). */
+static void add_proxy_header(struct gh_fwd *f)
+{
+    const gh_conn *c = f->c;
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    const struct sockaddr *dst = NULL;
+    uint8_t hdr[GH_PROXY_ENCODE_MAX];
+    long n;
+
+    if (c->pp != NULL && !c->pp->local)
+        dst = (const struct sockaddr *)&c->pp->dst;
+    else if (getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&local, &len) == 0)
+        dst = (const struct sockaddr *)&local;
+    n = gh_proxy_encode(f->up->conf->proxy_protocol, &c->client.sa, dst, hdr, sizeof(hdr));
+    if (n > 0)
+        evbuffer_add(f->tx, hdr, (size_t)n);
+}
+
 /* The upstream is connected (or a pooled connection was taken): send. */
 static void send_request(struct gh_fwd *f)
 {
@@ -549,6 +571,8 @@ static void send_request(struct gh_fwd *f)
     bufferevent_setwatermark(f->ub, EV_WRITE, LOW_WATER, 0);
     bufferevent_setwatermark(f->ub, EV_READ, 0, 0);
     bufferevent_set_timeouts(f->ub, &rt, &wt);
+    if (f->up->conf->proxy_protocol != 0 && !f->reused)
+        add_proxy_header(f);
     evbuffer_add(f->tx, f->out_head, f->out_len);
     send_to(f->ub, true, f->tx);
     bufferevent_enable(f->ub, EV_READ);     /* writing is the bufferevent's when queued */

@@ -311,6 +311,14 @@ static void set_health(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
     gh_cfg_walk_map(c, v, "health", "in health", health_keys, u);
 }
 
+static const gh_cfg_enum pp_vals[] = {
+    { .name = "off", .val = 0 },
+    { .name = "false", .val = 0, .alias = true },    /* YAML 1.1 readers say off is false */
+    { .name = "v1", .val = 1 },
+    { .name = "v2", .val = 2 },
+    { .name = NULL },
+};
+
 const gh_keydef gh_upstream_conf_keys[] = {
     { .name = "servers", .set = set_servers, .flags = GH_K_REQUIRED, .sub = server_keys },
     { .name = "balance", .set = gh_cfg_set_enum, .off = UP_FIELD(balance), .data = balance_vals },
@@ -327,6 +335,8 @@ const gh_keydef gh_upstream_conf_keys[] = {
     { .name = "fail_timeout", .set = gh_cfg_set_duration, .off = UP_FIELD(fail_timeout_ms),
       .flags = GH_K_NONZERO },
     { .name = "health", .set = set_health, .sub = health_keys },
+    { .name = "proxy_protocol", .set = gh_cfg_set_enum, .off = UP_FIELD(proxy_protocol),
+      .data = pp_vals },
     { .name = NULL },
 };
 #undef UP_FIELD

@@ -660,6 +660,58 @@ class ProxyTest(ghtest.TestCase):
         hc = [h for h, _ in ua.requests if h.startswith(b"GET /hc ")]
         self.assertIn(b"User-Agent: gatehouse-health", hc[0])
 
+    # -- PROXY headers to upstreams --------------------------------------------------
+
+    def test_proxy_protocol_v1_names_the_real_client_and_connections_are_not_shared(self):
+        up = self.upstream(lambda h, b: ok(b"pp"))
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"], up_extra="    proxy_protocol: v1",
+                             listen_extra="    proxy_protocol: v1\n"
+                                          "    trusted_proxies: [127.0.0.0/8]")
+        for src in ("203.0.113.5", "198.51.100.9"):
+            out = raw_request(port, f"PROXY TCP4 {src} 10.0.0.1 40000 443\r\n"
+                                    f"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".encode())
+            self.assertTrue(out.endswith(b"pp"), out)
+        heads = [h for h, _ in up.requests]
+        self.assertTrue(heads[0].startswith(b"PROXY TCP4 203.0.113.5 10.0.0.1 40000 443\r\nGET / "),
+                        heads[0])
+        self.assertTrue(heads[1].startswith(b"PROXY TCP4 198.51.100.9 10.0.0.1 40000 443\r\nGET / "),
+                        heads[1])
+        self.assertEqual(up.connections, 2)     # one client's connection is not another's
+
+    def test_proxy_protocol_v2_is_binary_with_the_client_and_the_listener(self):
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        got = {}
+
+        def serve():
+            s, _ = srv.accept()
+            buf = b""
+            while len(buf) < 16:
+                buf += s.recv(4096)
+            n = 16 + int.from_bytes(buf[14:16], "big")
+            while len(buf) < n:
+                buf += s.recv(4096)
+            got["pp"] = buf[:n]
+            head, _ = read_head(s, buf[n:])
+            got["head"] = head
+            s.sendall(ok(b"v2"))
+            s.close()
+        threading.Thread(target=serve, daemon=True).start()
+        port, _ = self.proxy([f"127.0.0.1:{srv.getsockname()[1]}"], up_extra="    proxy_protocol: v2")
+        c = socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(c.close)
+        c.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        self.assertTrue(self.read_for(c, 2.0).endswith(b"v2"))
+        pp = got["pp"]
+        self.assertEqual(pp[:12], b"\r\n\r\n\x00\r\nQUIT\n")
+        self.assertEqual(pp[12:14], b"\x21\x11")                   # v2 PROXY, TCP over IPv4
+        self.assertEqual(socket.inet_ntoa(pp[16:20]), "127.0.0.1")
+        self.assertEqual(int.from_bytes(pp[24:26], "big"), c.getsockname()[1])
+        self.assertEqual(int.from_bytes(pp[26:28], "big"), port)
+        self.assertTrue(got["head"].startswith(b"GET / HTTP/1.1\r\n"))
+
 
 if __name__ == "__main__":
     ghtest.main()

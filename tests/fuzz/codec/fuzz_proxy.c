@@ -6,9 +6,12 @@
  * than the version's maximum, and agrees with detect; every refusal carries
  * a reason; a success stays a success, with the same length, when more bytes
  * follow; and a proper prefix of an accepted header is never accepted. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "err.h"
 #include "proxy.h"
@@ -39,6 +42,33 @@ static void check(const uint8_t *data, size_t size, int allow)
         /* the header alone: the same length */
         if (gh_proxy_parse(data, (size_t)rc, allow, &shorter) != rc)
             abort();
+        /* what it said, encoded again in both versions, parses back to the
+         * same addresses and ports */
+        if (!in.local && (in.family == AF_INET || in.family == AF_INET6)) {
+            for (int v = 1; v <= 2; v++) {
+                uint8_t enc[GH_PROXY_ENCODE_MAX];
+                gh_proxy_info back;
+                long n = gh_proxy_encode(v, (struct sockaddr *)&in.src,
+                                         (struct sockaddr *)&in.dst, enc, sizeof(enc));
+                size_t alen = in.family == AF_INET ? sizeof(struct sockaddr_in)
+                                                   : sizeof(struct sockaddr_in6);
+
+                bool mapped = in.family == AF_INET6 &&
+                    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&in.src)->sin6_addr) &&
+                    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&in.dst)->sin6_addr);
+
+                if (n <= 0 || gh_proxy_parse(enc, (size_t)n, GH_PROXY_ALLOW_V1 |
+                                             GH_PROXY_ALLOW_V2, &back) != n)
+                    abort();
+                if (mapped) {           /* IPv4 in IPv6 clothing is written as IPv4 */
+                    if (back.family != AF_INET)
+                        abort();
+                } else if (back.family != in.family || memcmp(&back.src, &in.src, alen) != 0 ||
+                           memcmp(&back.dst, &in.dst, alen) != 0) {
+                    abort();
+                }
+            }
+        }
     } else if (rc == GH_EPROTO) {
         if (in.reason == NULL)
             abort();

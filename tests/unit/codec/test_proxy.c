@@ -1091,6 +1091,96 @@ START_TEST(parse_never_reads_past_len)
 }
 END_TEST
 
+/* ---- encoding ---------------------------------------------------------- */
+
+static struct sockaddr_storage addr_of(const char *ip, unsigned port)
+{
+    struct sockaddr_storage ss;
+
+    memset(&ss, 0, sizeof(ss));
+    if (strchr(ip, ':') != NULL) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        ck_assert_int_eq(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        ck_assert_int_eq(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+    }
+    return ss;
+}
+
+START_TEST(encode_writes_v1_and_v2_that_parse_back_to_the_same_addresses)
+{
+    static const struct {
+        const char *src, *dst;
+        unsigned    sp, dp;
+        int         family;
+        const char *as;         /* the source as the header gives it */
+    } cases[] = {
+        { "203.0.113.7", "10.0.0.5", 51234, 443, AF_INET, "203.0.113.7" },
+        { "2001:db8::7", "2001:db8::1", 1, 65535, AF_INET6, "2001:db8::7" },
+        { "::ffff:192.0.2.1", "192.0.2.9", 80, 8080, AF_INET, "192.0.2.1" },   /* mapped */
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int version = 1; version <= 2; version++) {
+            struct sockaddr_storage src = addr_of(cases[i].src, cases[i].sp);
+            struct sockaddr_storage dst = addr_of(cases[i].dst, cases[i].dp);
+            uint8_t buf[GH_PROXY_ENCODE_MAX];
+            gh_proxy_info info;
+            long n = gh_proxy_encode(version, (struct sockaddr *)&src, (struct sockaddr *)&dst,
+                                     buf, sizeof(buf));
+
+            ck_assert_int_gt(n, 0);
+            ck_assert_int_eq(gh_proxy_parse(buf, (size_t)n, GH_PROXY_ALLOW_V1 | GH_PROXY_ALLOW_V2,
+                                            &info), n);
+            ck_assert_int_eq(info.version, version);
+            ck_assert(!info.local);
+            ck_assert_int_eq(info.family, cases[i].family);
+            ck_assert_int_eq(info.src.ss_family, cases[i].family);
+            if (cases[i].family == AF_INET) {
+                const struct sockaddr_in *a = (const struct sockaddr_in *)&info.src;
+                const struct sockaddr_in *b = (const struct sockaddr_in *)&info.dst;
+                char t[INET_ADDRSTRLEN];
+                inet_ntop(AF_INET, &a->sin_addr, t, sizeof(t));
+                ck_assert_str_eq(t, cases[i].as);
+                ck_assert_uint_eq(ntohs(a->sin_port), cases[i].sp);
+                ck_assert_uint_eq(ntohs(b->sin_port), cases[i].dp);
+            } else {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&info.src;
+                const struct sockaddr_in6 *want = (const struct sockaddr_in6 *)&src;
+                ck_assert_mem_eq(&a->sin6_addr, &want->sin6_addr, 16);
+                ck_assert_uint_eq(ntohs(a->sin6_port), cases[i].sp);
+            }
+        }
+    }
+}
+END_TEST
+
+START_TEST(encode_says_unknown_or_local_for_what_it_cannot_name_and_refuses_a_short_buffer)
+{
+    struct sockaddr_storage v4 = addr_of("192.0.2.1", 1), v6 = addr_of("2001:db8::1", 2);
+    uint8_t buf[GH_PROXY_ENCODE_MAX];
+    gh_proxy_info info;
+    long n;
+
+    n = gh_proxy_encode(1, (struct sockaddr *)&v4, (struct sockaddr *)&v6, buf, sizeof(buf));
+    ck_assert_int_eq(n, 15);
+    ck_assert_mem_eq(buf, "PROXY UNKNOWN\r\n", 15);
+    n = gh_proxy_encode(2, NULL, NULL, buf, sizeof(buf));
+    ck_assert_int_eq(n, 16);
+    ck_assert_int_eq(gh_proxy_parse(buf, 16, GH_PROXY_ALLOW_V2, &info), 16);
+    ck_assert(info.local);
+    for (size_t cap = 0; cap < 16; cap++)
+        ck_assert_int_eq(gh_proxy_encode(2, NULL, NULL, buf, cap), GH_E2BIG);
+    for (size_t cap = 0; cap < 15; cap++)
+        ck_assert_int_eq(gh_proxy_encode(1, NULL, NULL, buf, cap), GH_E2BIG);
+}
+END_TEST
+
 static Suite *proxy_suite(void)
 {
     Suite *s = suite_create("proxy");
@@ -1131,6 +1221,8 @@ static Suite *proxy_suite(void)
     tcase_add_test(tc, v2_crc32c_is_verified);
     tcase_add_test(tc, v2_longest_header_is_accepted);
     tcase_add_test(tc, parse_never_reads_past_len);
+    tcase_add_test(tc, encode_writes_v1_and_v2_that_parse_back_to_the_same_addresses);
+    tcase_add_test(tc, encode_says_unknown_or_local_for_what_it_cannot_name_and_refuses_a_short_buffer);
     suite_add_tcase(s, tc);
     return s;
 }
