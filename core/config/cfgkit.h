@@ -156,7 +156,7 @@ bool gh_cfg_upstream_name_ok(const char *s);
 /* A proxy route's url: "http://HOST[:PORT]": its server's address into
  * *addr and *len. Returns NULL, or what is wrong as a phrase for a message.
  * In upstream/proxy_conf.c. */
-const char *gh_cfg_proxy_url(const char *url, gh_sockaddr_any *addr, socklen_t *len);
+const char *gh_cfg_proxy_url(const char *url, gh_sockaddr_any *addr, socklen_t *len, bool *tls);
 
 /* ---- generic setters ---------------------------------------------------- */
 

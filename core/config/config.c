@@ -1153,6 +1153,8 @@ void gh_config_free(gh_config *cfg)
 
         free(u->name);
         free(u->health_path);
+        free(u->tls_ca);
+        free(u->tls_sni);
         for (size_t j = 0; j < u->nservers; j++)
             free(u->servers[j].address);
         free(u->servers);

@@ -159,6 +159,11 @@ typedef struct gh_upstream_conf {
     uint64_t            max_fails;          /* passive health: failures within fail_timeout
                                                that mark a server down, default 1; 0 = never */
     uint64_t            fail_timeout_ms;    /* ... and how long it stays down, default 10000 */
+    bool                tls;                /* https: `tls:` given, or url: https:// */
+    bool                tls_verify;         /* check the server's certificate, default true */
+    char               *tls_ca;             /* CA file (resolved), NULL: the system's */
+    char               *tls_sni;            /* server name sent and verified, NULL: none
+                                               (the certificate must then name the IP) */
     int                 proxy_protocol;     /* 0 off (default), 1 or 2: a PROXY header on
                                                every upstream connection, which is then
                                                never reused for another client */

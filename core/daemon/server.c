@@ -88,10 +88,8 @@ int gh_site_new(gh_config *cfg, gh_errlist *errs, gh_site **out)
             gh_tls_ctx_new(&cfg->listeners[i], errs, &s->tls_ctx[i]) != GH_OK)
             rc = GH_EINVAL;
     }
-    if (cfg->nupstreams > 0 && gh_upstreams_new(cfg, &s->upstreams) != GH_OK) {
-        rc = GH_ENOMEM;
+    if (cfg->nupstreams > 0 && (rc = gh_upstreams_new(cfg, errs, &s->upstreams)) != GH_OK)
         goto out;
-    }
     /* plugins too, even after errors: -t reports everything at once */
     if (gh_plugins_load(s, errs) != GH_OK && rc == GH_OK)
         rc = GH_EINVAL;

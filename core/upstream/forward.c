@@ -41,6 +41,8 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
 
 #include "err.h"
 #include "http1.h"
@@ -574,7 +576,7 @@ static void send_request(struct gh_fwd *f)
     if (f->up->conf->proxy_protocol != 0 && !f->reused)
         add_proxy_header(f);
     evbuffer_add(f->tx, f->out_head, f->out_len);
-    send_to(f->ub, true, f->tx);
+    send_to(f->ub, f->up->ssl_ctx == NULL, f->tx);
     bufferevent_enable(f->ub, EV_READ);     /* writing is the bufferevent's when queued */
     if (!f->req_done) {
         if (f->expect_continue && f->req_sent == 0 && f->attempts == 1)
@@ -613,7 +615,7 @@ static void connect_next(struct gh_fwd *f)
         return;
     }
     f->fresh_only = false;
-    f->ub = bufferevent_socket_new(loop->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    f->ub = gh_upserver_bev_new(s, loop->base);
     if (f->ub == NULL) {
         fail_with(f, 500);
         return;
@@ -957,10 +959,20 @@ static void on_up_write(struct bufferevent *bev, void *arg)
 }
 
 /* Why an upstream connection failed, for the log. */
-static const char *reason_of(short what)
+static const char *reason_of(struct gh_fwd *f, short what)
 {
+    static char ebuf[256];
+    unsigned long e;
+
     if (what & BEV_EVENT_TIMEOUT)
         return "timed out";
+    if (f->ub != NULL && f->up->ssl_ctx != NULL &&
+        (e = bufferevent_get_openssl_error(f->ub)) != 0) {
+        ERR_error_string_n(e, ebuf, sizeof(ebuf));
+        while (bufferevent_get_openssl_error(f->ub) != 0)
+            ;
+        return ebuf;
+    }
     if (what & BEV_EVENT_EOF)
         return "closed the connection";
     return evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
@@ -980,7 +992,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
     case F_CONNECTING:
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect %s",
                (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
-               server_name(f), (what & BEV_EVENT_TIMEOUT) ? "timed out" : reason_of(what));
+               server_name(f), (what & BEV_EVENT_TIMEOUT) ? "timed out" : reason_of(f, what));
         gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_CONNECT_TIMEOUT
                                                                   : GH_UPFAIL_CONNECT);
         f->tried[f->srv - f->up->servers] = true;
@@ -992,7 +1004,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
             /* a pooled connection the upstream had closed: once more, fresh */
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: proxy %s: server %s: kept connection %s; "
                    "retrying on a new one", (unsigned long long)f->c->id, f->c->client_text,
-                   upstream_name(f), server_name(f), reason_of(what));
+                   upstream_name(f), server_name(f), reason_of(f, what));
             f->fresh_only = true;
             f->reused = false;
             f->srv->requests--;
@@ -1002,7 +1014,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         }
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s before answering",
                (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
-               server_name(f), reason_of(what));
+               server_name(f), reason_of(f, what));
         gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_TIMEOUT
                                                                   : GH_UPFAIL_CLOSED);
         fail_with(f, (what & BEV_EVENT_TIMEOUT) ? 504 : 502);
@@ -1020,7 +1032,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         }
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s in the middle of a "
                "response", (unsigned long long)f->c->id, f->c->client_text,
-               upstream_name(f), server_name(f), reason_of(what));
+               upstream_name(f), server_name(f), reason_of(f, what));
         gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_TIMEOUT
                                                                   : GH_UPFAIL_CLOSED);
         finish(f, true);

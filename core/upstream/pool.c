@@ -20,6 +20,10 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "err.h"
 #include "http1.h"
@@ -47,9 +51,67 @@ uint64_t gh_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int gh_upstreams_new(const gh_config *cfg, gh_upstreams **out)
+/* A TLS client context for uc: TLS 1.2+, the CA file or the system's
+ * store, peer verification unless verify: false. */
+static int tls_ctx_new(const gh_upstream_conf *uc, gh_errlist *errs, SSL_CTX **out)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (ctx == NULL)
+        return GH_ENOMEM;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, uc->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (uc->tls_ca != NULL ? SSL_CTX_load_verify_locations(ctx, uc->tls_ca, NULL) != 1
+                           : SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        char ebuf[256];
+
+        ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
+        ERR_clear_error();
+        gh_errlist_add(errs, uc->loc.file, uc->loc.line, uc->loc.col,
+                       "upstream %s: tls: ca %s: %s", uc->name,
+                       uc->tls_ca != NULL ? uc->tls_ca : "(the system's)", ebuf);
+        SSL_CTX_free(ctx);
+        return GH_EINVAL;
+    }
+    *out = ctx;
+    return GH_OK;
+}
+
+struct bufferevent *gh_upserver_bev_new(gh_upserver *s, struct event_base *base)
+{
+    const gh_upstream_conf *uc = s->up->conf;
+    struct bufferevent *bev;
+    SSL *ssl;
+
+    if (s->up->ssl_ctx == NULL)
+        return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if ((ssl = SSL_new(s->up->ssl_ctx)) == NULL)
+        return NULL;
+    if (uc->tls_sni != NULL) {
+        SSL_set_tlsext_host_name(ssl, uc->tls_sni);
+        if (uc->tls_verify)
+            SSL_set1_host(ssl, uc->tls_sni);
+    } else if (uc->tls_verify) {
+        /* no name to check: the certificate must name the address */
+        const gh_sockaddr_any *a = &s->conf->addr;
+        X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
+
+        if (a->sa.sa_family == AF_INET)
+            X509_VERIFY_PARAM_set1_ip(vp, (const unsigned char *)&a->in4.sin_addr, 4);
+        else if (a->sa.sa_family == AF_INET6)
+            X509_VERIFY_PARAM_set1_ip(vp, (const unsigned char *)&a->in6.sin6_addr, 16);
+    }
+    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL)
+        SSL_free(ssl);
+    return bev;
+}
+
+int gh_upstreams_new(const gh_config *cfg, gh_errlist *errs, gh_upstreams **out)
 {
     gh_upstreams *u = calloc(1, sizeof(*u));
+    int rc = GH_ENOMEM;
 
     if (u == NULL)
         return GH_ENOMEM;
@@ -68,12 +130,14 @@ int gh_upstreams_new(const gh_config *cfg, gh_upstreams **out)
             up->servers[j].conf = &up->conf->servers[j];
             up->servers[j].up = up;
         }
+        if (up->conf->tls && (rc = tls_ctx_new(up->conf, errs, &up->ssl_ctx)) != GH_OK)
+            goto fail;
     }
     *out = u;
     return GH_OK;
 fail:
     gh_upstreams_free(u);
-    return GH_ENOMEM;
+    return rc;
 }
 
 static void idle_free(gh_idle *i)
@@ -109,6 +173,7 @@ void gh_upstreams_free(gh_upstreams *u)
             }
         }
         free(up->servers);
+        SSL_CTX_free(up->ssl_ctx);
     }
     free(u->ups);
     free(u);
@@ -397,7 +462,7 @@ static void on_hc_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (s->hc_bev != NULL)
         hc_done(s, false, "timed out");     /* still going: cannot happen with timeout < interval */
-    s->hc_bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    s->hc_bev = gh_upserver_bev_new(s, base);
     if (s->hc_bev == NULL)
         return;
     bufferevent_setcb(s->hc_bev, on_hc_read, NULL, on_hc_event, s);

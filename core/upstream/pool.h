@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "errlist.h"
 
 typedef struct gh_upstreams gh_upstreams;
 typedef struct gh_upstream gh_upstream;
@@ -58,6 +59,7 @@ typedef struct gh_upserver {
 
 struct gh_upstream {
     const gh_upstream_conf *conf;
+    struct ssl_ctx_st      *ssl_ctx;        /* with tls:, else NULL */
     gh_upserver            *servers;
     size_t                  nservers;
     gh_upstreams           *all;
@@ -67,9 +69,16 @@ struct gh_upstream {
     double                    hist_sum;       /* seconds */
 };
 
-/* Builds the pools of cfg's upstreams (no connection is made here).
- * Returns 0 and *out, or GH_ENOMEM. */
-int gh_upstreams_new(const gh_config *cfg, gh_upstreams **out);
+/* Builds the pools of cfg's upstreams (no connection is made here) and the
+ * TLS client contexts of those with tls:. A CA file that cannot be loaded
+ * is appended to errs (FILE:LINE:COL) and gives GH_EINVAL. Returns 0 and
+ * *out, GH_EINVAL or GH_ENOMEM. */
+int gh_upstreams_new(const gh_config *cfg, gh_errlist *errs, gh_upstreams **out);
+
+/* A new, unconnected bufferevent for a connection to s (TLS with SNI and
+ * certificate checks when its upstream has tls:); the caller connects it
+ * with bufferevent_socket_connect(). NULL on ENOMEM. */
+struct bufferevent *gh_upserver_bev_new(gh_upserver *s, struct event_base *base);
 /* Closes every idle connection, stops health checks and frees (NULL-safe). */
 void gh_upstreams_free(gh_upstreams *u);
 

@@ -14,15 +14,14 @@
 #include <string.h>
 #include <strings.h>
 
-const char *gh_cfg_proxy_url(const char *url, gh_sockaddr_any *addr, socklen_t *len)
+const char *gh_cfg_proxy_url(const char *url, gh_sockaddr_any *addr, socklen_t *len, bool *tls)
 {
     const char *a, *e;
 
-    if (strncasecmp(url, "https://", 8) == 0)
-        return "https upstreams are not supported yet (use http://)";
-    if (strncasecmp(url, "http://", 7) != 0)
-        return "the scheme must be http://";
-    a = url + 7;
+    *tls = strncasecmp(url, "https://", 8) == 0;
+    if (!*tls && strncasecmp(url, "http://", 7) != 0)
+        return "the scheme must be http:// or https://";
+    a = url + (*tls ? 8 : 7);
     e = a + strcspn(a, "/?#");
     if (memchr(a, '@', (size_t)(e - a)) != NULL)
         return "a user name or password is not allowed";
@@ -31,7 +30,7 @@ const char *gh_cfg_proxy_url(const char *url, gh_sockaddr_any *addr, socklen_t *
                "use strip_prefix to remove a prefix)";
     if (*e != '\0')
         return "a query or fragment is not allowed";
-    return gh_cfg_parse_inet(a, (size_t)(e - a), 80, addr, len);
+    return gh_cfg_parse_inet(a, (size_t)(e - a), *tls ? 443 : 80, addr, len);
 }
 
 /* upstream: and url: both fill p->upstream; upstream_loc.line says one was
@@ -73,12 +72,14 @@ static void set_url(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void
     gh_sockaddr_any addr;
     socklen_t len;
     size_t n;
+    bool tls;
 
     (void)d;
     if (!first_target(c, k, v, p) || (s = gh_cfg_want_scalar(c, v, k->text, "an http:// URL")) == NULL)
         return;
-    if ((why = gh_cfg_proxy_url(s, &addr, &len)) != NULL) {
-        gh_cfg_err_at(c, v, "%s: bad URL %s: %s (expected http://IP:PORT or http://[IPv6]:PORT)",
+    if ((why = gh_cfg_proxy_url(s, &addr, &len, &tls)) != NULL) {
+        gh_cfg_err_at(c, v, "%s: bad URL %s: %s (expected http(s)://IP:PORT or "
+                      "http(s)://[IPv6]:PORT)",
                       k->text, gh_cfg_quote(qb, s), why);
         return;
     }

@@ -311,6 +311,57 @@ static void set_health(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
     gh_cfg_walk_map(c, v, "health", "in health", health_keys, u);
 }
 
+static void set_bool(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                     const gh_keydef *d)
+{
+    char qb[GH_CFG_QBUF];
+    const char *s = gh_cfg_want_scalar(c, v, k->text, "true or false");
+
+    if (s == NULL)
+        return;
+    if (strcmp(s, "true") == 0)
+        *(bool *)gh_cfg_field(obj, d) = true;
+    else if (strcmp(s, "false") == 0)
+        *(bool *)gh_cfg_field(obj, d) = false;
+    else
+        gh_cfg_err_at(c, v, "%s: bad value %s (expected true or false)", k->text,
+                      gh_cfg_quote(qb, s));
+}
+
+/* tls.sni: a DNS name (sent as SNI and checked against the certificate). */
+static void set_sni(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                    const gh_keydef *d)
+{
+    char qb[GH_CFG_QBUF];
+    const char *s = gh_cfg_want_scalar(c, v, k->text, "a host name");
+
+    if (s == NULL)
+        return;
+    if (s[0] == '\0' || s[0] == '[' || gh_cfg_skip_host(s) != s + strlen(s)) {
+        gh_cfg_err_at(c, v, "%s: bad host name %s", k->text, gh_cfg_quote(qb, s));
+        return;
+    }
+    gh_cfg_replace(gh_cfg_field(obj, d), gh_cfg_dup(c, s));
+}
+
+static const gh_keydef tls_keys[] = {
+    { .name = "verify", .set = set_bool, .off = offsetof(gh_upstream_conf, tls_verify) },
+    { .name = "ca", .set = gh_cfg_set_path, .off = offsetof(gh_upstream_conf, tls_ca) },
+    { .name = "sni", .set = set_sni, .off = offsetof(gh_upstream_conf, tls_sni) },
+    { .name = NULL },
+};
+
+static void set_tls(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                    const gh_keydef *d)
+{
+    gh_upstream_conf *u = obj;
+
+    (void)k;
+    (void)d;
+    u->tls = true;
+    gh_cfg_walk_map(c, v, "tls", "in tls", tls_keys, u);
+}
+
 static const gh_cfg_enum pp_vals[] = {
     { .name = "off", .val = 0 },
     { .name = "false", .val = 0, .alias = true },    /* YAML 1.1 readers say off is false */
@@ -337,6 +388,7 @@ const gh_keydef gh_upstream_conf_keys[] = {
     { .name = "health", .set = set_health, .sub = health_keys },
     { .name = "proxy_protocol", .set = gh_cfg_set_enum, .off = UP_FIELD(proxy_protocol),
       .data = pp_vals },
+    { .name = "tls", .set = set_tls, .sub = tls_keys },
     { .name = NULL },
 };
 #undef UP_FIELD
@@ -352,6 +404,7 @@ static void upstream_defaults(gh_upstream_conf *u)
     u->send_timeout_ms = 60000;
     u->max_fails = 1;
     u->fail_timeout_ms = 10000;
+    u->tls_verify = true;
     u->health_interval_ms = 5000;
     u->health_timeout_ms = 2000;
     u->health_expect_lo = 200;
@@ -440,7 +493,8 @@ static void add_url_upstream(gh_cfgctx *c, gh_config *cfg, gh_proxy_conf *p)
     srv->weight = 1;
     srv->loc = p->upstream_loc;
     /* checked by the url: setter; it cannot fail here */
-    if (gh_cfg_proxy_url(p->upstream + strlen(URL_PREFIX), &srv->addr, &srv->addrlen) == NULL)
+    if (gh_cfg_proxy_url(p->upstream + strlen(URL_PREFIX), &srv->addr, &srv->addrlen,
+                         &u->tls) == NULL)
         srv->address = inet_text(c, &srv->addr);
     p->upstream_index = cfg->nupstreams - 1;
 }

@@ -8,7 +8,9 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -73,8 +75,9 @@ class Upstream:
     """Answers with handler(head, body) -> bytes | callable(sock); records
     (head, body) of every request and counts connections."""
 
-    def __init__(self, handler):
+    def __init__(self, handler, tls=None):
         self.handler = handler
+        self.tls = tls          # an ssl.SSLContext: speak TLS
         self.requests = []
         self.connections = 0
         self.open = []
@@ -100,6 +103,8 @@ class Upstream:
     def serve(self, s):
         buf = b""
         try:
+            if self.tls is not None:
+                s = self.tls.wrap_socket(s, server_side=True)
             while True:
                 head, buf = read_head(s, buf)
                 if head is None:
@@ -113,7 +118,7 @@ class Upstream:
                         return
                 else:
                     s.sendall(out)
-        except (OSError, EOFError, ValueError):
+        except (OSError, EOFError, ValueError, ssl.SSLError):
             pass
         finally:
             s.close()
@@ -186,9 +191,13 @@ class ProxyTest(ghtest.TestCase):
         return u
 
     def proxy(self, servers, env=None, **kw):
+        """A gatehouse of its own folder (and error log), so that a test may
+        start several."""
         port = ghtest.free_port()
-        gh = self.start(config(self.tmp, port, servers, **kw), env=env)
-        return port, gh
+        tmp = tempfile.mkdtemp(dir=self.tmp)
+        gh = ghtest.Gatehouse(config(tmp, port, servers, **kw), tmp, env=env)
+        self.addCleanup(gh.__exit__)
+        return port, gh.wait_ready()
 
     # -- requests and responses -------------------------------------------------
 
@@ -711,6 +720,42 @@ class ProxyTest(ghtest.TestCase):
         self.assertEqual(int.from_bytes(pp[24:26], "big"), c.getsockname()[1])
         self.assertEqual(int.from_bytes(pp[26:28], "big"), port)
         self.assertTrue(got["head"].startswith(b"GET / HTTP/1.1\r\n"))
+
+    # -- https upstreams ---------------------------------------------------------------
+
+    def tls_upstream(self):
+        crt, key, _ = ghtest.make_cert(self.tmp)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt, key)
+        names = []
+        ctx.sni_callback = lambda sock, name, c: names.append(name)
+        up = self.upstream(lambda h, b: ok(b"over tls"))
+        up.tls = ctx
+        return up, crt, names
+
+    def test_an_https_upstream_is_verified_by_name_or_address(self):
+        up, crt, names = self.tls_upstream()
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"],
+                             up_extra=f"    tls: {{ ca: {crt}, sni: localhost }}")
+        r, data = get(port)
+        self.assertEqual((r.status, data), (200, b"over tls"))
+        self.assertEqual(names, ["localhost"])
+        # without sni: the certificate must name the address (it does: IP:127.0.0.1)
+        port2, _ = self.proxy([f"127.0.0.1:{up.port}"], up_extra=f"    tls: {{ ca: {crt} }}")
+        self.assertEqual(get(port2)[1], b"over tls")
+        # a name the certificate does not carry is refused
+        port3, gh3 = self.proxy([f"127.0.0.1:{up.port}"],
+                                up_extra=f"    tls: {{ ca: {crt}, sni: other.example }}")
+        self.assertEqual(get(port3)[0].status, 502)
+        gh3.wait_log("certificate verify failed")
+
+    def test_an_untrusted_certificate_is_refused_unless_verify_is_off(self):
+        up, _, _ = self.tls_upstream()
+        port, gh = self.proxy([f"127.0.0.1:{up.port}"], up_extra="    tls: {}")
+        self.assertEqual(get(port)[0].status, 502)
+        gh.wait_log("certificate verify failed")
+        port2, _ = self.proxy([f"127.0.0.1:{up.port}"], up_extra="    tls: { verify: false }")
+        self.assertEqual(get(port2)[1], b"over tls")
 
 
 if __name__ == "__main__":

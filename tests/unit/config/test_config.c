@@ -1176,11 +1176,11 @@ static const err_case err_cases[] = {
     { PX "      upstream: \"url:http://1.2.3.4\"\n",
       "6:17: upstream: bad upstream name \"url:http://1.2.3.4\" (1 to 64 of A-Z a-z 0-9 _ . -; "
       "for an address write url: \"http://IP:PORT\")", 1 },
-    { PX "      url: \"https://127.0.0.1\"\n",
-      "6:12: url: bad URL \"https://127.0.0.1\": https upstreams are not supported yet "
-      "(use http://) (expected http://IP:PORT or http://[IPv6]:PORT)", 1 },
+    { PX "      url: \"https://app.internal\"\n",
+      "6:12: url: bad URL \"https://app.internal\": names are not resolved: write an IP "
+      "literal, e.g. 127.0.0.1:8000 (expected http(s)://IP:PORT or http(s)://[IPv6]:PORT)", 1 },
     { PX "      url: ftp://1.2.3.4\n",
-      "6:12: url: bad URL \"ftp://1.2.3.4\": the scheme must be http://", 1 },
+      "6:12: url: bad URL \"ftp://1.2.3.4\": the scheme must be http:// or https://", 1 },
     { PX "      url: http://backend:8000\n",
       "6:12: url: bad URL \"http://backend:8000\": names are not resolved: write an IP "
       "literal, e.g. 127.0.0.1:8000", 1 },
