@@ -757,6 +757,19 @@ class ProxyTest(ghtest.TestCase):
         port2, _ = self.proxy([f"127.0.0.1:{up.port}"], up_extra="    tls: { verify: false }")
         self.assertEqual(get(port2)[1], b"over tls")
 
+    def test_a_tunnel_lasts_through_the_drain_and_is_closed_at_drain_timeout(self):
+        up = self.ws_upstream([b"\x81\x02hi"])
+        port, gh = self.proxy([f"127.0.0.1:{up.port}"],
+                              http_extra="drain_timeout: 1s")
+        s, rest = self.upgrade(port)
+        t0 = time.monotonic()
+        gh.send_signal(signal.SIGTERM)
+        got = self.read_for(s, 5.0, rest)      # until gatehouse closes it
+        self.assertGreater(time.monotonic() - t0, 0.8)
+        self.assertLess(time.monotonic() - t0, 4.0)
+        self.assertTrue(got.startswith(b"\x81\x02hi"), got)
+        self.assertEqual(gh.proc.wait(5), 0)
+
 
 if __name__ == "__main__":
     ghtest.main()
