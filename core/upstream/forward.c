@@ -528,10 +528,17 @@ static void pump_request(struct gh_fwd *f)
                 f->req_done = true;
         }
     }
-    if (!f->req_done)
+    if (!f->req_done) {
         bufferevent_enable(f->c->bev, EV_READ);
-    /* else what follows is the next request: it waits in the input, bounded
-     * by conn.c's read watermark, until gh_conn_resume() */
+    } else if (f->req_sent > 0 && f->state == F_WAITING) {
+        /* the body is all out: from now on the answer is awaited */
+        struct timeval rt = gh_units_timeval(f->up->conf->read_timeout_ms);
+        struct timeval wt = gh_units_timeval(f->up->conf->send_timeout_ms);
+
+        bufferevent_set_timeouts(f->ub, &rt, &wt);
+    }
+    /* what follows the body is the next request: it waits in the input,
+     * bounded by conn.c's read watermark, until gh_conn_resume() */
 }
 
 /* ---- connecting ----------------------------------------------------------- */
@@ -572,7 +579,9 @@ static void send_request(struct gh_fwd *f)
     bufferevent_setcb(f->ub, on_up_read, on_up_write, on_up_event, f);
     bufferevent_setwatermark(f->ub, EV_WRITE, LOW_WATER, 0);
     bufferevent_setwatermark(f->ub, EV_READ, 0, 0);
-    bufferevent_set_timeouts(f->ub, &rt, &wt);
+    /* read_timeout runs once the request is sent: an upstream reading a
+     * large upload slowly is not late with its answer */
+    bufferevent_set_timeouts(f->ub, f->req_done ? &rt : NULL, &wt);
     if (f->up->conf->proxy_protocol != 0 && !f->reused)
         add_proxy_header(f);
     evbuffer_add(f->tx, f->out_head, f->out_len);

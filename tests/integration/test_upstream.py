@@ -770,6 +770,58 @@ class ProxyTest(ghtest.TestCase):
         self.assertTrue(got.startswith(b"\x81\x02hi"), got)
         self.assertEqual(gh.proc.wait(5), 0)
 
+    def test_a_large_upload_to_a_slow_upstream_streams_with_rss_flat(self):
+        size = 64 * 1024 * 1024
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        got = {}
+
+        def serve():            # reads the body at about 64 MiB/s
+            s, _ = srv.accept()
+            head, buf = read_head(s, b"")
+            n = len(buf)
+            while n < size:
+                data = s.recv(256 * 1024)
+                if not data:
+                    break
+                n += len(data)
+                time.sleep(0.004)
+            got["n"] = n
+            s.sendall(ok(b"%d" % n))
+            s.close()
+        threading.Thread(target=serve, daemon=True).start()
+        env = dict(os.environ)
+        if "ASAN_OPTIONS" in env:
+            env["ASAN_OPTIONS"] += ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+        port, gh = self.proxy([f"127.0.0.1:{srv.getsockname()[1]}"], env=env)
+
+        def rss_kib():
+            with open(f"/proc/{gh.proc.pid}/status") as f:
+                return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        before = rss_kib()
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_kib())
+                time.sleep(0.02)
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        body = self.path("upload.bin")
+        with open(body, "wb") as f:
+            f.truncate(size)
+        try:
+            out = subprocess.run(["curl", "-sS", "-T", body, f"http://127.0.0.1:{port}/up"],
+                                 capture_output=True, text=True, timeout=120)
+            self.assertEqual(out.stdout, str(size), out.stderr)
+        finally:
+            done.set()
+            t.join()
+        self.assertLess(peak[0] - before, 24 * 1024, "RSS grew %d KiB" % (peak[0] - before))
+
 
 if __name__ == "__main__":
     ghtest.main()
