@@ -328,7 +328,9 @@ static bool build_request(struct gh_fwd *f, const gh_request *r)
     add(b, h->method, h->method_len);
     add(b, " ", 1);
     add_target(b, pc, req);
-    add_str(b, " HTTP/1.1\r\n");
+    /* an HTTP/1.0 client cannot read chunked: asking in 1.0 keeps the
+     * upstream from sending it (RFC 9112 §7.1) */
+    add_str(b, h->minor == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
     for (size_t i = 0; i < h->nfields; i++) {
         const gh_http1_field *fl = &h->fields[i];
 

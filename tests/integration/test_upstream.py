@@ -822,6 +822,18 @@ class ProxyTest(ghtest.TestCase):
             t.join()
         self.assertLess(peak[0] - before, 24 * 1024, "RSS grew %d KiB" % (peak[0] - before))
 
+    def test_an_http_1_0_client_is_asked_for_in_1_0_so_no_chunked_answer_reaches_it(self):
+        def answer(head, body):
+            if b" HTTP/1.0\r\n" in head.split(b"\r\n")[0] + b"\r\n":
+                return b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nplain"
+            return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n0\r\n\r\n"
+        up = self.upstream(answer)
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"])
+        out = raw_request(port, b"GET / HTTP/1.0\r\nHost: a\r\n\r\n")
+        self.assertTrue(out.endswith(b"\r\n\r\nplain"), out)
+        self.assertNotIn(b"chunked", out.lower())
+        self.assertTrue(up.requests[0][0].startswith(b"GET / HTTP/1.0\r\n"))
+
 
 if __name__ == "__main__":
     ghtest.main()
