@@ -834,6 +834,31 @@ class ProxyTest(ghtest.TestCase):
         self.assertNotIn(b"chunked", out.lower())
         self.assertTrue(up.requests[0][0].startswith(b"GET / HTTP/1.0\r\n"))
 
+    def test_a_node_ws_upstream_through_the_tunnel_with_gatehouse_pinging(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        if not os.path.isdir(os.path.join(here, "..", "node_modules", "ws")):
+            raise AssertionError("node ws is not installed: run `npm ci` in tests/")
+        node_port = ghtest.free_port()
+        node = subprocess.Popen(["node", os.path.join(here, "ws_node_echo_server.js"), str(node_port)],
+                                stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (node.kill(), node.wait()))
+        self.assertEqual(node.stdout.readline().strip(), "listening")
+        port, gh = self.proxy([f"127.0.0.1:{node_port}"], route_extra="      ping_interval: 300ms")
+
+        async def client():
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws/", max_size=None,
+                                          ping_interval=None) as ws:
+                out = []
+                for m in ("hello", b"\x00" * (1 << 20), "x" * 70000):
+                    await ws.send(m)
+                    out.append(await ws.recv())
+                await asyncio.sleep(1.0)    # silent: gatehouse pings, the client pongs to node
+                await ws.send("after the pings")
+                out.append(await ws.recv())
+                return out
+        got = asyncio.run(asyncio.wait_for(client(), 20))
+        self.assertEqual(got, ["hello", b"\x00" * (1 << 20), "x" * 70000, "after the pings"])
+
 
 if __name__ == "__main__":
     ghtest.main()
