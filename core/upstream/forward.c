@@ -848,37 +848,49 @@ static void tunnel_end(struct gh_fwd *f)
 static void tunnel_pump(struct gh_fwd *f, struct bufferevent *src, struct bufferevent *dst)
 {
     struct evbuffer *in = bufferevent_get_input(src), *out = bufferevent_get_output(dst);
+    bool plain = dst == f->ub ? f->up->ssl_ctx == NULL : f->client_plain;
+    size_t len = evbuffer_get_length(in), off = len;
 
-    if (evbuffer_get_length(in) > 0)
+    if (len > 0)
         f->last_ms = gh_now_ms();
-    if (src != f->ub || !f->ws_frames) {
-        evbuffer_add_buffer(out, in);
-    } else {
-        /* upstream -> client a frame at a time, so that gatehouse's own
-         * pings can go between two frames, never inside one */
-        while (evbuffer_get_length(in) > 0) {
-            size_t n;
+    if (src == f->ub && f->ws_frames) {
+        /* upstream -> client up to a frame boundary, so that gatehouse's
+         * own pings can go between two frames, never inside one; only
+         * the headers are looked at, the bytes move in one piece */
+        uint64_t left = f->frame_left;
 
-            if (f->frame_left == 0) {
+        off = 0;
+        while (off < len) {
+            if (left == 0) {
                 uint8_t hdr[14];
-                ev_ssize_t got = evbuffer_copyout(in, hdr, sizeof(hdr));
-                int rc = got > 0 ? gh_ws_frame_size(hdr, (size_t)got, &f->frame_left) : GH_EAGAIN;
+                struct evbuffer_ptr pos;
+                ev_ssize_t got;
+                int rc;
 
+                evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET);
+                got = evbuffer_copyout_from(in, &pos, hdr, len - off < sizeof(hdr) ? len - off
+                                                                                  : sizeof(hdr));
+                rc = got > 0 ? gh_ws_frame_size(hdr, (size_t)got, &left) : GH_EAGAIN;
                 if (rc == GH_EAGAIN)
                     break;          /* wait for the rest of the header */
                 if (rc != GH_OK) {
                     f->ws_frames = false;   /* not frames we can follow: no pings */
-                    evbuffer_add_buffer(out, in);
+                    off = len;
+                    left = 0;
                     break;
                 }
             }
-            n = evbuffer_get_length(in);
-            if ((uint64_t)n > f->frame_left)
-                n = (size_t)f->frame_left;
-            evbuffer_remove_buffer(in, out, n);
-            f->frame_left -= n;
+            {
+                size_t take = (uint64_t)(len - off) < left ? len - off : (size_t)left;
+
+                off += take;
+                left -= take;
+            }
         }
+        f->frame_left = left;
     }
+    evbuffer_remove_buffer(in, f->tx, off);
+    send_to(dst, plain, f->tx);
     if (evbuffer_get_length(out) >= HIGH_WATER)
         bufferevent_disable(src, EV_READ);
 }
