@@ -78,7 +78,7 @@ struct gh_fwd {
     bool                 fresh_only;   /* the stale-connection retry: no pool */
     uint64_t             attempts;
     uint64_t             sent_ms;      /* when the head went to the current server */
-    uint64_t             upstream_ms;  /* request sent to response head, or -1 */
+    uint64_t             upstream_ms;  /* request sent to response head (with timed) */
     bool                 timed;
     /* the request */
     char                *head;         /* the client's head as received (access log) */

@@ -142,6 +142,45 @@ def ok(body=b"hello", extra=b""):
     return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra)) + body
 
 
+def rss_env():
+    """The environment for a gatehouse whose RSS is measured: under ASan,
+    freed memory waits in its quarantine (256 MiB) before reuse, and RSS
+    would measure that, not what gatehouse holds."""
+    env = dict(os.environ)
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+    return env
+
+
+class RssPeak:
+    """Samples a process's VmRSS every 20 ms while in the with block: .growth
+    is the peak minus the value at entry, in KiB."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def rss_kib(self):
+        with open(f"/proc/{self.pid}/status") as f:
+            return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+    def __enter__(self):
+        self.before = self.peak = self.rss_kib()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def sample(self):
+        while not self.done.is_set():
+            self.peak = max(self.peak, self.rss_kib())
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+        self.growth = self.peak - self.before
+
+
 def config(tmp, port, servers, route_extra="", up_extra="", listen_extra="", http_extra="",
            routes_before=""):
     srv = "\n".join(f"      - {s}" for s in servers)
@@ -390,35 +429,13 @@ class ProxyTest(ghtest.TestCase):
                 return send
             return ok(b"%d" % len(body))
         up = self.upstream(big)
-        # under ASan, freed memory waits in its quarantine (256 MiB) before
-        # reuse: RSS would measure that, not what gatehouse holds
-        env = dict(os.environ)
-        if "ASAN_OPTIONS" in env:
-            env["ASAN_OPTIONS"] += ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
-        port, gh = self.proxy([f"127.0.0.1:{up.port}"], env=env)
-
-        def rss_kib():
-            with open(f"/proc/{gh.proc.pid}/status") as f:
-                return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-        before = rss_kib()
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_kib())
-                time.sleep(0.02)
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
-        try:
+        port, gh = self.proxy([f"127.0.0.1:{up.port}"], env=rss_env())
+        with RssPeak(gh.proc.pid) as rss:
             out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
                                   "--limit-rate", "50M", f"http://127.0.0.1:{port}/big"],
                                  capture_output=True, text=True, timeout=120)
-            self.assertEqual(out.stdout, str(size), out.stderr)
-        finally:
-            done.set()
-            t.join()
-        self.assertLess(peak[0] - before, 24 * 1024, "RSS grew %d KiB" % (peak[0] - before))
+        self.assertEqual(out.stdout, str(size), out.stderr)
+        self.assertLess(rss.growth, 24 * 1024, "RSS grew %d KiB" % rss.growth)
 
     # -- WebSocket ---------------------------------------------------------------
 
@@ -792,35 +809,15 @@ class ProxyTest(ghtest.TestCase):
             s.sendall(ok(b"%d" % n))
             s.close()
         threading.Thread(target=serve, daemon=True).start()
-        env = dict(os.environ)
-        if "ASAN_OPTIONS" in env:
-            env["ASAN_OPTIONS"] += ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
-        port, gh = self.proxy([f"127.0.0.1:{srv.getsockname()[1]}"], env=env)
-
-        def rss_kib():
-            with open(f"/proc/{gh.proc.pid}/status") as f:
-                return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-        before = rss_kib()
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_kib())
-                time.sleep(0.02)
-        t = threading.Thread(target=sample, daemon=True)
-        t.start()
+        port, gh = self.proxy([f"127.0.0.1:{srv.getsockname()[1]}"], env=rss_env())
         body = self.path("upload.bin")
         with open(body, "wb") as f:
             f.truncate(size)
-        try:
+        with RssPeak(gh.proc.pid) as rss:
             out = subprocess.run(["curl", "-sS", "-T", body, f"http://127.0.0.1:{port}/up"],
                                  capture_output=True, text=True, timeout=120)
-            self.assertEqual(out.stdout, str(size), out.stderr)
-        finally:
-            done.set()
-            t.join()
-        self.assertLess(peak[0] - before, 24 * 1024, "RSS grew %d KiB" % (peak[0] - before))
+        self.assertEqual(out.stdout, str(size), out.stderr)
+        self.assertLess(rss.growth, 24 * 1024, "RSS grew %d KiB" % rss.growth)
 
     def test_an_http_1_0_client_is_asked_for_in_1_0_so_no_chunked_answer_reaches_it(self):
         def answer(head, body):
