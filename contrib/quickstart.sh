@@ -18,7 +18,7 @@ case "$mode" in
 esac
 
 # Debian packages: the build, then what the tests drive the daemon with.
-build_pkgs=(gcc make cmake pkg-config libevent-dev libyaml-dev libssl-dev check libjansson-dev libhiredis-dev)
+build_pkgs=(gcc make cmake pkg-config libevent-dev libyaml-dev libssl-dev zlib1g-dev check libjansson-dev libhiredis-dev)
 test_pkgs=(curl openssl python3 python3-websockets python3-flask gunicorn haproxy shellcheck chromium strace systemd redis-server)
 
 missing=()

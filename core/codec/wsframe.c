@@ -15,8 +15,15 @@
  * at the first header byte, an oversized message at the length field, bad
  * UTF-8 at the chunk that holds it.
  *
- * What it does not do: extensions (RSV bits are refused), the client side
- * of the protocol, closing-handshake timing or anything with a socket. */
+ * Extensions: only permessage-deflate's RSV1 (RFC 7692 §6.1), when the
+ * caller says it was negotiated. A compressed message is framed, not
+ * inflated: its chunks go out marked compressed, unchecked as UTF-8 (they
+ * are DEFLATE bytes), under a size limit loosened by DEFLATE's worst-case
+ * growth; the caller inflates and checks the text and the inflated size.
+ *
+ * What it does not do: other extensions (RSV2/RSV3 are refused), the client
+ * side of the protocol, closing-handshake timing or anything with a
+ * socket. */
 #include "wsframe.h"
 
 #include <limits.h>
@@ -29,6 +36,18 @@ enum { ST_HEADER = 0, ST_PAYLOAD };
 static bool is_control(unsigned opcode)
 {
     return (opcode & 0x8) != 0;
+}
+
+/* The current frame's first header byte stays in hdr[0] until the next
+ * header starts: its opcode and FIN are read from there. */
+static unsigned frame_opcode(const gh_ws_parser *p)
+{
+    return p->hdr[0] & 0x0F;
+}
+
+static bool frame_fin(const gh_ws_parser *p)
+{
+    return (p->hdr[0] & 0x80) != 0;
 }
 
 static long fail(gh_ws_parser *p, uint16_t code)
@@ -46,12 +65,16 @@ void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message)
     gh_utf8_init(&p->utf8);
 }
 
-/* First header byte: FIN, RSV1-3, opcode (§5.2). */
+/* First header byte: FIN, RSV1-3, opcode (§5.2). It is in hdr[0]. */
 static long check_byte0(gh_ws_parser *p, uint8_t b)
 {
     unsigned opcode = b & 0x0F;
 
-    if ((b & 0x70) != 0)                /* no extension negotiated */
+    if ((b & 0x30) != 0)                /* RSV2, RSV3: no extension of ours uses them */
+        return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
+    /* RSV1 is permessage-deflate's "compressed" bit: only when negotiated,
+     * and only on a data message's first frame (RFC 7692 §6.1). */
+    if ((b & 0x40) != 0 && (!p->rsv1_ok || (opcode != GH_WS_OP_TEXT && opcode != GH_WS_OP_BINARY)))
         return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
     switch (opcode) {
     case GH_WS_OP_CONT:
@@ -72,8 +95,6 @@ static long check_byte0(gh_ws_parser *p, uint8_t b)
     default:                            /* 3-7, 11-15 reserved */
         return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
     }
-    p->frame_fin = (b & 0x80) != 0;
-    p->frame_opcode = (uint8_t)opcode;
     return 0;
 }
 
@@ -96,19 +117,37 @@ static long check_byte1(gh_ws_parser *p, uint8_t b)
 
     if ((b & 0x80) == 0)                /* §5.1: client frames are masked */
         return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
-    if (is_control(p->frame_opcode)) {
+    if (is_control(frame_opcode(p))) {
         if (len7 > GH_WS_MAX_CONTROL)
             return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
-        if (p->frame_opcode == GH_WS_OP_CLOSE && len7 == 1)   /* §5.5.1 */
+        if (frame_opcode(p) == GH_WS_OP_CLOSE && len7 == 1)   /* §5.5.1 */
             return fail(p, GH_WS_CLOSE_PROTOCOL_ERROR);
     }
     return 0;
+}
+
+/* The payload limit of a message: max_message, or for a compressed one
+ * max_message plus DEFLATE's growth on data that does not compress (stored
+ * blocks: 5 bytes per 64 KiB; fixed Huffman codes: at most 9 bits a byte),
+ * so that a message near max_message is not refused for its compressed
+ * size. The caller holds the inflated size to max_message. */
+static uint64_t message_limit(const gh_ws_parser *p, bool compressed)
+{
+    uint64_t max = p->max_message, extra;
+
+    if (max == 0)
+        return UINT64_MAX;
+    if (!compressed)
+        return max;
+    extra = max / 8 + 64;
+    return max > UINT64_MAX - extra ? UINT64_MAX : max + extra;
 }
 
 /* The whole header is in p->hdr: decode length and mask, apply the size
  * limit, and start the frame (and, for TEXT/BINARY, the message). */
 static long start_frame(gh_ws_parser *p)
 {
+    unsigned opcode = frame_opcode(p);
     unsigned len7 = p->hdr[1] & 0x7F;
     uint64_t len = len7;
     size_t at = 2;
@@ -126,18 +165,21 @@ static long start_frame(gh_ws_parser *p)
     }
     memcpy(p->mask, p->hdr + at, 4);
 
-    if (!is_control(p->frame_opcode)) {
-        uint64_t limit = p->max_message != 0 ? p->max_message : UINT64_MAX;
-        uint64_t so_far = p->frame_opcode == GH_WS_OP_CONT ? p->msg_bytes : 0;
+    if (!is_control(opcode)) {
+        bool cont = opcode == GH_WS_OP_CONT;
+        uint64_t limit = message_limit(p, cont ? p->msg_compressed : (p->hdr[0] & 0x40) != 0);
+        uint64_t so_far = cont ? p->msg_bytes : 0;
 
-        /* so_far <= limit always holds, so neither this nor the sum below
-         * can wrap. The check needs only the header: a too-big message is
-         * refused before its payload is read. */
-        if (len > limit - so_far)
+        /* so_far <= limit holds unless max_message was lowered mid-message,
+         * so neither the subtraction nor the sum below can wrap. The check
+         * needs only the header: a too-big message is refused before its
+         * payload is read. */
+        if (so_far > limit || len > limit - so_far)
             return fail(p, GH_WS_CLOSE_TOO_BIG);
-        if (p->frame_opcode != GH_WS_OP_CONT) {
+        if (!cont) {
             p->in_message = true;
-            p->msg_opcode = p->frame_opcode;
+            p->msg_opcode = (uint8_t)opcode;
+            p->msg_compressed = (p->hdr[0] & 0x40) != 0;
             p->msg_bytes = 0;
             gh_utf8_init(&p->utf8);
         }
@@ -157,10 +199,10 @@ static long finish_control(gh_ws_parser *p, uint8_t *payload, gh_ws_event *ev)
     size_t n = (size_t)p->frame_len;
 
     p->state = ST_HEADER;
-    ev->opcode = p->frame_opcode;
+    ev->opcode = (int)frame_opcode(p);
     ev->data = payload;
     ev->len = n;
-    switch (p->frame_opcode) {
+    switch (frame_opcode(p)) {
     case GH_WS_OP_PING:
         ev->type = GH_WS_EV_PING;
         break;
@@ -230,13 +272,14 @@ static long control_bytes(gh_ws_parser *p, uint8_t *buf, size_t n, gh_ws_event *
 static long data_chunk(gh_ws_parser *p, uint8_t *chunk, size_t n,
                        gh_ws_event *ev, bool *reported)
 {
-    bool frame_end, msg_end;
+    bool frame_end, msg_end, compressed = p->msg_compressed;
 
     gh_ws_mask(chunk, n, p->mask, (size_t)(p->frame_done & 3));
     p->frame_done += n;
     frame_end = p->frame_done == p->frame_len;
-    msg_end = frame_end && p->frame_fin;
-    if (p->msg_opcode == GH_WS_OP_TEXT) {
+    msg_end = frame_end && frame_fin(p);
+    /* Compressed text is DEFLATE bytes: the caller checks what it inflates. */
+    if (p->msg_opcode == GH_WS_OP_TEXT && !compressed) {
         if (gh_utf8_feed(&p->utf8, chunk, n) != 0)
             return fail(p, GH_WS_CLOSE_INVALID_DATA);
         if (msg_end && !gh_utf8_is_complete(&p->utf8))
@@ -246,6 +289,7 @@ static long data_chunk(gh_ws_parser *p, uint8_t *chunk, size_t n,
         p->state = ST_HEADER;
         if (msg_end) {
             p->in_message = false;
+            p->msg_compressed = false;
             p->msg_bytes = 0;
         }
     }
@@ -256,6 +300,7 @@ static long data_chunk(gh_ws_parser *p, uint8_t *chunk, size_t n,
         ev->data = chunk;
         ev->len = n;
         ev->message_end = msg_end;
+        ev->compressed = compressed;
     }
     return 0;
 }
@@ -295,7 +340,7 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev)
                 return (long)pos;       /* header incomplete; all consumed */
             if ((rc = start_frame(p)) != 0)
                 return rc;
-            if (is_control(p->frame_opcode) && p->frame_len > len - pos &&
+            if (is_control(frame_opcode(p)) && p->frame_len > len - pos &&
                 p->ctrl == NULL) {
                 /* Split across calls: storage for the rest, please. pos > 0:
                  * this call completed the header. */
@@ -308,7 +353,7 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev)
         uint64_t left = p->frame_len - p->frame_done;
         size_t n = (size_t)((uint64_t)(len - pos) < left ? (uint64_t)(len - pos) : left);
 
-        if (is_control(p->frame_opcode)) {
+        if (is_control(frame_opcode(p))) {
             if ((rc = control_bytes(p, buf + pos, n, ev)) < 0)
                 return rc;
             return (long)pos + rc;
@@ -327,10 +372,10 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev)
     }
 }
 
-size_t gh_ws_frame_header(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
-                          uint64_t payload_len)
+size_t gh_ws_frame_header_ex(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
+                             bool rsv1, uint64_t payload_len)
 {
-    out[0] = (uint8_t)((fin ? 0x80 : 0) | (opcode & 0x0F));
+    out[0] = (uint8_t)((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | (opcode & 0x0F));
     if (payload_len < 126) {
         out[1] = (uint8_t)payload_len;
         return 2;
@@ -347,15 +392,28 @@ size_t gh_ws_frame_header(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
     return 10;
 }
 
-size_t gh_ws_frame_header_masked(uint8_t out[GH_WS_MAX_HEADER], int opcode,
-                                 bool fin, uint64_t payload_len,
-                                 const uint8_t mask[4])
+size_t gh_ws_frame_header(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
+                          uint64_t payload_len)
 {
-    size_t n = gh_ws_frame_header(out, opcode, fin, payload_len);
+    return gh_ws_frame_header_ex(out, opcode, fin, false, payload_len);
+}
+
+size_t gh_ws_frame_header_masked_ex(uint8_t out[GH_WS_MAX_HEADER], int opcode,
+                                    bool fin, bool rsv1, uint64_t payload_len,
+                                    const uint8_t mask[4])
+{
+    size_t n = gh_ws_frame_header_ex(out, opcode, fin, rsv1, payload_len);
 
     out[1] |= 0x80;
     memcpy(out + n, mask, 4);
     return n + 4;
+}
+
+size_t gh_ws_frame_header_masked(uint8_t out[GH_WS_MAX_HEADER], int opcode,
+                                 bool fin, uint64_t payload_len,
+                                 const uint8_t mask[4])
+{
+    return gh_ws_frame_header_masked_ex(out, opcode, fin, false, payload_len, mask);
 }
 
 void gh_ws_mask(uint8_t *buf, size_t len, const uint8_t mask[4], size_t offset)

@@ -10,10 +10,16 @@
  * opcodes, fragmentation, control frames), §5.6/§8.1 (text is UTF-8, checked
  * incrementally and fail-fast), §7.4 (close codes) and a message size
  * limit, and tells the caller which close code to answer a violation with.
- * No extension is negotiated, so RSV bits must be 0.
  *
- * The encoder writes unmasked server frame headers and close payloads; the
- * masked variants exist for tests and test clients. */
+ * The only extension is permessage-deflate (RFC 7692), which the caller
+ * turns on with p->rsv1_ok once it was negotiated: RSV1 then marks a
+ * compressed message on its first frame (§6.1). The parser only frames
+ * such a message: its chunks are reported with ev->compressed set and are
+ * not checked as UTF-8, and the caller inflates them (pmdeflate.h) and
+ * checks the inflated text. RSV2 and RSV3 must always be 0.
+ *
+ * The encoder writes unmasked server frame headers (RSV1 set or not) and
+ * close payloads; the masked variants exist for tests and test clients. */
 #ifndef GH_WSFRAME_H
 #define GH_WSFRAME_H
 
@@ -79,6 +85,9 @@ typedef struct gh_ws_event {
                                 final frame gives a DATA event with len 0 and
                                 message_end set; an empty non-final frame gives
                                 no event. */
+    bool     compressed;     /* DATA: the message's first frame had RSV1
+                                (permessage-deflate): data is compressed,
+                                and was not checked as UTF-8 */
     uint16_t close_code;     /* CLOSE: the peer's code, or 1005 when the close
                                 payload was empty */
     const uint8_t *close_reason;  /* CLOSE: valid UTF-8, not NUL-terminated,
@@ -94,12 +103,18 @@ typedef struct gh_ws_event {
 } gh_ws_event;
 
 /* Parser state; caller's storage, set up with gh_ws_parser_init().
- * Public fields: max_message (may be changed between calls), ctrl (see
- * GH_WS_EV_NEED_BUFFER), error_code and closed (read-only). The rest is
- * private. The struct lives in every connection: its fields are laid out
- * without padding (72 bytes on LP64). */
+ * Public fields: max_message and rsv1_ok (may be changed between calls),
+ * ctrl (see GH_WS_EV_NEED_BUFFER), error_code and closed (read-only). The
+ * rest is private. The struct lives in every connection: its fields are
+ * laid out without padding (72 bytes on LP64). */
 typedef struct gh_ws_parser {
-    uint64_t max_message;     /* payload limit per message; 0 = no limit */
+    uint64_t max_message;     /* payload limit per message; 0 = no limit.
+                                 A compressed message's payload on the wire
+                                 may reach max_message + max_message / 8 +
+                                 64 (so that a message that does not
+                                 compress is not refused for its framing
+                                 overhead): the caller bounds the inflated
+                                 size by max_message itself. */
     uint8_t *ctrl;            /* caller's storage of GH_WS_MAX_CONTROL bytes
                                  for a control payload split across calls:
                                  NULL until the caller sets it (on
@@ -112,27 +127,31 @@ typedef struct gh_ws_parser {
     uint16_t error_code;      /* after GH_EPROTO: the close code to send,
                                  1002, 1007 or 1009 */
     bool     closed;          /* a CLOSE event was reported */
+    bool     rsv1_ok;         /* permessage-deflate was negotiated: RSV1
+                                 allowed on a message's first frame. false
+                                 after gh_ws_parser_init() */
 
     /* private */
     bool     failed;          /* GH_EPROTO was returned; it stays failed */
     uint8_t  state;
     uint8_t  hdr_have;        /* header bytes in hdr */
-    bool     frame_fin;
-    uint8_t  frame_opcode;
     bool     in_message;      /* a data message has started and not ended */
     uint8_t  msg_opcode;      /* TEXT or BINARY, while in_message */
+    bool     msg_compressed;  /* its first frame had RSV1, while in_message */
     uint8_t  mask[4];
-    uint8_t  hdr[GH_WS_MAX_HEADER];
+    uint8_t  hdr[GH_WS_MAX_HEADER];   /* hdr[0] (FIN, RSV, opcode) stays the
+                                         current frame's until the next
+                                         header begins */
     gh_utf8  utf8;            /* for a text message */
     uint64_t frame_len;       /* payload length of the current frame */
     uint64_t frame_done;      /* payload bytes of it consumed */
     uint64_t msg_bytes;       /* payload of the message announced so far */
 } gh_ws_parser;
 
-/* Starts a new connection's parser (p->ctrl NULL). max_message is the
- * largest message payload accepted (summed over its fragments); 0 means no
- * limit. The parser owns nothing: to drop it, free p->ctrl if the caller
- * set it and it was not handed back. */
+/* Starts a new connection's parser (p->ctrl NULL, p->rsv1_ok false).
+ * max_message is the largest message payload accepted (summed over its
+ * fragments); 0 means no limit. The parser owns nothing: to drop it, free
+ * p->ctrl if the caller set it and it was not handed back. */
 void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message);
 
 /* Consumes client bytes from buf[0..len), up to and including at most one
@@ -157,24 +176,25 @@ void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message);
  *   GH_EPROTO  protocol violation; p->error_code says which close code to
  *              send, then close the connection. Every later call returns
  *              GH_EPROTO again.
- *              1002: unmasked frame; RSV bit set; reserved opcode; control
- *                    frame fragmented or longer than 125; continuation with
- *                    no message in progress; new TEXT/BINARY while a message
- *                    is in progress; 64-bit length with the top bit set;
- *                    close payload of 1 byte or an invalid close code.
- *              1007: text message or close reason not valid UTF-8 (found at
- *                    the chunk holding the first bad byte — that chunk is not
- *                    reported — or at the end of the message when it ends
- *                    inside a code point).
- *              1009: the message would exceed max_message; detected from the
- *                    frame header, before its payload arrives.
+ *              1002: unmasked frame; RSV2 or RSV3 set; RSV1 set without
+ *                    p->rsv1_ok, or on a control or continuation frame;
+ *                    reserved opcode; control frame fragmented or longer
+ *                    than 125; continuation with no message in progress;
+ *                    new TEXT/BINARY while a message is in progress; 64-bit
+ *                    length with the top bit set; close payload of 1 byte
+ *                    or an invalid close code.
+ *              1007: text message (not compressed) or close reason not
+ *                    valid UTF-8 (found at the chunk holding the first bad
+ *                    byte — that chunk is not reported — or at the end of
+ *                    the message when it ends inside a code point).
+ *              1009: the message would exceed max_message (a compressed
+ *                    one: max_message + max_message / 8 + 64); detected
+ *                    from the frame header, before its payload arrives.
  * Non-minimal length encodings (e.g. a 16-bit length below 126) are
  * accepted: RFC 6455 §5.2 puts the "minimal" rule on the sender, and
  * refusing them protects nothing. */
 long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev);
 
-/* Writes an unmasked (server) frame header into out and returns its length:
- * 2, 4 or 10. payload_len must be below 2^63; opcode is one of GH_WS_OP_*. */
 /* The whole size, header and payload, of the frame that starts at buf, for
  * code that passes frames through without reading them (a proxied
  * tunnel). Masked or not. Returns 0 and *size; GH_EAGAIN when buf holds
@@ -182,12 +202,23 @@ long gh_ws_parse(gh_ws_parser *p, uint8_t *buf, size_t len, gh_ws_event *ev);
  * (RFC 6455 §5.2). Nothing else is checked. */
 int gh_ws_frame_size(const uint8_t *buf, size_t len, uint64_t *size);
 
+/* Writes an unmasked (server) frame header into out and returns its length:
+ * 2, 4 or 10. payload_len must be below 2^63; opcode is one of GH_WS_OP_*.
+ * rsv1: set RSV1, which permessage-deflate puts on the first frame of a
+ * compressed message (RFC 7692 §6.1), only when it was negotiated.
+ * gh_ws_frame_header() is gh_ws_frame_header_ex() with rsv1 false. */
+size_t gh_ws_frame_header_ex(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
+                             bool rsv1, uint64_t payload_len);
 size_t gh_ws_frame_header(uint8_t out[GH_WS_MAX_HEADER], int opcode, bool fin,
                           uint64_t payload_len);
 
 /* Writes a masked (client) frame header, mask key included, and returns its
  * length: 6, 8 or 14. For tests and test clients; the payload must then be
- * masked with gh_ws_mask(payload, len, mask, 0). */
+ * masked with gh_ws_mask(payload, len, mask, 0). gh_ws_frame_header_masked()
+ * is gh_ws_frame_header_masked_ex() with rsv1 false. */
+size_t gh_ws_frame_header_masked_ex(uint8_t out[GH_WS_MAX_HEADER], int opcode,
+                                    bool fin, bool rsv1, uint64_t payload_len,
+                                    const uint8_t mask[4]);
 size_t gh_ws_frame_header_masked(uint8_t out[GH_WS_MAX_HEADER], int opcode,
                                  bool fin, uint64_t payload_len,
                                  const uint8_t mask[4]);

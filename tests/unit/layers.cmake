@@ -14,11 +14,12 @@ set(layers base codec config http upstream ws cluster daemon)
 set(ext_event2   "^event2/"          http upstream ws cluster daemon)
 set(ext_ssl      "^openssl/(ssl|err|x509)" http upstream ws cluster daemon)
 set(ext_crypto   "^openssl/"         codec config http upstream ws cluster daemon)
+set(ext_zlib     "^zlib\\.h$"        codec config http upstream ws cluster daemon)
 set(ext_yaml     "^yaml\\.h$"        config)
 set(ext_hiredis  "^hiredis/"         cluster)
 set(ext_dl       "^dlfcn\\.h$"       ws)
 set(ext_sdk      "^gatehouse/"       ws cluster daemon)
-set(externals ext_event2 ext_ssl ext_crypto ext_yaml ext_hiredis ext_dl ext_sdk)
+set(externals ext_event2 ext_ssl ext_crypto ext_zlib ext_yaml ext_hiredis ext_dl ext_sdk)
 
 # which folder owns each of our headers
 foreach(layer ${layers})

@@ -1,7 +1,8 @@
 /* fuzz_wsframe.c: libFuzzer driver for the RFC 6455 frame parser.
  *
  * Input: byte 0 seeds the chunk sizes the stream is fed in, byte 1 picks
- * max_message, the rest is the client byte stream. The stream is parsed
+ * max_message (low 3 bits) and rsv1_ok (bit 3: permessage-deflate
+ * negotiated), the rest is the client byte stream. The stream is parsed
  * twice — in random chunks and whole — from malloc'd copies (the parser
  * unmasks in place). Control-frame storage is lent on GH_WS_EV_NEED_BUFFER
  * as malloc'd blocks of exactly GH_WS_MAX_CONTROL bytes (ASan sees a write
@@ -11,9 +12,11 @@
  * call) or at the start of the lent block handed back with the event;
  * storage is asked for only when none is lent, and comes back at the end
  * of its frame; the whole run never asks except for a frame cut off by the
- * end of the input; text messages and close reasons are valid UTF-8; no
- * message exceeds max_message; errors carry 1002/1007/1009 and stick; and
- * both runs agree on the outcome and on every complete message and control
+ * end of the input; text messages and close reasons are valid UTF-8,
+ * unless compressed; compressed messages only with rsv1_ok, every chunk of
+ * one marked; no message exceeds max_message (a compressed one max_message
+ * + max_message / 8 + 64); errors carry 1002/1007/1009 and stick; and both
+ * runs agree on the outcome and on every complete message and control
  * frame. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,7 +59,7 @@ static uint32_t next_rand(uint32_t *s)
     return *s;
 }
 
-static outcome run(const uint8_t *stream, size_t n, uint64_t max, uint32_t seed)
+static outcome run(const uint8_t *stream, size_t n, uint64_t max, bool rsv1_ok, uint32_t seed)
 {
     outcome o = { .rc = 0, .transcript = UINT64_C(0xcbf29ce484222325) };
     uint8_t *buf = malloc(n ? n : 1);
@@ -64,7 +67,7 @@ static outcome run(const uint8_t *stream, size_t n, uint64_t max, uint32_t seed)
     uint8_t *lent = NULL;
     gh_utf8 text;
     uint64_t msg_hash = 0, msg_len = 0;
-    bool in_msg = false;
+    bool in_msg = false, msg_compressed = false;
     size_t off = 0;
 
     if (buf == NULL)
@@ -72,6 +75,8 @@ static outcome run(const uint8_t *stream, size_t n, uint64_t max, uint32_t seed)
     if (n > 0)
         memcpy(buf, stream, n);
     gh_ws_parser_init(&p, max);
+    CHECK(!p.rsv1_ok);
+    p.rsv1_ok = rsv1_ok;
     gh_utf8_init(&text);
     while (off < n) {
         /* seed 0: whole; else chunks of 1..64 bytes. */
@@ -115,19 +120,23 @@ static outcome run(const uint8_t *stream, size_t n, uint64_t max, uint32_t seed)
                 CHECK(ev.data >= buf + off && ev.data + ev.len <= buf + off + r);
                 CHECK(ev.opcode == GH_WS_OP_TEXT || ev.opcode == GH_WS_OP_BINARY);
                 CHECK(ev.len > 0 || ev.message_end);
+                CHECK(!ev.compressed || rsv1_ok);
                 if (!in_msg) {
                     gh_utf8_init(&text);
-                    msg_hash = mix_u64(UINT64_C(0xcbf29ce484222325), (uint64_t)ev.opcode);
+                    msg_hash = mix_u64(UINT64_C(0xcbf29ce484222325),
+                                       (uint64_t)ev.opcode | (ev.compressed ? 0x100 : 0));
                     msg_len = 0;
+                    msg_compressed = ev.compressed;
                     in_msg = true;
                 }
+                CHECK(ev.compressed == msg_compressed);
                 msg_hash = mix(msg_hash, ev.data, ev.len);
                 msg_len += ev.len;
-                CHECK(max == 0 || msg_len <= max);
-                if (ev.opcode == GH_WS_OP_TEXT)
+                CHECK(max == 0 || msg_len <= (msg_compressed ? max + max / 8 + 64 : max));
+                if (ev.opcode == GH_WS_OP_TEXT && !msg_compressed)
                     CHECK(gh_utf8_feed(&text, ev.data, ev.len) == 0);
                 if (ev.message_end) {
-                    if (ev.opcode == GH_WS_OP_TEXT)
+                    if (ev.opcode == GH_WS_OP_TEXT && !msg_compressed)
                         CHECK(gh_utf8_is_complete(&text));
                     o.transcript = mix_u64(mix_u64(o.transcript, msg_hash), msg_len);
                     o.events++;
@@ -180,13 +189,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     outcome a, b;
     uint64_t max;
     uint32_t seed;
+    bool rsv1_ok;
 
     if (size < 2)
         return 0;
     seed = (uint32_t)data[0] * 2654435761u | 1;
     max = maxes[data[1] % 8];
-    a = run(data + 2, size - 2, max, seed);
-    b = run(data + 2, size - 2, max, 0);
+    rsv1_ok = (data[1] & 8) != 0;
+    a = run(data + 2, size - 2, max, rsv1_ok, seed);
+    b = run(data + 2, size - 2, max, rsv1_ok, 0);
     CHECK(a.rc == b.rc && a.error_code == b.error_code);
     CHECK(a.transcript == b.transcript && a.events == b.events);
     return 0;

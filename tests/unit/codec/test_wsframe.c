@@ -10,8 +10,13 @@
  * Control-frame storage (GH_WS_EV_NEED_BUFFER) is lent the way the glue
  * lends it: a malloc'd block of exactly GH_WS_MAX_CONTROL bytes, so that
  * ASan sees any write past it and LeakSanitizer any block never handed
- * back; a stream parsed whole must never ask for one. */
+ * back; a stream parsed whole must never ask for one.
+ *
+ * permessage-deflate's RSV1 (p->rsv1_ok) is tested the same ways; a
+ * compressed message shows in the transcript as "TEXT+z" / "BINARY+z", and
+ * every one of its chunks must carry the flag. */
 #include <check.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,6 +76,20 @@ static void gb_free(gbuf *b)
 
 /* ---- building client streams ---- */
 
+/* Appends a masked frame, with RSV1 set or not. */
+static void put_frame_ex(gbuf *s, int opcode, bool fin, bool rsv1, const void *payload,
+                         size_t len)
+{
+    uint8_t h[GH_WS_MAX_HEADER];
+    size_t hl = gh_ws_frame_header_masked_ex(h, opcode, fin, rsv1, len, mask_key);
+    size_t at;
+
+    gb_put(s, h, hl);
+    at = s->len;
+    gb_put(s, payload, len);
+    gh_ws_mask(s->p + at, len, mask_key, 0);
+}
+
 /* Appends a masked frame. */
 static void put_frame(gbuf *s, int opcode, bool fin, const void *payload, size_t len)
 {
@@ -89,6 +108,12 @@ static void put_str(gbuf *s, int opcode, bool fin, const char *str)
     put_frame(s, opcode, fin, str, strlen(str));
 }
 
+/* A frame with RSV1 set (the first frame of a compressed message). */
+static void put_zstr(gbuf *s, int opcode, bool fin, const char *str)
+{
+    put_frame_ex(s, opcode, fin, true, str, strlen(str));
+}
+
 static void put_close(gbuf *s, uint16_t code, const char *reason, size_t rlen)
 {
     uint8_t pl[GH_WS_MAX_CONTROL];
@@ -101,11 +126,17 @@ static void put_close(gbuf *s, uint16_t code, const char *reason, size_t rlen)
 
 /* ---- transcripts ---- */
 
-static void log_msg(gbuf *log, int opcode, const void *d, size_t n)
+static void log_msg_z(gbuf *log, int opcode, bool compressed, const void *d, size_t n)
 {
-    gb_printf(log, "%s %zu:", opcode == GH_WS_OP_TEXT ? "TEXT" : "BINARY", n);
+    gb_printf(log, "%s%s %zu:", opcode == GH_WS_OP_TEXT ? "TEXT" : "BINARY",
+              compressed ? "+z" : "", n);
     gb_put(log, d, n);
     gb_put(log, "\n", 1);
+}
+
+static void log_msg(gbuf *log, int opcode, const void *d, size_t n)
+{
+    log_msg_z(log, opcode, false, d, n);
 }
 
 static void log_ctrl(gbuf *log, const char *what, const void *d, size_t n)
@@ -126,6 +157,7 @@ typedef struct run {
     gbuf     log;        /* whole messages and control frames, in order */
     gbuf     msg;        /* message being reassembled */
     int      msg_opcode;
+    bool     msg_compressed;
     bool     in_msg;
     long     rc;         /* 0, or GH_EPROTO */
     uint16_t error_code;
@@ -195,11 +227,17 @@ static void feed(gh_ws_parser *p, uint8_t *buf, size_t start, size_t end, run *r
                     "DATA with a bad opcode");
             require(ev.len > 0 || ev.message_end, "empty DATA that ends nothing");
             require(!r->in_msg || ev.opcode == r->msg_opcode, "opcode changed mid-message");
+            /* Every chunk of a compressed message says so, and only when
+             * the caller allowed RSV1. */
+            require(!r->in_msg || ev.compressed == r->msg_compressed,
+                    "compressed flag changed mid-message");
+            require(!ev.compressed || p->rsv1_ok, "compressed without rsv1_ok");
             r->in_msg = true;
             r->msg_opcode = ev.opcode;
+            r->msg_compressed = ev.compressed;
             gb_put(&r->msg, ev.data, ev.len);
             if (ev.message_end) {
-                log_msg(&r->log, ev.opcode, r->msg.p, r->msg.len);
+                log_msg_z(&r->log, ev.opcode, ev.compressed, r->msg.p, r->msg.len);
                 r->msg.len = 0;
                 r->in_msg = false;
             }
@@ -250,9 +288,10 @@ static void run_free(run *r)
 }
 
 /* Parses a copy of stream[0..n) as chunks ending at the cut points: cuts
- * lists offsets (ascending, < n); the last chunk ends at n. */
-static run parse_cut(const uint8_t *stream, size_t n, uint64_t max,
-                     const size_t *cuts, size_t ncuts)
+ * lists offsets (ascending, < n); the last chunk ends at n. rsv1: the
+ * parser's rsv1_ok. */
+static run parse_cut_ex(const uint8_t *stream, size_t n, uint64_t max, bool rsv1,
+                        const size_t *cuts, size_t ncuts)
 {
     gh_ws_parser p;
     run r;
@@ -264,6 +303,8 @@ static run parse_cut(const uint8_t *stream, size_t n, uint64_t max,
     if (n > 0)
         memcpy(buf, stream, n);
     gh_ws_parser_init(&p, max);
+    require(!p.rsv1_ok, "rsv1_ok set by init");
+    p.rsv1_ok = rsv1;
     for (size_t i = 0; i <= ncuts; i++) {
         size_t to = i < ncuts ? cuts[i] : n;
 
@@ -277,17 +318,28 @@ static run parse_cut(const uint8_t *stream, size_t n, uint64_t max,
     return r;
 }
 
+static run parse_cut(const uint8_t *stream, size_t n, uint64_t max,
+                     const size_t *cuts, size_t ncuts)
+{
+    return parse_cut_ex(stream, n, max, false, cuts, ncuts);
+}
+
+static run parse_whole_ex(const uint8_t *s, size_t n, uint64_t max, bool rsv1)
+{
+    return parse_cut_ex(s, n, max, rsv1, NULL, 0);
+}
+
 static run parse_whole(const uint8_t *s, size_t n, uint64_t max)
 {
-    return parse_cut(s, n, max, NULL, 0);
+    return parse_whole_ex(s, n, max, false);
 }
 
-static run parse_split(const uint8_t *s, size_t n, uint64_t max, size_t k)
+static run parse_split_ex(const uint8_t *s, size_t n, uint64_t max, bool rsv1, size_t k)
 {
-    return parse_cut(s, n, max, &k, 1);
+    return parse_cut_ex(s, n, max, rsv1, &k, 1);
 }
 
-static run parse_bytewise(const uint8_t *s, size_t n, uint64_t max)
+static run parse_bytewise_ex(const uint8_t *s, size_t n, uint64_t max, bool rsv1)
 {
     size_t *cuts = malloc((n ? n : 1) * sizeof(*cuts));
     run r;
@@ -295,10 +347,11 @@ static run parse_bytewise(const uint8_t *s, size_t n, uint64_t max)
     ck_assert_ptr_nonnull(cuts);
     for (size_t i = 0; i + 1 < n; i++)
         cuts[i] = i + 1;
-    r = parse_cut(s, n, max, cuts, n ? n - 1 : 0);
+    r = parse_cut_ex(s, n, max, rsv1, cuts, n ? n - 1 : 0);
     free(cuts);
     return r;
 }
+
 
 static void assert_same(const run *got, const gbuf *want_log, long want_rc,
                         uint16_t want_code, const char *how, size_t k)
@@ -317,21 +370,21 @@ static void assert_same(const run *got, const gbuf *want_log, long want_rc,
 /* Parses the stream every way and checks the transcript and outcome. A
  * valid stream leaves no storage with the parser; one parsed whole never
  * asks for any, and one cut asks at most once (only the control frame the
- * cut falls in needs it). */
-static void check_stream(const gbuf *stream, uint64_t max, const gbuf *want,
-                         long want_rc, uint16_t want_code)
+ * cut falls in needs it). rsv1: the parser's rsv1_ok. */
+static void check_stream_ex(const gbuf *stream, uint64_t max, bool rsv1, const gbuf *want,
+                            long want_rc, uint16_t want_code)
 {
     const uint8_t *s = stream->p;
     size_t n = stream->len;
     run r;
 
-    r = parse_whole(s, n, max);
+    r = parse_whole_ex(s, n, max, rsv1);
     assert_same(&r, want, want_rc, want_code, "whole", 0);
     ck_assert_msg(r.nlent == 0, "whole: asked for control storage");
     ck_assert_msg(want_rc != 0 || !r.ctrl_held, "whole: storage still held");
     run_free(&r);
 
-    r = parse_bytewise(s, n, max);
+    r = parse_bytewise_ex(s, n, max, rsv1);
     assert_same(&r, want, want_rc, want_code, "bytewise", 0);
     ck_assert_msg(want_rc != 0 || !r.ctrl_held, "bytewise: storage still held");
     run_free(&r);
@@ -341,12 +394,18 @@ static void check_stream(const gbuf *stream, uint64_t max, const gbuf *want,
          * stride for large ones. */
         if (n > 4096 && k > 40 && n - k > 40 && k % 997 != 0)
             continue;
-        r = parse_split(s, n, max, k);
+        r = parse_split_ex(s, n, max, rsv1, k);
         assert_same(&r, want, want_rc, want_code, "split", k);
         ck_assert_msg(r.nlent <= 1, "split %zu: asked for storage %zu times", k, r.nlent);
         ck_assert_msg(want_rc != 0 || !r.ctrl_held, "split %zu: storage still held", k);
         run_free(&r);
     }
+}
+
+static void check_stream(const gbuf *stream, uint64_t max, const gbuf *want,
+                         long want_rc, uint16_t want_code)
+{
+    check_stream_ex(stream, max, false, want, want_rc, want_code);
 }
 
 /* A payload of n bytes; valid UTF-8 when text (ASCII with a few 2- and
@@ -834,29 +893,52 @@ START_TEST(parse_reassembles_split_control_frames_inside_a_message_at_any_two_cu
 }
 END_TEST
 
+#define FIELD_SIZE(f) sizeof(((gh_ws_parser *)0)->f)
+
 START_TEST(parser_state_stays_small)
 {
     /* It lives in every connection (most of them idle): no payload buffer
-     * and no padding. 72 bytes on LP64. */
-    if (sizeof(void *) == 8)
-        ck_assert_uint_le(sizeof(gh_ws_parser), 72);
+     * and no padding: the fields add up to the struct. 72 bytes on LP64. */
+    size_t fields = FIELD_SIZE(max_message) + FIELD_SIZE(ctrl) + FIELD_SIZE(error_code)
+                    + FIELD_SIZE(closed) + FIELD_SIZE(rsv1_ok) + FIELD_SIZE(failed)
+                    + FIELD_SIZE(state) + FIELD_SIZE(hdr_have) + FIELD_SIZE(in_message)
+                    + FIELD_SIZE(msg_opcode) + FIELD_SIZE(msg_compressed) + FIELD_SIZE(mask)
+                    + FIELD_SIZE(hdr) + FIELD_SIZE(utf8) + FIELD_SIZE(frame_len)
+                    + FIELD_SIZE(frame_done) + FIELD_SIZE(msg_bytes);
+
+    ck_assert_uint_eq(fields, sizeof(gh_ws_parser));
+    if (sizeof(void *) == 8) {
+        ck_assert_uint_eq(sizeof(gh_ws_parser), 72);
+        ck_assert_uint_eq(offsetof(gh_ws_parser, rsv1_ok), 19);
+        ck_assert_uint_eq(offsetof(gh_ws_parser, msg_compressed), 25);
+        ck_assert_uint_eq(offsetof(gh_ws_parser, utf8), 44);
+        ck_assert_uint_eq(offsetof(gh_ws_parser, frame_len), 48);
+        ck_assert_uint_eq(offsetof(gh_ws_parser, msg_bytes), 64);
+    }
 }
 END_TEST
 
 /* ---- violations ---- */
 
 /* Parses raw bytes byte by byte (and every other way) and expects a
- * protocol error with code at stream offset at. */
-static void expect_error_at(const gbuf *s, uint64_t max, uint16_t code, size_t at,
-                            const gbuf *want)
+ * protocol error with code at stream offset at. rsv1: the parser's
+ * rsv1_ok. */
+static void expect_error_at_ex(const gbuf *s, uint64_t max, bool rsv1, uint16_t code,
+                               size_t at, const gbuf *want)
 {
     gbuf empty = { 0 };
     run r;
 
-    check_stream(s, max, want ? want : &empty, GH_EPROTO, code);
-    r = parse_bytewise(s->p, s->len, max);
+    check_stream_ex(s, max, rsv1, want ? want : &empty, GH_EPROTO, code);
+    r = parse_bytewise_ex(s->p, s->len, max, rsv1);
     ck_assert_msg(r.err_at == at, "failed at byte %zu, want %zu", r.err_at, at);
     run_free(&r);
+}
+
+static void expect_error_at(const gbuf *s, uint64_t max, uint16_t code, size_t at,
+                            const gbuf *want)
+{
+    expect_error_at_ex(s, max, false, code, at, want);
 }
 
 static void expect_raw_error(const uint8_t *bytes, size_t n, uint16_t code, size_t at)
@@ -1260,6 +1342,253 @@ START_TEST(parse_never_reads_past_the_end_of_its_input)
 }
 END_TEST
 
+/* ---- permessage-deflate: RSV1 ---- */
+
+START_TEST(parser_init_leaves_rsv1_off)
+{
+    gh_ws_parser p;
+
+    memset(&p, 0xff, sizeof(p));
+    gh_ws_parser_init(&p, 0);
+    ck_assert(!p.rsv1_ok);
+}
+END_TEST
+
+START_TEST(parse_marks_every_chunk_of_a_compressed_message)
+{
+    gbuf s = { 0 }, want = { 0 };
+
+    /* Whole compressed text; then compressed binary in three fragments with
+     * a ping between (RSV1 only on the first); then plain text, which is
+     * still checked; then an empty compressed message (0x00, §7.2.3.6). */
+    put_frame_ex(&s, GH_WS_OP_TEXT, true, true, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+    put_frame_ex(&s, GH_WS_OP_BINARY, false, true, "\xf2\x48", 2);
+    put_str(&s, GH_WS_OP_PING, true, "p");
+    put_frame(&s, GH_WS_OP_CONT, false, "\xcd\xc9\xc9", 3);
+    put_frame(&s, GH_WS_OP_CONT, false, "", 0);
+    put_frame(&s, GH_WS_OP_CONT, true, "\x07\x00", 2);
+    put_str(&s, GH_WS_OP_TEXT, true, "plain \xc3\xa9");
+    put_frame_ex(&s, GH_WS_OP_BINARY, true, true, "\x00", 1);
+    put_frame_ex(&s, GH_WS_OP_TEXT, false, true, "", 0);    /* empty first fragment */
+    put_frame(&s, GH_WS_OP_CONT, true, "\x00", 1);
+    log_msg_z(&want, GH_WS_OP_TEXT, true, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+    log_ctrl(&want, "PING", "p", 1);
+    log_msg_z(&want, GH_WS_OP_BINARY, true, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+    log_msg(&want, GH_WS_OP_TEXT, "plain \xc3\xa9", 8);
+    log_msg_z(&want, GH_WS_OP_BINARY, true, "\x00", 1);
+    log_msg_z(&want, GH_WS_OP_TEXT, true, "\x00", 1);
+    check_stream_ex(&s, 0, true, &want, 0, 0);
+    gb_free(&s);
+    gb_free(&want);
+}
+END_TEST
+
+START_TEST(parse_sets_compressed_on_each_event_of_a_fragmented_message)
+{
+    gbuf s = { 0 };
+    gh_ws_parser p;
+    gh_ws_event ev;
+    size_t off = 0;
+    int data_events = 0;
+
+    put_zstr(&s, GH_WS_OP_TEXT, false, "ab");
+    put_str(&s, GH_WS_OP_CONT, false, "cd");
+    put_str(&s, GH_WS_OP_CONT, true, "ef");
+    put_str(&s, GH_WS_OP_BINARY, true, "gh");
+    gh_ws_parser_init(&p, 0);
+    p.rsv1_ok = true;
+    while (off < s.len) {
+        long n = gh_ws_parse(&p, s.p + off, s.len - off, &ev);
+
+        ck_assert_int_gt(n, 0);
+        ck_assert_int_eq(ev.type, GH_WS_EV_DATA);
+        ck_assert(ev.compressed == (data_events < 3));
+        data_events++;
+        off += (size_t)n;
+    }
+    ck_assert_int_eq(data_events, 4);
+    gb_free(&s);
+}
+END_TEST
+
+START_TEST(parse_does_not_check_compressed_text_as_utf8)
+{
+    gbuf s = { 0 }, want = { 0 };
+
+    /* Invalid as UTF-8 from the first byte, split across fragments, and
+     * ending inside a sequence: DEFLATE bytes, for the caller to inflate. */
+    put_zstr(&s, GH_WS_OP_TEXT, false, "\xff\xc3");
+    put_str(&s, GH_WS_OP_CONT, false, "\xed\xa0\x80");
+    put_str(&s, GH_WS_OP_CONT, true, "\xf4\x90\xe2\x82");
+    log_msg_z(&want, GH_WS_OP_TEXT, true, "\xff\xc3\xed\xa0\x80\xf4\x90\xe2\x82", 9);
+    check_stream_ex(&s, 0, true, &want, 0, 0);
+    gb_free(&s);
+    gb_free(&want);
+
+    /* The next plain text message is checked again. */
+    log_msg_z(&want, GH_WS_OP_TEXT, true, "\xff", 1);
+    put_zstr(&s, GH_WS_OP_TEXT, true, "\xff");
+    put_str(&s, GH_WS_OP_TEXT, true, "ok\xff");
+    expect_error_at_ex(&s, 0, true, 1007, 7 + 6 + 2, &want);
+    gb_free(&s);
+    gb_free(&want);
+}
+END_TEST
+
+START_TEST(parse_refuses_rsv1_unless_allowed_with_1002)
+{
+    gbuf s = { 0 }, want = { 0 };
+
+    put_zstr(&s, GH_WS_OP_TEXT, true, "x");
+    expect_error_at_ex(&s, 0, false, 1002, 0, NULL);
+    gb_free(&s);
+
+    put_str(&s, GH_WS_OP_TEXT, true, "a");
+    put_frame_ex(&s, GH_WS_OP_BINARY, true, true, "b", 1);
+    log_msg(&want, GH_WS_OP_TEXT, "a", 1);
+    expect_error_at_ex(&s, 0, false, 1002, 7, &want);
+    gb_free(&s);
+    gb_free(&want);
+}
+END_TEST
+
+START_TEST(parse_refuses_rsv1_on_a_continuation_frame_with_1002)
+{
+    gbuf s = { 0 };
+
+    /* Compressed message: RSV1 again on a later fragment (§6.1). */
+    put_zstr(&s, GH_WS_OP_TEXT, false, "a");
+    put_frame_ex(&s, GH_WS_OP_CONT, true, true, "b", 1);
+    expect_error_at_ex(&s, 0, true, 1002, 7, NULL);
+    gb_free(&s);
+
+    /* Plain message: RSV1 first seen on a continuation. */
+    put_str(&s, GH_WS_OP_BINARY, false, "a");
+    put_frame_ex(&s, GH_WS_OP_CONT, false, true, "b", 1);
+    expect_error_at_ex(&s, 0, true, 1002, 7, NULL);
+    gb_free(&s);
+}
+END_TEST
+
+START_TEST(parse_refuses_rsv1_on_control_frames_with_1002)
+{
+    static const int ops[] = { GH_WS_OP_CLOSE, GH_WS_OP_PING, GH_WS_OP_PONG };
+
+    for (size_t i = 0; i < 3; i++) {
+        gbuf s = { 0 };
+
+        put_frame_ex(&s, ops[i], true, true, "\x03\xe8", 2);
+        expect_error_at_ex(&s, 0, true, 1002, 0, NULL);
+        gb_free(&s);
+
+        /* ... also in the middle of a compressed message. */
+        put_zstr(&s, GH_WS_OP_BINARY, false, "z");
+        put_frame_ex(&s, ops[i], true, true, "", 0);
+        expect_error_at_ex(&s, 0, true, 1002, 7, NULL);
+        gb_free(&s);
+    }
+}
+END_TEST
+
+START_TEST(parse_refuses_rsv2_and_rsv3_with_1002_even_with_rsv1_allowed)
+{
+    static const uint8_t bits[] = { 0x10, 0x20, 0x30, 0x50, 0x60, 0x70 };
+
+    for (size_t i = 0; i < sizeof(bits); i++) {
+        uint8_t f[] = { (uint8_t)(0x81 | bits[i]), 0x80, 1, 2, 3, 4 };
+        gbuf s = { 0 };
+
+        gb_put(&s, f, sizeof(f));
+        expect_error_at_ex(&s, 0, true, 1002, 0, NULL);
+        expect_error_at_ex(&s, 0, false, 1002, 0, NULL);
+        gb_free(&s);
+    }
+}
+END_TEST
+
+START_TEST(parse_allows_a_compressed_message_an_eighth_plus_64_over_max_message)
+{
+    /* max 1000: compressed payload up to 1000 + 125 + 64 = 1189. */
+    uint8_t *d = make_payload(1190, false);
+    uint8_t h[GH_WS_MAX_HEADER];
+    gbuf s = { 0 }, want = { 0 };
+    size_t hl;
+
+    put_frame_ex(&s, GH_WS_OP_TEXT, true, true, d, 1189);
+    log_msg_z(&want, GH_WS_OP_TEXT, true, d, 1189);
+    check_stream_ex(&s, 1000, true, &want, 0, 0);
+    gb_free(&s);
+    gb_free(&want);
+
+    /* One byte more: refused from the header. */
+    hl = gh_ws_frame_header_masked_ex(h, GH_WS_OP_BINARY, true, true, 1190, mask_key);
+    gb_put(&s, h, hl);
+    expect_error_at_ex(&s, 1000, true, 1009, hl - 1, NULL);
+    gb_free(&s);
+
+    /* Summed over fragments, a ping between. */
+    put_frame_ex(&s, GH_WS_OP_BINARY, false, true, d, 1000);
+    put_str(&s, GH_WS_OP_PING, true, "");
+    put_frame(&s, GH_WS_OP_CONT, false, d, 189);
+    put_frame(&s, GH_WS_OP_CONT, true, d, 0);
+    log_ctrl(&want, "PING", "", 0);
+    {
+        uint8_t *cat = malloc(1189);
+
+        ck_assert_ptr_nonnull(cat);
+        memcpy(cat, d, 1000);
+        memcpy(cat + 1000, d, 189);
+        log_msg_z(&want, GH_WS_OP_BINARY, true, cat, 1189);
+        free(cat);
+    }
+    check_stream_ex(&s, 1000, true, &want, 0, 0);
+    gb_free(&want);
+    put_frame_ex(&s, GH_WS_OP_BINARY, false, true, d, 1189);
+    put_frame(&s, GH_WS_OP_CONT, true, d, 1);
+    log_ctrl(&want, "PING", "", 0);
+    {
+        uint8_t *cat = malloc(1189);
+
+        ck_assert_ptr_nonnull(cat);
+        memcpy(cat, d, 1000);
+        memcpy(cat + 1000, d, 189);
+        log_msg_z(&want, GH_WS_OP_BINARY, true, cat, 1189);
+        free(cat);
+    }
+    expect_error_at_ex(&s, 1000, true, 1009, s.len - 1 - 1, &want);
+    gb_free(&s);
+    gb_free(&want);
+
+    /* Uncompressed messages keep the exact limit, rsv1_ok or not. */
+    put_frame(&s, GH_WS_OP_BINARY, true, d, 1001);
+    expect_error_at_ex(&s, 1000, true, 1009, 7, NULL);
+    gb_free(&s);
+    free(d);
+}
+END_TEST
+
+START_TEST(parse_saturates_the_compressed_limit_near_2_to_64)
+{
+    uint8_t h[GH_WS_MAX_HEADER];
+    gh_ws_parser p;
+    gh_ws_event ev;
+    size_t hl = gh_ws_frame_header_masked_ex(h, GH_WS_OP_BINARY, true, true,
+                                             (UINT64_C(1) << 63) - 1, mask_key);
+
+    /* max_message + max/8 + 64 would wrap: no limit below 2^64. */
+    gh_ws_parser_init(&p, UINT64_MAX - 10);
+    p.rsv1_ok = true;
+    ck_assert_int_eq(gh_ws_parse(&p, h, hl, &ev), (long)hl);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
+
+    /* A compressed message under max_message 0 has no limit either. */
+    gh_ws_parser_init(&p, 0);
+    p.rsv1_ok = true;
+    ck_assert_int_eq(gh_ws_parse(&p, h, hl, &ev), (long)hl);
+    ck_assert_int_eq(ev.type, GH_WS_EV_NONE);
+}
+END_TEST
+
 /* ---- encoder ---- */
 
 START_TEST(frame_header_uses_7_16_and_64_bit_lengths)
@@ -1301,6 +1630,59 @@ START_TEST(frame_header_masked_sets_the_mask_bit_and_key)
     ck_assert_uint_eq(gh_ws_frame_header_masked(h, GH_WS_OP_TEXT, true, 70000, mask_key), 14);
     ck_assert_int_eq(h[1], 0x80 | 127);
     ck_assert_int_eq(memcmp(h + 10, mask_key, 4), 0);
+}
+END_TEST
+
+START_TEST(frame_header_ex_sets_rsv1_and_the_old_names_do_not)
+{
+    uint8_t h[GH_WS_MAX_HEADER], h2[GH_WS_MAX_HEADER];
+    static const uint64_t lens[] = { 0, 125, 126, 65535, 65536 };
+
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        size_t n = gh_ws_frame_header_ex(h, GH_WS_OP_TEXT, true, true, lens[i]);
+        size_t n2 = gh_ws_frame_header(h2, GH_WS_OP_TEXT, true, lens[i]);
+
+        ck_assert_uint_eq(n, n2);
+        ck_assert_int_eq(h[0], 0xC1);
+        ck_assert_int_eq(h2[0], 0x81);
+        ck_assert_int_eq(memcmp(h + 1, h2 + 1, n - 1), 0);
+        ck_assert_uint_eq(gh_ws_frame_header_ex(h, GH_WS_OP_BINARY, false, false, lens[i]), n);
+        ck_assert_int_eq(h[0], 0x02);
+
+        n = gh_ws_frame_header_masked_ex(h, GH_WS_OP_BINARY, true, true, lens[i], mask_key);
+        n2 = gh_ws_frame_header_masked(h2, GH_WS_OP_BINARY, true, lens[i], mask_key);
+        ck_assert_uint_eq(n, n2);
+        ck_assert_int_eq(h[0], 0xC2);
+        ck_assert_int_eq(h2[0], 0x82);
+        ck_assert_int_eq(h[1] & 0x80, 0x80);
+        ck_assert_int_eq(memcmp(h + 1, h2 + 1, n - 1), 0);
+        ck_assert_int_eq(memcmp(h + n - 4, mask_key, 4), 0);
+    }
+}
+END_TEST
+
+START_TEST(frame_header_ex_round_trips_through_the_parser)
+{
+    /* RFC 7692 §7.2.3.1's "Hello", as a client would frame it. */
+    static const uint8_t hello[] = { 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00 };
+    uint8_t buf[GH_WS_MAX_HEADER + sizeof(hello)];
+    size_t n = gh_ws_frame_header_masked_ex(buf, GH_WS_OP_TEXT, true, true, sizeof(hello),
+                                            mask_key);
+    gh_ws_parser p;
+    gh_ws_event ev;
+
+    ck_assert_uint_eq(n, 6);
+    ck_assert_int_eq(buf[0], 0xC1);
+    memcpy(buf + n, hello, sizeof(hello));
+    gh_ws_mask(buf + n, sizeof(hello), mask_key, 0);
+    gh_ws_parser_init(&p, 0);
+    p.rsv1_ok = true;
+    ck_assert_int_eq(gh_ws_parse(&p, buf, n + sizeof(hello), &ev), (long)(n + sizeof(hello)));
+    ck_assert_int_eq(ev.type, GH_WS_EV_DATA);
+    ck_assert(ev.compressed && ev.message_end);
+    ck_assert_int_eq(ev.opcode, GH_WS_OP_TEXT);
+    ck_assert_uint_eq(ev.len, sizeof(hello));
+    ck_assert_int_eq(memcmp(ev.data, hello, sizeof(hello)), 0);
 }
 END_TEST
 
@@ -1447,9 +1829,11 @@ static Suite *wsframe_suite(void)
     TCase *ok = tcase_create("valid");
     TCase *bad = tcase_create("violations");
     TCase *enc = tcase_create("encoder");
+    TCase *z = tcase_create("rsv1");
 
     tcase_set_timeout(ok, 120);
     tcase_set_timeout(bad, 120);
+    tcase_set_timeout(z, 120);
     tcase_add_test(ok, parse_reassembles_messages_of_every_length_encoding);
     tcase_add_test(ok, parse_reassembles_fragmented_text_with_a_ping_in_the_middle);
     tcase_add_test(ok, parse_reports_an_empty_final_frame_as_message_end);
@@ -1490,7 +1874,19 @@ static Suite *wsframe_suite(void)
     tcase_add_test(bad, parse_refuses_text_ending_inside_a_character_with_1007);
     tcase_add_test(bad, parse_refuses_a_too_big_message_from_its_header_with_1009);
     tcase_add_test(bad, parse_keeps_failing_after_an_error);
+    tcase_add_test(z, parser_init_leaves_rsv1_off);
+    tcase_add_test(z, parse_marks_every_chunk_of_a_compressed_message);
+    tcase_add_test(z, parse_sets_compressed_on_each_event_of_a_fragmented_message);
+    tcase_add_test(z, parse_does_not_check_compressed_text_as_utf8);
+    tcase_add_test(z, parse_refuses_rsv1_unless_allowed_with_1002);
+    tcase_add_test(z, parse_refuses_rsv1_on_a_continuation_frame_with_1002);
+    tcase_add_test(z, parse_refuses_rsv1_on_control_frames_with_1002);
+    tcase_add_test(z, parse_refuses_rsv2_and_rsv3_with_1002_even_with_rsv1_allowed);
+    tcase_add_test(z, parse_allows_a_compressed_message_an_eighth_plus_64_over_max_message);
+    tcase_add_test(z, parse_saturates_the_compressed_limit_near_2_to_64);
     tcase_add_test(enc, frame_header_uses_7_16_and_64_bit_lengths);
+    tcase_add_test(enc, frame_header_ex_sets_rsv1_and_the_old_names_do_not);
+    tcase_add_test(enc, frame_header_ex_round_trips_through_the_parser);
     tcase_add_test(enc, frame_header_masked_sets_the_mask_bit_and_key);
     tcase_add_test(enc, mask_matches_the_rfc_example);
     tcase_add_test(enc, mask_matches_a_bytewise_xor_at_every_offset_and_alignment);
@@ -1502,6 +1898,7 @@ static Suite *wsframe_suite(void)
     tcase_add_test(enc, frame_size_refuses_a_64_bit_length_with_the_top_bit_set);
     suite_add_tcase(s, ok);
     suite_add_tcase(s, bad);
+    suite_add_tcase(s, z);
     suite_add_tcase(s, enc);
     return s;
 }
