@@ -168,6 +168,8 @@ void gh_cfg_set_duration(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v,
                          const gh_keydef *d); /* uint64_t ms; GH_K_NONZERO; arg: minimum ms */
 void gh_cfg_set_size(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
                      const gh_keydef *d);     /* uint64_t bytes; GH_K_NONZERO */
+void gh_cfg_set_bool(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                     const gh_keydef *d);     /* bool: true or false */
 void gh_cfg_set_count(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
                       const gh_keydef *d);    /* uint64_t in 0..INT32_MAX */
 void gh_cfg_set_enum(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,

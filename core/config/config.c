@@ -827,6 +827,23 @@ static void set_log_level(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v
     *(int *)gh_cfg_field(obj, d) = (int)lvl;
 }
 
+void gh_cfg_set_bool(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                     const gh_keydef *d)
+{
+    char qb[GH_CFG_QBUF];
+    const char *s = gh_cfg_want_scalar(c, v, k->text, "true or false");
+
+    if (s == NULL)
+        return;
+    if (strcmp(s, "true") == 0)
+        *(bool *)gh_cfg_field(obj, d) = true;
+    else if (strcmp(s, "false") == 0)
+        *(bool *)gh_cfg_field(obj, d) = false;
+    else
+        gh_cfg_err_at(c, v, "%s: bad value %s (expected true or false)", k->text,
+                      gh_cfg_quote(qb, s));
+}
+
 void gh_cfg_set_count(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)
 {
     char qb[GH_CFG_QBUF];

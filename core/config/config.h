@@ -127,6 +127,12 @@ typedef struct gh_websocket_conf {
     uint64_t        max_message;         /* default 64 KiB */
     uint64_t        send_backlog;        /* default 1 MiB */
     gh_cnode       *config;              /* the `config:` mapping, or NULL */
+    /* permessage-deflate (RFC 7692) */
+    int             compression;         /* 1: on (default), 0: off */
+    uint64_t        compression_level;   /* zlib level 0..9, default 1 */
+    uint64_t        compression_threshold;  /* messages shorter go uncompressed, default 128 */
+    uint64_t        server_window_bits;  /* 9..15, default 15 */
+    bool            context_takeover;    /* server side keeps its compressor, default false */
 } gh_websocket_conf;
 
 /* One server of an upstream. */

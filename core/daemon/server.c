@@ -27,6 +27,7 @@
 #include "forward.h"
 #include "log.h"
 #include "notify.h"
+#include "pmdeflate.h"
 #include "pluginhost.h"
 #include "pool.h"
 #include "tls.h"
@@ -563,7 +564,7 @@ int gh_server_new(gh_site *site, gh_server **out)
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_hup, NULL);
 
-    if ((rc = gh_topics_new(&srv->loop, gh_ws_conn_send_ref)) != GH_OK || (rc = gh_tstate_new(&srv->loop)) != GH_OK)
+    if ((rc = gh_topics_new(&srv->loop, gh_ws_conn_send_msg)) != GH_OK || (rc = gh_tstate_new(&srv->loop)) != GH_OK)
         goto out;
     if (cfg->bus.redis != NULL && (rc = gh_bus_new(&srv->loop, &cfg->bus, &srv->loop.bus)) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "bus: cannot set up: %s", strerror(-rc));
@@ -601,6 +602,8 @@ void gh_server_free(gh_server *srv)
     srv->loop.bus = NULL;
     gh_tstate_free(&srv->loop);
     gh_topics_free(&srv->loop);
+    gh_zpool_free(srv->loop.zpool);     /* after every connection: none holds a stream */
+    srv->loop.zpool = NULL;
     while (srv->loop.listeners != NULL) {
         gh_listener *l = srv->loop.listeners;
         srv->loop.listeners = l->next;

@@ -94,6 +94,8 @@ struct gh_loop {
     struct gh_topics  *topics;         /* WebSocket fan-out (ws/topic.c) */
     struct gh_tstate  *tstate;         /* topics' members and logs (ws/tstate.c) */
     struct gh_bus     *bus;            /* topics across instances (cluster/bus.c), or NULL */
+    struct gh_zpool   *zpool;          /* zlib streams lent for permessage-deflate
+                                          (codec/pmdeflate.h), made on first use */
 };
 
 /* The cached IMF-fixdate for now (refreshed once a second). */

@@ -102,6 +102,26 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
          "WebSocket clients closed for exceeding their send backlog.");
     put(&t, "gatehouse_websocket_slow_consumers_total %llu\n",
         (unsigned long long)st->ws_slow_consumers);
+    head(&t, "ws_compressions_total", "counter",
+         "WebSocket messages compressed with permessage-deflate (a topic message shared by "
+         "several subscribers counts once; one that did not shrink and went out plain counts "
+         "too).");
+    put(&t, "gatehouse_ws_compressions_total %llu\n", (unsigned long long)st->ws_deflations);
+    head(&t, "ws_compression_bytes_total", "counter",
+         "Bytes through the compressor, uncompressed (in) and compressed (out).");
+    put(&t, "gatehouse_ws_compression_bytes_total{stage=\"uncompressed\"} %llu\n",
+        (unsigned long long)st->ws_deflate_in);
+    put(&t, "gatehouse_ws_compression_bytes_total{stage=\"compressed\"} %llu\n",
+        (unsigned long long)st->ws_deflate_out);
+    head(&t, "ws_decompressions_total", "counter",
+         "Compressed WebSocket messages received and inflated.");
+    put(&t, "gatehouse_ws_decompressions_total %llu\n", (unsigned long long)st->ws_inflations);
+    head(&t, "ws_decompression_bytes_total", "counter",
+         "Bytes through the decompressor, compressed (in) and inflated (out).");
+    put(&t, "gatehouse_ws_decompression_bytes_total{stage=\"compressed\"} %llu\n",
+        (unsigned long long)st->ws_inflate_in);
+    put(&t, "gatehouse_ws_decompression_bytes_total{stage=\"uncompressed\"} %llu\n",
+        (unsigned long long)st->ws_inflate_out);
 
     head(&t, "plugin_loads_total", "counter", "Plugins loaded, by result.");
     put(&t, "gatehouse_plugin_loads_total{result=\"ok\"} %llu\n", (unsigned long long)st->plugin_loads);

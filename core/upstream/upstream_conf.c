@@ -311,23 +311,6 @@ static void set_health(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
     gh_cfg_walk_map(c, v, "health", "in health", health_keys, u);
 }
 
-static void set_bool(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
-                     const gh_keydef *d)
-{
-    char qb[GH_CFG_QBUF];
-    const char *s = gh_cfg_want_scalar(c, v, k->text, "true or false");
-
-    if (s == NULL)
-        return;
-    if (strcmp(s, "true") == 0)
-        *(bool *)gh_cfg_field(obj, d) = true;
-    else if (strcmp(s, "false") == 0)
-        *(bool *)gh_cfg_field(obj, d) = false;
-    else
-        gh_cfg_err_at(c, v, "%s: bad value %s (expected true or false)", k->text,
-                      gh_cfg_quote(qb, s));
-}
-
 /* tls.sni: a DNS name (sent as SNI and checked against the certificate). */
 static void set_sni(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
                     const gh_keydef *d)
@@ -345,7 +328,7 @@ static void set_sni(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void
 }
 
 static const gh_keydef tls_keys[] = {
-    { .name = "verify", .set = set_bool, .off = offsetof(gh_upstream_conf, tls_verify) },
+    { .name = "verify", .set = gh_cfg_set_bool, .off = offsetof(gh_upstream_conf, tls_verify) },
     { .name = "ca", .set = gh_cfg_set_path, .off = offsetof(gh_upstream_conf, tls_ca) },
     { .name = "sni", .set = set_sni, .off = offsetof(gh_upstream_conf, tls_sni) },
     { .name = NULL },

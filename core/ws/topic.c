@@ -73,6 +73,59 @@ void gh_frame_ref_release(const void *data, size_t len, void *extra)
         free(f);
 }
 
+gh_frame_ref *gh_frame_ref_new(size_t len)
+{
+    gh_frame_ref *f;
+
+    if (len > SIZE_MAX - sizeof(*f) || (f = malloc(sizeof(*f) + len)) == NULL)
+        return NULL;
+    f->refs = 1;
+    f->len = len;
+    return f;
+}
+
+gh_frame_ref *gh_topic_msg_plain(gh_topic_msg *m)
+{
+    uint8_t hdr[GH_WS_MAX_HEADER];
+    size_t hlen;
+
+    if (m->plain != NULL)
+        return m->plain;
+    hlen = gh_ws_frame_header(hdr, m->opcode, true, m->len);
+    if ((m->plain = gh_frame_ref_new(hlen + m->len)) == NULL)
+        return NULL;
+    memcpy(m->plain->data, hdr, hlen);
+    if (m->len > 0)
+        memcpy(m->plain->data + hlen, m->data, m->len);
+    return m->plain;
+}
+
+gh_frame_ref *gh_topic_msg_deflated(const gh_topic_msg *m, unsigned key)
+{
+    for (size_t i = 0; i < m->ndeflated; i++)
+        if (m->deflated_key[i] == key)
+            return m->deflated[i];
+    return NULL;
+}
+
+bool gh_topic_msg_keep(gh_topic_msg *m, unsigned key, gh_frame_ref *f)
+{
+    if (m->ndeflated == GH_TOPIC_MSG_VARIANTS)
+        return false;
+    m->deflated_key[m->ndeflated] = key;
+    m->deflated[m->ndeflated++] = f;
+    return true;
+}
+
+/* Drops the delivery's own references on the frames it made. */
+static void topic_msg_done(gh_topic_msg *m)
+{
+    if (m->plain != NULL)
+        gh_frame_ref_release(m->plain->data, m->plain->len, m->plain);
+    for (size_t i = 0; i < m->ndeflated; i++)
+        gh_frame_ref_release(m->deflated[i]->data, m->deflated[i]->len, m->deflated[i]);
+}
+
 /* FNV-1a over the key. */
 uint64_t gh_topics_key_hash(const char *ns, size_t nslen, const char *name, size_t len)
 {
@@ -351,34 +404,29 @@ long gh_topics_deliver_ex(struct gh_topics *t, const char *ns, const char *name,
                           size_t len, int opcode, const void *data, size_t dlen,
                           uint64_t upto, uint64_t skip)
 {
-    uint8_t hdr[GH_WS_MAX_HEADER];
-    size_t nslen, hlen;
+    size_t nslen;
     topic *tp;
-    gh_frame_ref *f;
+    gh_topic_msg m;
     long taken = 0;
 
     if (!gh_topics_key_ok(ns, name, len, &nslen) ||
         (opcode != GH_WS_OP_TEXT && opcode != GH_WS_OP_BINARY) ||
-        dlen > SIZE_MAX - sizeof(*f) - GH_WS_MAX_HEADER || (dlen > 0 && data == NULL))
+        dlen > SIZE_MAX - sizeof(gh_frame_ref) - GH_WS_MAX_HEADER || (dlen > 0 && data == NULL))
         return GH_EINVAL;
     tp = find(t, ns, nslen, name, len, gh_topics_key_hash(ns, nslen, name, len));
     if (tp == NULL || tp->nsubs == 0)
         return 0;
-    hlen = gh_ws_frame_header(hdr, opcode, true, dlen);
-    if ((f = malloc(sizeof(*f) + hlen + dlen)) == NULL)
-        return GH_ENOMEM;
-    f->refs = 1;                /* ours, for the loop */
-    f->len = hlen + dlen;
-    memcpy(f->data, hdr, hlen);
-    if (dlen > 0)
-        memcpy(f->data + hlen, data, dlen);
+    memset(&m, 0, sizeof(m));
+    m.opcode = opcode;
+    m.data = data;
+    m.len = dlen;
     for (size_t i = 0; i < tp->nsubs; i++) {
         const gh_topic_sub *s = tp->subs[i];
         if (s->serial <= upto && s->serial != skip && !s->held &&
-            t->sink(s->subscriber, f) == 0)
+            t->sink(s->subscriber, &m) == 0)
             taken++;
     }
-    gh_frame_ref_release(f->data, f->len, f);
+    topic_msg_done(&m);
     return taken;
 }
 

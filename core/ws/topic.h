@@ -5,7 +5,9 @@
  * name, so two plugins' topics never mix. Subscribers are opaque pointers
  * (WebSocket connections); a publish frames the message once into a
  * reference-counted gh_frame_ref and hands that same block to a "sink" for
- * every subscriber (wsconn queues it with evbuffer_add_reference).
+ * every subscriber (wsconn queues it with evbuffer_add_reference); with
+ * permessage-deflate, the compressed frame too is made once and shared by
+ * every subscriber whose compressor keeps no context.
  *
  * The bus seam: gh_topics_publish() goes to the bus when one is set (the
  * Redis bus to other gatehouse instances, bus.c), which calls
@@ -42,10 +44,45 @@ typedef struct gh_frame_ref {
  * evbuffer_add_reference() directly. */
 void gh_frame_ref_release(const void *data, size_t len, void *extra);
 
-/* Queues f to one subscriber, taking a reference if it keeps it. Returns 0,
- * or a negative error when the subscriber did not take it (closing, over
- * its backlog). It must not subscribe or unsubscribe anything. */
-typedef int (*gh_topic_sink)(void *subscriber, gh_frame_ref *f);
+/* Allocates a frame of len bytes with one reference (the caller's).
+ * NULL on ENOMEM. */
+gh_frame_ref *gh_frame_ref_new(size_t len);
+
+/* One message being delivered to a topic's subscribers: its payload, and
+ * the frames made of it so far. Each frame is made at most once per
+ * delivery, on first use, and shared by every subscriber that can send it:
+ * the plain frame, and for permessage-deflate one compressed frame per
+ * compressor setting (level, window bits) of the subscribers without
+ * server context takeover. The sink picks (wsconn.c); the message drops
+ * its own references when the delivery ends. */
+#define GH_TOPIC_MSG_VARIANTS 4
+
+typedef struct gh_topic_msg {
+    int            opcode;          /* GH_WS_OP_TEXT or GH_WS_OP_BINARY */
+    const uint8_t *data;            /* the payload, valid during the delivery */
+    size_t         len;
+    gh_frame_ref  *plain;           /* the uncompressed frame, or NULL until made */
+    gh_frame_ref  *deflated[GH_TOPIC_MSG_VARIANTS];    /* RSV1 frames made so far */
+    unsigned       deflated_key[GH_TOPIC_MSG_VARIANTS];  /* the sink's key for each */
+    size_t         ndeflated;
+} gh_topic_msg;
+
+/* The plain frame of m, made on first use. NULL on ENOMEM. */
+gh_frame_ref *gh_topic_msg_plain(gh_topic_msg *m);
+
+/* The compressed frame kept under key, or NULL. */
+gh_frame_ref *gh_topic_msg_deflated(const gh_topic_msg *m, unsigned key);
+
+/* Keeps f (taking over the caller's reference) as the compressed frame for
+ * key. Returns false when every variant slot is used (f is then not
+ * taken): the sink compresses for that subscriber alone. */
+bool gh_topic_msg_keep(gh_topic_msg *m, unsigned key, gh_frame_ref *f);
+
+/* Queues m to one subscriber, taking a reference on the frame it keeps.
+ * Returns 0, or a negative error when the subscriber did not take it
+ * (closing, over its backlog). It must not subscribe or unsubscribe
+ * anything. */
+typedef int (*gh_topic_sink)(void *subscriber, gh_topic_msg *m);
 
 /* What a bus provides: publish hands the message to other instances (and,
  * for this one, calls gh_topics_deliver() when it should arrive here).
@@ -63,7 +100,7 @@ typedef struct gh_topic_bus {
 } gh_topic_bus;
 
 /* Creates loop->topics writing to subscribers through sink (the daemon
- * passes the WebSocket engine's gh_ws_conn_send_ref). Returns 0 or GH_ENOMEM. */
+ * passes the WebSocket engine's gh_ws_conn_send_msg). Returns 0 or GH_ENOMEM. */
 int gh_topics_new(gh_loop *loop, gh_topic_sink sink);
 /* Frees loop->topics (NULL-safe). Every subscription must be gone. */
 void gh_topics_free(gh_loop *loop);
@@ -97,8 +134,8 @@ void gh_topics_unsubscribe_all(struct gh_topics *t, gh_topic_sub **list);
 int gh_topics_publish(struct gh_topics *t, const char *ns, const char *name,
                       size_t len, int opcode, const void *data, size_t dlen);
 
-/* Delivers locally: frames the message once and hands it to the sink for
- * every subscriber. Returns the number of subscribers that took it
+/* Delivers locally: hands the message to the sink for every subscriber,
+ * each frame of it made once (gh_topic_msg). Returns the number of subscribers that took it
  * (>= 0), or GH_EINVAL / GH_ENOMEM. */
 long gh_topics_deliver(struct gh_topics *t, const char *ns, const char *name,
                        size_t len, int opcode, const void *data, size_t dlen);

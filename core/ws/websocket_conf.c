@@ -106,6 +106,32 @@ static void set_origins(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, 
     }
 }
 
+/* compression_level 0..9 (zlib's), server_window_bits 9..15 (RFC 7692 §7.1.2
+ * allows 8, which zlib's raw deflate cannot do). */
+static void set_zlib_number(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                            const gh_keydef *d)
+{
+    char qb[GH_CFG_QBUF];
+    const char *s = gh_cfg_want_scalar(c, v, k->text, "a whole number");
+    uint64_t n, lo = (uint64_t)d->arg / 100, hi = (uint64_t)d->arg % 100;
+
+    if (s == NULL)
+        return;
+    if (gh_cfg_parse_dec(s, hi, &n) != 0 || n < lo) {
+        gh_cfg_err_at(c, v, "%s: expected a whole number in %llu..%llu, got %s", k->text,
+                      (unsigned long long)lo, (unsigned long long)hi, gh_cfg_quote(qb, s));
+        return;
+    }
+    *(uint64_t *)gh_cfg_field(obj, d) = n;
+}
+
+static const gh_cfg_enum on_off_vals[] = {
+    { .name = "on", .val = 1 },
+    { .name = "off", .val = 0 },
+    { .name = "true", .val = 1, .alias = true },    /* YAML 1.1 readers say on is true */
+    { .name = "false", .val = 0, .alias = true },
+    { .name = NULL },
+};
 
 #define WS_FIELD(f) offsetof(gh_websocket_conf, f)
 static const gh_keydef websocket_keys[] = {
@@ -122,6 +148,15 @@ static const gh_keydef websocket_keys[] = {
     { .name = "send_backlog", .set = gh_cfg_set_size, .off = WS_FIELD(send_backlog),
       .flags = GH_K_NONZERO },
     { .name = "config", .set = gh_cfg_set_cnode, .off = WS_FIELD(config) },
+    { .name = "compression", .set = gh_cfg_set_enum, .off = WS_FIELD(compression),
+      .data = on_off_vals },
+    { .name = "compression_level", .set = set_zlib_number, .off = WS_FIELD(compression_level),
+      .arg = 9 },               /* 0..9 */
+    { .name = "compression_threshold", .set = gh_cfg_set_size,
+      .off = WS_FIELD(compression_threshold) },
+    { .name = "server_window_bits", .set = set_zlib_number,
+      .off = WS_FIELD(server_window_bits), .arg = 915 },    /* 9..15 */
+    { .name = "context_takeover", .set = gh_cfg_set_bool, .off = WS_FIELD(context_takeover) },
     { .name = NULL },
 };
 #undef WS_FIELD
@@ -138,6 +173,11 @@ static void websocket_defaults(gh_cfgctx *c, void *conf)
     ws->close_timeout_ms = 5000;
     ws->max_message = 64 * 1024;
     ws->send_backlog = 1024 * 1024;
+    ws->compression = 1;
+    ws->compression_level = 1;
+    ws->compression_threshold = 128;
+    ws->server_window_bits = 15;
+    ws->context_takeover = false;
 }
 
 const gh_cfg_action gh_websocket_action = {

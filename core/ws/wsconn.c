@@ -34,6 +34,20 @@
  * push the output past send_backlog close the connection with 1008 as a
  * slow consumer instead of buffering without bound.
  *
+ * Compression (permessage-deflate, RFC 7692): negotiated per route
+ * (compression: on by default). gatehouse always answers
+ * client_no_context_takeover, so no inflate window outlives a message: a
+ * compressed message borrows an inflater from the loop's pool from its first
+ * frame to its last and inflates into the reassembly buffer, never past
+ * max_message, checking UTF-8 on the inflated text as it grows. Sending,
+ * messages from compression_threshold up are compressed with the pool's
+ * compressor (no server context takeover: nothing is kept per connection)
+ * or, when the route keeps server context, with the connection's own
+ * compressor. A topic message is compressed once per compressor setting and
+ * the frame shared (gh_ws_conn_send_msg). An idle connection that
+ * negotiated compression holds one byte and one NULL pointer more than one
+ * that did not.
+ *
  * Writing: on a plain socket the connection writes its output itself, once
  * per event-loop callback, with one writev of everything queued meanwhile
  * (see need_flush()); libevent's write event only takes over when the
@@ -57,9 +71,11 @@
 #include "err.h"
 #include "log.h"
 #include "pluginhost.h"
+#include "pmdeflate.h"
 #include "topic.h"
 #include "tstate.h"
 #include "utf8.h"
+#include "wsext.h"
 #include "wsframe.h"
 #include "wshandshake.h"
 #include "units.h"
@@ -86,6 +102,7 @@ enum ws_why {
     WHY_INVALID_UTF8,
     WHY_TOO_BIG,
     WHY_PROTOCOL_ERROR,
+    WHY_BAD_DEFLATE,
 };
 
 static const char *const why_text[] = {
@@ -97,13 +114,23 @@ static const char *const why_text[] = {
     [WHY_INVALID_UTF8]   = "invalid UTF-8",
     [WHY_TOO_BIG]        = "message too big",
     [WHY_PROTOCOL_ERROR] = "protocol error",
+    [WHY_BAD_DEFLATE]    = "invalid compressed data",
 };
 
-/* A message split across frames or buffer segments, being reassembled. */
+/* A message split across frames or buffer segments, being reassembled, or
+ * a compressed message being inflated (z set: the inflater lent for it,
+ * u: the UTF-8 check of the inflated text so far). */
 struct ws_msg {
     size_t                   len, cap;
+    gh_inflater             *z;
+    gh_utf8                  u;
     uint8_t                  data[];
 };
+
+/* pmd_bits: 0 when permessage-deflate was not negotiated, else the window
+ * bits we compress with, and PMD_TAKEOVER when we keep server context. */
+#define PMD_BITS     0x0f
+#define PMD_TAKEOVER 0x80
 
 /* One per connection, most of them idle for hours: every field costs
  * memory ten thousand times over. Nothing here that can be derived (the
@@ -130,6 +157,7 @@ struct gh_ws_conn {
     bool                     timer_ours;  /* c->timer was reassigned to us */
     uint8_t                  close_why;   /* enum ws_why: for the close callback */
     uint8_t                  subproto;    /* 1 + index in the route's subprotocols; 0: none */
+    uint8_t                  pmd_bits;    /* permessage-deflate: see PMD_BITS */
     uint64_t                 last_rx_ms;
     uint64_t                 next_ping_ms;    /* 0: none */
     uint64_t                 pong_due_ms;     /* 0: no ping outstanding */
@@ -139,6 +167,8 @@ struct gh_ws_conn {
     const gh_request        *req;         /* while the plugin's open runs */
     gh_topic_sub            *subs;
     struct gh_tstate_conn   *tsc;         /* topic-state members and requests */
+    gh_deflater             *defl;        /* with server context takeover: ours, from
+                                             the first compressed message on */
     gh_ws_parser             parser;
     char                     path[];      /* "path\0query\0"; the path has no NUL */
 };
@@ -204,8 +234,19 @@ static void rearm(struct gh_ws_conn *ws, uint64_t now)
     evtimer_add(ws->c->timer, &tv);
 }
 
+static gh_zpool *zpool_of(struct gh_ws_conn *ws)
+{
+    gh_loop *loop = ws->c->loop;
+
+    if (loop->zpool == NULL)
+        loop->zpool = gh_zpool_new();
+    return loop->zpool;
+}
+
 static void free_message(struct gh_ws_conn *ws)
 {
+    if (ws->msg != NULL && ws->msg->z != NULL)
+        gh_inflater_put(ws->c->loop->zpool, ws->msg->z);
     free(ws->msg);
     ws->msg = NULL;
 }
@@ -242,6 +283,79 @@ static int queue_frame(struct gh_ws_conn *ws, int opcode, const void *data, size
     if (len > 0)
         memcpy((uint8_t *)v.iov_base + hlen, data, len);
     v.iov_len = hlen + len;
+    if (evbuffer_commit_space(out, &v, 1) != 0)
+        return GH_ENOMEM;
+    need_flush(ws);
+    return GH_OK;
+}
+
+/* True when a message of len bytes goes out compressed. */
+static bool compresses(const struct gh_ws_conn *ws, size_t len)
+{
+    return ws->pmd_bits != 0 && len > 0 && len >= ws->wc->compression_threshold;
+}
+
+/* Compresses data[0..len) into out[0..cap) with the connection's compressor
+ * (server context takeover) or the pool's. Returns the compressed length,
+ * or a negative error. */
+static long deflate_into(struct gh_ws_conn *ws, const void *data, size_t len, uint8_t *out,
+                         size_t cap)
+{
+    const gh_websocket_conf *wc = ws->wc;
+    int bits = ws->pmd_bits & PMD_BITS;
+    gh_zpool *zp;
+    long n;
+
+    if (ws->pmd_bits & PMD_TAKEOVER) {
+        if (ws->defl == NULL &&
+            (ws->defl = gh_deflater_new((int)wc->compression_level, bits)) == NULL)
+            return GH_ENOMEM;
+        n = gh_deflate(ws->defl, data, len, out, cap);
+    } else {
+        if ((zp = zpool_of(ws)) == NULL)
+            return GH_ENOMEM;
+        n = gh_zpool_deflate(zp, (int)wc->compression_level, bits, data, len, out, cap);
+    }
+    if (n >= 0) {
+        gh_stats *st = &ws->c->loop->stats;
+        st->ws_deflations++;
+        st->ws_deflate_in += len;
+        st->ws_deflate_out += (uint64_t)n;
+    }
+    return n;
+}
+
+/* Queues one message compressed (RSV1 set), compressing straight into the
+ * output buffer. Without context takeover a message that does not shrink
+ * goes out plain instead. */
+static int queue_deflated(struct gh_ws_conn *ws, int opcode, const void *data, size_t len)
+{
+    struct evbuffer *out = out_of(ws);
+    uint8_t hdr[GH_WS_MAX_HEADER];
+    size_t bound = gh_deflate_bound(len), hlen;
+    struct evbuffer_iovec v;
+    uint8_t *base;
+    long n;
+
+    if (bound > SIZE_MAX - GH_WS_MAX_HEADER ||
+        evbuffer_reserve_space(out, (ev_ssize_t)(GH_WS_MAX_HEADER + bound), &v, 1) != 1 ||
+        v.iov_len < GH_WS_MAX_HEADER + bound)
+        return GH_ENOMEM;
+    base = v.iov_base;
+    n = deflate_into(ws, data, len, base + GH_WS_MAX_HEADER, bound);
+    if (n < 0) {
+        if (ws->defl != NULL) {     /* a failed stream is not usable again */
+            gh_deflater_free(ws->defl);
+            ws->defl = NULL;
+        }
+        return (int)n;
+    }
+    if (!(ws->pmd_bits & PMD_TAKEOVER) && (size_t)n >= len)
+        return queue_frame(ws, opcode, data, len);     /* nothing reserved is committed */
+    hlen = gh_ws_frame_header_ex(hdr, opcode, true, true, (uint64_t)n);
+    memmove(base + hlen, base + GH_WS_MAX_HEADER, (size_t)n);
+    memcpy(base, hdr, hlen);
+    v.iov_len = hlen + (size_t)n;
     if (evbuffer_commit_space(out, &v, 1) != 0)
         return GH_ENOMEM;
     need_flush(ws);
@@ -344,31 +458,97 @@ int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t 
         return -ENOTCONN;
     if (over_backlog(ws, len + GH_WS_MAX_HEADER))
         return -ENOBUFS;
-    if (queue_frame(ws, opcode, data, len) != GH_OK)
+    if ((compresses(ws, len) ? queue_deflated(ws, opcode, data, len)
+                             : queue_frame(ws, opcode, data, len)) != GH_OK)
         return GH_ENOMEM;
     ws->c->loop->stats.ws_messages_out++;
     ws->c->loop->stats.ws_bytes_out += len;
     return GH_OK;
 }
 
-int gh_ws_conn_send_ref(void *arg, struct gh_frame_ref *f)
+/* The compressed frame of m for this connection's compressor settings,
+ * made and kept in m on first use; the plain frame when compressing does not
+ * shrink it. Returns a frame the caller holds a reference on (drop it with
+ * gh_frame_ref_release), or NULL on ENOMEM. */
+static gh_frame_ref *shared_deflated(struct gh_ws_conn *ws, gh_topic_msg *m)
+{
+    unsigned key = (unsigned)ws->wc->compression_level << 8 | (ws->pmd_bits & PMD_BITS);
+    size_t bound = gh_deflate_bound(m->len), hlen;
+    uint8_t hdr[GH_WS_MAX_HEADER];
+    gh_frame_ref *f = gh_topic_msg_deflated(m, key);
+    long n;
+
+    if (f != NULL) {
+        f->refs++;
+        return f;
+    }
+    if (bound > SIZE_MAX - GH_WS_MAX_HEADER ||
+        (f = gh_frame_ref_new(GH_WS_MAX_HEADER + bound)) == NULL)
+        return NULL;
+    n = deflate_into(ws, m->data, m->len, f->data + GH_WS_MAX_HEADER, bound);
+    if (n < 0 || (size_t)n >= m->len) {
+        /* kept under the key all the same, so that the others do not try */
+        gh_frame_ref_release(f->data, f->len, f);
+        if (n < 0 || (f = gh_topic_msg_plain(m)) == NULL)
+            return NULL;
+        f->refs++;
+    } else {
+        gh_frame_ref *g;
+
+        hlen = gh_ws_frame_header_ex(hdr, m->opcode, true, true, (uint64_t)n);
+        memmove(f->data + hlen, f->data + GH_WS_MAX_HEADER, (size_t)n);
+        memcpy(f->data, hdr, hlen);
+        f->len = hlen + (size_t)n;
+        /* it may sit in a thousand queues: give back what it did not use */
+        if (bound - (size_t)n > 4096 && (g = realloc(f, sizeof(*f) + f->len)) != NULL)
+            f = g;
+    }
+    /* f holds one reference of ours: the message's slot takes it, or the
+     * caller does */
+    if (gh_topic_msg_keep(m, key, f))
+        f->refs++;
+    return f;
+}
+
+int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
 {
     struct gh_ws_conn *ws = arg;
+    gh_frame_ref *f;
+    int rc = GH_OK;
 
     if (ws->state != WS_OPEN)
         return -ENOTCONN;
-    if (over_backlog(ws, f->len))
-        return -ENOBUFS;
-    f->refs++;
-    if (evbuffer_add_reference(out_of(ws), f->data, f->len, gh_frame_ref_release, f) != 0) {
-        f->refs--;              /* libevent did not take it */
-        return GH_ENOMEM;
+    if (compresses(ws, m->len) && (ws->pmd_bits & PMD_TAKEOVER)) {
+        /* this connection's compressor has its own window: its own copy */
+        if (over_backlog(ws, m->len + GH_WS_MAX_HEADER))
+            return -ENOBUFS;
+        if (queue_deflated(ws, m->opcode, m->data, m->len) != GH_OK)
+            return GH_ENOMEM;
+    } else {
+        if (compresses(ws, m->len)) {
+            if ((f = shared_deflated(ws, m)) == NULL)
+                return GH_ENOMEM;
+        } else {
+            if ((f = gh_topic_msg_plain(m)) == NULL)
+                return GH_ENOMEM;
+            f->refs++;
+        }
+        if (over_backlog(ws, f->len)) {
+            rc = -ENOBUFS;
+        } else if (evbuffer_add_reference(out_of(ws), f->data, f->len, gh_frame_ref_release,
+                                          f) != 0) {
+            rc = GH_ENOMEM;
+        } else {
+            f = NULL;           /* libevent holds our reference now */
+            need_flush(ws);
+        }
+        if (f != NULL)
+            gh_frame_ref_release(f->data, f->len, f);
+        if (rc != GH_OK)
+            return rc;
     }
-    /* payload bytes: the frame less its 2-, 4- or 10-byte header */
     ws->c->loop->stats.ws_messages_out++;
-    ws->c->loop->stats.ws_bytes_out += f->len <= 127 ? f->len - 2
-                                     : f->len <= 65539 ? f->len - 4 : f->len - 10;
-    need_flush(ws);
+    ws->c->loop->stats.ws_bytes_out += m->len;
     return GH_OK;
 }
 
@@ -448,6 +628,8 @@ static int append(struct gh_ws_conn *ws, const uint8_t *data, size_t len)
             return GH_ENOMEM;
         m->len = have;          /* a fresh block has none */
         m->cap = ncap;
+        if (have == 0)
+            m->z = NULL;
         ws->msg = m;
     }
     memcpy(m->data + m->len, data, len);
@@ -455,10 +637,120 @@ static int append(struct gh_ws_conn *ws, const uint8_t *data, size_t len)
     return GH_OK;
 }
 
+/* Makes ws->msg, or more room in it, for inflated bytes: doubling from
+ * about four times the compressed chunk, never beyond max_message. Returns
+ * false when out of memory. */
+static bool grow_inflated(struct gh_ws_conn *ws, size_t hint)
+{
+    struct ws_msg *m = ws->msg;
+    uint64_t max = ws->wc->max_message;
+    size_t cap = m != NULL ? m->cap : 0, ncap;
+
+    if (cap == 0)
+        ncap = hint <= SIZE_MAX / 4 && hint * 4 > MSG_MIN_CAP ? hint * 4 : MSG_MIN_CAP;
+    else
+        ncap = cap <= SIZE_MAX / 2 ? cap * 2 : SIZE_MAX;
+    if (max != 0 && ncap > max)
+        ncap = (size_t)max;
+    if (ncap > SIZE_MAX - sizeof(*m) || (m = realloc(m, sizeof(*m) + ncap)) == NULL)
+        return false;
+    if (cap == 0) {
+        m->len = 0;
+        m->z = NULL;
+        gh_utf8_init(&m->u);
+    }
+    m->cap = ncap;
+    ws->msg = m;
+    return true;
+}
+
+/* A chunk of a compressed message: inflated into ws->msg, which is
+ * delivered at the message's end. max_message bounds the inflated size as
+ * it grows (a bomb is stopped having allocated no more than max_message);
+ * text is checked as it is inflated. */
+static void on_compressed(struct gh_ws_conn *ws, const gh_ws_event *ev)
+{
+    gh_stats *st = &ws->c->loop->stats;
+    const uint8_t *in = ev->data;
+    size_t left = ev->len;
+    struct ws_msg *m;
+
+    if (ws->msg == NULL) {
+        gh_zpool *zp = zpool_of(ws);
+
+        if (zp == NULL || !grow_inflated(ws, ev->len) || (ws->msg->z = gh_inflater_get(zp)) == NULL)
+            goto nomem;
+    }
+    st->ws_inflate_in += ev->len;
+    for (;;) {
+        uint8_t probe, *out;
+        size_t room, used, made;
+        int rc;
+
+        m = ws->msg;
+        out = m->data + m->len;
+        room = m->cap - m->len;
+        if (room == 0 && m->cap < ws->wc->max_message) {
+            if (!grow_inflated(ws, 0))
+                goto nomem;
+            continue;
+        }
+        if (room == 0) {
+            out = &probe;       /* at max_message: is there more? */
+            room = 1;
+        }
+        rc = gh_inflate(m->z, in, left, ev->message_end, out, room, &used, &made);
+        if (rc == GH_EPROTO || (rc == GH_EAGAIN && used == 0 && made == 0)) {
+            GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket message is not valid DEFLATE data; "
+                   "closing with 1007", (unsigned long long)ws->c->id, ws->c->client_text);
+            fail_conn(ws, GH_WS_CLOSE_INVALID_DATA, WHY_BAD_DEFLATE);
+            return;
+        }
+        if (out == &probe && made > 0) {
+            GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket message inflates past max_message %llu; "
+                   "closing with 1009", (unsigned long long)ws->c->id, ws->c->client_text,
+                   (unsigned long long)ws->wc->max_message);
+            fail_conn(ws, GH_WS_CLOSE_TOO_BIG, WHY_TOO_BIG);
+            return;
+        }
+        if (made > 0 && ev->opcode == GH_WS_OP_TEXT && gh_utf8_feed(&m->u, out, made) != 0) {
+            fail_conn(ws, GH_WS_CLOSE_INVALID_DATA, WHY_INVALID_UTF8);
+            return;
+        }
+        m->len += made;
+        in += used;
+        left -= used;
+        if (rc == GH_OK)
+            break;
+    }
+    if (!ev->message_end)
+        return;
+    m = ws->msg;
+    if (ev->opcode == GH_WS_OP_TEXT && !gh_utf8_is_complete(&m->u)) {
+        fail_conn(ws, GH_WS_CLOSE_INVALID_DATA, WHY_INVALID_UTF8);
+        return;
+    }
+    st->ws_inflations++;
+    st->ws_inflate_out += m->len;
+    gh_inflater_put(ws->c->loop->zpool, m->z);     /* before the plugin runs */
+    m->z = NULL;
+    deliver(ws, ev->opcode, m->data, m->len);
+    free_message(ws);
+    return;
+nomem:
+    GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory inflating a message",
+           (unsigned long long)ws->c->id, ws->c->client_text);
+    fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
+}
+
 static void on_data(struct gh_ws_conn *ws, const gh_ws_event *ev)
 {
     if (ws->state != WS_OPEN)
         return;                 /* after our close: drop (RFC 6455 §5.5.1) */
+    if (ev->compressed) {
+        on_compressed(ws, ev);
+        return;
+    }
     if ((ws->msg == NULL || ws->msg->len == 0) && ev->message_end) {
         deliver(ws, ev->opcode, ev->data, ev->len);     /* whole: no copy */
         return;
@@ -820,6 +1112,35 @@ static gh_ws_origins origins_mode(gh_origins_mode m)
     }
 }
 
+/* Negotiates permessage-deflate from the request's Sec-WebSocket-Extensions
+ * fields when the route compresses. Returns the PMD_* bits (0: none) and
+ * the answer in answer. */
+static uint8_t negotiate_deflate(const gh_http1_head *h, const gh_websocket_conf *wc,
+                                 char answer[GH_PMD_ANSWER_MAX])
+{
+    const char *values[16];
+    size_t lens[16], n = 0;
+    gh_pmd_policy pol = {
+        .server_window_bits = (uint8_t)wc->server_window_bits,
+        .server_no_context_takeover = !wc->context_takeover,
+    };
+    gh_pmd_params got;
+
+    answer[0] = '\0';
+    if (!wc->compression)
+        return 0;
+    for (size_t i = 0; i < h->nfields && n < 16; i++) {
+        if (name_is(&h->fields[i], "sec-websocket-extensions")) {
+            values[n] = h->fields[i].value;
+            lens[n++] = h->fields[i].value_len;
+        }
+    }
+    if (n == 0 || !gh_pmd_negotiate(values, lens, n, &pol, &got, answer))
+        return 0;
+    return (uint8_t)((got.server_window_bits & PMD_BITS) |
+                     (got.server_no_context_takeover ? 0 : PMD_TAKEOVER));
+}
+
 /* The index of the subprotocol to use, or -1. */
 static int pick_subprotocol(const gh_http1_head *h, const char *const *list, size_t n)
 {
@@ -867,6 +1188,7 @@ static void ws_destroy(struct gh_ws_conn *ws)
         event_del(ws->c->timer);    /* conn.c frees the event itself */
     free_message(ws);
     free(ws->parser.ctrl);      /* lent for a control frame cut off by the close */
+    gh_deflater_free(ws->defl);
     free(ws);
 }
 
@@ -893,7 +1215,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     const char *const *protos;
     size_t nprotos;
     int proto, code;
-    char accept[GH_WS_ACCEPT_LEN + 1];
+    char accept[GH_WS_ACCEPT_LEN + 1], pmd_answer[GH_PMD_ANSWER_MAX];
     gh_resp_head h;
     uint64_t now;
 
@@ -949,6 +1271,8 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     }
     if (proto >= 0 && proto < UINT8_MAX)    /* the host allows 32 */
         ws->subproto = (uint8_t)(proto + 1);
+    ws->pmd_bits = negotiate_deflate(head, wc, pmd_answer);
+    ws->parser.rsv1_ok = ws->pmd_bits != 0;
 
     c->close_after = false;     /* "Connection: close, Upgrade" means nothing now */
     gh_req_begin(r, &h, 101);
@@ -956,6 +1280,8 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     gh_resp_add(&h, "Sec-WebSocket-Accept", accept, GH_WS_ACCEPT_LEN);
     if (ws->subproto != 0)
         gh_resp_add_str(&h, "Sec-WebSocket-Protocol", gh_ws_conn_subprotocol(ws));
+    if (ws->pmd_bits != 0)
+        gh_resp_add_str(&h, "Sec-WebSocket-Extensions", pmd_answer);
     gh_req_send(r, &h, NULL, 0);
     if (r->status != 101) {     /* the head did not fit: a 500 went out */
         ws_destroy(ws);

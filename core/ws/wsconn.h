@@ -12,7 +12,7 @@
 #include "conn.h"
 
 struct gh_ws_conn;
-struct gh_frame_ref;
+struct gh_topic_msg;
 struct gh_plugin_inst;
 
 /* The websocket action. Validates the upgrade (RFC 6455 §4.2); on success
@@ -52,9 +52,12 @@ void gh_ws_conn_drain(gh_conn *c);
  * -ENOBUFS (over the send backlog: now closing with 1008); GH_ENOMEM. */
 int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t len);
 
-/* The topic sink: queues a shared frame by reference (no copy), taking a
- * reference on f when queued. Same returns as gh_ws_conn_send. */
-int gh_ws_conn_send_ref(void *ws, struct gh_frame_ref *f);
+/* The topic sink: queues the frame of m this connection can send — the
+ * plain one, or with permessage-deflate the compressed one made once for
+ * every subscriber with the same compressor settings (a connection with
+ * server context takeover compresses its own copy) — by reference, taking
+ * a reference when queued. Same returns as gh_ws_conn_send. */
+int gh_ws_conn_send_msg(void *ws, struct gh_topic_msg *m);
 
 /* Bytes queued and not yet written. */
 uint64_t gh_ws_conn_buffered(const struct gh_ws_conn *ws);

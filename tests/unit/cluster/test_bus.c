@@ -709,7 +709,7 @@ static int fake_publish(void *ctx, const char *ns, const char *name, size_t len,
     return 0;
 }
 
-static int null_sink(void *subscriber, gh_frame_ref *f)
+static int null_sink(void *subscriber, gh_topic_msg *f)
 {
     (void)subscriber, (void)f;
     return 0;
@@ -768,7 +768,7 @@ START_TEST(setting_a_bus_replays_the_topics_that_exist)
 }
 END_TEST
 
-static int count_sink(void *subscriber, gh_frame_ref *f)
+static int count_sink(void *subscriber, gh_topic_msg *f)
 {
     (void)f;
     (*(int *)subscriber)++;

@@ -16,6 +16,7 @@
 typedef struct {
     int           id;
     bool          refuse;          /* the sink says no */
+    unsigned      key;             /* variant_sink: 0 plain, else a variant's key */
     gh_topic_sub *subs;            /* its subscriptions */
     int           got;
 } fake_sub;
@@ -24,14 +25,47 @@ static gh_frame_ref *held[MAX_HELD];
 static void *held_by[MAX_HELD];
 static int nheld;
 
-static int fake_sink(void *subscriber, gh_frame_ref *f)
+static int fake_sink(void *subscriber, gh_topic_msg *m)
 {
     fake_sub *s = subscriber;
+    gh_frame_ref *f;
 
     if (s->refuse)
         return -ENOBUFS;
+    f = gh_topic_msg_plain(m);
+    ck_assert_ptr_nonnull(f);
     ck_assert_int_lt(nheld, MAX_HELD);
     f->refs++;
+    held[nheld] = f;
+    held_by[nheld] = s;
+    nheld++;
+    s->got++;
+    return 0;
+}
+
+/* A sink in the way of wsconn's compressed frames: a subscriber with a key
+ * wants the variant of that key, made on first use (the "compression"
+ * writes the key into a one-byte frame) and kept in the message. */
+static int variants_made;
+
+static int variant_sink(void *subscriber, gh_topic_msg *m)
+{
+    fake_sub *s = subscriber;
+    gh_frame_ref *f;
+
+    if (s->key == 0)
+        return fake_sink(subscriber, m);
+    if ((f = gh_topic_msg_deflated(m, s->key)) != NULL) {
+        f->refs++;
+    } else {
+        f = gh_frame_ref_new(1);
+        ck_assert_ptr_nonnull(f);
+        f->data[0] = (uint8_t)s->key;
+        variants_made++;
+        if (gh_topic_msg_keep(m, s->key, f))
+            f->refs++;          /* the slot took ours; this one is the holder's */
+    }
+    ck_assert_int_lt(nheld, MAX_HELD);
     held[nheld] = f;
     held_by[nheld] = s;
     nheld++;
@@ -78,6 +112,40 @@ START_TEST(publish_frames_once_and_shares_the_same_bytes_with_every_subscriber)
     ck_assert_int_eq(memcmp(held[0]->data + 2, "hello", 5), 0);
     for (int i = 0; i < 5; i++)
         gh_topics_unsubscribe_all(t, &s[i].subs);
+}
+END_TEST
+
+START_TEST(each_variant_is_made_once_per_publish_and_shared)
+{
+    struct gh_topics *tv = gh_topics_create(variant_sink);
+    fake_sub s[12];
+
+    ck_assert_ptr_nonnull(tv);
+    variants_made = 0;
+    /* keys 0 (plain) and 1..5, two subscribers each: only four variants fit
+     * in a message, so the fifth key is made per subscriber */
+    for (int i = 0; i < 12; i++) {
+        s[i] = (fake_sub){ .id = i, .key = (unsigned)(i % 6) };
+        ck_assert_int_eq(gh_topics_subscribe(tv, "p", "x", 1, &s[i], &s[i].subs), 0);
+    }
+    ck_assert_int_eq(gh_topics_deliver(tv, "p", "x", 1, GH_WS_OP_TEXT, "hi", 2), 12);
+    ck_assert_int_eq(variants_made, 4 + 2);
+    for (int i = 0; i < nheld; i++) {
+        fake_sub *a = held_by[i];
+        for (int j = 0; j < nheld; j++) {
+            fake_sub *b = held_by[j];
+            if (a->key == b->key && a->key != 5)
+                ck_assert_ptr_eq(held[i], held[j]);     /* shared */
+            else if (a != b)
+                ck_assert_ptr_ne(held[i], held[j]);
+        }
+        /* the delivery dropped its own references: holders only */
+        ck_assert_uint_eq(held[i]->refs, ((fake_sub *)held_by[i])->key == 5 ? 1 : 2);
+    }
+    release_all();              /* ASan: every frame freed once */
+    for (int i = 0; i < 12; i++)
+        gh_topics_unsubscribe_all(tv, &s[i].subs);
+    gh_topics_destroy(tv);
 }
 END_TEST
 
@@ -516,6 +584,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, publish_frames_once_and_shares_the_same_bytes_with_every_subscriber);
     tcase_add_test(tc, frames_carry_the_right_header_for_every_length_class);
+    tcase_add_test(tc, each_variant_is_made_once_per_publish_and_shared);
     tcase_add_test(tc, the_frame_is_freed_when_the_last_holder_releases_it);
     tcase_add_test(tc, a_refusing_subscriber_takes_no_reference_and_others_still_get_it);
     tcase_add_test(tc, publish_with_no_subscriber_allocates_nothing_and_returns_0);
