@@ -31,10 +31,33 @@ function check(cond, what) {
 
 const tid = (id) => '[data-testid="' + id + '"]';
 
+// What the browser's network stack saw of the page's WebSockets, through the
+// Chrome DevTools Protocol: the Sec-WebSocket-Extensions of each 101 (to
+// prove permessage-deflate was negotiated end to end, through HAProxy), and
+// the text frames received. CDP shows payloads decompressed: that they are
+// compressed on the wire the runner reads from gatehouse's metrics.
+async function watchWebSockets(page, nick, seen) {
+  const cdp = await page.context().newCDPSession(page);
+  const urls = new Map();
+  cdp.on('Network.webSocketCreated', (e) => urls.set(e.requestId, e.url));
+  cdp.on('Network.webSocketHandshakeResponseReceived', (e) => {
+    const h = e.response.headers || {};
+    const key = Object.keys(h).find((k) => k.toLowerCase() === 'sec-websocket-extensions');
+    seen.handshakes.push({ nick, url: urls.get(e.requestId) || null, status: e.response.status,
+      extensions: key === undefined ? null : h[key] });
+  });
+  cdp.on('Network.webSocketFrameReceived', (e) => {
+    if (e.response.opcode === 1)
+      seen.frames.push({ nick, text: e.response.payloadData });
+  });
+  await cdp.send('Network.enable');
+}
+
 async function openPerson(browser, nick, viewport, seen) {
   const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
   const page = await ctx.newPage();
   page.setDefaultTimeout(TIMEOUT);
+  await watchWebSockets(page, nick, seen);
   page.on('websocket', (ws) => seen.sockets.push(ws.url()));
   page.on('pageerror', (e) => seen.errors.push(nick + ': ' + e.message));
   page.on('console', (m) => { if (m.type() === 'error') seen.console.push(nick + ': ' + m.text()); });
@@ -83,7 +106,7 @@ async function users(page) {
 async function main() {
   check(URL_, 'E2E_URL is set');
   check(SHOTS, 'E2E_SHOTS is set');
-  const seen = { sockets: [], errors: [], console: [] };
+  const seen = { sockets: [], errors: [], console: [], handshakes: [], frames: [] };
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   try {
     const ann = await openPerson(browser, 'ann', { width: 1100, height: 700 }, seen);
@@ -112,6 +135,17 @@ async function main() {
     await bob.page.fill(tid('text-input'), 'hello ann, from a small screen');
     await bob.page.press(tid('text-input'), 'Enter');
     await waitForMessage(ann.page, 'bob', 'hello ann, from a small screen');
+
+    // a long message, as pasted text is: over gatehouse's compression
+    // threshold, so it reaches bob compressed (the runner checks the
+    // metrics) and the browser inflates it
+    const LONG = ('The gateway compresses what it sends with permessage-deflate, and the ' +
+      'browser inflates it before the page sees a byte of it. ').repeat(8) + '✓ end';
+    await ann.page.fill(tid('text-input'), LONG);
+    await ann.page.press(tid('text-input'), 'Enter');
+    await waitForMessage(bob.page, 'ann', LONG);
+    check(seen.frames.some((f) => f.nick === 'bob' && f.text.includes(LONG)),
+      'bob\'s browser received the long message whole');
 
     // no horizontal scrolling on the phone-sized page
     check(await bob.page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
@@ -155,7 +189,7 @@ async function main() {
     check(seen.errors.length === 0, 'no page errors: ' + seen.errors.join('; '));
     check(seen.console.length === 0, 'no console errors: ' + seen.console.join('; '));
     console.log(JSON.stringify({ ok: true, protocol, sockets: seen.sockets, screenshots: shots,
-      browser: browser.version() }));
+      browser: browser.version(), handshakes: seen.handshakes, framesReceived: seen.frames.length }));
     await ann.ctx.close();
   } finally {
     await browser.close();

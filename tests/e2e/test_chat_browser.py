@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import ghtest  # noqa: E402
+import urllib.request  # noqa: E402
 
 HAPROXY = "/usr/sbin/haproxy"
 CHROMIUM = "/usr/bin/chromium"
@@ -38,6 +39,17 @@ def make_cert(tmp):
 
 
 wait_port = ghtest.wait_port
+
+scrape = ghtest.scrape
+
+
+def shipped_chat_route():
+    """The /ws/chat route's lines in the shipped conf/gateway.yaml."""
+    with open(os.path.join(ghtest.GH_SRC, "conf", "gateway.yaml")) as f:
+        lines = f.read().splitlines()
+    start = next(i for i, ln in enumerate(lines) if re.search(r"path: /ws/chat\b", ln))
+    end = next((i for i in range(start + 1, len(lines)) if "- match:" in lines[i]), len(lines))
+    return lines[start:end]
 
 
 class ChatBrowserTest(ghtest.TestCase):
@@ -80,6 +92,7 @@ class ChatBrowserTest(ghtest.TestCase):
 
     def test_two_people_chat_through_the_page_behind_the_elb_stand_in(self):
         gp, http_p, https_p = ghtest.free_port(), ghtest.free_port(), ghtest.free_port()
+        mp = ghtest.free_port()     # metrics, read by this runner only
         access = self.path("access.log")
         www = os.path.join(ghtest.GH_SRC, "www")
         gh_config = f"""
@@ -92,7 +105,10 @@ listeners:
     proxy_protocol: v1
     trusted_proxies: [{HAPROXY_SOURCE}/32]
     https_ports: [{https_p}]
+  - listen: 127.0.0.1:{mp}
 routes:
+  - match: {{ path: /metrics, host: 127.0.0.1 }}
+    metrics: {{}}
   - match: {{ path: /healthz }}
     health: {{}}
   - match: {{ scheme: http }}
@@ -121,7 +137,12 @@ routes:
                                 stderr=subprocess.PIPE, text=True)
         self.addCleanup(lambda: node.poll() is None and node.kill())
         first = node.stdout.readline()            # "RESTART", or "" when it failed
+        metrics = None
         if first.strip() == "RESTART":
+            # ann and bob have talked (a long message among the short ones):
+            # what gatehouse compressed and inflated, before the restart
+            # starts the counters again
+            metrics = scrape(mp)
             # drain closes the pages' WebSockets with 1001; the new daemon
             # listens on the same port
             self.assertEqual(gh.stop(), 0, self.start_log()[-4000:])
@@ -145,6 +166,32 @@ routes:
         self.assertGreaterEqual(len(report["sockets"]), 3, report)     # ann, bob, ann again
         for url in report["sockets"]:
             self.assertTrue(url.startswith(f"wss://localhost:{https_p}/ws/chat?room=e2e-room&nick="), url)
+        # permessage-deflate, end to end through HAProxy: every chat socket's
+        # 101 (as the browser's network stack saw it, over CDP) agreed on it
+        chat = [h for h in report["handshakes"] if (h["url"] or "").startswith(
+            f"wss://localhost:{https_p}/ws/chat?")]
+        self.assertGreaterEqual(len(chat), 3, report["handshakes"])
+        for h in chat:
+            self.assertEqual(h["status"], 101, h)
+            self.assertIsNotNone(h["extensions"], h)
+            self.assertIn("permessage-deflate", h["extensions"], h)
+            self.assertIn("client_no_context_takeover", h["extensions"], h)
+        self.assertGreater(report["framesReceived"], 0)
+        # and the frames were compressed on the wire (CDP shows them
+        # inflated): gatehouse compressed what it sent and got less out than
+        # in, and inflated what chromium compressed
+        self.assertIsNotNone(metrics, "no metrics read before the restart")
+        self.assertGreater(metrics["gatehouse_ws_compressions_total"], 0, metrics)
+        self.assertLess(metrics['gatehouse_ws_compression_bytes_total{stage="compressed"}'],
+                        metrics['gatehouse_ws_compression_bytes_total{stage="uncompressed"}'])
+        self.assertGreater(metrics["gatehouse_ws_decompressions_total"], 0, metrics)
+        self.assertLess(metrics['gatehouse_ws_decompression_bytes_total{stage="compressed"}'],
+                        metrics['gatehouse_ws_decompression_bytes_total{stage="uncompressed"}'])
+        # the shipped config compresses the chat too: it does not turn it off
+        route = shipped_chat_route()
+        self.assertFalse([ln for ln in route if re.match(r"\s*compression:\s*(off|false)\b", ln)
+                          or re.search(r"[{,]\s*compression:\s*(off|false)\b", ln)], route)
+
         for shot in report["screenshots"]:
             with open(shot, "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", shot)

@@ -196,6 +196,27 @@ class TestCase(unittest.TestCase):
         return p
 
 
+METRIC_LINE = re.compile(r'^(gatehouse_[a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+)$')
+
+
+def scrape(port, host="127.0.0.1"):
+    """gatehouse's /metrics on port as {name{labels}: value}; asserts the
+    Prometheus text format on every line."""
+    import urllib.request
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line:
+            continue
+        m = METRIC_LINE.match(line)
+        assert m, "not exposition format: %r" % line
+        values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return values
+
+
 def raw_request(port, data, host="127.0.0.1", timeout=5.0, read_until_close=True, source=None):
     """Sends bytes, returns everything received until the server closes
     (a reset counts as a close: a server that refuses a connection with

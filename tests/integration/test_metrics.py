@@ -7,22 +7,7 @@ import urllib.request
 import ghtest
 from ghtest import raw_request
 
-LINE = re.compile(r'^(gatehouse_[a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+)$')
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        assert r.status == 200
-        assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        text = r.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line.startswith("#") or not line:
-            continue
-        m = LINE.match(line)
-        assert m, "not exposition format: %r" % line
-        values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return values
+scrape = ghtest.scrape
 
 
 class MetricsTest(ghtest.TestCase):

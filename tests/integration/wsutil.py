@@ -7,6 +7,7 @@ import socket
 import struct
 import subprocess
 import time
+import zlib
 
 import ghtest
 
@@ -123,8 +124,9 @@ class RawWS:
     def send(self, data):
         self.sock.sendall(data)
 
-    def recv_frame(self):
-        """(fin, opcode, payload) of the next server frame; asserts it is unmasked."""
+    def recv_frame_ex(self):
+        """(fin, rsv, opcode, payload) of the next server frame; rsv is the
+        three RSV bits as frame() takes them (RSV1 = 4)."""
         b0, b1 = self._read_n(2)
         assert b1 & 0x80 == 0, "server frames must not be masked"
         n = b1 & 0x7F
@@ -132,8 +134,14 @@ class RawWS:
             n = struct.unpack("!H", self._read_n(2))[0]
         elif n == 127:
             n = struct.unpack("!Q", self._read_n(8))[0]
-        assert b0 & 0x70 == 0, "server set an RSV bit"
-        return bool(b0 & 0x80), b0 & 0x0F, self._read_n(n)
+        return bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0x0F, self._read_n(n)
+
+    def recv_frame(self):
+        """(fin, opcode, payload) of the next server frame; asserts it is
+        unmasked and has no RSV bit."""
+        fin, rsv, op, data = self.recv_frame_ex()
+        assert rsv == 0, "server set an RSV bit"
+        return fin, op, data
 
     def recv_message(self):
         """The next data message (opcode, payload), skipping pings."""
@@ -184,3 +192,115 @@ def wait_eof(sock, timeout):
         return None
     except ConnectionResetError:
         return time.monotonic() - start
+
+
+# -- permessage-deflate (RFC 7692) -------------------------------------------------
+
+PMD_TAIL = b"\x00\x00\xff\xff"
+RSV1, RSV2, RSV3 = 4, 2, 1      # the `rsv` argument of frame(): bits 6, 5 and 4 of byte 0
+
+
+def deflate_message(data, wbits=15, level=6, compressor=None):
+    """One whole message compressed as RFC 7692 §7.2.1 says: raw DEFLATE,
+    a sync flush, and the flush's trailing 00 00 ff ff removed. A fresh
+    compressor unless one is passed (context takeover)."""
+    if isinstance(data, str):
+        data = data.encode()
+    c = compressor or zlib.compressobj(level, zlib.DEFLATED, -wbits)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(PMD_TAIL), out[-8:]
+    return out[:-len(PMD_TAIL)]
+
+
+def inflate_message(data, wbits=15, decompressor=None):
+    """A whole compressed message inflated (§7.2.2: the tail appended); a
+    fresh decompressor with a wbits window unless one is passed (the
+    server's context takeover). Raises zlib.error on bad data, and on data
+    left after the stream's end."""
+    d = decompressor or zlib.decompressobj(-wbits)
+    out = d.decompress(data + PMD_TAIL)
+    if d.unused_data:
+        raise zlib.error("%d bytes after the end of the DEFLATE stream" % len(d.unused_data))
+    return out
+
+
+class PmdWS(RawWS):
+    """A raw connection that may offer extensions: `extensions` is a list of
+    Sec-WebSocket-Extensions field values, each sent as a header line of its
+    own. Frames are read with their RSV bits (recv_frame_ex), so compressed
+    frames can be seen for what they are on the wire."""
+
+    def __init__(self, port, path="/ws/echo", extensions=(), host="127.0.0.1", timeout=5.0,
+                 rcvbuf=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.buf = b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+        lines += [f"Sec-WebSocket-Extensions: {v}" for v in extensions]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = self._read_until(b"\r\n\r\n")
+        rows = head.decode("latin-1").split("\r\n")
+        self.status = int(rows[0].split()[1])
+        self.headers = {}
+        self.extension_lines = []       # every Sec-WebSocket-Extensions line of the answer
+        for line in rows[1:]:
+            if line:
+                k, v = line.split(":", 1)
+                self.headers[k.strip().lower()] = v.strip()
+                if k.strip().lower() == "sec-websocket-extensions":
+                    self.extension_lines.append(v.strip())
+
+    def extensions(self):
+        """The answer's extensions, all lines joined; None when there is none."""
+        return ", ".join(self.extension_lines) if self.extension_lines else None
+
+    def recv_wire_message(self):
+        """The next data message as sent: (opcode, rsv1, payload of its frames
+        joined). Skips pings and pongs; asserts what RFC 7692 §6.1 asks of a
+        sender: RSV1 on a message's first frame only, never on control
+        frames or continuations, and never RSV2 or RSV3. A close frame
+        raises AssertionError with its code."""
+        first = None
+        parts = []
+        while True:
+            fin, rsv, op, data = self.recv_frame_ex()
+            assert rsv & (RSV2 | RSV3) == 0, "server set RSV2/RSV3: %d" % rsv
+            if op >= 8:
+                assert rsv == 0, "server set RSV1 on control frame %d" % op
+                if op == OP_CLOSE:
+                    code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else None
+                    raise AssertionError("closed with %s %r instead of a message" % (code, data[2:]))
+                continue
+            if first is None:
+                assert op in (OP_TEXT, OP_BINARY), "continuation without a message"
+                first = (op, bool(rsv & RSV1))
+            else:
+                assert op == OP_CONT, "new message inside a message"
+                assert rsv == 0, "server set RSV1 on a continuation"
+            parts.append(data)
+            if fin:
+                return first[0], first[1], b"".join(parts)
+
+    def recv_plain(self, wbits=15, decompressor=None):
+        """The next data message (opcode, rsv1, payload), inflated when it
+        came compressed."""
+        op, rsv1, data = self.recv_wire_message()
+        if rsv1:
+            data = inflate_message(data, wbits, decompressor)
+        return op, rsv1, data
+
+    def expect_close_ex(self):
+        """Reads until a close frame, through any data (compressed or not);
+        returns (code or None, reason). The close frame must have no RSV bit."""
+        while True:
+            fin, rsv, op, data = self.recv_frame_ex()
+            if op == OP_CLOSE:
+                assert rsv == 0, "RSV bits on the server's close frame: %d" % rsv
+                if len(data) >= 2:
+                    return struct.unpack("!H", data[:2])[0], data[2:]
+                return None, b""
