@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# ws.sh: WebSocket benchmark of gatehouse against node `ws` 8, same machine,
-# same run. A benchmark, not a test: the machine is shared and noisy, so only
-# the ratios within one run mean anything.
+# ws.sh: WebSocket benchmark of gatehouse against node `ws` 8 and
+# uWebSockets.js, same machine, same run. A benchmark, not a test: the
+# machine is shared and noisy, so only the ratios within one run mean anything.
 #
-# Five jobs (contrib/bench/README.md has the details), each against a fresh
+# Eight jobs (contrib/bench/README.md has the details), each against a fresh
 # server process pinned to core 0 (SERVER_CPU), with the load generator
 # (wsload, built here from contrib/bench/wsload.c) pinned to core 1 (LOAD_CPU):
 #   echo       100 connections x 8 messages of 32 bytes in flight: round trips/s
@@ -14,6 +14,12 @@
 #              pubsub fan-out of the same run
 #   handshake  50 opening + closing handshakes in flight: handshakes/s
 #   idle       10,000 idle connections: server VmRSS growth / 10,000
+#   echo-deflate, fanout-deflate, idle-deflate: echo (100 x 8 in flight),
+#              fanout (1,000 subscribers, DMSGS messages) and idle (10,000)
+#              with permessage-deflate negotiated on every connection and
+#              512-byte chat-like JSON messages, every one compressed both
+#              ways; against gatehouse (compression: on), uWS with its shared
+#              and with its dedicated compressor, and node ws
 # and one opt-in job (not in the default BENCHES; needs redis-server):
 #   fanout-bus the pubsub fan-out across two gatehouse instances joined by
 #              the Redis bus: a redis-server started here, 500 subscribers on
@@ -33,10 +39,14 @@
 #                    chat.so (next to GATEHOUSE)
 #   DURATION=S       measured seconds for echo and handshake (10)
 #   MSGS=N           fanout messages (1000, i.e. 1,000,000 deliveries)
+#   DMSGS=N          fanout-deflate messages (500; node ws delivers 7-15k/s)
 #   WINDOW=N         fanout messages in flight (8)
-#   BENCHES="..."    subset of: echo fanout fanout-chat handshake idle fanout-bus
+#   BENCHES="..."    subset of: echo fanout fanout-chat handshake idle
+#                    echo-deflate fanout-deflate idle-deflate fanout-bus
 #                    fanout-chat-bus
-#   SERVERS="..."    subset of: gatehouse node
+#   SERVERS="..."    subset of: gatehouse node uws (uws: uWebSockets.js; in
+#                    the -deflate jobs it runs twice, uws-shared and
+#                    uws-dedicated)
 #   REPEAT=N         rounds (3); the table keeps each server's best valid run
 #   NODE_BROADCAST=send|frame   node's fan-out: client.send() per subscriber
 #                    (default, the idiomatic one) or Sender.frame() once
@@ -51,9 +61,10 @@ bench="$here/contrib/bench"
 gh="${GATEHOUSE:-$here/build/gatehouse}"
 dur="${DURATION:-10}"
 msgs="${MSGS:-1000}"
+dmsgs="${DMSGS:-500}"
 window="${WINDOW:-8}"
-benches="${BENCHES:-echo fanout fanout-chat handshake idle}"
-servers="${SERVERS:-gatehouse node}"
+benches="${BENCHES:-echo fanout fanout-chat handshake idle echo-deflate fanout-deflate idle-deflate}"
+servers="${SERVERS:-gatehouse node uws}"
 repeat="${REPEAT:-3}"
 bcast="${NODE_BROADCAST:-send}"
 scpu="${SERVER_CPU:-0}"
@@ -66,6 +77,10 @@ for c in taskset node npm cc pkg-config python3; do command -v "$c" >/dev/null 2
 if [ "${#need[@]}" -gt 0 ]; then
   pk=(); for c in "${need[@]}"; do case "$c" in taskset) pk+=(util-linux);; node) pk+=(nodejs);; cc) pk+=(gcc);; *) pk+=("$c");; esac; done
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pk[@]}"
+fi
+# wsload's permessage-deflate is zlib's
+if ! pkg-config --exists zlib; then
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q zlib1g-dev
 fi
 
 # One socket per connection on both sides; root may raise the hard limit too.
@@ -95,9 +110,20 @@ case " $servers " in *" gatehouse "*)
     done
   esac
 esac
-case " $servers " in *" node "*)
-  if [ ! -d "$bench/node/node_modules/ws" ]; then
+uws_pkg="$bench/node/node_modules/@btc-vision/uwebsockets.js"
+case " $servers " in *" node "*|*" uws "*)
+  if [ ! -d "$bench/node/node_modules/ws" ] || [ ! -d "$uws_pkg" ]; then
     (cd "$bench/node" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+esac
+case " $servers " in *" uws "*)
+  # The prebuilt addon wants glibc 2.38 for three symbols; patch-uws.py
+  # (idempotent) points them at older equivalents in node_modules.
+  addon="$uws_pkg/uws_$(node -p 'process.platform + "_" + process.arch + "_" + process.versions.modules').node"
+  if [ ! -f "$addon" ]; then echo "ws.sh: uWebSockets.js has no addon for this node: $addon" >&2; exit 1; fi
+  python3 "$bench/node/patch-uws.py" "$addon"
+  if ! (cd "$bench/node" && node -e "require('@btc-vision/uwebsockets.js')"); then
+    echo "ws.sh: uWebSockets.js does not load (see above)" >&2; exit 1
   fi
 esac
 
@@ -121,15 +147,27 @@ stop_server() {
 cleanup() { stop_server; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-read -r -a ldflags <<<"$(pkg-config --cflags --libs libevent_core libcrypto)"
+read -r -a ldflags <<<"$(pkg-config --cflags --libs libevent_core libcrypto zlib)"
 cc -std=gnu11 -O2 -Wall -Wextra "$bench/wsload.c" "${ldflags[@]}" -o "$tmp/wsload"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
-gh_config() {   # gh_config PORT FILE [REDIS_PORT]
-  local bus=""   # fanout-bus: every instance on the same redis-server
-  [ -z "${3:-}" ] || bus="bus: { redis: \"redis://127.0.0.1:$3\" }"
+gh_config() {   # gh_config PORT FILE [REDIS_PORT|deflate]
+  local bus="" z=""   # fanout-bus: every instance on the same redis-server
+  case "${3:-}" in
+    "") ;;
+    # the -deflate jobs: permessage-deflate on the echo and pubsub routes,
+    # every message compressed (threshold 0, like uWS and node), no context
+    # kept between messages, level 1, a 32 KiB window
+    deflate) z="
+      compression: on
+      compression_level: 1
+      compression_threshold: 0
+      context_takeover: false
+      server_window_bits: 15" ;;
+    *) bus="bus: { redis: \"redis://127.0.0.1:$3\" }" ;;
+  esac
   cat > "$2" <<EOF
 plugins_dir: $plugins
 $bus
@@ -147,17 +185,17 @@ routes:
       origins: "*"
       max_message: 64KiB
       ping_interval: 30s
-      send_backlog: 8MiB
+      send_backlog: 8MiB$z
   - match: { path: /ws/pubsub }
     websocket:
       plugin: pubsub
       origins: "*"
       max_message: 64KiB
       ping_interval: 30s
-      send_backlog: 8MiB
+      send_backlog: 8MiB$z
 EOF
   # fanout-bus: /metrics, to see the bus connected (gatehouse_bus_connected 1)
-  if [ -n "${3:-}" ]; then
+  if [ -n "$bus" ]; then
     cat >> "$2" <<EOF
   - match: { path: /metrics }
     metrics: {}
@@ -179,17 +217,27 @@ EOF
 EOF
 }
 
-start_server() {   # start_server NAME PORT
-  local log="$tmp/$1.$2.log"
-  if [ "$1" = gatehouse ]; then
-    gh_config "$2" "$tmp/gh.yaml"
-    if ! "$gh" -t -c "$tmp/gh.yaml" >"$log" 2>&1; then
-      echo "ws.sh: gatehouse -t refused the bench config:" >&2; cat "$log" >&2; return 1
-    fi
-    taskset -c "$scpu" "$gh" -c "$tmp/gh.yaml" 2>"$log" &
-  else
-    taskset -c "$scpu" node "$bench/node/server.js" "$2" "$bcast" 2>"$log" &
-  fi
+start_server() {   # start_server NAME PORT [deflate]
+  local log="$tmp/$1.$2.log" z="${3:-}"
+  case "$1" in
+    gatehouse)
+      gh_config "$2" "$tmp/gh.yaml" "$z"
+      if ! "$gh" -t -c "$tmp/gh.yaml" >"$log" 2>&1; then
+        echo "ws.sh: gatehouse -t refused the bench config:" >&2; cat "$log" >&2; return 1
+      fi
+      taskset -c "$scpu" "$gh" -c "$tmp/gh.yaml" 2>"$log" & ;;
+    node)
+      # node ws's broadcast: NODE_BROADCAST, but `frame` cannot compress
+      if [ -n "$z" ]; then
+        taskset -c "$scpu" node "$bench/node/server.js" "$2" send deflate 2>"$log" &
+      else
+        taskset -c "$scpu" node "$bench/node/server.js" "$2" "$bcast" 2>"$log" &
+      fi ;;
+    uws)           taskset -c "$scpu" node "$bench/node/uws.js" "$2" none 2>"$log" & ;;
+    uws-shared)    taskset -c "$scpu" node "$bench/node/uws.js" "$2" shared 2>"$log" & ;;
+    uws-dedicated) taskset -c "$scpu" node "$bench/node/uws.js" "$2" dedicated 2>"$log" & ;;
+    *) echo "ws.sh: unknown server $1" >&2; return 1 ;;
+  esac
   spid=$!
   if ! wait_port "$2"; then
     echo "ws.sh: $1 never opened port $2:" >&2; cat "$log" >&2; stop_server; return 1
@@ -253,7 +301,7 @@ declare -A resn     # the same for valid runs during which other processes took 
 declare -A sat      # "BENCH SERVER" -> 1 when wsload was saturated in some run
 invalid=0
 run() {   # run BENCH SERVER
-  local port port2="" out rc=0 args=() pids=() key v p logs=()
+  local port port2="" out rc=0 args=() pids=() key v p logs=() z=""
   port="$(free_port)"
   if [ "$1" = fanout-bus ] || [ "$1" = fanout-chat-bus ]; then
     port2="$(free_port)"
@@ -262,7 +310,8 @@ run() {   # run BENCH SERVER
     pids=(--pid "$spid" --pid "$spid2" --pid "$rpid")
     logs=("$tmp/gatehouse.$port.log" "$tmp/gatehouse.$port2.log" "$rlog")
   else
-    start_server "$2" "$port" || { invalid=1; return 0; }
+    case "$1" in *-deflate) z=deflate;; esac
+    start_server "$2" "$port" $z || { invalid=1; return 0; }
     pids=(--pid "$spid")
     logs=("$tmp/$2.$port.log")
   fi
@@ -275,6 +324,11 @@ run() {   # run BENCH SERVER
     # odd subscribers on port2 (instance B), even ones and the publisher on A
     fanout-bus) args=(--mode fanout --port2 "$port2" --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
     fanout-chat-bus) args=(--mode fanout-chat --port2 "$port2" --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
+    # permessage-deflate offered on every connection (a decline fails the
+    # run), 512-byte chat-like JSON compressed both ways
+    echo-deflate)   args=(--mode echo --conns 100 --inflight 8 --json --size 512 --deflate --duration "$dur") ;;
+    fanout-deflate) args=(--mode fanout --subs 1000 --msgs "$dmsgs" --window "$window" --json --size 512 --deflate) ;;
+    idle-deflate)   args=(--mode idle --conns "$idle_conns" --src "$src" --deflate) ;;
   esac
   out="$(taskset -c "$lcpu" "$tmp/wsload" "${args[@]}" --port "$port" --label "$2" "${pids[@]}")" || rc=$?
   echo "$out"
@@ -311,59 +365,140 @@ case " $benches " in *" fanout-bus "*|*" fanout-chat-bus "*)
   echo "# fanout-bus: both gatehouse instances AND redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on core $scpu: the cross-instance figure includes Redis's work on the same core";;
 esac
 case " $servers " in *" gatehouse "*) echo "# gatehouse: $gh (plugins $plugins)";; esac
-case " $servers " in *" node "*) echo "# node $(node -v), ws $(node -p "require('$bench/node/node_modules/ws/package.json').version"), broadcast: $bcast";; esac
+case " $servers " in *" node "*) echo "# node $(node -v), ws $(node -p "require('$bench/node/node_modules/ws/package.json').version"), broadcast: $bcast (send in the -deflate jobs, perMessageDeflate { threshold: 0 })";; esac
+case " $servers " in *" uws "*) echo "# uWebSockets.js $(node -p "require('$uws_pkg/package.json').version") (@btc-vision build, node $(node -v)); -deflate jobs: uws-shared = SHARED_COMPRESSOR|SHARED_DECOMPRESSOR, uws-dedicated = DEDICATED_COMPRESSOR_32KB|DEDICATED_DECOMPRESSOR_32KB";; esac
+
+# The servers each bench runs against, in the order of the first round.
+bench_servers() {   # bench_servers BENCH
+  local s
+  case "$1" in
+    fanout-chat|fanout-bus|fanout-chat-bus)   # gatehouse only
+      case " $servers " in *" gatehouse "*) echo gatehouse;; esac ;;
+    *-deflate)
+      for s in $servers; do
+        case "$s" in uws) echo uws-shared; echo uws-dedicated;; *) echo "$s";; esac
+      done ;;
+    *) for s in $servers; do echo "$s"; done ;;
+  esac
+}
+
 # Each round runs every server once per bench, the order flipped every other
 # round so that a machine slowing down or speeding up favours nobody.
-read -r -a order <<<"$servers"
 for r in $(seq 1 "$repeat"); do
   [ "$repeat" -gt 1 ] && echo "# round $r of $repeat"
   for b in $benches; do
+    mapfile -t order < <(bench_servers "$b")
     if [ $((r % 2)) -eq 1 ]; then list=("${order[@]}"); else list=(); for ((i=${#order[@]}-1; i>=0; i--)); do list+=("${order[$i]}"); done; fi
     for s in "${list[@]}"; do
-      case "$b" in fanout-chat|fanout-bus|fanout-chat-bus) [ "$s" = gatehouse ] || continue;; esac   # gatehouse only
       run "$b" "$s"
     done
   done
 done
 
-# The table: the best valid run of each server (noise on a shared machine only
-# ever slows a run down), gatehouse/node, and the issue's goal. Runs during
-# which other processes took 10% or more of a core (wsload says noisy=yes)
-# count only when a server has no other.
+# The tables: the best valid run of each server (noise on a shared machine
+# only ever slows a run down), gatehouse against the others, and the issue's
+# goal. Runs during which other processes took 10% or more of a core (wsload
+# says noisy=yes) count only when a server has no other.
 echo
 [ "$repeat" -gt 1 ] && echo "# best of $repeat rounds"
-printf '%-10s %-13s %12s %12s %9s  %s\n' bench figure gatehouse node gh/node goal
-row() {   # row BENCH KEY BETTER(max|min) GOAL_KIND GOAL
-  local g="${res["$1 $2 gatehouse"]:-}" n="${res["$1 $2 node"]:-}" note=""
-  [ -n "${sat["$1 gatehouse"]:-}" ] && note=" (wsload saturated: gatehouse figure is a floor)"
-  if [ -z "$g" ] && [ -n "${resn["$1 $2 gatehouse"]:-}" ]; then g="${resn["$1 $2 gatehouse"]}"; note="$note (gatehouse: noisy runs only)"; fi
-  if [ -z "$n" ] && [ -n "${resn["$1 $2 node"]:-}" ]; then n="${resn["$1 $2 node"]}"; note="$note (node: noisy runs only)"; fi
-  awk -v b="$1" -v k="$2" -v gl="$g" -v nl="$n" -v better="$3" -v kind="$4" -v goal="$5" -v note="$note" '
-    function best(list,   a, i, m, c) {
-      c = split(list, a, " "); if (c == 0) return "-"
-      m = a[1] + 0
-      for (i = 2; i <= c; i++) if ((better == "max" && a[i] + 0 > m) || (better == "min" && a[i] + 0 < m)) m = a[i] + 0
-      return m
-    }
+
+# pick BENCH KEY SERVER max|min: the best quiet figure, else the best noisy
+# one followed by the word "noisy", else "-".
+pick() {
+  local l="${res["$1 $2 $3"]:-}" n="" o=()
+  if [ -z "$l" ] && [ -n "${resn["$1 $2 $3"]:-}" ]; then l="${resn["$1 $2 $3"]}"; n=" noisy"; fi
+  if [ -z "$l" ]; then echo "-"; return 0; fi
+  [ "$4" = max ] && o=(-r)
+  # shellcheck disable=SC2086  # one value a word
+  printf '%s\n' $l | sort -g "${o[@]}" | head -1 | tr -d '\n'
+  echo "$n"
+}
+
+# row BENCH KEY max|min GOAL_KIND GOAL GOAL_REF "SERVERS" "REFS": one line,
+# a column for each of SERVERS (gatehouse first) and gatehouse/REF for each
+# of REFS; the goal is judged against GOAL_REF (when it ran):
+#   ratio_min G  gatehouse/GOAL_REF >= G    ratio_max G  gatehouse/GOAL_REF <= G
+#   abs_max G    gatehouse <= G (KiB)       none         only the figures
+row() {
+  local b="$1" k="$2" better="$3" kind="$4" goal="$5" gref="$6" s v vals="" note=""
+  local -a srv ref
+  read -r -a srv <<<"$7"
+  read -r -a ref <<<"$8"
+  for s in "${srv[@]}"; do
+    v="$(pick "$b" "$k" "$s" "$better")"
+    case "$v" in *noisy) note="$note ($s: noisy runs only)"; v="${v% noisy}";; esac
+    [ -n "${sat["$b $s"]:-}" ] && note="$note (wsload saturated in $s's run: that figure is a floor)"
+    vals="$vals $s=$v"
+  done
+  awk -v b="$b" -v k="$k" -v vals="$vals" -v refs="${ref[*]}" -v kind="$kind" -v goal="$goal" -v gref="$gref" -v note="$note" '
     BEGIN {
-      g = best(gl); n = best(nl); r = "-"; verdict = ""; want = ""
-      if (g != "-" && n != "-" && n + 0 > 0) r = sprintf("%.2f", g / n)
-      if (kind == "ratio_min") { want = ">= " goal "x node"; if (r != "-") verdict = (r + 0 >= goal + 0) ? " met" : " MISSED" }
-      if (kind == "abs_max")   { want = "<= " goal " KiB";   if (g != "-") verdict = (g + 0 <= goal + 0) ? " met" : " MISSED" }
-      if (kind == "none")      { want = "(lower is better)" }
+      n = split(vals, a, " ")
+      for (i = 1; i <= n; i++) { split(a[i], kv, "="); name[i] = kv[1]; val[kv[1]] = kv[2] }
       fmt = (k == "kib/conn") ? "%.2f" : "%.0f"
-      gs = (g == "-") ? "-" : sprintf(fmt, g); ns = (n == "-") ? "-" : sprintf(fmt, n)
-      printf "%-10s %-13s %12s %12s %9s  %s%s%s\n", b, k, gs, ns, r, want, verdict, note
+      line = sprintf("%-14s %-13s", b, k)
+      for (i = 1; i <= n; i++)
+        line = line sprintf(" %13s", val[name[i]] == "-" ? "-" : sprintf(fmt, val[name[i]]))
+      g = val["gatehouse"]; m = split(refs, rf, " ")
+      for (i = 1; i <= m; i++)
+        line = line sprintf(" %9s", ratio(g, val[rf[i]]))
+      first = ratio(g, val[gref])
+      want = ""; verdict = ""; have = (first != "-")
+      if (kind == "ratio_min") { want = ">= " goal "x " gref; if (have) verdict = (first + 0 >= goal + 0) ? " met" : " MISSED" }
+      if (kind == "ratio_max") { want = "<= " goal "x " gref; if (have) verdict = (first + 0 <= goal + 0) ? " met" : " MISSED" }
+      if (kind == "abs_max")   { want = "<= " goal " KiB"; if (g != "" && g != "-") verdict = (g + 0 <= goal + 0) ? " met" : " MISSED" }
+      if (kind == "none")      { want = "(lower is better)" }
+      print line "  " want verdict note
+    }
+    function ratio(x, y) {
+      if (x == "" || x == "-" || y == "" || y == "-" || y + 0 <= 0) return "-"
+      return sprintf("%.2f", x / y)
     }'
 }
-for b in $benches; do
-  case "$b" in
-    echo)      row echo rt/s max ratio_min 3 ;;
-    fanout)    row fanout deliveries/s max ratio_min 5; row fanout p99_us min none - ;;
-    handshake) row handshake hs/s max ratio_min 2 ;;
-    idle)      row idle kib/conn min abs_max 2 ;;
-  esac
-done
+header() {   # header "SERVERS" "REFS"
+  local s line
+  line="$(printf '%-14s %-13s' bench figure)"
+  for s in $1; do line="$line$(printf ' %13s' "$s")"; done
+  for s in $2; do line="$line$(printf ' %9s' "gh/$s")"; done
+  echo "$line  goal"
+}
+
+# Plain jobs: the goals of issue 4, against node; uWS for reference.
+plain_srv="$(for s in gatehouse node uws; do case " $servers " in *" $s "*) printf '%s ' "$s";; esac; done)"
+plain_ref="$(for s in node uws; do case " $servers " in *" $s "*) printf '%s ' "$s";; esac; done)"
+case " $benches " in *" echo "*|*" fanout "*|*" handshake "*|*" idle "*)
+  header "$plain_srv" "$plain_ref"
+  for b in $benches; do
+    case "$b" in
+      echo)      row echo rt/s max ratio_min 3 node "$plain_srv" "$plain_ref" ;;
+      fanout)    row fanout deliveries/s max ratio_min 5 node "$plain_srv" "$plain_ref"
+                 row fanout p99_us min none - node "$plain_srv" "$plain_ref" ;;
+      handshake) row handshake hs/s max ratio_min 2 node "$plain_srv" "$plain_ref" ;;
+      idle)      row idle kib/conn min abs_max 2 node "$plain_srv" "$plain_ref" ;;
+    esac
+  done
+esac
+# permessage-deflate jobs: the goals against uWS with its shared compressor
+# (the lightest in memory of its modes, and uWS's own advice for many
+# connections); the dedicated one and node ws for reference.
+z_srv="$(for s in gatehouse uws-shared uws-dedicated node; do
+  case "$s" in uws-*) k=uws;; *) k="$s";; esac
+  case " $servers " in *" $k "*) printf '%s ' "$s";; esac; done)"
+z_ref="$(for s in uws-shared node; do
+  case "$s" in uws-*) k=uws;; *) k="$s";; esac
+  case " $servers " in *" $k "*) printf '%s ' "$s";; esac; done)"
+case " $benches " in *" echo-deflate "*|*" fanout-deflate "*|*" idle-deflate "*)
+  echo
+  echo "# permessage-deflate on every connection, 512-byte chat-like JSON, every message compressed"
+  header "$z_srv" "$z_ref"
+  for b in $benches; do
+    case "$b" in
+      echo-deflate)   row echo-deflate rt/s max ratio_min 1.0 uws-shared "$z_srv" "$z_ref" ;;
+      fanout-deflate) row fanout-deflate deliveries/s max ratio_min 10 uws-shared "$z_srv" "$z_ref"
+                      row fanout-deflate p99_us min none - uws-shared "$z_srv" "$z_ref" ;;
+      idle-deflate)   row idle-deflate kib/conn min ratio_max 1.0 uws-shared "$z_srv" "$z_ref" ;;
+    esac
+  done
+esac
 # gatehouse alone, one bench against another of the same run: fanout-chat
 # (chat plugin) and fanout-bus (two instances over Redis) against fanout.
 cmp_row() {   # cmp_row BENCH BASE KEY BETTER(max|min) NAME BASENAME

@@ -29,14 +29,44 @@
  * It speaks the client side of RFC 6455 itself: a random key checked against
  * Sec-WebSocket-Accept (SHA-1 from libcrypto), masked frames with a fresh
  * mask per frame, an incremental parser for unmasked server frames, pongs
- * for pings, and the close handshake. It deliberately does not fragment,
- * compress, or accept fragmented messages (the servers under test never
- * fragment small messages; a fragment is reported as a protocol error).
+ * for pings, and the close handshake. It deliberately does not fragment or
+ * accept fragmented messages (the servers under test never fragment small
+ * messages; a fragment is reported as a protocol error).
+ *
+ * --deflate adds permessage-deflate (RFC 7692) with zlib: every connection
+ * offers "permessage-deflate; client_max_window_bits", and a server that
+ * declines fails the connection (the run is invalid: it measured something
+ * else). On an accepted connection every message sent is compressed (raw
+ * deflate, Z_SYNC_FLUSH, the 00 00 ff ff tail stripped, RSV1 set; §7.2.1),
+ * with the compressor reset per message when the answer says
+ * client_no_context_takeover and within client_max_window_bits; a server
+ * message with RSV1 is inflated (the tail appended, §7.2.2), with the
+ * inflater reset per message on server_no_context_takeover and its window
+ * held to server_max_window_bits (a server that breaks its own window fails
+ * the inflate); one with RSV1 clear is taken as it is. zlib state is made on
+ * a connection's first message each way, so idle connections hold none.
+ * zlib costs this machine ~7 us to deflate and ~3 us to inflate 512 bytes,
+ * more than a fast server spends per message, so results that are pure
+ * functions of their input are cached (exactly, struct bench says how):
+ * without context takeover the same message always compresses to the same
+ * bytes, and the same compressed bytes always inflate to the same message.
+ * With context takeover every message goes through zlib.
+ *
+ * --json makes every echo and fan-out payload a chat-like JSON object of
+ * exactly SIZE bytes (512 by default with --json),
+ *   {"type":"say","room":"lobby","nick":"user7","seq":41,"ts":...,"text":"..."}
+ * its text a slice of 1 MiB of made-up English (a fixed seed, words drawn
+ * with a skew towards frequent ones), so it compresses like chat rather than
+ * like a repeated byte. Echo messages come from a pool of 1,024 (json_pool
+ * says why) and are checked byte for byte and in order as before; fan-out
+ * messages carry the sequence number and send time (ns) in "seq" and "ts"
+ * and are compared byte for byte with what was published.
  *
  * Every run is bounded in connections and in time. Failures are counted by
  * kind and printed; the exit status is 1 when the run is not valid (any
- * failed connection in echo/fanout/idle, any message lost or duplicated,
- * more than 1% failed handshakes), 2 on bad usage. */
+ * failed connection in echo/fanout/idle, a declined permessage-deflate
+ * offer included, any message lost or duplicated, more than 1% failed
+ * handshakes), 2 on bad usage. */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
@@ -63,6 +93,7 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <zlib.h>
 
 #define SCRATCH      (256u * 1024)     /* read buffer shared by all connections */
 #define MAX_FRAME    (SCRATCH / 2)     /* largest server frame we accept */
@@ -71,6 +102,13 @@
 #define MAX_PIDS     4                 /* --pid given this many times at most */
 #define HIST_BUCKETS 3776              /* log-linear, 64 sub-buckets per octave */
 #define WS_GUID      "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define MAX_SIZE     4096              /* largest --size */
+#define ZBUF         (4 * MAX_SIZE)    /* one compressed message we send */
+#define CORPUS       (1u << 20)        /* --json: bytes of text to slice from */
+#define JSON_MIN     160               /* --json: smallest --size */
+#define POOL         1024              /* --json echo: distinct messages */
+#define ZC_SLOTS     8192              /* --deflate: inflate cache entries, */
+#define ZC_WAYS      8                 /* ... in sets of this many */
 
 enum mode { M_ECHO, M_FANOUT, M_HANDSHAKE, M_IDLE };
 enum cstate { CS_FREE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING };
@@ -96,6 +134,11 @@ typedef struct conn {
     bool          upgraded, close_sent, close_rcvd, is_pub, ready, welcomed;
     uint64_t      tx, rx;          /* echo: messages sent / checked */
     uint64_t      next_seq, got;   /* fanout: next expected seq, in-order count */
+    /* permessage-deflate, as the server's answer set it (--deflate) */
+    bool          pmd;             /* negotiated */
+    bool          cnct, snct;      /* client_/server_no_context_takeover */
+    uint8_t       cwb, swb;        /* client_/server_max_window_bits (15 when unsaid) */
+    z_stream     *zd, *zi;         /* our compressor, our inflater; made on first use */
 } conn;
 
 typedef struct bench {
@@ -147,6 +190,43 @@ typedef struct bench {
     uint64_t   core_busy0[2], core_total0[2], core_steal0[2];
     bool       saturated;          /* we used >= 90% of our core */
     bool       noisy;              /* other processes took >= 10% of a core */
+
+    /* --deflate */
+    bool       deflate;
+    int        zlevel;             /* our compression level (--deflate-level) */
+    uint8_t   *zout;               /* one inflated message (MAX_FRAME) */
+    uint8_t   *zbuf;               /* one compressed message to send (ZBUF) */
+    char       pmd_answer[160];    /* the first accepted answer's parameters */
+    bool       pmd_varied;         /* some connection got another answer */
+    uint64_t   rx_z, rx_plain;     /* server messages with RSV1 set / clear */
+    uint64_t   rx_zwire, rx_zbytes;/* ... those with RSV1: compressed, inflated bytes */
+    uint64_t   tx_z, tx_zwire, tx_zbytes;
+    uint64_t   rx_inflates, tx_deflates;   /* ... of them that zlib did */
+    /* Caches of zlib results that are pure functions of their input, so
+     * wsload can keep up with a server that compresses faster than it could
+     * itself (zlib takes ~7 us to deflate and ~3 us to inflate 512 bytes
+     * here). Without context takeover a message's compressed form depends
+     * only on the message and the compressor's settings (ours are fixed,
+     * plus the window), and a compressed message's inflation only on its
+     * bytes (plus the window that limits it): so
+     *   zpool[j]  is pool message j compressed by a fresh compressor with
+     *             window zpool_cwb, for connections with
+     *             client_no_context_takeover;
+     *   zcache    maps a compressed server message (all its bytes compared,
+     *             not just a hash) to its inflation, for connections with
+     *             server_no_context_takeover: a fan-out server that sends
+     *             the same bytes to 1,000 subscribers costs one inflate.
+     * With context takeover everything goes through zlib. */
+    struct zpool_ent { uint8_t *z; uint32_t len; } *zpool;
+    uint8_t    zpool_cwb;
+    struct zc_ent { uint64_t h; uint8_t *z, *out; uint32_t zlen, olen; uint8_t swb; } *zcache;
+
+    /* --json */
+    bool       json;
+    char      *corpus;             /* CORPUS + MAX_SIZE bytes of words */
+    uint64_t   ts_base;            /* echo: "ts" of message 0 (wall clock, ms) */
+    uint8_t   *ring;               /* fanout: the last WINDOW published messages */
+    uint8_t   *pool;               /* echo: POOL messages, each SIZE bytes */
 } bench;
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -453,6 +533,22 @@ static void mode_on_open(conn *c);
 static int mode_on_message(conn *c, const uint8_t *p, size_t n);
 static void mode_on_eof(conn *c);
 
+/* Frees a connection's zlib streams (NULL-safe each). */
+static void pmd_free(conn *c)
+{
+    if (c->zd != NULL) {
+        deflateEnd(c->zd);
+        free(c->zd);
+        c->zd = NULL;
+    }
+    if (c->zi != NULL) {
+        inflateEnd(c->zi);
+        free(c->zi);
+        c->zi = NULL;
+    }
+    c->pmd = false;
+}
+
 /* Closes the socket and frees the slot; new connections are started from
  * the refill event, never from inside a callback of the one being closed. */
 static void conn_close(conn *c)
@@ -461,6 +557,7 @@ static void conn_close(conn *c)
 
     if (c->st == CS_FREE)
         return;
+    pmd_free(c);
     if (c->st == CS_CONNECTING || c->st == CS_HANDSHAKE)
         b->pending--;
     if (c->upgraded)
@@ -513,7 +610,8 @@ static int conn_flush(conn *c)
     return 0;
 }
 
-/* Appends a masked frame (RFC 6455 §5.2, §5.3), fresh mask each time. */
+/* Appends a masked frame (RFC 6455 §5.2, §5.3), fresh mask each time.
+ * opcode may carry RSV1 (0x40): a compressed message. */
 static int queue_frame(conn *c, int opcode, const uint8_t *p, size_t n)
 {
     uint8_t *o;
@@ -546,6 +644,208 @@ static int queue_frame(conn *c, int opcode, const uint8_t *p, size_t n)
     return 0;
 }
 
+/* Compresses one whole message into b->zbuf (RFC 7692 §7.2.1): raw
+ * deflate with a sync flush, whose 00 00 ff ff tail is then left out; the
+ * compressor is reset afterwards when the server asked for
+ * client_no_context_takeover, else it keeps its window for the next
+ * message. Returns the compressed length, or -1 with the connection failed. */
+static long pmd_deflate(conn *c, const uint8_t *p, size_t n)
+{
+    bench *b = c->b;
+    z_stream *z = c->zd;
+    size_t len;
+    int rc;
+
+    if (z == NULL) {
+        /* memLevel 8 and the whole window the server allows, as browsers do */
+        if ((z = calloc(1, sizeof(*z))) == NULL) {
+            conn_fail(c, E_IO, "out of memory");
+            return -1;
+        }
+        if (deflateInit2(z, b->zlevel, Z_DEFLATED, -(int)c->cwb, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            free(z);
+            conn_fail(c, E_IO, "deflateInit2 failed");
+            return -1;
+        }
+        c->zd = z;
+    }
+    z->next_in = (Bytef *)(uintptr_t)p;
+    z->avail_in = (uInt)n;
+    z->next_out = b->zbuf;
+    z->avail_out = ZBUF;
+    rc = deflate(z, Z_SYNC_FLUSH);
+    len = ZBUF - z->avail_out;
+    if (rc != Z_OK || z->avail_in != 0 || z->avail_out == 0 || len < 4 ||
+        memcmp(b->zbuf + len - 4, "\x00\x00\xff\xff", 4) != 0) {
+        conn_fail(c, E_IO, "deflate failed (%d)", rc);
+        return -1;
+    }
+    if (c->cnct && deflateReset(z) != Z_OK) {
+        conn_fail(c, E_IO, "deflateReset failed");
+        return -1;
+    }
+    return (long)(len - 4);
+}
+
+/* Queues one text message: compressed with RSV1 on a connection that
+ * negotiated permessage-deflate, as it is otherwise. pool: the index of p in
+ * b->pool, or -1 (a message of its own). Returns -1 when the connection
+ * failed (closed). */
+static int send_text(conn *c, const uint8_t *p, size_t n, long pool)
+{
+    bench *b = c->b;
+    const uint8_t *zp;
+    long z;
+
+    if (!c->pmd) {
+        if (queue_frame(c, 1, p, n) == 0)
+            return 0;
+        conn_fail(c, E_IO, "out of memory");
+        return -1;
+    }
+    if (pool >= 0 && c->cnct && b->zpool != NULL && b->zpool_cwb == 0)
+        b->zpool_cwb = c->cwb;      /* the first connection's window it is */
+    if (pool >= 0 && c->cnct && b->zpool != NULL && b->zpool_cwb == c->cwb &&
+        b->zpool[pool].z != NULL) {
+        zp = b->zpool[pool].z;
+        z = b->zpool[pool].len;
+    } else {
+        if ((z = pmd_deflate(c, p, n)) < 0)
+            return -1;
+        zp = b->zbuf;
+        b->tx_deflates++;
+        if (pool >= 0 && c->cnct && b->zpool != NULL && b->zpool_cwb == c->cwb &&
+            (b->zpool[pool].z = malloc((size_t)z + 1)) != NULL) {
+            memcpy(b->zpool[pool].z, b->zbuf, (size_t)z);
+            b->zpool[pool].len = (uint32_t)z;
+        }
+    }
+    b->tx_z++;
+    b->tx_zwire += (uint64_t)z;
+    b->tx_zbytes += n;
+    if (queue_frame(c, 0x40 | 1, zp, (size_t)z) == 0)
+        return 0;
+    conn_fail(c, E_IO, "out of memory");
+    return -1;
+}
+
+/* A 64-bit hash of p[0..n), 8 bytes at a time: only to pick a cache slot
+ * and skip most wrong ones; a hit is confirmed with memcmp. */
+static uint64_t zhash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15u ^ n, w;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdu;
+        h ^= h >> 32;
+    }
+    w = 0;
+    memcpy(&w, p + i, n - i);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53u;
+    return h ^ (h >> 29);
+}
+
+/* Inflates one compressed message, p[0..n) with 00 00 ff ff after it
+ * (RFC 7692 §7.2.2), into b->zout; the inflater is reset afterwards when the
+ * server said server_no_context_takeover, else it keeps the window. Returns
+ * the inflated length, or -1 with the connection failed. */
+static long pmd_inflate(conn *c, const uint8_t *p, size_t n, const uint8_t **out)
+{
+    static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
+    bench *b = c->b;
+    z_stream *z = c->zi;
+    int rc = Z_OK;
+    struct zc_ent *e = NULL;
+    uint64_t h = 0;
+    size_t olen;
+
+    *out = b->zout;
+    if (c->snct && b->zcache != NULL) {     /* see struct bench: zcache */
+        struct zc_ent *set;
+        h = zhash(p, n);
+        set = &b->zcache[h % (ZC_SLOTS / ZC_WAYS) * ZC_WAYS];
+        for (unsigned w = 0; w < ZC_WAYS; w++) {
+            e = &set[w];
+            if (e->z != NULL && e->h == h && e->zlen == n && e->swb == c->swb &&
+                memcmp(e->z, p, n) == 0) {
+                b->rx_z++;
+                b->rx_zwire += n;
+                b->rx_zbytes += e->olen;
+                *out = e->out;
+                return (long)e->olen;
+            }
+        }
+        /* a miss: the result goes to a free way, else to one the hash picks */
+        e = &set[(h >> 60) % ZC_WAYS];
+        for (unsigned w = 0; w < ZC_WAYS; w++)
+            if (set[w].z == NULL) {
+                e = &set[w];
+                break;
+            }
+    }
+    if (z == NULL) {
+        if ((z = calloc(1, sizeof(*z))) == NULL) {
+            conn_fail(c, E_IO, "out of memory");
+            return -1;
+        }
+        /* the window the server promised, no more: a longer distance fails */
+        if (inflateInit2(z, -(int)c->swb) != Z_OK) {
+            free(z);
+            conn_fail(c, E_IO, "inflateInit2 failed");
+            return -1;
+        }
+        c->zi = z;
+    }
+    z->next_out = b->zout;
+    z->avail_out = MAX_FRAME;
+    for (int part = 0; part < 2 && rc == Z_OK; part++) {
+        z->next_in = (Bytef *)(uintptr_t)(part == 0 ? p : tail);
+        z->avail_in = part == 0 ? (uInt)n : 4;
+        if (z->avail_in == 0)
+            continue;
+        rc = inflate(z, Z_SYNC_FLUSH);
+        if (rc == Z_OK && (z->avail_in != 0 || z->avail_out == 0)) {
+            conn_fail(c, E_PROTO, "inflated message over %u bytes", MAX_FRAME);
+            return -1;
+        }
+    }
+    if (rc == Z_STREAM_END) {
+        /* a final block (BFINAL): allowed, but the window ends with it */
+        if (!c->snct) {
+            conn_fail(c, E_PROTO, "final deflate block with server context takeover");
+            return -1;
+        }
+    } else if (rc != Z_OK) {
+        conn_fail(c, E_PROTO, "inflate: %s (%d)", z->msg ? z->msg : "error", rc);
+        return -1;
+    }
+    if ((c->snct || rc == Z_STREAM_END) && inflateReset(z) != Z_OK) {
+        conn_fail(c, E_IO, "inflateReset failed");
+        return -1;
+    }
+    olen = MAX_FRAME - z->avail_out;
+    b->rx_inflates++;
+    b->rx_z++;
+    b->rx_zwire += n;
+    b->rx_zbytes += olen;
+    if (e != NULL && olen <= MAX_SIZE * 2) {
+        uint8_t *m = realloc(e->z, n + olen);
+        if (m != NULL) {
+            e->z = m;
+            e->out = m + n;
+            memcpy(e->z, p, n);
+            memcpy(e->out, b->zout, olen);
+            e->h = h;
+            e->zlen = (uint32_t)n;
+            e->olen = (uint32_t)olen;
+            e->swb = c->swb;
+        }
+    }
+    return (long)olen;
+}
+
 static int queue_close(conn *c, uint16_t code)
 {
     uint8_t p[2] = { (uint8_t)(code >> 8), (uint8_t)code };
@@ -567,6 +867,7 @@ static void conn_start(bench *b, conn *c)
     int fd, n;
 
     c->b = b;
+    pmd_free(c);        /* a reused slot is a new connection */
     c->upgraded = c->close_sent = c->close_rcvd = c->ready = c->welcomed = false;
     c->tx = c->rx = c->next_seq = c->got = 0;
     c->rlen = c->woff = c->wlen = 0;
@@ -615,8 +916,10 @@ static void conn_start(bench *b, conn *c)
         snprintf(nick, sizeof(nick), "%cnick=s%u", strchr(b->path, '?') ? '&' : '?', c->idx);
     n = snprintf(req, sizeof(req),
                  "GET %s%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                 b->path, nick, second ? b->host_hdr2 : b->host_hdr, key64);
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                 b->path, nick, second ? b->host_hdr2 : b->host_hdr, key64,
+                 b->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                            : "");
     if (grow(&c->wbuf, &c->wcap, (size_t)n) != 0) {
         conn_fail(c, E_IO, "out of memory");
         return;
@@ -690,6 +993,114 @@ static bool has_token(const char *v, size_t n, const char *token)
     return false;
 }
 
+/* Takes the server's Sec-WebSocket-Extensions answer v[0..n) to our one
+ * offer (RFC 7692 §7.1): permessage-deflate and its parameters, each at most
+ * once, nothing else. Sets c->pmd and the parameters; returns -1 after
+ * failing the connection on anything we did not offer or cannot honour. */
+static int parse_pmd_answer(conn *c, const char *v, size_t n)
+{
+    static const char name[] = "permessage-deflate";
+    const char *end = v + n, *q;
+    bool seen[4] = { false, false, false, false };
+    char canon[160];
+    int cl = 0;
+
+    if (memchr(v, ',', n) != NULL) {
+        conn_fail(c, E_HTTP, "more than one extension in the answer: %.*s", (int)n, v);
+        return -1;
+    }
+    q = memchr(v, ';', n);
+    q = q != NULL ? q : end;
+    while (q > v && (q[-1] == ' ' || q[-1] == '\t'))
+        q--;
+    if ((size_t)(q - v) != sizeof(name) - 1 || strncasecmp(v, name, sizeof(name) - 1) != 0) {
+        conn_fail(c, E_HTTP, "an extension we did not offer: %.*s", (int)n, v);
+        return -1;
+    }
+    c->cnct = c->snct = false;
+    c->cwb = c->swb = 15;
+    for (const char *p = memchr(v, ';', n); p != NULL && p < end;) {
+        const char *s = p + 1, *e, *eq, *val = NULL, *ve = NULL;
+        size_t kl;
+        int k;
+        p = memchr(s, ';', (size_t)(end - s));
+        e = p != NULL ? p : end;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        eq = memchr(s, '=', (size_t)(e - s));
+        kl = (size_t)((eq != NULL ? eq : e) - s);
+        while (kl > 0 && (s[kl - 1] == ' ' || s[kl - 1] == '\t'))
+            kl--;
+        if (eq != NULL) {
+            for (val = eq + 1; val < e && (*val == ' ' || *val == '\t'); val++)
+                ;
+            ve = e;
+            if (ve - val >= 2 && *val == '"' && ve[-1] == '"') {   /* a quoted-string */
+                val++;
+                ve--;
+            }
+        }
+#define KEY(str) (kl == sizeof(str) - 1 && strncasecmp(s, str, kl) == 0)
+        k = KEY("server_no_context_takeover")   ? 0
+            : KEY("client_no_context_takeover") ? 1
+            : KEY("server_max_window_bits")     ? 2
+            : KEY("client_max_window_bits")     ? 3 : -1;
+#undef KEY
+        if (k < 0 || seen[k]) {
+            conn_fail(c, E_HTTP, "%s parameter in the answer: %.*s", k < 0 ? "unknown" : "repeated",
+                      (int)n, v);
+            return -1;
+        }
+        seen[k] = true;
+        if (k < 2) {
+            if (val != NULL) {
+                conn_fail(c, E_HTTP, "a value where none belongs: %.*s", (int)n, v);
+                return -1;
+            }
+            if (k == 0)
+                c->snct = true;
+            else
+                c->cnct = true;
+        } else {
+            unsigned bits = 0;
+            if (val == NULL || ve - val < 1 || ve - val > 2 || !isdigit((unsigned char)val[0]) ||
+                (ve - val == 2 && !isdigit((unsigned char)val[1])) ||
+                (bits = (unsigned)strtoul(val, NULL, 10)) < 8 || bits > 15 ||
+                (ve - val == 2 && val[0] == '0')) {
+                conn_fail(c, E_HTTP, "window bits not in 8..15: %.*s", (int)n, v);
+                return -1;
+            }
+            /* zlib's raw deflate cannot use a 256-byte window (it would use
+             * 512 bytes, more than we were allowed) */
+            if (k == 3 && bits == 8) {
+                conn_fail(c, E_HTTP, "client_max_window_bits=8: zlib cannot compress that way");
+                return -1;
+            }
+            if (k == 2)
+                c->swb = (uint8_t)bits;
+            else
+                c->cwb = (uint8_t)bits;
+        }
+    }
+    c->pmd = true;
+    /* one canonical spelling, to print and to see every connection agree */
+    cl = snprintf(canon, sizeof(canon), "%s%s", c->snct ? ",server_no_context_takeover" : "",
+                  c->cnct ? ",client_no_context_takeover" : "");
+    if (seen[2])
+        cl += snprintf(canon + cl, sizeof(canon) - (size_t)cl, ",server_max_window_bits=%u", c->swb);
+    if (seen[3])
+        cl += snprintf(canon + cl, sizeof(canon) - (size_t)cl, ",client_max_window_bits=%u", c->cwb);
+    if (cl == 0)
+        snprintf(canon, sizeof(canon), ",none");
+    if (c->b->pmd_answer[0] == '\0')
+        snprintf(c->b->pmd_answer, sizeof(c->b->pmd_answer), "%s", canon + 1);
+    else if (strcmp(c->b->pmd_answer, canon + 1) != 0)
+        c->b->pmd_varied = true;
+    return 0;
+}
+
 /* Parses the handshake response in buf[0..len). Returns the head's length,
  * 0 when it is incomplete, -1 after failing the connection. */
 static long parse_response(conn *c, const uint8_t *buf, size_t len)
@@ -735,13 +1146,23 @@ static long parse_response(conn *c, const uint8_t *buf, size_t len)
         else if (IS("sec-websocket-accept"))
             ac = ve - v == 28 && memcmp(v, c->accept, 28) == 0;
         else if (IS("sec-websocket-extensions")) {
-            conn_fail(c, E_HTTP, "an extension we did not offer: %.*s", (int)(ve - v), v);
-            return -1;
+            if (!c->b->deflate || c->pmd) {
+                conn_fail(c, E_HTTP, "%s: %.*s",
+                          c->pmd ? "a second extensions field" : "an extension we did not offer",
+                          (int)(ve - v), v);
+                return -1;
+            }
+            if (parse_pmd_answer(c, v, (size_t)(ve - v)) != 0)
+                return -1;
         }
 #undef IS
     }
     if (!up || !co || !ac) {
         conn_fail(c, E_HTTP, "bad 101: upgrade=%d connection=%d accept=%d", up, co, ac);
+        return -1;
+    }
+    if (c->b->deflate && !c->pmd) {
+        conn_fail(c, E_HTTP, "the server declined permessage-deflate");
         return -1;
     }
     return end - s;
@@ -759,8 +1180,9 @@ static long parse_frames(conn *c, uint8_t *buf, size_t len)
         uint64_t plen = f[1] & 0x7f;
         int op = f[0] & 0x0f;
 
-        if (f[0] & 0x70) {
-            conn_fail(c, E_PROTO, "RSV bits set in a server frame");
+        /* RSV1 only on a data frame of a connection with permessage-deflate */
+        if ((f[0] & 0x30) || ((f[0] & 0x40) && (!c->pmd || (op != 1 && op != 2)))) {
+            conn_fail(c, E_PROTO, "RSV bits 0x%02x set in a server frame (opcode %d)", f[0] & 0x70, op);
             return -1;
         }
         if (f[1] & 0x80) {
@@ -796,6 +1218,15 @@ static long parse_frames(conn *c, uint8_t *buf, size_t len)
         case 2:
             if (c->close_rcvd)
                 break;
+            if (f[0] & 0x40) {
+                const uint8_t *m;
+                long z = pmd_inflate(c, f + h, (size_t)plen, &m);
+                if (z < 0 || mode_on_message(c, m, (size_t)z) != 0)
+                    return -1;
+                break;
+            }
+            if (c->pmd)
+                c->b->rx_plain++;
             if (mode_on_message(c, f + h, (size_t)plen) != 0)
                 return -1;
             break;
@@ -898,7 +1329,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     conn_flush(c);
 }
 
-/* ---- modes -------------------------------------------------------------- */
+/* ---- the end of a run ---------------------------------------------------- */
 
 static void finish(bench *b)
 {
@@ -906,44 +1337,232 @@ static void finish(bench *b)
     event_base_loopbreak(b->base);
 }
 
-/* echo payload: 'e', 8 hex of the connection, 16 hex of its counter, pad */
-static void echo_payload(const bench *b, const conn *c, uint64_t seq, uint8_t *p)
+/* ---- --json: chat-like payloads ----------------------------------------- */
+
+/* Words of everyday chat, the most frequent first; json_corpus() draws them
+ * with a skew towards the front. None holds a quote or a backslash. */
+static const char *const words[] = {
+    "the", "I", "to", "you", "a", "and", "it", "is", "that", "of", "in", "for", "on", "this",
+    "my", "we", "be", "have", "no", "just", "so", "but", "not", "what", "do", "with", "are",
+    "can", "was", "me", "at", "if", "like", "all", "get", "lol", "yeah", "ok", "they", "there",
+    "out", "up", "about", "now", "one", "will", "know", "think", "your", "how", "good", "when",
+    "would", "time", "go", "from", "an", "or", "more", "see", "some", "people", "got", "here",
+    "still", "really", "today", "then", "been", "need", "make", "work", "want", "going", "new",
+    "thanks", "did", "back", "day", "right", "well", "also", "any", "only", "too", "way", "why",
+    "again", "after", "game", "should", "could", "first", "last", "because", "yes", "sure",
+    "maybe", "actually", "never", "always", "someone", "something", "anyone", "tonight",
+    "tomorrow", "morning", "week", "build", "server", "deploy", "test", "patch", "release",
+    "bug", "fix", "log", "error", "config", "merge", "branch", "review", "meeting", "coffee",
+    "lunch", "home", "weekend", "music", "movie", "match", "team", "score", "player", "level",
+    "map", "room", "chat", "message", "link", "video", "photo", "picture", "phone", "laptop",
+    "update", "version", "issue", "ticket", "question", "answer", "idea", "plan", "problem",
+    "great", "nice", "cool", "awesome", "weird", "funny", "sorry", "please", "hello", "hey",
+    "bye", "later", "soon", "already", "almost", "probably", "definitely", "exactly", "literally",
+    "basically", "honestly", "anyway", "though", "before", "while", "until", "since", "every",
+    "other", "another", "many", "much", "few", "little", "big", "small", "long", "short", "old",
+    "young", "fast", "slow", "early", "late", "hard", "easy", "better", "best", "worse", "worst",
+    "happy", "tired", "busy", "ready", "done", "free", "open", "closed", "broken", "working",
+    "running", "waiting", "looking", "thinking", "talking", "playing", "watching", "reading",
+    "writing", "coming", "leaving", "trying", "saying", "asked", "told", "said", "heard",
+    "found", "lost", "won", "bought", "sent", "made", "took", "gave", "left", "started",
+    "finished", "restart", "download", "upload", "password", "account", "screen", "window",
+    "network", "cloud", "cache", "memory", "latency", "socket", "browser", "keyboard", "mouse",
+    "weather", "rain", "sun", "snow", "city", "train", "bus", "car", "office", "school",
+    "friend", "family", "mom", "dad", "dog", "cat", "pizza", "tea", "beer", "dinner", "party",
+    "birthday", "holiday", "summer", "winter", "Monday", "Friday", "Saturday", "Sunday",
+};
+
+static uint64_t splitmix(uint64_t *s)
 {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15u);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Fills b->corpus with CORPUS + MAX_SIZE bytes of sentences: 3 to 18 words,
+ * the first capitalised, ending in . ? or !, now and then a comma, a number,
+ * a @mention or an emoticon. A fixed seed, so every run compresses alike.
+ * Returns -1 when out of memory. */
+static int json_corpus(bench *b)
+{
+    const size_t nw = sizeof(words) / sizeof(words[0]), cap = CORPUS + MAX_SIZE;
+    static const char *const emo[] = { ":)", ":D", ":(", ";)", "xD", "^^" };
+    uint64_t seed = 0x6761746568617573u;  /* "gatehous" */
+    size_t len = 0;
+
+    if ((b->corpus = malloc(cap + 64)) == NULL)
+        return -1;
+    while (len < cap) {
+        unsigned n = 3 + (unsigned)(splitmix(&seed) % 16);
+        for (unsigned i = 0; i < n && len < cap; i++) {
+            uint64_t r = splitmix(&seed);
+            /* the product of two uniform draws: skewed towards the front */
+            size_t k = (size_t)((((r & 0xffff) * ((r >> 16) & 0xffff)) >> 16) * nw >> 16);
+            char w[48];
+            int wl;
+            if ((r >> 32) % 40 == 0)
+                wl = snprintf(w, sizeof(w), "%u", (unsigned)((r >> 40) % 2000));
+            else if ((r >> 32) % 40 == 1)
+                wl = snprintf(w, sizeof(w), "@user%u", (unsigned)((r >> 40) % 1000));
+            else
+                wl = snprintf(w, sizeof(w), "%s", words[k]);
+            if (i == 0 && w[0] >= 'a' && w[0] <= 'z')
+                w[0] = (char)(w[0] - 'a' + 'A');
+            memcpy(b->corpus + len, w, (size_t)wl);
+            len += (size_t)wl;
+            if (i + 1 == n) {
+                uint64_t e = (r >> 48) % 10;
+                b->corpus[len++] = e < 6 ? '.' : e < 8 ? '?' : '!';
+                if ((r >> 56) % 8 == 0) {
+                    b->corpus[len++] = ' ';
+                    memcpy(b->corpus + len, emo[(r >> 59) % 6], 2);
+                    len += 2;
+                }
+            } else if ((r >> 44) % 12 == 0) {
+                b->corpus[len++] = ',';
+            }
+            b->corpus[len++] = ' ';
+        }
+    }
+    return 0;
+}
+
+static char *put_dec(char *o, uint64_t v)
+{
+    char t[20];
+    int n = 0;
+
+    do
+        t[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n > 0)
+        *o++ = t[--n];
+    return o;
+}
+
+static char *put_str(char *o, const char *str)
+{
+    size_t n = strlen(str);
+
+    memcpy(o, str, n);
+    return o + n;
+}
+
+/* Writes b->size bytes of JSON into out:
+ *   {"type":TYPE,"room":"lobby","nick":"userNICK","seq":SEQ,"ts":TS,"text":"..."}
+ * the text a slice of the corpus from the first word starting after byte
+ * `at` (< CORPUS), cut to fit. The same arguments give the same bytes. */
+static void json_payload(const bench *b, uint8_t *out, const char *type, unsigned nick,
+                         uint64_t seq, uint64_t ts, size_t at)
+{
+    char *o = (char *)out, *end = (char *)out + b->size - 2;  /* room for "} */
+
+    o = put_str(o, "{\"type\":\"");
+    o = put_str(o, type);
+    o = put_str(o, "\",\"room\":\"lobby\",\"nick\":\"user");
+    o = put_dec(o, nick);
+    o = put_str(o, "\",\"seq\":");
+    o = put_dec(o, seq);
+    o = put_str(o, ",\"ts\":");
+    o = put_dec(o, ts);
+    o = put_str(o, ",\"text\":\"");
+    while (at < CORPUS && b->corpus[at] != ' ')
+        at++;
+    at++;
+    memcpy(o, b->corpus + at, (size_t)(end - o));
+    memcpy(end, "\"}", 2);
+}
+
+/* The unsigned decimal after `key` in p[0..n), or -1 when there is none. */
+static int json_num(const uint8_t *p, size_t n, const char *key, uint64_t *out)
+{
+    const uint8_t *k = memmem(p, n, key, strlen(key)), *e = p + n;
+    uint64_t v = 0;
+
+    if (k == NULL)
+        return -1;
+    k += strlen(key);
+    if (k >= e || *k < '0' || *k > '9')
+        return -1;
+    for (; k < e && *k >= '0' && *k <= '9'; k++)
+        v = v * 10 + (uint64_t)(*k - '0');
+    *out = v;
+    return 0;
+}
+
+/* ---- modes -------------------------------------------------------------- */
+
+/* --json echo: POOL messages, "say"s from user0..user999 with seq and ts
+ * of their own, each text a different CORPUS/POOL-byte stretch of the corpus
+ * (no two share words, so a server keeping a compression window between
+ * messages finds no more repetition than chat has). Connection i sends
+ * message (i * 7919 + k) % POOL as its k-th: consecutive messages differ, so
+ * a lost, reordered or mixed-up echo still fails the byte-for-byte check,
+ * and a message's compressed form can be cached (struct bench: zpool).
+ * Returns -1 when out of memory. */
+static int json_pool(bench *b)
+{
+    if ((b->pool = malloc((size_t)POOL * b->size)) == NULL ||
+        (b->zpool = calloc(POOL, sizeof(*b->zpool))) == NULL)
+        return -1;
+    for (unsigned j = 0; j < POOL; j++)
+        json_payload(b, b->pool + (size_t)j * b->size, "say", j % 1000, j, b->ts_base + 37 * j,
+                     (size_t)j * (CORPUS / POOL));
+    return 0;
+}
+
+static long echo_pool_index(const conn *c, uint64_t seq)
+{
+    return (long)(((uint64_t)c->idx * 7919u + seq) % POOL);
+}
+
+/* echo payload: 'e', 8 hex of the connection, 16 hex of its counter, pad;
+ * --json: the pool's message (echo_pool_index) */
+static const uint8_t *echo_payload(const bench *b, const conn *c, uint64_t seq, uint8_t *p)
+{
+    if (b->json)
+        return b->pool + (size_t)echo_pool_index(c, seq) * b->size;
     p[0] = 'e';
     put_hex((char *)p + 1, c->idx, 8);
     put_hex((char *)p + 9, seq, 16);
     memset(p + 25, 'x', b->size - 25);
+    return p;
 }
 
 static int echo_send(conn *c)
 {
-    uint8_t p[4096];
+    uint8_t p[MAX_SIZE];
+    uint64_t seq = c->tx++;
+    const uint8_t *m = echo_payload(c->b, c, seq, p);
 
-    echo_payload(c->b, c, c->tx++, p);
-    return queue_frame(c, 1, p, c->b->size);
+    return send_text(c, m, c->b->size, c->b->json ? echo_pool_index(c, seq) : -1);
 }
 
 /* Queues one fan-out payload of b->size bytes on the publisher: the message
  * itself, or (fanout-chat) the text of a chat "say"; hex digits and 'x' need
- * no JSON escaping. Returns -1 when out of memory. */
+ * no JSON escaping. Returns -1 when the publisher failed (closed). */
 static int fan_queue(bench *b, const uint8_t *p)
 {
     static const char pre[] = "{\"type\":\"say\",\"text\":\"", post[] = "\"}";
-    uint8_t j[sizeof(pre) + 4096 + sizeof(post)];
+    uint8_t j[sizeof(pre) + MAX_SIZE + sizeof(post)];
 
     if (!b->chat)
-        return queue_frame(b->pub, 1, p, b->size);
+        return send_text(b->pub, p, b->size, -1);
     memcpy(j, pre, sizeof(pre) - 1);
     memcpy(j + sizeof(pre) - 1, p, b->size);
     memcpy(j + sizeof(pre) - 1 + b->size, post, sizeof(post) - 1);
-    return queue_frame(b->pub, 1, j, sizeof(pre) - 1 + b->size + sizeof(post) - 1);
+    return send_text(b->pub, j, sizeof(pre) - 1 + b->size + sizeof(post) - 1, -1);
 }
 
-/* fanout payload: 'P', 8 hex seq, 16 hex send time (ns), pad; sync: 'S', pad */
+/* fanout payload: 'P', 8 hex seq, 16 hex send time (ns), pad; sync: 'S', pad.
+ * --json: a "say" with the seq and the send time (ns) as "ts", kept in
+ * b->ring to compare deliveries with; sync: a "sync" */
 static void fan_publish(bench *b)
 {
     conn *c = b->pub;
-    uint8_t p[4096];
+    uint8_t p[MAX_SIZE], *m;
 
     if (c == NULL || c->st != CS_OPEN)
         return;
@@ -951,14 +1570,20 @@ static void fan_publish(bench *b)
         uint64_t t = now_ns();
         if (b->published == b->warm_msgs)
             b->t_warm_pub = t;
-        p[0] = 'P';
-        put_hex((char *)p + 1, b->published, 8);
-        put_hex((char *)p + 9, t, 16);
-        memset(p + 25, 'x', b->size - 25);
-        if (fan_queue(b, p) != 0) {
-            conn_fail(c, E_IO, "out of memory");
-            return;
+        if (b->json) {
+            /* a slot is free again once its message reached every receiver */
+            m = b->ring + (size_t)(b->published % b->window) * b->size;
+            uint64_t at = b->published;
+            json_payload(b, m, "say", c->idx, b->published, t, (size_t)(splitmix(&at) % CORPUS));
+        } else {
+            m = p;
+            p[0] = 'P';
+            put_hex((char *)p + 1, b->published, 8);
+            put_hex((char *)p + 9, t, 16);
+            memset(p + 25, 'x', b->size - 25);
         }
+        if (fan_queue(b, m) != 0)
+            return;
         b->published++;
     }
     conn_flush(c);
@@ -966,38 +1591,75 @@ static void fan_publish(bench *b)
 
 static void fan_sync(bench *b)
 {
-    uint8_t p[4096];
+    uint8_t p[MAX_SIZE];
 
-    p[0] = 'S';
-    memset(p + 1, 'x', b->size - 1);
-    if (b->pub != NULL && b->pub->st == CS_OPEN && fan_queue(b, p) == 0)
+    if (b->pub == NULL || b->pub->st != CS_OPEN)
+        return;
+    if (b->json) {
+        json_payload(b, p, "sync", b->pub->idx, 0, now_ns(), 0);
+    } else {
+        p[0] = 'S';
+        memset(p + 1, 'x', b->size - 1);
+    }
+    if (fan_queue(b, p) == 0)
         conn_flush(b->pub);
+}
+
+/* --json: the message's seq and ts, and whether it is a sync; -1 when it is
+ * none of ours. */
+static int fan_parse_json(const bench *b, const uint8_t *p, size_t n, bool *sync, uint64_t *seq,
+                          uint64_t *ts)
+{
+    static const char say[] = "{\"type\":\"say\",", syn[] = "{\"type\":\"sync\",";
+    size_t head = n < 128 ? n : 128;    /* seq and ts are in the first 128 bytes */
+
+    (void)b;
+    *sync = n >= sizeof(syn) - 1 && memcmp(p, syn, sizeof(syn) - 1) == 0;
+    if (*sync)
+        return 0;
+    if (n < sizeof(say) - 1 || memcmp(p, say, sizeof(say) - 1) != 0 ||
+        json_num(p, head, "\"seq\":", seq) != 0 || json_num(p, head, "\"ts\":", ts) != 0)
+        return -1;
+    return 0;
 }
 
 static int fan_message(conn *c, const uint8_t *p, size_t n)
 {
     bench *b = c->b;
-    uint64_t seq, ts, t;
+    uint64_t seq = 0, ts = 0, t;
+    bool sync;
 
     if (n != b->size) {
         conn_fail(c, E_PROTO, "message of %zu bytes, sent %u", n, b->size);
         return -1;
     }
-    if (p[0] == 'S') {
+    if (b->json) {
+        if (fan_parse_json(b, p, n, &sync, &seq, &ts) != 0)
+            sync = false, seq = UINT64_MAX;
+    } else {
+        sync = p[0] == 'S';
+        if (!sync && (p[0] != 'P' || get_hex(p + 1, 8, &seq) != 0 || get_hex(p + 9, 16, &ts) != 0))
+            seq = UINT64_MAX;
+    }
+    if (sync) {
         if (!c->ready) {
             c->ready = true;
             b->nready++;
         }
         return 0;
     }
-    if (p[0] != 'P' || get_hex(p + 1, 8, &seq) != 0 || get_hex(p + 9, 16, &ts) != 0 ||
-        seq >= b->published) {
+    if (seq >= b->published) {
         conn_fail(c, E_PROTO, "not a message we published");
         return -1;
     }
     if (seq < c->next_seq) {       /* a duplicate, or out of order */
         b->dups++;
         return 0;
+    }
+    /* not a duplicate, so not yet everywhere: its ring slot still holds it */
+    if (b->json && memcmp(p, b->ring + (size_t)(seq % b->window) * b->size, n) != 0) {
+        conn_fail(c, E_PROTO, "message %" PRIu64 " differs from what was published", seq);
+        return -1;
     }
     c->next_seq = seq + 1;          /* a gap shows up as lost at the end */
     c->got++;
@@ -1078,17 +1740,14 @@ static int mode_on_message(conn *c, const uint8_t *p, size_t n)
             conn_fail(c, E_PROTO, "echo of %zu bytes, sent %u", n, b->size);
             return -1;
         }
-        echo_payload(b, c, c->rx, want);
-        if (memcmp(p, want, n) != 0) {
+        if (memcmp(p, echo_payload(b, c, c->rx, want), n) != 0) {
             conn_fail(c, E_PROTO, "echo %" PRIu64 " does not match what was sent", c->rx);
             return -1;
         }
         c->rx++;
         b->done++;
-        if (b->running && echo_send(c) != 0) {
-            conn_fail(c, E_IO, "out of memory");
-            return -1;
-        }
+        if (b->running && echo_send(c) != 0)
+            return -1;      /* failed and closed */
         return 0;
     case M_FANOUT:
         return b->chat ? chat_message(c, p, n) : fan_message(c, p, n);
@@ -1333,7 +1992,12 @@ static void usage(FILE *fp)
             "  --label NAME       server name in the result line (server)\n"
             "  --conns N          echo: 100, idle: 10000\n"
             "  --inflight N       echo: messages in flight per connection (8)\n"
-            "  --size N           message bytes (32; 25..4096)\n"
+            "  --size N           message bytes (32, with --json 512; 25..4096, with --json 160..)\n"
+            "  --json             echo/fanout: chat-like JSON messages of SIZE bytes, not hex and 'x'\n"
+            "  --deflate          offer permessage-deflate (RFC 7692); a server that declines fails\n"
+            "                     the connection; compress what we send, inflate what has RSV1\n"
+            "  --deflate-level N  our zlib compression level, 0..9 (1); memLevel 8, the window the\n"
+            "                     server allows (client_max_window_bits, else 15)\n"
             "  --duration S       echo/handshake: measured seconds (10)\n"
             "  --warmup S         echo/handshake: unmeasured seconds first (1)\n"
             "  --subs N           fanout: subscribers besides the publisher (1000)\n"
@@ -1346,6 +2010,30 @@ static void usage(FILE *fp)
             "                     up to 4 times (servers sharing a core): their CPU is summed\n"
             "  --settle S         idle: wait before reading VmRSS again (2)\n"
             "  --timeout S        per-connection handshake/close and fanout progress timeout (10)\n");
+}
+
+/* The result line's payload and permessage-deflate fields: json=yes; with
+ * --deflate the answer's parameters (pmd=, "none" for a bare
+ * permessage-deflate; pmd_varied=yes when connections got different ones),
+ * server messages that came compressed (rx_deflated) and plain (rx_plain),
+ * how many inflates and deflates zlib really did (the rest came from the
+ * caches), and compressed/uncompressed bytes each way (rx_ratio, tx_ratio). */
+static void print_payload(const bench *b)
+{
+    if (b->json)
+        printf(" json=yes");
+    if (!b->deflate)
+        return;
+    printf(" deflate=yes pmd=%s%s", b->pmd_answer[0] ? b->pmd_answer : "-",
+           b->pmd_varied ? " pmd_varied=yes" : "");
+    if (b->mode != M_ECHO && b->mode != M_FANOUT)
+        return;
+    printf(" rx_deflated=%" PRIu64 " rx_plain=%" PRIu64 " rx_inflates=%" PRIu64 " tx_deflates=%" PRIu64,
+           b->rx_z, b->rx_plain, b->rx_inflates, b->tx_deflates);
+    if (b->rx_zbytes > 0)
+        printf(" rx_ratio=%.3f", (double)b->rx_zwire / (double)b->rx_zbytes);
+    if (b->tx_zbytes > 0)
+        printf(" tx_ratio=%.3f", (double)b->tx_zwire / (double)b->tx_zbytes);
 }
 
 static int opt_uint(const char *s, unsigned long long max, unsigned long long *out)
@@ -1371,6 +2059,7 @@ int main(int argc, char **argv)
         { "window", 1, NULL, 'W' },    { "concurrency", 1, NULL, 'C' }, { "src", 1, NULL, 'r' },
         { "pid", 1, NULL, 'x' },       { "settle", 1, NULL, 'z' },     { "timeout", 1, NULL, 't' },
         { "warm-msgs", 1, NULL, 'A' }, { "port2", 1, NULL, 'q' },      { "help", 0, NULL, 'h' },
+        { "json", 0, NULL, 'J' },      { "deflate", 0, NULL, 'D' },    { "deflate-level", 1, NULL, 'L' },
         { NULL, 0, NULL, 0 },
     };
     bench B = { 0 }, *b = &B;
@@ -1380,7 +2069,9 @@ int main(int argc, char **argv)
     struct rlimit rl;
     struct timeval tv = { 0, 50000 };
     int o, rc = 1;
-    bool bad = false;
+    bool bad = false, size_set = false;
+    const char *zname;
+    struct timespec wall;
 
     b->label = "server";
     b->core[0] = b->core[1] = -1;
@@ -1397,6 +2088,7 @@ int main(int argc, char **argv)
     b->window = 8;
     b->settle = 2;
     b->timeout = 10;
+    b->zlevel = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'm': mode = optarg; break;
@@ -1407,7 +2099,10 @@ int main(int argc, char **argv)
         case 'p': bad |= opt_uint(optarg, 65535, &v) != 0 || v == 0; b->port = (int)v; break;
         case 'c': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->conns = (unsigned)v; break;
         case 'i': bad |= opt_uint(optarg, 100000, &v) != 0 || v == 0; b->inflight = (unsigned)v; break;
-        case 's': bad |= opt_uint(optarg, 4096, &v) != 0; b->size = (unsigned)v; break;
+        case 's': bad |= opt_uint(optarg, MAX_SIZE, &v) != 0; b->size = (unsigned)v; size_set = true; break;
+        case 'J': b->json = true; break;
+        case 'D': b->deflate = true; break;
+        case 'L': bad |= opt_uint(optarg, 9, &v) != 0; b->zlevel = (int)v; break;
         case 'S': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->subs = (unsigned)v; break;
         case 'M': bad |= opt_uint(optarg, 100000000, &v) != 0 || v == 0; b->msgs = v; break;
         case 'A': bad |= opt_uint(optarg, 100000000, &v) != 0; b->warm_msgs = (unsigned)v; break;
@@ -1445,6 +2140,10 @@ int main(int argc, char **argv)
     else
         bad = true;
     if (mode == NULL || b->port < 0 || optind != argc)
+        bad = true;
+    if (b->json && !size_set)
+        b->size = 512;
+    if (b->json && ((b->mode != M_ECHO && b->mode != M_FANOUT) || b->chat || b->size < JSON_MIN))
         bad = true;
     if (b->mode == M_ECHO && b->size < 25)
         bad = true;
@@ -1494,6 +2193,15 @@ int main(int argc, char **argv)
     if (getrandom(b->rng, sizeof(b->rng), 0) != (ssize_t)sizeof(b->rng) || (b->rng[0] | b->rng[1]) == 0)
         b->rng[0] = now_ns() | 1;
 
+    clock_gettime(CLOCK_REALTIME, &wall);
+    b->ts_base = (uint64_t)wall.tv_sec * 1000 + (uint64_t)wall.tv_nsec / 1000000;
+    if ((b->json && json_corpus(b) != 0) || (b->json && b->mode == M_ECHO && json_pool(b) != 0) ||
+        (b->deflate && (b->zcache = calloc(ZC_SLOTS, sizeof(*b->zcache))) == NULL) ||
+        (b->json && b->mode == M_FANOUT && (b->ring = malloc((size_t)b->window * b->size)) == NULL) ||
+        (b->deflate && ((b->zout = malloc(MAX_FRAME)) == NULL || (b->zbuf = malloc(ZBUF)) == NULL))) {
+        fprintf(stderr, "wsload: out of memory\n");
+        return 1;
+    }
     b->scratch = malloc(SCRATCH);
     b->c = calloc(b->nslots, sizeof(*b->c));
     if (b->mode == M_FANOUT)
@@ -1543,14 +2251,18 @@ int main(int argc, char **argv)
 
     if (b->t_end == 0)
         b->t_end = now_ns();
+    /* the result line starts with the job's name: the mode, -bus with
+     * --port2, -deflate with --deflate (as ws.sh names its jobs) */
+    zname = b->deflate ? "-deflate" : "";
     switch (b->mode) {
     case M_ECHO: {
         uint64_t n = b->done - b->done_at_measure;
         secs = b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0;
-        printf("echo %s rt/s=%.0f conns=%u inflight=%u size=%u seconds=%.2f echoes=%" PRIu64
+        printf("echo%s %s rt/s=%.0f conns=%u inflight=%u size=%u seconds=%.2f echoes=%" PRIu64
                " failed=%" PRIu64,
-               b->label, secs > 0 ? (double)n / secs : 0.0, b->nslots, b->inflight, b->size, secs,
+               zname, b->label, secs > 0 ? (double)n / secs : 0.0, b->nslots, b->inflight, b->size, secs,
                n, total_errs(b));
+        print_payload(b);
         cpu_print(b, secs);
         printf("\n");
         rc = (total_errs(b) == 0 && secs > 0 && n > 0) ? 0 : 1;
@@ -1561,15 +2273,16 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < b->nslots; i++)
             lost += b->published - b->c[i]->got;
         secs = b->t_last_deliv > b->t_warm_pub ? (double)(b->t_last_deliv - b->t_warm_pub) / 1e9 : 0;
-        printf("%s%s %s deliveries/s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f subs=%u msgs=%" PRIu64
+        printf("%s%s%s %s deliveries/s=%.0f p50_us=%.0f p99_us=%.0f max_us=%.0f subs=%u msgs=%" PRIu64
                " published=%" PRIu64 " window=%u size=%u lost=%" PRIu64 " dup=%" PRIu64
                " failed=%" PRIu64,
-               b->chat ? "fanout-chat" : "fanout", b->port2 > 0 ? "-bus" : "", b->label,
+               b->chat ? "fanout-chat" : "fanout", b->port2 > 0 ? "-bus" : "", zname, b->label,
                secs > 0 ? (double)b->deliveries / secs : 0.0, (double)hist_pct(b, 50) / 1e3, (double)hist_pct(b, 99) / 1e3,
                (double)b->lat_max / 1e3, b->subs, b->msgs, b->published, b->window, b->size,
                lost, b->dups, total_errs(b));
         if (b->port2 > 0)   /* odd indices on port2; the publisher is not a subscriber */
             printf(" subs_port1=%u subs_port2=%u", b->subs - b->subs / 2, b->subs / 2);
+        print_payload(b);
         cpu_print(b, b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0);
         printf("\n");
         rc = (total_errs(b) == 0 && lost == 0 && b->dups == 0 && b->published == b->msgs) ? 0 : 1;
@@ -1579,10 +2292,11 @@ int main(int argc, char **argv)
         uint64_t n = b->done - b->done_at_measure;
         uint64_t tries = b->done + total_errs(b);
         secs = b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0;
-        printf("handshake %s hs/s=%.0f concurrency=%u seconds=%.2f handshakes=%" PRIu64
+        printf("handshake%s %s hs/s=%.0f concurrency=%u seconds=%.2f handshakes=%" PRIu64
                " failed=%" PRIu64 " close_timeouts=%" PRIu64,
-               b->label, secs > 0 ? (double)n / secs : 0.0, b->nslots, secs, n, total_errs(b),
+               zname, b->label, secs > 0 ? (double)n / secs : 0.0, b->nslots, secs, n, total_errs(b),
                b->close_timeouts);
+        print_payload(b);
         cpu_print(b, secs);
         printf("\n");
         rc = (n > 0 && total_errs(b) * 100 <= tries) ? 0 : 1;
@@ -1590,10 +2304,12 @@ int main(int argc, char **argv)
     }
     case M_IDLE: {
         long rss1 = read_rss_kib(b->pid);
-        printf("idle %s kib/conn=%.2f conns=%u open=%u rss_before_kib=%ld rss_after_kib=%ld"
-               " failed=%" PRIu64 "\n",
-               b->label, b->open ? (double)(rss1 - rss0) / b->open : 0.0, b->nslots, b->open,
+        printf("idle%s %s kib/conn=%.2f conns=%u open=%u rss_before_kib=%ld rss_after_kib=%ld"
+               " failed=%" PRIu64,
+               zname, b->label, b->open ? (double)(rss1 - rss0) / b->open : 0.0, b->nslots, b->open,
                rss0, rss1, total_errs(b));
+        print_payload(b);
+        printf("\n");
         rc = (total_errs(b) == 0 && b->open == b->nslots && rss1 > 0) ? 0 : 1;
         break;
     }
@@ -1621,12 +2337,26 @@ int main(int argc, char **argv)
                 event_free(c->wev);
             close(c->fd);
         }
+        pmd_free(c);
         free(c->rbuf);
         free(c->wbuf);
         free(c);
     }
     free(b->c);
     free(b->got);
+    free(b->ring);
+    free(b->corpus);
+    free(b->pool);
+    if (b->zpool != NULL)
+        for (unsigned j = 0; j < POOL; j++)
+            free(b->zpool[j].z);
+    free(b->zpool);
+    if (b->zcache != NULL)
+        for (unsigned j = 0; j < ZC_SLOTS; j++)
+            free(b->zcache[j].z);
+    free(b->zcache);
+    free(b->zout);
+    free(b->zbuf);
     free(b->scratch);
     event_free(b->tick);
     event_free(b->refill);

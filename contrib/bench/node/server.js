@@ -5,7 +5,7 @@
 //   /ws/pubsub?topic=T   a client joins topic T on open; every message it
 //                        sends goes to every client on T, the sender included
 //
-//   node server.js PORT [send|frame]
+//   node server.js PORT [send|frame] [deflate]
 //
 // Broadcast: by default (`send`) the idiomatic way from the ws README,
 // client.send(data, { binary }) for each subscriber: ws frames the message
@@ -15,8 +15,16 @@
 // ws's per-send bookkeeping (it relies on the private `_socket`, which is
 // only safe here because permessage-deflate is off, so ws never queues).
 //
-// Like gatehouse in the bench config: permessage-deflate off, 64 KiB
-// maxPayload, any Origin accepted, listen backlog 1024, no access log.
+// `deflate` turns permessage-deflate (RFC 7692) on with ws's own defaults
+// but { threshold: 0 }, so every message is compressed whatever its size,
+// like gatehouse with compression_threshold: 0 and uWS: context takeover
+// both ways (ws keeps a zlib stream per connection each way), level
+// Z_DEFAULT_COMPRESSION, ws's limit of 10 concurrent zlib jobs. A broadcast
+// then compresses once per subscriber (each has its own context). Not with
+// `frame`, which writes to the socket behind ws's back.
+//
+// Otherwise like gatehouse in the bench config: 64 KiB maxPayload, any
+// Origin accepted, listen backlog 1024, no access log.
 'use strict';
 
 const http = require('http');
@@ -24,14 +32,16 @@ const { WebSocketServer, WebSocket } = require('ws');
 
 const port = Number(process.argv[2]);
 const mode = process.argv[3] || 'send';
-if (!Number.isInteger(port) || port < 1 || port > 65535 || !['send', 'frame'].includes(mode)) {
-  process.stderr.write('usage: node server.js PORT [send|frame]\n');
+const deflate = process.argv[4] === 'deflate';
+if (!Number.isInteger(port) || port < 1 || port > 65535 || !['send', 'frame'].includes(mode) ||
+    (process.argv[4] !== undefined && !deflate) || (deflate && mode === 'frame')) {
+  process.stderr.write('usage: node server.js PORT [send|frame] [deflate]  (not frame with deflate)\n');
   process.exit(2);
 }
 
 const wss = new WebSocketServer({
   noServer: true,
-  perMessageDeflate: false,
+  perMessageDeflate: deflate ? { threshold: 0 } : false,
   maxPayload: 64 * 1024,
   clientTracking: false,
 });
@@ -110,7 +120,8 @@ server.on('upgrade', (req, socket, head) => {
 });
 
 server.listen(port, '127.0.0.1', 1024, () => {
-  process.stderr.write(`node ws ${require('ws/package.json').version} listening on 127.0.0.1:${port} (broadcast: ${mode})\n`);
+  process.stderr.write(`node ws ${require('ws/package.json').version} listening on 127.0.0.1:${port} ` +
+    `(broadcast: ${mode}, permessage-deflate: ${deflate ? 'on' : 'off'})\n`);
 });
 
 process.on('SIGTERM', () => process.exit(0));
