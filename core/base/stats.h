@@ -50,6 +50,7 @@ typedef struct gh_stats {
     uint64_t       state_answers_redis;   /* topic-state requests answered by Redis */
     uint64_t       state_answers_local;   /* ... from this process's part */
     uint64_t       state_members;         /* topic-state members of this process's conns */
+    uint64_t       mem_trims;         /* freed heap given back to the system (memtrim.h) */
     double         start_time;                       /* unix seconds */
 } gh_stats;
 

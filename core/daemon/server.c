@@ -26,6 +26,7 @@
 #include "filecache.h"
 #include "forward.h"
 #include "log.h"
+#include "memtrim.h"
 #include "notify.h"
 #include "pmdeflate.h"
 #include "pluginhost.h"
@@ -527,6 +528,26 @@ static int open_access_log(gh_server *srv, const char *path)
     return GH_OK;
 }
 
+/* Every TRIM_INTERVAL_S, freed heap beyond TRIM_MIN_FREE goes back to the
+ * system (memtrim.h): after a fan-out burst to slow subscribers the process
+ * does not sit at its high-water mark. */
+#define TRIM_INTERVAL_S 5
+#define TRIM_MIN_FREE   (16u * 1024 * 1024)
+
+static void on_trim_timer(evutil_socket_t fd, short what, void *arg)
+{
+    gh_server *srv = arg;
+    size_t held;
+
+    (void)fd;
+    (void)what;
+    if (!gh_mem_trim(TRIM_MIN_FREE, &held, NULL))
+        return;
+    srv->loop.stats.mem_trims++;
+    GH_LOG(GH_LOG_INFO, "memory: %zu MiB of freed heap held after a burst: given back to the "
+           "system", held >> 20);
+}
+
 int gh_server_new(gh_site *site, gh_server **out)
 {
     gh_server *srv = NULL;
@@ -554,12 +575,17 @@ int gh_server_new(gh_site *site, gh_server **out)
         goto out;
     srv->drain_timer = evtimer_new(srv->loop.base, on_drain_timeout, srv);
     srv->accept_retry = evtimer_new(srv->loop.base, on_accept_retry, srv);
+    srv->trim_timer = event_new(srv->loop.base, -1, EV_PERSIST, on_trim_timer, srv);
     srv->sig_term = evsignal_new(srv->loop.base, SIGTERM, on_signal, srv);
     srv->sig_int = evsignal_new(srv->loop.base, SIGINT, on_signal, srv);
     srv->sig_hup = evsignal_new(srv->loop.base, SIGHUP, on_signal, srv);
-    if (srv->drain_timer == NULL || srv->accept_retry == NULL || srv->sig_term == NULL ||
-        srv->sig_int == NULL || srv->sig_hup == NULL)
+    if (srv->drain_timer == NULL || srv->accept_retry == NULL || srv->trim_timer == NULL ||
+        srv->sig_term == NULL || srv->sig_int == NULL || srv->sig_hup == NULL)
         goto out;
+    {
+        struct timeval tv = { .tv_sec = TRIM_INTERVAL_S };
+        event_add(srv->trim_timer, &tv);
+    }
     evsignal_add(srv->sig_term, NULL);
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_hup, NULL);
@@ -613,6 +639,8 @@ void gh_server_free(gh_server *srv)
         event_free(srv->drain_timer);
     if (srv->accept_retry != NULL)
         event_free(srv->accept_retry);
+    if (srv->trim_timer != NULL)
+        event_free(srv->trim_timer);
     if (srv->sig_term != NULL)
         event_free(srv->sig_term);
     if (srv->sig_int != NULL)

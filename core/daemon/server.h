@@ -31,6 +31,7 @@ struct gh_server {
     struct event      *sig_term, *sig_int, *sig_hup, *sig_pipe;
     struct event      *drain_timer;
     struct event      *accept_retry;   /* re-enables accepting after EMFILE */
+    struct event      *trim_timer;     /* gives freed heap back after a burst */
     uint64_t           max_conns;      /* effective limit */
     uint64_t           nofile;         /* the open-files limit after raising it */
     bool               accepting;

@@ -123,6 +123,10 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     put(&t, "gatehouse_ws_decompression_bytes_total{stage=\"uncompressed\"} %llu\n",
         (unsigned long long)st->ws_inflate_out);
 
+    head(&t, "memory_trims_total", "counter",
+         "Times freed heap was given back to the system after a burst.");
+    put(&t, "gatehouse_memory_trims_total %llu\n", (unsigned long long)st->mem_trims);
+
     head(&t, "plugin_loads_total", "counter", "Plugins loaded, by result.");
     put(&t, "gatehouse_plugin_loads_total{result=\"ok\"} %llu\n", (unsigned long long)st->plugin_loads);
     put(&t, "gatehouse_plugin_loads_total{result=\"refused\"} %llu\n",

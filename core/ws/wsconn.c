@@ -90,6 +90,7 @@ enum ws_state {
 #define READ_HIGH_WATER  (256 * 1024)   /* input we hold before we stop reading */
 #define MAX_SINGLE_READ  (64 * 1024)
 #define MSG_MIN_CAP      1024
+#define COPY_FRAME_MAX   512            /* topic frames up to this are copied, not referenced */
 
 /* Our own close reasons: the connection keeps one of these small numbers,
  * not a pointer, for the plugin's close callback. */
@@ -535,6 +536,14 @@ int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
         }
         if (over_backlog(ws, f->len)) {
             rc = -ENOBUFS;
+        } else if (f->len <= COPY_FRAME_MAX) {
+            /* a reference would cost a chain of its own (1 KiB in
+             * libevent 2.1) per subscriber: a small frame is cheaper copied
+             * into the output's last chain, next to the ones before it */
+            if (evbuffer_add(out_of(ws), f->data, f->len) != 0)
+                rc = GH_ENOMEM;
+            else
+                need_flush(ws);
         } else if (evbuffer_add_reference(out_of(ws), f->data, f->len, gh_frame_ref_release,
                                           f) != 0) {
             rc = GH_ENOMEM;

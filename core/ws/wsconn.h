@@ -56,7 +56,9 @@ int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t 
  * plain one, or with permessage-deflate the compressed one made once for
  * every subscriber with the same compressor settings (a connection with
  * server context takeover compresses its own copy) — by reference, taking
- * a reference when queued. Same returns as gh_ws_conn_send. */
+ * a reference when queued, or for a frame of up to 512 bytes by copying it
+ * (a libevent reference costs a 1 KiB chain per subscriber; the copy costs
+ * the frame's bytes). Same returns as gh_ws_conn_send. */
 int gh_ws_conn_send_msg(void *ws, struct gh_topic_msg *m);
 
 /* Bytes queued and not yet written. */

@@ -1,0 +1,92 @@
+"""Memory of fan-out to slow subscribers: what one queued delivery costs
+while it waits, and that the process gives the memory back once the queues
+are gone instead of sitting at its high-water mark.
+
+Subscribers that never read (a small receive buffer) make every published
+message queue in gatehouse once the kernel's socket buffers are full. Each
+test bounds its burst in count and bytes; RSS is read from /proc."""
+import socket
+import time
+
+import ghtest
+import wsutil
+from wsutil import OP_TEXT, RawWS, frame
+
+ROUTES = """
+  - match: { path: /ws/ps }
+    websocket: { plugin: pubsub, send_backlog: 64MiB, compression: off, idle_timeout: 0,
+                 ping_interval: 0 }
+  - match: { path: /metrics }
+    metrics: {}
+"""
+
+SUBS = 10
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class WsMemoryTest(ghtest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.port = ghtest.free_port()
+        self.gh = self.start(wsutil.ws_config(self.port, self.tmp, ROUTES))
+        self.pid = self.gh.proc.pid
+
+    def burst(self, msgs, payload):
+        """SUBS subscribers that do not read, and a publisher that sends msgs
+        messages of payload bytes and reads its own copy of each back (it is
+        subscribed too), so that when this returns every delivery has been
+        queued."""
+        subs = [RawWS(self.port, "/ws/ps?topic=t", rcvbuf=4096) for _ in range(SUBS)]
+        pub = RawWS(self.port, "/ws/ps?topic=t")
+        for s in subs + [pub]:
+            self.assertEqual(s.status, 101)
+        before = rss_kib(self.pid)
+        out = frame(OP_TEXT, b"m" * payload) * 1000
+        for _ in range(msgs // 1000):
+            pub.send(out)
+        want, have = msgs * ((2 if payload < 126 else 4) + payload), len(pub.buf)
+        pub.sock.settimeout(30)
+        while have < want:
+            chunk = pub.sock.recv(1 << 20)
+            self.assertTrue(chunk, "the publisher was disconnected")
+            have += len(chunk)
+        return subs, pub, before
+
+    def test_a_queued_small_delivery_costs_about_its_frame_not_a_buffer(self):
+        subs, pub, before = self.burst(100000, 100)     # chat-sized: 102-byte frames
+        grown = rss_kib(self.pid) - before
+        frame_bytes = SUBS * 100000 * 102 // 1024
+        # even if the kernel held nothing, the queues hold the frames' bytes
+        # plus a little; a libevent reference per delivery (a 1 KiB chain
+        # each) would be ten times that
+        self.assertLess(grown, frame_bytes * 3 // 2,
+                        f"RSS grew {grown} KiB for {frame_bytes} KiB of queued frames")
+        for s in subs + [pub]:
+            s.close()
+
+    def test_rss_comes_back_down_after_the_queues_are_gone(self):
+        # frames over 512 bytes are queued by reference, a libevent chain
+        # per delivery interleaved with the shared frames: freed, that heap
+        # stays with malloc unless the daemon gives it back
+        subs, pub, before = self.burst(12000, 1000)
+        peak = rss_kib(self.pid)
+        self.assertGreater(peak - before, 32 * 1024, "the burst did not queue enough to tell")
+        for s in subs:
+            s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            s.close()           # a reset: gatehouse drops their queues at once
+        # freed memory is given back within the daemon's trim interval (5 s)
+        ghtest.wait_for(lambda: rss_kib(self.pid) < before + 16 * 1024, timeout=20,
+                        what=f"RSS back near {before} KiB (peak {peak} KiB)")
+        pub.close()
+
+
+if __name__ == "__main__":
+    ghtest.main()
