@@ -5,7 +5,8 @@
  * name, so two plugins' topics never mix. Subscribers are opaque pointers
  * (WebSocket connections); a publish frames the message once into a
  * reference-counted gh_frame_ref and hands that same block to a "sink" for
- * every subscriber (wsconn queues it with evbuffer_add_reference); with
+ * every subscriber (wsconn queues it with evbuffer_add_reference, or
+ * copies it when it is small: a reference costs libevent a 1 KiB chain); with
  * permessage-deflate, the compressed frame too is made once and shared by
  * every subscriber whose compressor keeps no context.
  *
