@@ -142,14 +142,7 @@ def ok(body=b"hello", extra=b""):
     return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n" % (len(body), extra)) + body
 
 
-def rss_env():
-    """The environment for a gatehouse whose RSS is measured: under ASan,
-    freed memory waits in its quarantine (256 MiB) before reuse, and RSS
-    would measure that, not what gatehouse holds."""
-    env = dict(os.environ)
-    if "ASAN_OPTIONS" in env:
-        env["ASAN_OPTIONS"] += ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
-    return env
+rss_env = ghtest.rss_env
 
 
 class RssPeak:

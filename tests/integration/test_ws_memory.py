@@ -5,8 +5,8 @@ are gone instead of sitting at its high-water mark.
 Subscribers that never read (a small receive buffer) make every published
 message queue in gatehouse once the kernel's socket buffers are full. Each
 test bounds its burst in count and bytes; RSS is read from /proc."""
+import os
 import socket
-import time
 
 import ghtest
 import wsutil
@@ -36,7 +36,7 @@ class WsMemoryTest(ghtest.TestCase):
     def setUp(self):
         super().setUp()
         self.port = ghtest.free_port()
-        self.gh = self.start(wsutil.ws_config(self.port, self.tmp, ROUTES))
+        self.gh = self.start(wsutil.ws_config(self.port, self.tmp, ROUTES), env=ghtest.rss_env())
         self.pid = self.gh.proc.pid
 
     def burst(self, msgs, payload):
@@ -73,6 +73,12 @@ class WsMemoryTest(ghtest.TestCase):
             s.close()
 
     def test_rss_comes_back_down_after_the_queues_are_gone(self):
+        if "ASAN_OPTIONS" in os.environ:
+            # what is tested is glibc malloc keeping freed heap and the
+            # daemon's malloc_trim giving it back; under ASan malloc is
+            # ASan's allocator, which does neither (the dev build's run of
+            # the suite tests it)
+            self.skipTest("ASan's allocator, not glibc's: nothing to trim")
         # frames over 512 bytes are queued by reference, a libevent chain
         # per delivery interleaved with the shared frames: freed, that heap
         # stays with malloc unless the daemon gives it back
