@@ -9,6 +9,8 @@
 #   echo       100 connections x 8 messages of 32 bytes in flight: round trips/s
 #   fanout     1,000 subscribers + 1 publisher on one topic: deliveries/s,
 #              p99 send-to-receive latency, lost=0 checked
+#   fanout-200 the same at a fixed 200 messages/s (open loop, 3,000 messages):
+#              the p50/p99 latency a busy room feels, not a throughput
 #   fanout-chat the same through gatehouse's chat plugin (one room, JSON);
 #              gatehouse only (node has no chat), compared with gatehouse's
 #              pubsub fan-out of the same run
@@ -41,7 +43,7 @@
 #   MSGS=N           fanout messages (1000, i.e. 1,000,000 deliveries)
 #   DMSGS=N          fanout-deflate messages (500; node ws delivers 7-15k/s)
 #   WINDOW=N         fanout messages in flight (8)
-#   BENCHES="..."    subset of: echo fanout fanout-chat handshake idle
+#   BENCHES="..."    subset of: echo fanout fanout-200 fanout-chat handshake idle
 #                    echo-deflate fanout-deflate idle-deflate fanout-bus
 #                    fanout-chat-bus
 #   SERVERS="..."    subset of: gatehouse node uws (uws: uWebSockets.js; in
@@ -63,7 +65,7 @@ dur="${DURATION:-10}"
 msgs="${MSGS:-1000}"
 dmsgs="${DMSGS:-500}"
 window="${WINDOW:-8}"
-benches="${BENCHES:-echo fanout fanout-chat handshake idle echo-deflate fanout-deflate idle-deflate}"
+benches="${BENCHES:-echo fanout fanout-200 fanout-chat handshake idle echo-deflate fanout-deflate idle-deflate}"
 servers="${SERVERS:-gatehouse node uws}"
 repeat="${REPEAT:-3}"
 bcast="${NODE_BROADCAST:-send}"
@@ -318,6 +320,8 @@ run() {   # run BENCH SERVER
   case "$1" in
     echo)      args=(--mode echo --conns 100 --inflight 8 --size 32 --duration "$dur") ;;
     fanout)    args=(--mode fanout --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
+    # open loop: 200 messages/s on a schedule, 15 s; the latency a chat room feels
+    fanout-200) args=(--mode fanout --subs 1000 --msgs 3000 --warm-msgs 200 --rate 200 --size 32) ;;
     fanout-chat) args=(--mode fanout-chat --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
     handshake) args=(--mode handshake --concurrency 50 --duration "$dur" --src "$src") ;;
     idle)      args=(--mode idle --conns "$idle_conns" --src "$src") ;;
@@ -465,13 +469,14 @@ header() {   # header "SERVERS" "REFS"
 # Plain jobs: the goals of issue 4, against node; uWS for reference.
 plain_srv="$(for s in gatehouse node uws; do case " $servers " in *" $s "*) printf '%s ' "$s";; esac; done)"
 plain_ref="$(for s in node uws; do case " $servers " in *" $s "*) printf '%s ' "$s";; esac; done)"
-case " $benches " in *" echo "*|*" fanout "*|*" handshake "*|*" idle "*)
+case " $benches " in *" echo "*|*" fanout "*|*" fanout-200 "*|*" handshake "*|*" idle "*)
   header "$plain_srv" "$plain_ref"
   for b in $benches; do
     case "$b" in
       echo)      row echo rt/s max ratio_min 3 node "$plain_srv" "$plain_ref" ;;
       fanout)    row fanout deliveries/s max ratio_min 5 node "$plain_srv" "$plain_ref"
                  row fanout p99_us min none - node "$plain_srv" "$plain_ref" ;;
+      fanout-200) row fanout-200 p99_us min none - node "$plain_srv" "$plain_ref" ;;
       handshake) row handshake hs/s max ratio_min 2 node "$plain_srv" "$plain_ref" ;;
       idle)      row idle kib/conn min abs_max 2 node "$plain_srv" "$plain_ref" ;;
     esac

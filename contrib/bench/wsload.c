@@ -157,6 +157,9 @@ typedef struct bench {
 
     struct event_base *base;
     struct event      *tick, *refill, *phase_ev;
+    unsigned           rate;           /* fanout --rate: messages/s, open loop; 0: closed loop */
+    uint64_t           rate_t0;        /* when the first message was due */
+    struct event      *rate_ev;        /* wakes the publisher when the next one is due */
     uint8_t           *scratch;
     char               host_hdr[300], host_hdr2[300];
     uint64_t           rng[2];
@@ -1568,6 +1571,22 @@ static void fan_publish(bench *b)
         return;
     while (b->published < b->msgs && b->published - b->completed < b->window) {
         uint64_t t = now_ns();
+        if (b->rate != 0) {
+            /* open loop: message k is due at t0 + k/rate, whatever the
+             * deliveries do (the window only bounds the ring) */
+            uint64_t due;
+
+            if (b->published == 0)
+                b->rate_t0 = t;
+            due = b->rate_t0 + b->published * 1000000000ull / b->rate;
+            if (t < due) {
+                struct timeval tv = { .tv_sec = (time_t)((due - t) / 1000000000ull),
+                                      .tv_usec = (suseconds_t)((due - t) % 1000000000ull / 1000) };
+                if (!evtimer_pending(b->rate_ev, NULL))
+                    evtimer_add(b->rate_ev, &tv);
+                break;
+            }
+        }
         if (b->published == b->warm_msgs)
             b->t_warm_pub = t;
         if (b->json) {
@@ -1587,6 +1606,13 @@ static void fan_publish(bench *b)
         b->published++;
     }
     conn_flush(c);
+}
+
+static void on_rate(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fan_publish(arg);
 }
 
 static void fan_sync(bench *b)
@@ -2003,7 +2029,10 @@ static void usage(FILE *fp)
             "  --subs N           fanout: subscribers besides the publisher (1000)\n"
             "  --msgs N           fanout: messages published (1000)\n"
             "  --warm-msgs N      fanout: first messages left out of rate and latency (100)\n"
-            "  --window N         fanout: messages in flight, not yet delivered everywhere (8)\n"
+            "  --window N         fanout: messages in flight, not yet delivered everywhere (8;\n"
+            "                     with --rate 4096: a bound on the ring only)\n"
+            "  --rate N           fanout: publish N messages/s on a schedule (open loop) instead\n"
+            "                     of keeping WINDOW in flight; latency then shows queueing\n"
             "  --concurrency N    handshakes in flight (handshake: 50; others open 100 at a time)\n"
             "  --src A-B[,C]      IPv4 source addresses to bind, round robin\n"
             "  --pid PID          server process: idle mode reads its VmRSS; CPU use is printed;\n"
@@ -2056,7 +2085,7 @@ int main(int argc, char **argv)
         { "path", 1, NULL, 'P' },      { "label", 1, NULL, 'l' },      { "conns", 1, NULL, 'c' },
         { "inflight", 1, NULL, 'i' },  { "size", 1, NULL, 's' },       { "duration", 1, NULL, 'd' },
         { "warmup", 1, NULL, 'w' },    { "subs", 1, NULL, 'S' },       { "msgs", 1, NULL, 'M' },
-        { "window", 1, NULL, 'W' },    { "concurrency", 1, NULL, 'C' }, { "src", 1, NULL, 'r' },
+        { "window", 1, NULL, 'W' },    { "rate", 1, NULL, 'R' },    { "concurrency", 1, NULL, 'C' }, { "src", 1, NULL, 'r' },
         { "pid", 1, NULL, 'x' },       { "settle", 1, NULL, 'z' },     { "timeout", 1, NULL, 't' },
         { "warm-msgs", 1, NULL, 'A' }, { "port2", 1, NULL, 'q' },      { "help", 0, NULL, 'h' },
         { "json", 0, NULL, 'J' },      { "deflate", 0, NULL, 'D' },    { "deflate-level", 1, NULL, 'L' },
@@ -2069,7 +2098,7 @@ int main(int argc, char **argv)
     struct rlimit rl;
     struct timeval tv = { 0, 50000 };
     int o, rc = 1;
-    bool bad = false, size_set = false;
+    bool bad = false, size_set = false, window_set = false;
     const char *zname;
     struct timespec wall;
 
@@ -2106,7 +2135,8 @@ int main(int argc, char **argv)
         case 'S': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->subs = (unsigned)v; break;
         case 'M': bad |= opt_uint(optarg, 100000000, &v) != 0 || v == 0; b->msgs = v; break;
         case 'A': bad |= opt_uint(optarg, 100000000, &v) != 0; b->warm_msgs = (unsigned)v; break;
-        case 'W': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->window = (unsigned)v; break;
+        case 'W': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->window = (unsigned)v; window_set = true; break;
+        case 'R': bad |= opt_uint(optarg, 10000000, &v) != 0 || v == 0; b->rate = (unsigned)v; break;
         case 'C': bad |= opt_uint(optarg, 1000000, &v) != 0 || v == 0; b->concurrency = (unsigned)v; break;
         case 'q': bad |= opt_uint(optarg, 65535, &v) != 0 || v == 0; b->port2 = (int)v; break;
         case 'x':
@@ -2143,6 +2173,10 @@ int main(int argc, char **argv)
         bad = true;
     if (b->json && !size_set)
         b->size = 512;
+    if (b->rate != 0 && !window_set)
+        b->window = 4096;
+    if (b->rate != 0 && b->mode != M_FANOUT)
+        bad = true;
     if (b->json && ((b->mode != M_ECHO && b->mode != M_FANOUT) || b->chat || b->size < JSON_MIN))
         bad = true;
     if (b->mode == M_ECHO && b->size < 25)
@@ -2234,7 +2268,9 @@ int main(int argc, char **argv)
     b->tick = event_new(b->base, -1, EV_PERSIST, on_tick, b);
     b->refill = event_new(b->base, -1, 0, on_refill, b);
     b->phase_ev = event_new(b->base, -1, 0, on_phase, b);
-    if (b->base == NULL || b->tick == NULL || b->refill == NULL || b->phase_ev == NULL) {
+    b->rate_ev = evtimer_new(b->base, on_rate, b);
+    if (b->base == NULL || b->tick == NULL || b->refill == NULL || b->phase_ev == NULL ||
+        b->rate_ev == NULL) {
         fprintf(stderr, "wsload: libevent setup failed\n");
         return 1;
     }
@@ -2282,6 +2318,8 @@ int main(int argc, char **argv)
                lost, b->dups, total_errs(b));
         if (b->port2 > 0)   /* odd indices on port2; the publisher is not a subscriber */
             printf(" subs_port1=%u subs_port2=%u", b->subs - b->subs / 2, b->subs / 2);
+        if (b->rate != 0)
+            printf(" rate=%u", b->rate);
         print_payload(b);
         cpu_print(b, b->t_measure ? (double)(b->t_end - b->t_measure) / 1e9 : 0);
         printf("\n");
@@ -2361,6 +2399,7 @@ int main(int argc, char **argv)
     event_free(b->tick);
     event_free(b->refill);
     event_free(b->phase_ev);
+    event_free(b->rate_ev);
     event_base_free(b->base);
     return rc;
 }
