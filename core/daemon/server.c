@@ -628,6 +628,8 @@ void gh_server_free(gh_server *srv)
     srv->loop.bus = NULL;
     gh_tstate_free(&srv->loop);
     gh_topics_free(&srv->loop);
+    if (srv->loop.ws_flush_ev != NULL)  /* after every connection: none is listed */
+        event_free(srv->loop.ws_flush_ev);
     gh_zpool_free(srv->loop.zpool);     /* after every connection: none holds a stream */
     srv->loop.zpool = NULL;
     while (srv->loop.listeners != NULL) {

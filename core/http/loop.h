@@ -94,6 +94,9 @@ struct gh_loop {
     struct gh_topics  *topics;         /* WebSocket fan-out (ws/topic.c) */
     struct gh_tstate  *tstate;         /* topics' members and logs (ws/tstate.c) */
     struct gh_bus     *bus;            /* topics across instances (cluster/bus.c), or NULL */
+    struct gh_ws_conn *ws_flush;       /* WebSocket connections with output to write at
+                                          the end of this loop turn (ws/wsconn.c) */
+    struct event      *ws_flush_ev;    /* writes them, once per turn; made on first use */
     struct gh_zpool   *zpool;          /* zlib streams lent for permessage-deflate
                                           (codec/pmdeflate.h), made on first use */
 };
