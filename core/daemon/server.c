@@ -630,6 +630,7 @@ void gh_server_free(gh_server *srv)
     gh_topics_free(&srv->loop);
     if (srv->loop.ws_flush_ev != NULL)  /* after every connection: none is listed */
         event_free(srv->loop.ws_flush_ev);
+    gh_ws_loop_free(&srv->loop);        /* after every connection: none is in its heap */
     gh_zpool_free(srv->loop.zpool);     /* after every connection: none holds a stream */
     srv->loop.zpool = NULL;
     while (srv->loop.listeners != NULL) {

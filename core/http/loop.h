@@ -99,6 +99,9 @@ struct gh_loop {
     struct event      *ws_flush_ev;    /* writes them, once per turn; made on first use */
     struct gh_zpool   *zpool;          /* zlib streams lent for permessage-deflate
                                           (codec/pmdeflate.h), made on first use */
+    struct gh_ws_loop *wsl;            /* plain-socket WebSockets' deadlines, read buffer
+                                          and spare output buffers (ws/wsconn.c),
+                                          made on first use */
 };
 
 /* The cached IMF-fixdate for now (refreshed once a second). */

@@ -16,10 +16,12 @@
  * drop input until the peer closes). CLOSE_SENT, FLUSHING and LINGER each
  * end by close_timeout at the latest.
  *
- * One timer per connection serves pings, the pong deadline, the idle
- * timeout and the close timeout: deadlines are plain numbers, checked when
- * the timer fires and re-armed for the earliest; receiving data only
- * stores a timestamp, so the hot path never touches the timer heap.
+ * Deadlines (pings, the pong deadline, the idle timeout, the close timeout,
+ * the send timeout of a full socket) are plain numbers, checked when the
+ * connection's timer callback runs; its earliest sits in the loop's
+ * deadline heap (base/theap.h), whose one event wakes the connections
+ * that are due. Receiving data only stores a timestamp, so the hot path
+ * never touches the heap.
  *
  * Reentrancy (STYLE.md §3): a plugin may send to or close any connection
  * from any callback. Nothing here frees a connection, or calls a plugin,
@@ -48,15 +50,24 @@
  * negotiated compression holds one byte and one NULL pointer more than one
  * that did not.
  *
+ * A plain socket leaves its bufferevent once upgraded (gh_ws_conn_start()):
+ * the connection's one event (c->timer, which conn.c allocated for its
+ * header timeout) waits for the socket to be readable, and writable only
+ * while the socket is full; it also runs the timer callback (EV_TIMEOUT).
+ * Reads go to the loop's read buffer and are parsed there; an idle
+ * connection holds no buffer at all (ws->in and ws->out exist only while
+ * bytes wait in them). Behind TLS the bufferevent stays and works as usual.
+ *
  * Writing: on a plain socket the connection writes its output itself, once
- * per event-loop callback, with one writev of everything queued meanwhile
- * (see need_flush()); libevent's write event only takes over when the
- * socket is full. Fan-out to 1,000 subscribers then costs 1,000 writev
- * calls and no epoll_ctl. Behind TLS the bufferevent writes as usual. */
+ * per event-loop callback, with one sendmsg of everything queued meanwhile
+ * (see need_flush()); the write event only takes over when the socket is
+ * full. Fan-out to 1,000 subscribers then costs 1,000 sendmsg calls and no
+ * epoll_ctl. */
 #include "wsconn.h"
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +82,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "theap.h"
 #include "pluginhost.h"
 #include "pmdeflate.h"
 #include "topic.h"
@@ -92,6 +104,20 @@ enum ws_state {
 #define MAX_SINGLE_READ  (64 * 1024)
 #define MSG_MIN_CAP      1024
 #define COPY_FRAME_MAX   512            /* topic frames up to this are copied, not referenced */
+#define SPARE_OUT        64             /* empty output buffers a loop keeps for reuse */
+
+/* What the loop keeps for its plain-socket WebSocket connections: their
+ * deadlines in one heap watched by one event, the buffer every one of them
+ * reads into, and empty output buffers to lend. Made on the first upgrade,
+ * freed by gh_ws_loop_free(). */
+struct gh_ws_loop {
+    gh_theap          timers;        /* every connection's next deadline */
+    struct event     *timer_ev;      /* fires at the earliest */
+    uint64_t          timer_at;      /* the deadline it is armed for; 0: none */
+    uint8_t          *rbuf;          /* MAX_SINGLE_READ bytes, read into and parsed in place */
+    struct evbuffer  *spare[SPARE_OUT];
+    unsigned          nspare;
+};
 
 /* Our own close reasons: the connection keeps one of these small numbers,
  * not a pointer, for the plugin's close callback. */
@@ -160,10 +186,15 @@ struct gh_ws_conn {
     uint8_t                  close_why;   /* enum ws_why: for the close callback */
     uint8_t                  subproto;    /* 1 + index in the route's subprotocols; 0: none */
     uint8_t                  pmd_bits;    /* permessage-deflate: see PMD_BITS */
+    uint8_t                  io_ev;       /* direct: EV_READ | EV_WRITE c->timer waits for */
     uint64_t                 last_rx_ms;
     uint64_t                 next_ping_ms;    /* 0: none */
     uint64_t                 pong_due_ms;     /* 0: no ping outstanding */
     uint64_t                 close_due_ms;
+    uint64_t                 write_due_ms;    /* direct, writing: the send timeout */
+    gh_theap_node            tn;          /* in the loop's deadline heap */
+    struct evbuffer         *in, *out;    /* direct: what a read left unparsed, what
+                                             waits to be written; NULL when empty */
     struct ws_msg           *msg;         /* reassembly of a split message, or NULL */
     void                    *user;
     const gh_request        *req;         /* while the plugin's open runs */
@@ -180,6 +211,9 @@ static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_io(evutil_socket_t fd, short what, void *arg);
+static void kill_conn(struct gh_ws_conn *ws);
+static bool socket_failed(struct gh_ws_conn *ws);
 
 static uint64_t now_ms(void)
 {
@@ -189,14 +223,57 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The output buffer: the bufferevent's, or on a plain socket our own,
+ * which exists only while something waits in it (NULL then). */
 static struct evbuffer *out_of(const struct gh_ws_conn *ws)
 {
-    return bufferevent_get_output(ws->c->bev);
+    return ws->direct ? ws->out : bufferevent_get_output(ws->c->bev);
+}
+
+static size_t out_len(const struct gh_ws_conn *ws)
+{
+    struct evbuffer *out = out_of(ws);
+
+    return out != NULL ? evbuffer_get_length(out) : 0;
+}
+
+/* The output buffer to queue into, lent from the loop's spares on a plain
+ * socket. NULL when out of memory. */
+static struct evbuffer *out_get(struct gh_ws_conn *ws)
+{
+    struct gh_ws_loop *wsl = ws->c->loop->wsl;
+
+    if (!ws->direct)
+        return bufferevent_get_output(ws->c->bev);
+    if (ws->out == NULL)
+        ws->out = wsl->nspare > 0 ? wsl->spare[--wsl->nspare] : evbuffer_new();
+    return ws->out;
+}
+
+/* Gives an emptied output buffer back to the loop: an idle connection holds
+ * none. */
+static void out_put(struct gh_ws_conn *ws)
+{
+    struct gh_ws_loop *wsl = ws->c->loop->wsl;
+
+    if (ws->out == NULL || evbuffer_get_length(ws->out) != 0)
+        return;
+    if (wsl->nspare < SPARE_OUT)
+        wsl->spare[wsl->nspare++] = ws->out;
+    else
+        evbuffer_free(ws->out);
+    ws->out = NULL;
 }
 
 static struct gh_topics *topics_of(const struct gh_ws_conn *ws)
 {
     return ws->c->loop->topics;
+}
+
+/* How long a full socket may stay full (http.send_timeout). */
+static uint64_t send_timeout_ms(const struct gh_ws_conn *ws)
+{
+    return ws->c->site->cfg->http.send_timeout_ms;
 }
 
 /* Output above this stops reading (half the send backlog). */
@@ -213,10 +290,85 @@ static void wake(struct gh_ws_conn *ws)
     event_active(ws->c->timer, EV_TIMEOUT, 1);
 }
 
+/* Arms the loop's deadline event for the heap's earliest. */
+static void wsl_arm(struct gh_ws_loop *wsl, uint64_t now)
+{
+    gh_theap_node *t = gh_theap_top(&wsl->timers);
+    struct timeval tv;
+
+    if (t == NULL) {
+        if (wsl->timer_at != 0)
+            event_del(wsl->timer_ev);
+        wsl->timer_at = 0;
+        return;
+    }
+    if (t->due == wsl->timer_at)
+        return;
+    tv = gh_units_timeval(t->due > now ? t->due - now : 0);
+    event_add(wsl->timer_ev, &tv);
+    wsl->timer_at = t->due;
+}
+
+/* The loop's deadline event: every connection whose deadline has come gets
+ * its timer callback from its own event (event_active), so nothing here
+ * runs a connection's work nested in another's. */
+static void on_deadlines(evutil_socket_t fd, short what, void *arg)
+{
+    struct gh_ws_loop *wsl = arg;
+    uint64_t now = now_ms();
+    gh_theap_node *t;
+
+    (void)fd;
+    (void)what;
+    wsl->timer_at = 0;
+    while ((t = gh_theap_top(&wsl->timers)) != NULL && t->due <= now) {
+        struct gh_ws_conn *ws =
+            (struct gh_ws_conn *)((char *)t - offsetof(struct gh_ws_conn, tn));
+        gh_theap_del(&wsl->timers, t);
+        event_active(ws->c->timer, EV_TIMEOUT, 1);
+    }
+    wsl_arm(wsl, now);
+}
+
+/* The loop's WebSocket state, made on first use. NULL when out of memory. */
+static struct gh_ws_loop *ws_loop(gh_loop *loop)
+{
+    struct gh_ws_loop *wsl = loop->wsl;
+
+    if (wsl != NULL)
+        return wsl;
+    if ((wsl = calloc(1, sizeof(*wsl))) == NULL ||
+        (wsl->rbuf = malloc(MAX_SINGLE_READ)) == NULL ||
+        (wsl->timer_ev = event_new(loop->base, -1, 0, on_deadlines, wsl)) == NULL) {
+        if (wsl != NULL)
+            free(wsl->rbuf);
+        free(wsl);
+        return NULL;
+    }
+    loop->wsl = wsl;
+    return wsl;
+}
+
+void gh_ws_loop_free(gh_loop *loop)
+{
+    struct gh_ws_loop *wsl = loop->wsl;
+
+    if (wsl == NULL)
+        return;
+    gh_theap_fini(&wsl->timers);
+    event_free(wsl->timer_ev);
+    free(wsl->rbuf);
+    while (wsl->nspare > 0)
+        evbuffer_free(wsl->spare[--wsl->nspare]);
+    free(wsl);
+    loop->wsl = NULL;
+}
+
+/* Puts the connection's earliest deadline in the loop's heap. */
 static void rearm(struct gh_ws_conn *ws, uint64_t now)
 {
-    uint64_t due = UINT64_MAX, ms;
-    struct timeval tv;
+    struct gh_ws_loop *wsl = ws->c->loop->wsl;
+    uint64_t due = UINT64_MAX;
 
     if (ws->state == WS_OPEN) {
         if (ws->next_ping_ms != 0)
@@ -228,13 +380,19 @@ static void rearm(struct gh_ws_conn *ws, uint64_t now)
     } else {
         due = ws->close_due_ms;
     }
+    if (ws->direct && ws->writing && ws->write_due_ms != 0 && ws->write_due_ms < due)
+        due = ws->write_due_ms;
     if (due == UINT64_MAX) {
-        evtimer_del(ws->c->timer);
+        gh_theap_del(&wsl->timers, &ws->tn);
         return;
     }
-    ms = due > now ? due - now : 0;
-    tv = gh_units_timeval(ms);
-    evtimer_add(ws->c->timer, &tv);
+    if (gh_theap_set(&wsl->timers, &ws->tn, due) != GH_OK) {
+        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory arming a websocket timer",
+               (unsigned long long)ws->c->id, ws->c->client_text);
+        kill_conn(ws);
+        return;
+    }
+    wsl_arm(wsl, now);
 }
 
 static gh_zpool *zpool_of(struct gh_ws_conn *ws)
@@ -262,9 +420,9 @@ static void on_flush_all(evutil_socket_t fd, short what, void *arg);
  * at the end of the callback it is in (its own, see leave()) or of the one
  * that is running (another's): then it goes on the loop's flush list, which
  * one event per loop turn walks (on_flush_all). All frames queued meanwhile
- * go out in one writev, and libevent's write event is only used when the
+ * go out in one sendmsg, and the write event is only used when the
  * socket cannot take everything. Fan-out to 1,000 subscribers then costs
- * 1,000 writev calls, one event, and no epoll_ctl or timer work. */
+ * 1,000 sendmsg calls, one event, and no epoll_ctl or timer work. */
 static void need_flush(struct gh_ws_conn *ws)
 {
     gh_loop *loop = ws->c->loop;
@@ -300,12 +458,12 @@ static void flush_unlist(struct gh_ws_conn *ws)
 /* Queues one frame, header and payload in one contiguous reservation. */
 static int queue_frame(struct gh_ws_conn *ws, int opcode, const void *data, size_t len)
 {
-    struct evbuffer *out = out_of(ws);
+    struct evbuffer *out = out_get(ws);
     uint8_t hdr[GH_WS_MAX_HEADER];
     size_t hlen = gh_ws_frame_header(hdr, opcode, true, len);
     struct evbuffer_iovec v;
 
-    if (evbuffer_reserve_space(out, (ev_ssize_t)(hlen + len), &v, 1) != 1 ||
+    if (out == NULL || evbuffer_reserve_space(out, (ev_ssize_t)(hlen + len), &v, 1) != 1 ||
         v.iov_len < hlen + len)
         return GH_ENOMEM;
     memcpy(v.iov_base, hdr, hlen);
@@ -359,14 +517,14 @@ static long deflate_into(struct gh_ws_conn *ws, const void *data, size_t len, ui
  * goes out plain instead. */
 static int queue_deflated(struct gh_ws_conn *ws, int opcode, const void *data, size_t len)
 {
-    struct evbuffer *out = out_of(ws);
+    struct evbuffer *out = out_get(ws);
     uint8_t hdr[GH_WS_MAX_HEADER];
     size_t bound = gh_deflate_bound(len), hlen;
     struct evbuffer_iovec v;
     uint8_t *base;
     long n;
 
-    if (bound > SIZE_MAX - GH_WS_MAX_HEADER ||
+    if (out == NULL || bound > SIZE_MAX - GH_WS_MAX_HEADER ||
         evbuffer_reserve_space(out, (ev_ssize_t)(GH_WS_MAX_HEADER + bound), &v, 1) != 1 ||
         v.iov_len < GH_WS_MAX_HEADER + bound)
         return GH_ENOMEM;
@@ -391,9 +549,39 @@ static int queue_deflated(struct gh_ws_conn *ws, int opcode, const void *data, s
     return GH_OK;
 }
 
+/* Direct: makes c->timer wait for what the connection needs now: readable
+ * unless reading is paused or the peer has shut its side, writable while
+ * the socket is full. Re-registering an event cancels its activation: a
+ * wake() (EV_TIMEOUT) still owed is made again. */
+static void set_io(struct gh_ws_conn *ws)
+{
+    gh_conn *c = ws->c;
+    uint8_t want = 0;
+    int owed;
+
+    if (!ws->paused && !ws->peer_eof)
+        want |= EV_READ;
+    if (ws->writing)
+        want |= EV_WRITE;
+    if (want == ws->io_ev)
+        return;
+    owed = event_pending(c->timer, EV_TIMEOUT, NULL);
+    event_del(c->timer);
+    event_assign(c->timer, c->loop->base, c->fd, (short)(want | EV_PERSIST), on_io, ws);
+    if (want != 0)
+        event_add(c->timer, NULL);
+    ws->io_ev = want;
+    if (owed)
+        wake(ws);
+}
+
 static void pause_reading(struct gh_ws_conn *ws)
 {
     ws->paused = true;
+    if (ws->direct) {
+        set_io(ws);
+        return;
+    }
     bufferevent_disable(ws->c->bev, EV_READ);
     /* on_write fires once the output is down to a quarter of the backlog */
     bufferevent_setwatermark(ws->c->bev, EV_WRITE, (size_t)(high_water(ws) / 2), 0);
@@ -402,6 +590,10 @@ static void pause_reading(struct gh_ws_conn *ws)
 static void resume_reading(struct gh_ws_conn *ws)
 {
     ws->paused = false;
+    if (ws->direct) {
+        set_io(ws);
+        return;
+    }
     bufferevent_setwatermark(ws->c->bev, EV_WRITE, 0, 0);
     bufferevent_enable(ws->c->bev, EV_READ);
 }
@@ -454,7 +646,7 @@ static void kill_conn(struct gh_ws_conn *ws)
  * larger than the whole backlog still goes out on an empty queue. */
 static bool over_backlog(struct gh_ws_conn *ws, size_t len)
 {
-    size_t queued = evbuffer_get_length(out_of(ws));
+    size_t queued = out_len(ws);
     uint64_t limit = ws->wc->send_backlog;
 
     if (queued == 0)
@@ -568,11 +760,13 @@ int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
             /* a reference would cost a chain of its own (1 KiB in
              * libevent 2.1) per subscriber: a small frame is cheaper copied
              * into the output's last chain, next to the ones before it */
-            if (evbuffer_add(out_of(ws), f->data, f->len) != 0)
+            struct evbuffer *out = out_get(ws);
+            if (out == NULL || evbuffer_add(out, f->data, f->len) != 0)
                 rc = GH_ENOMEM;
             else
                 need_flush(ws);
-        } else if (evbuffer_add_reference(out_of(ws), f->data, f->len, gh_frame_ref_release,
+        } else if (out_get(ws) == NULL ||
+                   evbuffer_add_reference(out_of(ws), f->data, f->len, gh_frame_ref_release,
                                           f) != 0) {
             rc = GH_ENOMEM;
         } else {
@@ -591,7 +785,7 @@ int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
 
 uint64_t gh_ws_conn_buffered(const struct gh_ws_conn *ws)
 {
-    return evbuffer_get_length(out_of(ws));
+    return out_len(ws);
 }
 
 int gh_ws_conn_close(struct gh_ws_conn *ws, uint16_t code, const char *reason,
@@ -809,7 +1003,7 @@ static void on_data(struct gh_ws_conn *ws, const gh_ws_event *ev)
  * still sends so that it gets a FIN and not a reset. */
 static void finish_flush(struct gh_ws_conn *ws)
 {
-    evutil_socket_t fd = bufferevent_getfd(ws->c->bev);
+    evutil_socket_t fd = ws->direct ? ws->c->fd : bufferevent_getfd(ws->c->bev);
 
     if (ws->peer_eof || fd < 0 || shutdown(fd, SHUT_WR) != 0) {
         kill_conn(ws);
@@ -817,7 +1011,10 @@ static void finish_flush(struct gh_ws_conn *ws)
     }
     ws->state = WS_LINGER;
     ws->close_due_ms = now_ms() + ws->wc->close_timeout_ms;
-    bufferevent_enable(ws->c->bev, EV_READ);
+    if (ws->direct)
+        set_io(ws);
+    else
+        bufferevent_enable(ws->c->bev, EV_READ);
     rearm(ws, now_ms());
 }
 
@@ -842,7 +1039,7 @@ static void on_close_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
     }
     if (ws->state == WS_CLOSE_SENT) {
         ws->state = WS_FLUSHING;    /* the handshake is complete */
-        if (evbuffer_get_length(out_of(ws)) == 0)
+        if (out_len(ws) == 0)
             finish_flush(ws);
     }
 }
@@ -883,7 +1080,7 @@ static bool on_event_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
     }
     if (ws->dead || ws->state >= WS_FLUSHING)
         return false;
-    if (ws->state == WS_OPEN && evbuffer_get_length(out_of(ws)) > high_water(ws)) {
+    if (ws->state == WS_OPEN && out_len(ws) > high_water(ws)) {
         pause_reading(ws);
         return false;
     }
@@ -904,45 +1101,114 @@ static bool lend_control_storage(struct gh_ws_conn *ws)
     return false;
 }
 
-/* Parses and handles buffered input until it is used up or reading must
+/* True while what arrives is only dropped. */
+static bool dropping(const struct gh_ws_conn *ws)
+{
+    return ws->dead || ws->state >= WS_FLUSHING;
+}
+
+/* Parses and handles buf[0..n) in place until it is used up or reading must
+ * stop (*go false). Returns the bytes used. */
+static size_t parse_some(struct gh_ws_conn *ws, uint8_t *buf, size_t n, bool *go)
+{
+    size_t off = 0;
+
+    *go = true;
+    while (*go && off < n) {
+        gh_ws_event ev;
+        long rc = gh_ws_parse(&ws->parser, buf + off, n - off, &ev);
+
+        if (rc < 0) {
+            free(ev.release);
+            protocol_error(ws);
+            *go = false;
+            break;
+        }
+        off += (size_t)rc;
+        if (ev.type == GH_WS_EV_NEED_BUFFER)
+            *go = lend_control_storage(ws);
+        else if (ev.type != GH_WS_EV_NONE)
+            *go = on_event_frame(ws, &ev);
+        free(ev.release);       /* the control frame's storage, if it was split */
+    }
+    return off;
+}
+
+/* Parses and handles buffered input (the bufferevent's, or on a plain
+ * socket what an earlier read left) until it is used up or reading must
  * stop. Frames are parsed in place, one contiguous segment at a time. */
 static void process_input(struct gh_ws_conn *ws)
 {
-    struct evbuffer *in = bufferevent_get_input(ws->c->bev);
+    struct evbuffer *in = ws->direct ? ws->in : bufferevent_get_input(ws->c->bev);
 
-    for (;;) {
-        size_t n, off = 0;
+    while (in != NULL) {
+        size_t n, off;
         uint8_t *buf;
-        bool go = true;
+        bool go;
 
-        if (ws->dead || ws->state >= WS_FLUSHING) {
+        if (dropping(ws)) {
             evbuffer_drain(in, evbuffer_get_length(in));
-            return;
+            break;
         }
         if (ws->paused || (n = evbuffer_get_contiguous_space(in)) == 0)
-            return;
+            break;
         if ((buf = evbuffer_pullup(in, (ev_ssize_t)n)) == NULL)
-            return;
-        while (go && off < n) {
-            gh_ws_event ev;
-            long rc = gh_ws_parse(&ws->parser, buf + off, n - off, &ev);
-
-            if (rc < 0) {
-                free(ev.release);
-                protocol_error(ws);
-                go = false;
-                break;
-            }
-            off += (size_t)rc;
-            if (ev.type == GH_WS_EV_NEED_BUFFER)
-                go = lend_control_storage(ws);
-            else if (ev.type != GH_WS_EV_NONE)
-                go = on_event_frame(ws, &ev);
-            free(ev.release);   /* the control frame's storage, if it was split */
-        }
+            break;
+        off = parse_some(ws, buf, n, &go);
         evbuffer_drain(in, off);
-        if (!go && !(ws->dead || ws->state >= WS_FLUSHING))
-            return;             /* paused: the rest waits in the buffer */
+        if (!go && !dropping(ws))
+            break;              /* paused: the rest waits in the buffer */
+    }
+    if (ws->direct && ws->in != NULL && evbuffer_get_length(ws->in) == 0) {
+        evbuffer_free(ws->in);  /* an idle connection holds no input buffer */
+        ws->in = NULL;
+    }
+}
+
+/* Direct: the socket is readable. Bytes go to the loop's read buffer and
+ * are parsed there; only what a read leaves unparsed (a split frame
+ * header, input held back by backpressure) is copied to the connection's
+ * own buffer, and while that exists reads append to it. */
+static void read_ready(struct gh_ws_conn *ws)
+{
+    gh_conn *c = ws->c;
+    uint8_t *buf = c->loop->wsl->rbuf;
+    ssize_t n;
+    size_t off;
+    bool go;
+
+    if (ws->in != NULL)
+        n = evbuffer_read(ws->in, c->fd, MAX_SINGLE_READ);
+    else
+        n = recv(c->fd, buf, MAX_SINGLE_READ, 0);
+    if (n == 0) {
+        if (ws->state == WS_FLUSHING && out_len(ws) > 0) {
+            ws->peer_eof = true;    /* a peer that half-closes after its close
+                                       frame still gets ours */
+            set_io(ws);
+            return;
+        }
+        kill_conn(ws);
+        return;
+    }
+    if (n < 0) {
+        (void)socket_failed(ws);
+        return;
+    }
+    ws->last_rx_ms = now_ms();
+    if (ws->in != NULL) {
+        process_input(ws);
+        return;
+    }
+    if (dropping(ws))
+        return;
+    off = parse_some(ws, buf, (size_t)n, &go);
+    if (off < (size_t)n && !dropping(ws) &&
+        ((ws->in = evbuffer_new()) == NULL ||
+         evbuffer_add(ws->in, buf + off, (size_t)n - off) != 0)) {
+        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory keeping input",
+               (unsigned long long)c->id, c->client_text);
+        fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
     }
 }
 
@@ -951,7 +1217,7 @@ static void process_input(struct gh_ws_conn *ws)
 /* The output shrank: finish a close, or resume reading. */
 static void output_progress(struct gh_ws_conn *ws)
 {
-    size_t len = evbuffer_get_length(out_of(ws));
+    size_t len = out_len(ws);
 
     if (ws->state == WS_FLUSHING && len == 0) {
         finish_flush(ws);
@@ -992,35 +1258,60 @@ static int send_out(struct evbuffer *out, evutil_socket_t fd)
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
+/* After a failed read or write: true when the socket is broken (the
+ * connection is then dying), false when it only would block. */
+static bool socket_failed(struct gh_ws_conn *ws)
+{
+    int e = EVUTIL_SOCKET_ERROR();
+
+    if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR)
+        return false;
+    if (ws->state == WS_OPEN)
+        GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: %s", (unsigned long long)ws->c->id,
+               ws->c->client_text, evutil_socket_error_to_string(e));
+    kill_conn(ws);
+    return true;
+}
+
 /* Writes the queued output to the socket ourselves (see need_flush());
- * what the socket does not take is left to libevent's write event. */
+ * what the socket does not take waits for the socket to be writable. */
 static void direct_flush(struct gh_ws_conn *ws)
 {
-    struct bufferevent *bev = ws->c->bev;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
+    struct evbuffer *out = ws->out;
     int n;
 
-    if (ws->writing || ws->dead || evbuffer_get_length(out) == 0)
+    if (ws->writing || ws->dead || out == NULL || evbuffer_get_length(out) == 0)
         return;
-    /* a socket bufferevent keeps its output's start frozen and thaws it
-     * around its own writes (bufferevent_sock.c): do the same */
-    evbuffer_unfreeze(out, 1);
-    n = send_out(out, fd);
-    evbuffer_freeze(out, 1);
-    if (n < 0) {
-        int e = EVUTIL_SOCKET_ERROR();
-        if (e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
-            GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: %s", (unsigned long long)ws->c->id,
-                   ws->c->client_text, evutil_socket_error_to_string(e));
-            kill_conn(ws);
-            return;
-        }
-    }
+    n = send_out(out, ws->c->fd);
+    if (n < 0 && socket_failed(ws))
+        return;
     if (evbuffer_get_length(out) > 0) {
+        /* the socket is full: wait until it is writable, and for no longer
+         * than the send timeout */
+        uint64_t now = now_ms();
         ws->writing = true;
-        bufferevent_enable(bev, EV_WRITE);
+        ws->write_due_ms = now + send_timeout_ms(ws);
+        set_io(ws);
+        rearm(ws, now);
         return;
+    }
+    out_put(ws);
+    output_progress(ws);
+}
+
+/* Direct: the socket takes more. */
+static void write_ready(struct gh_ws_conn *ws)
+{
+    int n = ws->out != NULL ? send_out(ws->out, ws->c->fd) : 0;
+
+    if (n < 0 && socket_failed(ws))
+        return;
+    if (n > 0)
+        ws->write_due_ms = now_ms() + send_timeout_ms(ws);
+    if (out_len(ws) == 0) {
+        ws->writing = false;    /* back to writing it ourselves */
+        set_io(ws);
+        out_put(ws);
     }
     output_progress(ws);
 }
@@ -1079,11 +1370,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
     struct gh_ws_conn *ws = arg;
 
+    (void)bev;
     enter(ws);
-    if (ws->direct && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-        ws->writing = false;    /* back to writing it ourselves */
-        bufferevent_disable(bev, EV_WRITE);
-    }
     output_progress(ws);
     leave(ws);
     settle(ws);
@@ -1110,6 +1398,28 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     settle(ws);
 }
 
+/* Direct: c->timer is the socket's event as well as the timer's: readable,
+ * writable, and EV_TIMEOUT for a deadline or a wake(). */
+static void on_io(evutil_socket_t fd, short what, void *arg)
+{
+    struct gh_ws_conn *ws = arg;
+
+    if (what & (EV_READ | EV_WRITE)) {
+        enter(ws);
+        if (what & EV_WRITE)
+            write_ready(ws);
+        if ((what & EV_READ) && !ws->dead && !ws->paused && !ws->peer_eof)
+            read_ready(ws);
+        leave(ws);
+        if (settle(ws))
+            return;
+        if (what & EV_WRITE)
+            rearm(ws, now_ms());    /* the send timeout moved or went */
+    }
+    if (what & EV_TIMEOUT)
+        on_timer(fd, what, arg);
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct gh_ws_conn *ws = arg;
@@ -1121,7 +1431,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (settle(ws))
         return;
     enter(ws);
-    if (ws->state == WS_OPEN) {
+    if (ws->direct && ws->writing && ws->write_due_ms != 0 && now >= ws->write_due_ms) {
+        GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket send timeout, closing",
+               (unsigned long long)ws->c->id, ws->c->client_text);
+        kill_conn(ws);
+    } else if (ws->state == WS_OPEN) {
         if (ws->pong_due_ms != 0 && now >= ws->pong_due_ms) {
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: no pong within %llums; dropping the connection",
                    (unsigned long long)ws->c->id, ws->c->client_text,
@@ -1275,6 +1589,12 @@ static void ws_destroy(struct gh_ws_conn *ws)
         return;
     if (ws->timer_ours)
         event_del(ws->c->timer);    /* conn.c frees the event itself */
+    if (ws->c->loop->wsl != NULL)
+        gh_theap_del(&ws->c->loop->wsl->timers, &ws->tn);
+    if (ws->in != NULL)
+        evbuffer_free(ws->in);
+    if (ws->out != NULL)
+        evbuffer_free(ws->out);     /* drops the frame references it holds */
     free_message(ws);
     free(ws->parser.ctrl);      /* lent for a control frame cut off by the close */
     gh_deflater_free(ws->defl);
@@ -1312,6 +1632,10 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     rt = gh_plugins_route(c->site, (size_t)(route - c->site->cfg->routes));
     if (rt == NULL || c->loop->stopping || gh_plugin_route_loop(rt) == NULL) {
         refuse(r, 503, NULL);
+        return;
+    }
+    if (ws_loop(c->loop) == NULL) {
+        refuse(r, 500, NULL);
         return;
     }
     if (!r->is_get) {
@@ -1379,11 +1703,13 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     }
 
     /* The connection's header/keep-alive timer has no more use: it becomes
-     * ours, which saves an event per connection. conn.c deletes it once more
-     * after this returns and frees it in gh_conn_free(); gh_ws_conn_start()
-     * arms it. */
+     * ours, which saves an event per connection: the wake-up of the
+     * connection's deferred work and its deadlines' callback (the deadlines
+     * themselves are in the loop's heap), and on a plain socket the socket's
+     * event too (gh_ws_conn_start()). conn.c deletes it once more after this
+     * returns and frees it in gh_conn_free(). */
     evtimer_del(c->timer);
-    if (event_assign(c->timer, c->loop->base, -1, 0, on_timer, ws) != 0) {
+    if (event_assign(c->timer, c->loop->base, -1, 0, on_io, ws) != 0) {
         c->close_after = true;  /* cannot happen for a timer; be safe anyway */
         ws_destroy(ws);
         return;
@@ -1393,18 +1719,19 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     ws->direct = bufferevent_get_underlying(c->bev) == NULL &&
                  bufferevent_openssl_get_ssl(c->bev) == NULL &&
                  bufferevent_getfd(c->bev) >= 0;
-    /* the 101 may still be queued (libevent writes it, then on_write
-     * hands writing back to us) or already written by conn.c */
-    ws->writing = !ws->direct || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0;
-    if (!ws->writing)
-        bufferevent_disable(c->bev, EV_WRITE);
+    /* behind TLS the bufferevent goes on; a plain socket leaves it in
+     * gh_ws_conn_start() (what the plugin's open queues meanwhile waits in
+     * ws->out, behind whatever of the 101 the bufferevent still holds) */
+    ws->writing = !ws->direct;
     c->ws = ws;
     c->handoff = &ws_handoff;
     c->state = GH_CONN_WS;
-    bufferevent_setcb(c->bev, on_read, on_write, on_event, ws);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_set_max_single_read(c->bev, MAX_SINGLE_READ);
+    if (!ws->direct) {
+        bufferevent_setcb(c->bev, on_read, on_write, on_event, ws);
+        bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        bufferevent_set_max_single_read(c->bev, MAX_SINGLE_READ);
+    }
     now = now_ms();
     ws->last_rx_ms = now;
     if (wc->ping_interval_ms != 0)
@@ -1427,11 +1754,60 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     }
 }
 
+/* A plain socket's connection leaves its bufferevent (632 bytes and two
+ * evbuffers): what it holds moves to ws->in and ws->out, and c->timer
+ * becomes the socket's event. Returns false when out of memory. */
+static bool leave_bufferevent(struct gh_ws_conn *ws)
+{
+    gh_conn *c = ws->c;
+    struct bufferevent *bev = c->bev;
+    struct evbuffer *bin = bufferevent_get_input(bev), *bout = bufferevent_get_output(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    struct evbuffer *out;
+
+    if (evbuffer_get_length(bin) > 0 &&
+        ((ws->in = evbuffer_new()) == NULL || evbuffer_add_buffer(ws->in, bin) != 0))
+        return false;
+    if (evbuffer_get_length(bout) > 0) {
+        /* a socket bufferevent keeps its output's start frozen */
+        evbuffer_unfreeze(bout, 1);
+        if ((out = out_get(ws)) == NULL || evbuffer_prepend_buffer(out, bout) != 0)
+            return false;
+    }
+    /* the socket stays open: the bufferevent closes what it holds when freed
+     * (freed later by libevent when this runs inside its callback) */
+    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    if (bufferevent_setfd(bev, -1) != 0)
+        return false;
+    bufferevent_free(bev);
+    c->bev = NULL;
+    c->fd = fd;
+    event_del(c->timer);
+    event_assign(c->timer, c->loop->base, fd, EV_READ | EV_PERSIST, on_io, ws);
+    if (event_add(c->timer, NULL) != 0)
+        return false;
+    ws->io_ev = EV_READ;
+    ws->writing = false;
+    if (out_len(ws) > 0)
+        need_flush(ws);
+    return true;
+}
+
 void gh_ws_conn_start(gh_conn *c)
 {
     struct gh_ws_conn *ws = c->ws;
     uint64_t now = now_ms();
 
+    if (ws->direct && !leave_bufferevent(ws)) {
+        /* cannot happen short of memory; the bufferevent, if still there,
+         * goes with the connection */
+        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory starting a websocket",
+               (unsigned long long)c->id, c->client_text);
+        kill_conn(ws);
+        wake(ws);
+        return;
+    }
     /* conn.c has just deleted the timer (see gh_action_websocket): arm it,
      * and run the timer callback at once when something is owed */
     ws->last_rx_ms = now;

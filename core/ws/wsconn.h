@@ -36,6 +36,9 @@ void gh_ws_conn_start(gh_conn *c);
  * topic subscriptions. NULL-safe. */
 void gh_ws_conn_free(struct gh_ws_conn *ws);
 
+/* Frees the loop's WebSocket state (after its last connection). */
+void gh_ws_loop_free(gh_loop *loop);
+
 /* Server drain: send close 1001 and finish the close handshake; the
  * connection is freed when the handshake ends or close_timeout passes.
  * Never frees c synchronously. */

@@ -1,7 +1,9 @@
 """Keep-alive and timeouts: server pings keep an idle connection open past
 idle_timeout when the client answers them; a peer that never answers is
 dropped after ping_interval + pong_timeout; without pings idle_timeout
-closes with 1001; and an unanswered close is ended by close_timeout."""
+closes with 1001; an unanswered close is ended by close_timeout; and a
+client that stops reading is dropped once its socket has been full for
+http.send_timeout."""
 import asyncio
 import time
 
@@ -16,6 +18,13 @@ ROUTES = """
     websocket: { plugin: echo, ping_interval: 300ms, pong_timeout: 500ms, idle_timeout: 1s }
   - match: { path: /ws/idle }
     websocket: { plugin: echo, ping_interval: 0, idle_timeout: 500ms, close_timeout: 1s }
+  - match: { path: /ws/ps }
+    websocket: { plugin: pubsub, ping_interval: 0, idle_timeout: 0, send_backlog: 64MiB,
+                 compression: off }
+"""
+HTTP = """
+http:
+  send_timeout: 1s
 """
 
 
@@ -24,7 +33,34 @@ class WsKeepaliveTest(ghtest.TestCase):
     def setUp(self):
         super().setUp()
         self.port = ghtest.free_port()
-        self.gh = self.start(wsutil.ws_config(self.port, self.tmp, ROUTES))
+        self.gh = self.start(wsutil.ws_config(self.port, self.tmp, ROUTES, HTTP))
+
+    def test_a_subscriber_that_stops_reading_is_dropped_after_send_timeout(self):
+        # a full socket (the subscriber never reads) and a backlog far from
+        # its limit: only the send timeout can end it, and only it
+        sub = RawWS(self.port, "/ws/ps?topic=t", rcvbuf=4096)
+        self.addCleanup(sub.close)
+        pub = RawWS(self.port, "/ws/ps?topic=t")
+        self.addCleanup(pub.close)
+        self.assertEqual((sub.status, pub.status), (101, 101))
+        # 10 MB to each subscriber: more than the kernel's socket buffers
+        # hold; the publisher reads its own copies back as they come
+        out = frame(OP_TEXT, b"x" * 60000) * 170
+        pub.send(out)
+        start = time.monotonic()
+        want, have = 170 * (4 + 60000), len(pub.buf)     # unmasked server frames
+        pub.sock.settimeout(10)
+        while have < want:
+            chunk = pub.sock.recv(1 << 20)
+            self.assertTrue(chunk, "the publisher was disconnected")
+            have += len(chunk)
+        self.gh.wait_log("websocket send timeout", timeout=10)
+        elapsed = time.monotonic() - start
+        self.assertGreater(elapsed, 0.9)
+        self.assertLess(elapsed, 5.0)
+        self.assertEqual(self.gh.log().count("websocket send timeout"), 1,
+                         "the publisher, which reads, was dropped too")
+        self.assertIsNotNone(wsutil.wait_eof(sub.sock, 10), "the subscriber was not closed")
 
     def test_answered_pings_keep_a_connection_alive_past_idle_timeout(self):
         async def go():
