@@ -284,7 +284,7 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
             gh_conn_free(c);
             return;
         }
-        c->pp_have = total;
+        c->pp_have = (uint32_t)total;     /* < PP_MAX */
         return;
     }
     if (r < 0) {
@@ -299,14 +299,13 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
     }
     event_free(c->pp_ev);
     c->pp_ev = NULL;
-    c->pp_len = (size_t)r;
     /* keep only the header: the TLVs point into it */
     {
-        uint8_t *small = realloc(c->pp_buf, c->pp_len);
+        uint8_t *small = realloc(c->pp_buf, (size_t)r);
         if (small != NULL)
             c->pp_buf = small;
         if ((c->pp = malloc(sizeof(*c->pp))) == NULL ||
-            gh_proxy_parse(c->pp_buf, c->pp_len, allow, c->pp) != r) {
+            gh_proxy_parse(c->pp_buf, (size_t)r, allow, c->pp) != r) {
             gh_conn_free(c);
             return;
         }
@@ -327,7 +326,7 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
         goto fail;
     c->loop = loop;
     c->lst = lst;
-    c->lidx = lst->index;
+    c->lidx = (uint32_t)lst->index;    /* a config has far fewer listeners */
     c->fd = fd;
     c->id = ++loop->next_conn_id;
     c->site = gh_site_ref(loop->site);
@@ -385,7 +384,7 @@ void gh_conn_free(gh_conn *c)
         bufferevent_free(c->bev);
     else if (c->fd >= 0)
         evutil_closesocket(c->fd);
-    free(c->pending_head);
+    free(c->body);
     free(c->pp_buf);
     free(c->pp);
     gh_site_unref(c->site);
@@ -830,14 +829,15 @@ static void dispatch_pending(gh_conn *c)
     gh_http1_req req;
     long n;
 
-    n = gh_http1_parse_head(c->pending_head, c->pending_len, c->pending_len + 1, &head);
+    struct gh_conn_body *b = c->body;
+
+    n = gh_http1_parse_head(b->head, b->head_len, b->head_len + 1, &head);
     if (n > 0 && gh_http1_analyse(&head, &req) == 0)
-        dispatch(c, &head, &req, c->pending_head, c->pending_len);
+        dispatch(c, &head, &req, b->head, b->head_len);
     else
         refuse(c, 400);     /* cannot happen: it parsed before */
-    free(c->pending_head);
-    c->pending_head = NULL;
-    c->pending_len = 0;
+    free(c->body);          /* dispatch() is done with the head's bytes */
+    c->body = NULL;
 }
 
 /* Returns true when it consumed something and the loop should go on. */
@@ -848,26 +848,26 @@ static bool read_body(gh_conn *c, struct evbuffer *in)
 
     if (len == 0)
         return false;
-    if (c->body_chunked) {
+    if (c->body->chunked) {
         size_t want = len < 65536 ? len : 65536;
         const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
-        long n = gh_http1_chunked_feed(&c->chunked, p, want);
+        long n = gh_http1_chunked_feed(&c->body->ck, p, want);
         if (n < 0) {
             refuse(c, 400);
             return false;
         }
         evbuffer_drain(in, (size_t)n);
-        if (c->chunked.body_bytes > max_body) {
+        if (c->body->ck.body_bytes > max_body) {
             refuse(c, 413);
             return false;
         }
-        if (!c->chunked.done)
+        if (!c->body->ck.done)
             return n > 0;
     } else {
-        size_t n = len < c->body_left ? len : (size_t)c->body_left;
+        size_t n = len < c->body->left ? len : (size_t)c->body->left;
         evbuffer_drain(in, n);
-        c->body_left -= n;
-        if (c->body_left > 0)
+        c->body->left -= n;
+        if (c->body->left > 0)
             return false;
     }
     dispatch_pending(c);
@@ -921,16 +921,18 @@ static bool read_head(gh_conn *c, struct evbuffer *in)
     }
     if ((req.content_length > 0 || req.chunked) && !route_takes_body(c, &head, &req)) {
         /* keep the head while the body goes by, then answer */
-        if ((c->pending_head = malloc((size_t)n)) == NULL) {
+        struct gh_conn_body *b = malloc(sizeof(*b) + (size_t)n);
+        if (b == NULL) {
             refuse(c, 500);
             return false;
         }
-        memcpy(c->pending_head, data, (size_t)n);
-        c->pending_len = (size_t)n;
-        c->body_chunked = req.chunked;
-        c->body_left = req.chunked ? 0 : (uint64_t)req.content_length;
+        memcpy(b->head, data, (size_t)n);
+        b->head_len = (size_t)n;
+        b->chunked = req.chunked;
+        b->left = req.chunked ? 0 : (uint64_t)req.content_length;
         if (req.chunked)
-            gh_http1_chunked_init(&c->chunked);
+            gh_http1_chunked_init(&b->ck);
+        c->body = b;
         if (req.expect_continue)
             evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         evbuffer_drain(in, (size_t)n);

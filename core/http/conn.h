@@ -47,39 +47,47 @@ typedef enum {
                              the request became a tunnel) */
 } gh_conn_state;
 
+/* A request body being discarded (a route that takes none): the head is
+ * kept until the body has gone by, then answered. Allocated only then. */
+struct gh_conn_body {
+    uint64_t            left;          /* sized body: bytes still to drop */
+    bool                chunked;
+    gh_http1_chunked    ck;
+    size_t              head_len;
+    char                head[];        /* the request head's bytes */
+};
+
+/* One per connection, most of them idle WebSockets: ordered without
+ * padding, and what only a passing phase needs (a discarded body, the
+ * PROXY header's reading) lives elsewhere or is freed after it. */
 struct gh_conn {
     gh_conn            *prev, *next;   /* server registry */
-    gh_loop          *loop;
+    gh_loop            *loop;
     gh_site            *site;          /* reference held */
     gh_listener        *lst;
-    size_t              lidx;          /* this listener's index in site->cfg->listeners */
     uint64_t            id;
     struct bufferevent *bev;
     struct event       *timer;         /* header / keep-alive timeout */
-    gh_conn_state       state;
-    bool                https;         /* the connection's scheme (TLS here or at the balancer) */
-    bool                peer_trusted;  /* the socket peer is in trusted_proxies */
-    bool                proxied;       /* a PROXY header was accepted (even LOCAL) */
-    evutil_socket_t     fd;            /* until a bufferevent owns it, else -1 */
     struct event       *pp_ev;         /* readable events while in GH_CONN_PROXY */
     uint8_t            *pp_buf;        /* the PROXY header bytes (kept: TLVs point into it) */
-    size_t              pp_have;       /* bytes of it consumed from the socket so far */
-    size_t              pp_len;        /* the header's length once parsed */
     struct gh_proxy_info *pp;          /* the parsed header (NULL without one) */
-    bool                in_request;    /* bytes of a head have arrived */
     uint64_t            requests;      /* served on this connection */
     uint64_t            lingered;      /* bytes dropped while lingering */
-    /* body discard */
-    uint64_t            body_left;
-    bool                body_chunked;
-    gh_http1_chunked    chunked;
-    bool                close_after;   /* close once the body/response is done */
-    char               *pending_head;  /* a head kept while its body is discarded */
+    struct gh_conn_body *body;         /* set in GH_CONN_BODY */
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
     const gh_conn_handoff *handoff;    /* set with ws, or with fwd */
     struct gh_fwd      *fwd;           /* set in GH_CONN_UPSTREAM (upstream/forward.c) */
+    uint32_t            lidx;          /* this listener's index in site->cfg->listeners */
+    uint32_t            pp_have;       /* PROXY header bytes consumed from the socket so far */
+    gh_conn_state       state;
+    evutil_socket_t     fd;            /* until a bufferevent owns it (and again for a
+                                          plain-socket WebSocket), else -1 */
+    bool                https;         /* the connection's scheme (TLS here or at the balancer) */
+    bool                peer_trusted;  /* the socket peer is in trusted_proxies */
+    bool                proxied;       /* a PROXY header was accepted (even LOCAL) */
+    bool                in_request;    /* bytes of a head have arrived */
+    bool                close_after;   /* close once the body/response is done */
     bool                tunnel;        /* the proxied request became a tunnel (101) */
-    size_t              pending_len;
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For
                                           from a trusted peer, or the socket peer */

@@ -115,6 +115,8 @@ struct gh_ws_loop {
     struct event     *timer_ev;      /* fires at the earliest */
     uint64_t          timer_at;      /* the deadline it is armed for; 0: none */
     uint8_t          *rbuf;          /* MAX_SINGLE_READ bytes, read into and parsed in place */
+    struct gh_ws_conn *opening;      /* the connection whose plugin open runs, */
+    const gh_request *opening_req;   /* and its request (gh_ws_conn_header()) */
     struct evbuffer  *spare[SPARE_OUT];
     unsigned          nspare;
 };
@@ -173,16 +175,17 @@ struct gh_ws_conn {
     const gh_websocket_conf *wc;          /* likewise */
     uint16_t                 close_code;  /* for the close callback */
     uint8_t                  state;
-    bool                     opened;      /* open accepted: a close callback is owed */
-    bool                     notified;    /* the close callback ran */
-    bool                     dead;        /* free at the next safe point */
-    bool                     paused;      /* reading stopped by backpressure */
-    bool                     peer_eof;    /* the peer shut its side while we flush */
-    bool                     direct;      /* plain socket: we write it ourselves */
-    bool                     writing;     /* EV_WRITE on: libevent writes the rest */
-    bool                     in_cb;       /* inside one of our own callbacks */
-    bool                     flush_due;   /* output queued since the last flush */
-    bool                     timer_ours;  /* c->timer was reassigned to us */
+    bool                     opened : 1;      /* open accepted: a close callback is owed */
+    bool                     notified : 1;    /* the close callback ran */
+    bool                     dead : 1;        /* free at the next safe point */
+    bool                     paused : 1;      /* reading stopped by backpressure */
+    bool                     peer_eof : 1;    /* the peer shut its side while we flush */
+    bool                     direct : 1;      /* plain socket: we read and write it ourselves */
+    bool                     writing : 1;     /* the socket is full: its write event
+                                                 (behind TLS: libevent) writes the rest */
+    bool                     in_cb : 1;       /* inside one of our own callbacks */
+    bool                     flush_due : 1;   /* output queued since the last flush */
+    bool                     timer_ours : 1;  /* c->timer was reassigned to us */
     uint8_t                  close_why;   /* enum ws_why: for the close callback */
     uint8_t                  subproto;    /* 1 + index in the route's subprotocols; 0: none */
     uint8_t                  pmd_bits;    /* permessage-deflate: see PMD_BITS */
@@ -197,7 +200,6 @@ struct gh_ws_conn {
                                              waits to be written; NULL when empty */
     struct ws_msg           *msg;         /* reassembly of a split message, or NULL */
     void                    *user;
-    const gh_request        *req;         /* while the plugin's open runs */
     gh_topic_sub            *subs;
     struct gh_tstate_conn   *tsc;         /* topic-state members and requests */
     gh_deflater             *defl;        /* with server context takeover: ours, from
@@ -1741,9 +1743,11 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
            ws->subproto != 0 ? ", subprotocol " : "",
            ws->subproto != 0 ? gh_ws_conn_subprotocol(ws) : "");
 
-    ws->req = r;
+    c->loop->wsl->opening = ws;
+    c->loop->wsl->opening_req = r;
     code = gh_plugin_route_open(rt, ws);
-    ws->req = NULL;
+    c->loop->wsl->opening = NULL;
+    c->loop->wsl->opening_req = NULL;
     if (code == 0) {
         ws->opened = true;      /* a close during open is notified from settle() */
     } else {
@@ -1914,9 +1918,11 @@ const char *gh_ws_conn_query(const struct gh_ws_conn *ws)
 
 const char *gh_ws_conn_header(const struct gh_ws_conn *ws, const char *name, size_t *len)
 {
+    const struct gh_ws_loop *wsl = ws->c->loop->wsl;
     const gh_http1_field *f;
 
-    if (ws->req == NULL || name == NULL || (f = gh_req_field(ws->req, name)) == NULL)
+    if (wsl->opening != ws || name == NULL ||
+        (f = gh_req_field(wsl->opening_req, name)) == NULL)
         return NULL;
     if (len != NULL)
         *len = f->value_len;
