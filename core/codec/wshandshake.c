@@ -8,15 +8,14 @@
  *
  * What it does not do: negotiate extensions (none are offered), normalise
  * hosts beyond ASCII case (no IDNA, no IPv6 canonical form, no trailing
- * dot), or look at anything other than the values it is given. SHA-1 comes
- * from libcrypto rather than a private copy: the daemon links it for TLS. */
+ * dot), or look at anything other than the values it is given. SHA-1 is
+ * sha1.c's (see there why not libcrypto's). */
 #include "wshandshake.h"
 
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "err.h"
+#include "sha1.h"
 
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  /* §1.3 */
 
@@ -112,9 +111,11 @@ int gh_ws_key_check(const char *key, size_t len)
 
 int gh_ws_accept(const char *key, size_t len, char out[GH_WS_ACCEPT_LEN + 1])
 {
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     unsigned char in[24 + sizeof(ws_guid) - 1];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
+    uint8_t md[GH_SHA1_LEN];
+    char *o = out;
 
     out[0] = '\0';
     if (gh_ws_key_check(key, len) != 0)
@@ -122,13 +123,18 @@ int gh_ws_accept(const char *key, size_t len, char out[GH_WS_ACCEPT_LEN + 1])
     trim_ows(&key, &len);               /* now exactly 24 characters */
     memcpy(in, key, 24);
     memcpy(in + 24, ws_guid, sizeof(ws_guid) - 1);
-    if (EVP_Digest(in, sizeof(in), md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
-        return GH_ENOMEM;
-    /* 20 bytes -> 28 characters, NUL-terminated by EVP_EncodeBlock. */
-    if (EVP_EncodeBlock((unsigned char *)out, md, 20) != GH_WS_ACCEPT_LEN) {
-        out[0] = '\0';
-        return GH_ENOMEM;
+    gh_sha1(in, sizeof(in), md);
+    /* 20 bytes -> 7 groups of 4 characters (RFC 4648 §4), the last with
+     * one '=' for the byte it lacks */
+    for (size_t i = 0; i < GH_SHA1_LEN; i += 3) {
+        uint32_t g = (uint32_t)md[i] << 16 | (uint32_t)md[i + 1] << 8 |
+                     (i + 2 < GH_SHA1_LEN ? md[i + 2] : 0);
+        *o++ = b64[g >> 18 & 63];
+        *o++ = b64[g >> 12 & 63];
+        *o++ = b64[g >> 6 & 63];
+        *o++ = i + 2 < GH_SHA1_LEN ? b64[g & 63] : '=';
     }
+    *o = '\0';
     return 0;
 }
 
