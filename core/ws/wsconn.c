@@ -1778,6 +1778,14 @@ static bool leave_bufferevent(struct gh_ws_conn *ws)
         if ((out = out_get(ws)) == NULL || evbuffer_prepend_buffer(out, bout) != 0)
             return false;
     }
+    /* our read event first, the bufferevent's off after: libevent counts
+     * the events on the fd and changes nothing in epoll (removing the
+     * bufferevent's first would cost an EPOLL_CTL_DEL and an _ADD) */
+    event_del(c->timer);
+    event_assign(c->timer, c->loop->base, fd, EV_READ | EV_PERSIST, on_io, ws);
+    if (event_add(c->timer, NULL) != 0)
+        return false;
+    ws->io_ev = EV_READ;
     /* the socket stays open: the bufferevent closes what it holds when freed
      * (freed later by libevent when this runs inside its callback) */
     bufferevent_disable(bev, EV_READ | EV_WRITE);
@@ -1787,11 +1795,6 @@ static bool leave_bufferevent(struct gh_ws_conn *ws)
     bufferevent_free(bev);
     c->bev = NULL;
     c->fd = fd;
-    event_del(c->timer);
-    event_assign(c->timer, c->loop->base, fd, EV_READ | EV_PERSIST, on_io, ws);
-    if (event_add(c->timer, NULL) != 0)
-        return false;
-    ws->io_ev = EV_READ;
     ws->writing = false;
     if (out_len(ws) > 0)
         need_flush(ws);
