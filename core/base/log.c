@@ -58,6 +58,11 @@ void gh_log_close(void)
     log_fd = STDERR_FILENO;
 }
 
+int gh_log_fd(void)
+{
+    return log_fd;
+}
+
 void gh_log_write(gh_log_level level, const char *fmt, ...)
 {
     char line[2048];

@@ -28,6 +28,9 @@ int gh_log_level_parse(const char *s, gh_log_level *out);
 /* Sends the error log to PATH (appending), or to stderr when path is NULL or
  * "stderr". Returns 0 or -errno; on failure the old destination stays. */
 int gh_log_open(const char *path);
+
+/* The descriptor log lines go to (for a fatal-signal handler's one write). */
+int gh_log_fd(void);
 void gh_log_close(void);
 
 #endif

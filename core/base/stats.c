@@ -45,3 +45,7 @@ void gh_stats_ws_close(gh_stats *s, unsigned code)
     s->ws_closes[s->nws_closes].n = 1;
     s->nws_closes++;
 }
+
+const char *const gh_plugin_call_names[GH_PLUGIN_CALL_KINDS] = {
+    "init", "open", "message", "close", "timer", "state", "fini",
+};

@@ -22,6 +22,11 @@ typedef struct gh_stat_reason {
     uint64_t    n;
 } gh_stat_reason;
 
+/* The kinds of calls into a plugin's code (gh_plugin_call_kind in
+ * ws/pluginhost.h), and their names for logs and metrics, in that order. */
+enum { GH_PLUGIN_CALL_KINDS = 7 };
+extern const char *const gh_plugin_call_names[GH_PLUGIN_CALL_KINDS];
+
 typedef struct gh_stats {
     uint64_t       accepted;
     uint64_t       proxy_accepted;
@@ -40,6 +45,8 @@ typedef struct gh_stats {
     uint64_t       ws_inflations;      /* compressed messages received and inflated */
     uint64_t       ws_inflate_in, ws_inflate_out;    /* their bytes before and after */
     uint64_t       plugin_loads, plugin_refusals;
+    uint64_t       plugin_slow_calls[GH_PLUGIN_CALL_KINDS];  /* past plugin_warn_after,
+                                                              by gh_plugin_call_kind */
     uint64_t       reloads_ok, reloads_failed;
     uint64_t       bus_published;     /* PUBLISHes sent to Redis (bus.c) */
     uint64_t       bus_received;      /* messages received from Redis and delivered here */

@@ -936,6 +936,8 @@ static const gh_keydef top_keys[] = {
     { .name = "max_connections", .set = gh_cfg_set_count, .off = CFG_FIELD(max_connections) },
     { .name = "drain_delay", .set = gh_cfg_set_duration, .off = CFG_FIELD(drain_delay_ms) },
     { .name = "drain_timeout", .set = gh_cfg_set_duration, .off = CFG_FIELD(drain_timeout_ms) },
+    { .name = "plugin_warn_after", .set = gh_cfg_set_duration,
+      .off = CFG_FIELD(plugin_warn_after_ms) },
     { .name = "http", .set = gh_cfg_set_map, .off = CFG_FIELD(http), .sub = gh_http_conf_keys },
     { .name = "bus", .set = gh_cfg_set_bus, .sub = gh_bus_conf_keys },
     { .name = "listeners", .set = gh_cfg_set_listeners, .flags = GH_K_REQUIRED,
@@ -955,6 +957,7 @@ static void config_defaults(gh_cfgctx *c, gh_config *cfg)
     cfg->max_connections = 0;
     cfg->drain_delay_ms = 0;
     cfg->drain_timeout_ms = 30000;
+    cfg->plugin_warn_after_ms = 100;
     gh_http_conf_defaults(&cfg->http);
     gh_bus_conf_defaults(c, &cfg->bus);
 }

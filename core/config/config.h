@@ -253,6 +253,8 @@ typedef struct gh_config {
     uint64_t          max_connections;   /* 0 = from RLIMIT_NOFILE */
     uint64_t          drain_delay_ms;    /* default 0 */
     uint64_t          drain_timeout_ms;  /* default 30000 */
+    uint64_t          plugin_warn_after_ms;  /* a plugin callback longer than this is
+                                                logged; 0: never (default 100) */
     gh_http_conf      http;
     gh_bus_conf       bus;
     gh_listener_conf *listeners;    /* at least one */

@@ -145,6 +145,9 @@ int main(int argc, char **argv)
         path = beside_config(beside, sizeof(beside));
     if (path == NULL)
         path = INSTALLED_CONFIG;
+    /* before any plugin code runs (init runs while the config loads) */
+    if ((rc = gh_plugin_fatal_init()) != GH_OK)
+        fprintf(stderr, "gatehouse: cannot catch fatal signals: %s\n", strerror(-rc));
     if (load(path, &site) != 0)
         return 1;
     if (test_only) {

@@ -131,6 +131,11 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     put(&t, "gatehouse_plugin_loads_total{result=\"ok\"} %llu\n", (unsigned long long)st->plugin_loads);
     put(&t, "gatehouse_plugin_loads_total{result=\"refused\"} %llu\n",
         (unsigned long long)st->plugin_refusals);
+    head(&t, "plugin_slow_callbacks_total", "counter",
+         "Plugin callbacks that ran longer than plugin_warn_after, by callback.");
+    for (unsigned k = 0; k < GH_PLUGIN_CALL_KINDS; k++)
+        put(&t, "gatehouse_plugin_slow_callbacks_total{callback=\"%s\"} %llu\n",
+            gh_plugin_call_names[k], (unsigned long long)st->plugin_slow_calls[k]);
     head(&t, "reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
     put(&t, "gatehouse_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)st->reloads_ok);
     put(&t, "gatehouse_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)st->reloads_failed);

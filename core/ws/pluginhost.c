@@ -26,11 +26,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -110,6 +112,122 @@ struct gh_plugins {
 };
 
 static const gh_plugin_host host_table;
+
+/* ---- calls into plugin code: timing and fatal signals ------------------- */
+
+/* The call running on this thread, innermost first (a plugin may be called
+ * while another's callback runs only through the host's own work, but the
+ * chain costs nothing). Read by the fatal-signal handler. */
+static _Thread_local gh_plugin_call *current_call;
+
+_Static_assert(GH_PLUGIN_CALL_FINI + 1 == GH_PLUGIN_CALL_KINDS,
+               "gh_plugin_call_names (base/stats.c) names every kind");
+
+const char *gh_plugin_call_name(gh_plugin_call_kind kind)
+{
+    return (unsigned)kind < GH_PLUGIN_CALL_KINDS ? gh_plugin_call_names[kind] : "?";
+}
+
+/* A clock read on every call: the coarse one costs a few nanoseconds and
+ * its few milliseconds of resolution are plenty against plugin_warn_after. */
+static uint64_t coarse_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void gh_plugin_call_enter(gh_plugin_call *pc, const struct gh_plugin_inst *in,
+                          gh_plugin_call_kind kind)
+{
+    pc->in = in;
+    pc->kind = kind;
+    pc->t0_ms = coarse_ms();
+    pc->outer = current_call;
+    current_call = pc;
+}
+
+void gh_plugin_call_leave(gh_plugin_call *pc)
+{
+    const struct gh_plugin_inst *in = pc->in;
+    uint64_t ms = coarse_ms() - pc->t0_ms;
+    uint64_t limit = in->ps->site->cfg->plugin_warn_after_ms;
+
+    current_call = pc->outer;
+    if (limit == 0 || ms <= limit)
+        return;
+    GH_LOG(GH_LOG_WARN, "plugin %s (route %s): callback %s ran %llums, past "
+           "plugin_warn_after (%llums): every connection waited meanwhile",
+           in->pl->desc->name, in->label, gh_plugin_call_name(pc->kind),
+           (unsigned long long)ms, (unsigned long long)limit);
+    if (in->ps->loop != NULL)
+        in->ps->loop->stats.plugin_slow_calls[pc->kind]++;
+}
+
+/* Appends s to line[*n..cap), async-signal-safely (no stdio). */
+static void put_str(char *line, size_t *n, size_t cap, const char *s)
+{
+    while (s != NULL && *s != '\0' && *n + 1 < cap)
+        line[(*n)++] = *s++;
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS:  return "SIGBUS";
+    case SIGFPE:  return "SIGFPE";
+    case SIGILL:  return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    default:      return "a fatal signal";
+    }
+}
+
+/* One line with write(2), then the signal again under its default action
+ * (SA_RESETHAND put it back): the process dies of what killed it, with
+ * its core dump, and systemd's Restart=on-failure starts it again. */
+static void on_fatal(int sig, siginfo_t *si, void *uc)
+{
+    const gh_plugin_call *pc = current_call;
+    char line[512];
+    size_t n = 0;
+    ssize_t w;
+
+    (void)si;
+    (void)uc;
+    put_str(line, &n, sizeof(line), "gatehouse: fatal ");
+    put_str(line, &n, sizeof(line), signal_name(sig));
+    if (pc != NULL) {
+        put_str(line, &n, sizeof(line), " in plugin ");
+        put_str(line, &n, sizeof(line), pc->in->pl->desc->name);
+        put_str(line, &n, sizeof(line), " (route ");
+        put_str(line, &n, sizeof(line), pc->in->label);
+        put_str(line, &n, sizeof(line), "), callback ");
+        put_str(line, &n, sizeof(line), gh_plugin_call_name(pc->kind));
+    } else {
+        put_str(line, &n, sizeof(line), " outside any plugin callback");
+    }
+    line[n++] = '\n';
+    w = write(gh_log_fd(), line, n);
+    (void)w;
+    raise(sig);
+}
+
+int gh_plugin_fatal_init(void)
+{
+    static const int sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_fatal;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            return -errno;
+    return GH_OK;
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -428,8 +546,12 @@ static void init_instance(struct gh_plugins *ps, struct gh_plugin_inst *in,
                                mirror_into(in->cfg, wc->config, in) != GH_OK)) {
         rc = GH_ENOMEM;
     } else if (in->pl->desc->init != NULL) {
+        gh_plugin_call pc;
+
         in->errs = errs;
+        gh_plugin_call_enter(&pc, in, GH_PLUGIN_CALL_INIT);
         rc = in->pl->desc->init(&host_table, in, (const gh_plugin_cfg *)in->cfg, &in->state);
+        gh_plugin_call_leave(&pc);
         in->errs = NULL;
     }
     if (rc == 0) {
@@ -549,8 +671,12 @@ static void on_plugin_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    gh_plugin_call pc;
+
     t->in_cb = true;
+    gh_plugin_call_enter(&pc, t->inst, GH_PLUGIN_CALL_TIMER);
     t->cb(t->arg, t);
+    gh_plugin_call_leave(&pc);
     t->in_cb = false;
     if (t->stopped || t->every_ms == 0) {
         timer_free(t);
@@ -645,8 +771,13 @@ void gh_plugins_unload(gh_site *site)
 
         if (in == NULL)
             continue;
-        if (in->ok && in->pl->desc->fini != NULL)
+        if (in->ok && in->pl->desc->fini != NULL) {
+            gh_plugin_call pc;
+
+            gh_plugin_call_enter(&pc, in, GH_PLUGIN_CALL_FINI);
             in->pl->desc->fini(in->state);
+            gh_plugin_call_leave(&pc);
+        }
         while (in->timers != NULL)
             timer_free(in->timers);
         unmirror(in->cfg);
@@ -699,11 +830,14 @@ gh_loop *gh_plugin_route_loop(const gh_plugin_route *rt)
 
 int gh_plugin_route_open(gh_plugin_route *rt, struct gh_ws_conn *ws)
 {
+    gh_plugin_call pc;
     int32_t code;
 
     if (rt->pl->desc->open == NULL)
         return 0;
+    gh_plugin_call_enter(&pc, rt, GH_PLUGIN_CALL_OPEN);
     code = rt->pl->desc->open(rt->state, (gh_plugin_conn *)ws);
+    gh_plugin_call_leave(&pc);
     if (code == 0)
         return 0;
     if (code < 0 || code > 0xFFFF || !gh_ws_close_code_is_valid((uint16_t)code)) {
@@ -719,16 +853,26 @@ int gh_plugin_route_open(gh_plugin_route *rt, struct gh_ws_conn *ws)
 void gh_plugin_route_message(gh_plugin_route *rt, struct gh_ws_conn *ws, int opcode,
                              const void *data, size_t len)
 {
-    if (rt->pl->desc->message != NULL)
-        rt->pl->desc->message(rt->state, (gh_plugin_conn *)ws, opcode, data, len);
+    gh_plugin_call pc;
+
+    if (rt->pl->desc->message == NULL)
+        return;
+    gh_plugin_call_enter(&pc, rt, GH_PLUGIN_CALL_MESSAGE);
+    rt->pl->desc->message(rt->state, (gh_plugin_conn *)ws, opcode, data, len);
+    gh_plugin_call_leave(&pc);
 }
 
 void gh_plugin_route_close(gh_plugin_route *rt, struct gh_ws_conn *ws, uint16_t code,
                            const char *reason, size_t reason_len)
 {
-    if (rt->pl->desc->close != NULL)
-        rt->pl->desc->close(rt->state, (gh_plugin_conn *)ws, code,
-                            reason != NULL ? reason : "", reason_len);
+    gh_plugin_call pc;
+
+    if (rt->pl->desc->close == NULL)
+        return;
+    gh_plugin_call_enter(&pc, rt, GH_PLUGIN_CALL_CLOSE);
+    rt->pl->desc->close(rt->state, (gh_plugin_conn *)ws, code,
+                        reason != NULL ? reason : "", reason_len);
+    gh_plugin_call_leave(&pc);
 }
 
 /* ---- the host function table ------------------------------------------- */

@@ -65,6 +65,40 @@ const char *const *gh_plugin_route_subprotocols(const gh_plugin_route *rt, size_
 /* The server the instance is bound to, or NULL (under -t). */
 gh_loop *gh_plugin_route_loop(const gh_plugin_route *rt);
 
+/* Every call into a plugin's code goes between gh_plugin_call_enter() and
+ * gh_plugin_call_leave(): a call that runs past plugin_warn_after is
+ * logged and counted, and a fatal signal while it runs is reported
+ * naming the plugin, its route and the callback (gh_plugin_fatal_init()). */
+typedef enum {
+    GH_PLUGIN_CALL_INIT = 0,
+    GH_PLUGIN_CALL_OPEN,
+    GH_PLUGIN_CALL_MESSAGE,
+    GH_PLUGIN_CALL_CLOSE,
+    GH_PLUGIN_CALL_TIMER,
+    GH_PLUGIN_CALL_STATE,       /* a join or fetch answered */
+    GH_PLUGIN_CALL_FINI,
+} gh_plugin_call_kind;
+
+typedef struct gh_plugin_call {
+    const struct gh_plugin_inst *in;
+    gh_plugin_call_kind          kind;
+    uint64_t                     t0_ms;     /* coarse clock */
+    struct gh_plugin_call       *outer;
+} gh_plugin_call;
+
+void gh_plugin_call_enter(gh_plugin_call *pc, const struct gh_plugin_inst *in,
+                          gh_plugin_call_kind kind);
+void gh_plugin_call_leave(gh_plugin_call *pc);
+
+/* The callback's name for logs and metrics ("message"). */
+const char *gh_plugin_call_name(gh_plugin_call_kind kind);
+
+/* Installs the handler of SIGSEGV, SIGBUS, SIGFPE, SIGILL and SIGABRT: one
+ * line on the error log naming the plugin callback that was running (or
+ * none), then the default action, so the process dies of the same signal.
+ * Returns 0 or -errno. */
+int gh_plugin_fatal_init(void);
+
 /* Callbacks into the plugin. open returns 0 (accepted) or the close code to
  * refuse with (an invalid one is turned into 1011 and logged). */
 int  gh_plugin_route_open(gh_plugin_route *rt, struct gh_ws_conn *ws);

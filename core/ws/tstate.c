@@ -34,6 +34,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "pluginhost.h"
 #include "topic.h"
 #include "units.h"
 #include "wsconn.h"
@@ -338,6 +339,7 @@ static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
     struct gh_ws_conn *ws = r->ws;
     gh_plugin_state_cb cb = r->cb;
     void *arg = r->arg;
+    gh_plugin_call pc;
 
     /* the state is taken: from now on ws gets what is published, also what
      * the callback itself publishes (after what it sends to ws directly) */
@@ -351,7 +353,9 @@ static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
         ts->loop->stats.state_answers_redis++;
     else
         ts->loop->stats.state_answers_local++;
+    gh_plugin_call_enter(&pc, gh_ws_conn_route(ws), GH_PLUGIN_CALL_STATE);
     cb(arg, (gh_plugin_conn *)ws, st);
+    gh_plugin_call_leave(&pc);
 }
 
 /* Answers r from this process's part. */
