@@ -188,6 +188,8 @@ void gh_cfg_set_url_path(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v,
 /* top-level keys (setters for the top table of config.c) */
 extern const gh_keydef gh_http_conf_keys[];            /* http/http_conf.c */
 void gh_http_conf_defaults(gh_http_conf *h);
+extern const gh_keydef gh_limits_conf_keys[];          /* http/limits_conf.c */
+void gh_limits_conf_defaults(gh_limits_conf *l);
 extern const gh_keydef gh_listener_conf_keys[];        /* http/listener_conf.c */
 void gh_cfg_set_listeners(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
                           const gh_keydef *d);

@@ -939,6 +939,8 @@ static const gh_keydef top_keys[] = {
     { .name = "plugin_warn_after", .set = gh_cfg_set_duration,
       .off = CFG_FIELD(plugin_warn_after_ms) },
     { .name = "http", .set = gh_cfg_set_map, .off = CFG_FIELD(http), .sub = gh_http_conf_keys },
+    { .name = "limits", .set = gh_cfg_set_map, .off = CFG_FIELD(limits),
+      .sub = gh_limits_conf_keys },
     { .name = "bus", .set = gh_cfg_set_bus, .sub = gh_bus_conf_keys },
     { .name = "listeners", .set = gh_cfg_set_listeners, .flags = GH_K_REQUIRED,
       .sub = gh_listener_conf_keys },
@@ -959,6 +961,7 @@ static void config_defaults(gh_cfgctx *c, gh_config *cfg)
     cfg->drain_timeout_ms = 30000;
     cfg->plugin_warn_after_ms = 100;
     gh_http_conf_defaults(&cfg->http);
+    gh_limits_conf_defaults(&cfg->limits);
     gh_bus_conf_defaults(c, &cfg->bus);
 }
 

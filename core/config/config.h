@@ -235,6 +235,24 @@ typedef struct gh_http_conf {
     uint64_t max_body;               /* default 1 MiB (bodies on GET/HEAD are discarded) */
 } gh_http_conf;
 
+/* A rate: count tokens per per_ms, at most burst saved up (0: count). */
+typedef struct gh_rate_conf {
+    uint64_t count;          /* 0: no limit */
+    uint64_t per_ms;
+    uint64_t burst;
+} gh_rate_conf;
+
+/* `limits:`, per client: the real client address (the PROXY source, or
+ * X-Forwarded-For from a trusted peer, else the socket peer), IPv6 grouped
+ * by ipv6_prefix. All off by default. */
+typedef struct gh_limits_conf {
+    uint64_t     connections;    /* open at once; 0: no limit */
+    gh_rate_conf requests;       /* HTTP requests (an upgrade is one too) */
+    uint64_t     ipv6_prefix;    /* default 64 */
+    gh_rate_conf upgrades;       /* requests to upgrade (WebSocket) */
+    uint64_t     clients;        /* clients tracked at most; default 65536 */
+} gh_limits_conf;
+
 typedef struct gh_bus_conf {
     char *redis;             /* "redis://[:PASSWORD@]HOST:PORT[/DB]", NULL = no bus */
     char *channel_prefix;    /* default "gatehouse:" */
@@ -256,6 +274,7 @@ typedef struct gh_config {
     uint64_t          plugin_warn_after_ms;  /* a plugin callback longer than this is
                                                 logged; 0: never (default 100) */
     gh_http_conf      http;
+    gh_limits_conf    limits;
     gh_bus_conf       bus;
     gh_listener_conf *listeners;    /* at least one */
     size_t            nlisteners;

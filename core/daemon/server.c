@@ -21,6 +21,7 @@
 
 #include "actions.h"
 #include "bus.h"
+#include "climit.h"
 #include "conn.h"
 #include "err.h"
 #include "filecache.h"
@@ -632,6 +633,8 @@ void gh_server_free(gh_server *srv)
         event_free(srv->loop.ws_flush_ev);
     gh_ws_loop_free(&srv->loop);        /* after every connection: none is in its heap */
     gh_zpool_free(srv->loop.zpool);     /* after every connection: none holds a stream */
+    gh_climits_free(srv->loop.climits);
+    srv->loop.climits = NULL;
     srv->loop.zpool = NULL;
     while (srv->loop.listeners != NULL) {
         gh_listener *l = srv->loop.listeners;

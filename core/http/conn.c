@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -32,6 +33,7 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "climit.h"
 #include "actions.h"
 #include "err.h"
 #include "log.h"
@@ -67,6 +69,118 @@ static void maybe_linger(gh_conn *c);
 static const gh_config *cfg_of(const gh_conn *c)
 {
     return c->site->cfg;
+}
+
+/* ---- per-client limits (`limits:`, climit.h) ----------------------------- */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The loop's table when the config sets any limit, else NULL. */
+static gh_climits *climits_of(gh_conn *c)
+{
+    const gh_limits_conf *l = &cfg_of(c)->limits;
+
+    if (l->connections == 0 && l->requests.count == 0 && l->upgrades.count == 0)
+        return NULL;
+    if (c->loop->climits == NULL && (c->loop->climits = gh_climits_new(l->clients)) == NULL)
+        GH_LOG(GH_LOG_ERROR, "limits: out of memory for the clients' table; not limiting");
+    return c->loop->climits;
+}
+
+/* The balancer itself (its health checks): a trusted peer speaking for
+ * itself, with no PROXY source or X-Forwarded-For naming someone else. */
+static bool is_balancer(const gh_conn *c)
+{
+    return c->peer_trusted && memcmp(&c->client, &c->peer, sizeof(c->peer)) == 0;
+}
+
+static const char *const limit_keys[GH_LIMIT_KINDS] = {
+    "connections_per_client", "requests_per_client", "upgrades_per_client",
+};
+
+/* Counts a refusal; one log line per limit per 10 s at most. */
+static void limit_refused(gh_conn *c, gh_limit_kind kind, const char *what)
+{
+    gh_loop *loop = c->loop;
+    uint64_t now = mono_ms();
+
+    loop->stats.client_limited[kind]++;
+    if (loop->limit_logged_ms[kind] != 0 && now - loop->limit_logged_ms[kind] < 10000) {
+        loop->limit_unlogged[kind]++;
+        return;
+    }
+    GH_LOG(GH_LOG_WARN, "conn #%llu %s: over limits.%s: %s (%llu more refused over it in "
+           "the 10s before were not logged)", (unsigned long long)c->id, c->client_text,
+           limit_keys[kind], what, (unsigned long long)loop->limit_unlogged[kind]);
+    loop->limit_logged_ms[kind] = now;
+    loop->limit_unlogged[kind] = 0;
+}
+
+/* limits.connections_per_client, once the real client is known (after the
+ * PROXY header, if any). False: c must be closed. */
+static bool admit_connection(gh_conn *c)
+{
+    const gh_limits_conf *l = &cfg_of(c)->limits;
+    gh_climits *t;
+    gh_climit_key k;
+    uint32_t slot;
+
+    if (l->connections == 0 || is_balancer(c) || (t = climits_of(c)) == NULL)
+        return true;
+    gh_climit_key_of(&c->client.sa, (unsigned)l->ipv6_prefix, &k);
+    slot = gh_climits_conn_open(t, &k, l->connections, mono_ms());
+    if (slot == 0) {
+        limit_refused(c, GH_LIMIT_CONNECTIONS, "connection closed");
+        return false;
+    }
+    if (slot == GH_CLIMIT_UNTRACKED)
+        c->loop->stats.client_untracked++;
+    else
+        c->climit_slot = slot;
+    return true;
+}
+
+/* limits.requests_per_client and upgrades_per_client: true when r was
+ * answered 429 (with Retry-After). */
+static bool over_rate(gh_conn *c, gh_request *r)
+{
+    const gh_limits_conf *l = &cfg_of(c)->limits;
+    gh_limit_kind kind = GH_LIMIT_REQUESTS;
+    uint64_t wait = 0, now;
+    gh_climits *t;
+    gh_climit_key k;
+    gh_resp_head h;
+    char body[512], ra[40];
+    size_t n;
+    int rn;
+
+    if ((l->requests.count == 0 && l->upgrades.count == 0) || is_balancer(c) ||
+        (t = climits_of(c)) == NULL)
+        return false;
+    gh_climit_key_of(&c->client.sa, (unsigned)l->ipv6_prefix, &k);
+    now = mono_ms();
+    wait = gh_climits_take(t, &k, GH_LIMIT_REQUESTS, &l->requests, now);
+    if (wait == 0 && r->req->upgrade) {
+        kind = GH_LIMIT_UPGRADES;
+        wait = gh_climits_take(t, &k, GH_LIMIT_UPGRADES, &l->upgrades, now);
+    }
+    if (wait == 0)
+        return false;
+    n = gh_resp_error_body(429, body, sizeof(body));
+    rn = snprintf(ra, sizeof(ra), "Retry-After: %llu\r\n",
+                  (unsigned long long)((wait + 999) / 1000));
+    gh_req_begin(r, &h, 429);
+    gh_resp_add_raw(&h, "Content-Type: text/html; charset=utf-8\r\n", 40);
+    gh_resp_add_raw(&h, ra, (size_t)rn);
+    gh_req_send(r, &h, body, n);
+    limit_refused(c, kind, "answered 429");
+    return true;
 }
 
 static void addr_text(const gh_sockaddr *ss, char *out, size_t cap)
@@ -130,6 +244,11 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
     const gh_listener_conf *lc = listener_conf(c);
     const gh_config *cfg = cfg_of(c);
     SSL *ssl = NULL;
+
+    if (!admit_connection(c)) {
+        gh_conn_free(c);
+        return false;
+    }
 
     if (lc->tls) {
         if (inject_len > 0)
@@ -374,6 +493,8 @@ void gh_conn_free(gh_conn *c)
     if (c == NULL)
         return;
     gh_loop_conn_removed(c->loop, c);
+    if (c->climit_slot != 0 && c->loop->climits != NULL)
+        gh_climits_conn_close(c->loop->climits, c->climit_slot);
     if (c->handoff != NULL)
         c->handoff->release(c);
     if (c->timer != NULL)
@@ -741,6 +862,8 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
         c->close_after = true;
     r.https = c->https;
     apply_forwarded(c, head, &r);
+    if (over_rate(c, &r))
+        goto out;
 
     if (req->path_len == 1 && req->path[0] == '*') {
         gh_req_error(&r, 404);
@@ -825,11 +948,10 @@ static void finish_request(gh_conn *c)
 /* Parses the pending head kept while its body was discarded. */
 static void dispatch_pending(gh_conn *c)
 {
+    struct gh_conn_body *b = c->body;
     gh_http1_head head;
     gh_http1_req req;
     long n;
-
-    struct gh_conn_body *b = c->body;
 
     n = gh_http1_parse_head(b->head, b->head_len, b->head_len + 1, &head);
     if (n > 0 && gh_http1_analyse(&head, &req) == 0)

@@ -82,12 +82,13 @@ struct gh_conn {
     gh_conn_state       state;
     evutil_socket_t     fd;            /* until a bufferevent owns it (and again for a
                                           plain-socket WebSocket), else -1 */
-    bool                https;         /* the connection's scheme (TLS here or at the balancer) */
-    bool                peer_trusted;  /* the socket peer is in trusted_proxies */
-    bool                proxied;       /* a PROXY header was accepted (even LOCAL) */
-    bool                in_request;    /* bytes of a head have arrived */
-    bool                close_after;   /* close once the body/response is done */
-    bool                tunnel;        /* the proxied request became a tunnel (101) */
+    bool                https : 1;     /* the connection's scheme (TLS here or at the balancer) */
+    bool                peer_trusted : 1;  /* the socket peer is in trusted_proxies */
+    bool                proxied : 1;   /* a PROXY header was accepted (even LOCAL) */
+    bool                in_request : 1;    /* bytes of a head have arrived */
+    bool                close_after : 1;   /* close once the body/response is done */
+    bool                tunnel : 1;    /* the proxied request became a tunnel (101) */
+    uint32_t            climit_slot;   /* counted in loop->climits (climit.h); 0: not */
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For
                                           from a trusted peer, or the socket peer */

@@ -97,6 +97,10 @@ struct gh_loop {
     struct gh_ws_conn *ws_flush;       /* WebSocket connections with output to write at
                                           the end of this loop turn (ws/wsconn.c) */
     struct event      *ws_flush_ev;    /* writes them, once per turn; made on first use */
+    struct gh_climits *climits;        /* per-client limits (climit.h), made when a
+                                          config sets any */
+    uint64_t           limit_logged_ms[3];     /* last line per gh_limit_kind */
+    uint64_t           limit_unlogged[3];      /* refusals since that line */
     struct gh_zpool   *zpool;          /* zlib streams lent for permessage-deflate
                                           (codec/pmdeflate.h), made on first use */
     struct gh_ws_loop *wsl;            /* plain-socket WebSockets' deadlines, read buffer

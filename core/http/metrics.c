@@ -19,6 +19,8 @@ typedef gh_promtext text;
 #define head gh_promtext_head
 #define label gh_promtext_label
 
+static const char *const limit_names[3] = { "connections", "requests", "upgrades" };
+
 static void release(void *arg)
 {
     free(arg);
@@ -131,6 +133,15 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     put(&t, "gatehouse_plugin_loads_total{result=\"ok\"} %llu\n", (unsigned long long)st->plugin_loads);
     put(&t, "gatehouse_plugin_loads_total{result=\"refused\"} %llu\n",
         (unsigned long long)st->plugin_refusals);
+    head(&t, "client_limited_total", "counter",
+         "Connections closed (connections) and requests answered 429 (requests, upgrades) "
+         "over a per-client limit (limits:).");
+    for (unsigned k = 0; k < 3; k++)
+        put(&t, "gatehouse_client_limited_total{limit=\"%s\"} %llu\n", limit_names[k],
+            (unsigned long long)st->client_limited[k]);
+    head(&t, "client_untracked_total", "counter",
+         "Clients the per-client limits' table had no slot for (admitted, not counted).");
+    put(&t, "gatehouse_client_untracked_total %llu\n", (unsigned long long)st->client_untracked);
     head(&t, "plugin_slow_callbacks_total", "counter",
          "Plugin callbacks that ran longer than plugin_warn_after, by callback.");
     for (unsigned k = 0; k < GH_PLUGIN_CALL_KINDS; k++)
