@@ -23,7 +23,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@
 #include <yaml.h>
 
 /* Also the bound on key tables below (no table has more keys). */
-#define MAX_TABLE_KEYS 16
+#define MAX_TABLE_KEYS 32
 
 /* ---- the tree of the first pass ---------------------------------------- */
 
@@ -566,7 +568,12 @@ bool gh_cfg_walk_map(gh_cfgctx *c, const gh_cfgnode *m, const char *what, const 
                      const gh_keydef *defs, void *obj)
 {
     bool seen[MAX_TABLE_KEYS] = { false };
+    size_t ndefs = 0;
 
+    while (defs[ndefs].name != NULL)
+        ndefs++;
+    if (ndefs > MAX_TABLE_KEYS)
+        abort();                /* a table grew past seen[]: raise MAX_TABLE_KEYS */
     if (m->kind == GH_YN_BAD)
         return false;
     if (m->kind != GH_YN_MAP && !gh_cfg_is_null(m)) {
@@ -827,6 +834,65 @@ static void set_log_level(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v
     *(int *)gh_cfg_field(obj, d) = (int)lvl;
 }
 
+/* user: and group: keep the name and where it was; check_identity()
+ * looks them up once the whole file is read (group: may come first). */
+static void set_name(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                     const gh_keydef *d)
+{
+    gh_config *cfg = obj;
+
+    gh_cfg_set_string(c, k, v, obj, d);
+    if (d->arg)
+        cfg->group_loc = gh_cfg_loc_of(c, v);
+    else
+        cfg->user_loc = gh_cfg_loc_of(c, v);
+}
+
+/* A failed getpwnam_r/getgrnam_r (e: its return) reported at loc. */
+static void lookup_failed(gh_cfgctx *c, gh_srcloc loc, const char *key, const char *name, int e)
+{
+    char qb[GH_CFG_QBUF];
+
+    if (e == 0 || e == ENOENT || e == ESRCH)
+        gh_cfg_err_at_pos(c, loc.line, loc.col, "%s: no such %s %s on this system", key, key,
+                          gh_cfg_quote(qb, name));
+    else
+        gh_cfg_err_at_pos(c, loc.line, loc.col, "%s: cannot look up %s: %s", key,
+                          gh_cfg_quote(qb, name), strerror(e));
+}
+
+/* Resolves user: and group: into uid and gid. The system's databases are
+ * asked (getpwnam_r, getgrnam_r, NSS included), so `gatehouse -t` reports
+ * a name this host does not know, at its value. */
+static void check_identity(gh_cfgctx *c, gh_config *cfg)
+{
+    char buf[16384];
+    struct passwd pw, *pwp = NULL;
+    struct group gr, *grp = NULL;
+    int e;
+
+    if (cfg->user == NULL) {
+        if (cfg->group != NULL)
+            gh_cfg_err_at_pos(c, cfg->group_loc.line, cfg->group_loc.col,
+                              "group: needs user: (gatehouse drops to a user and its group "
+                              "together)");
+        return;
+    }
+    if ((e = getpwnam_r(cfg->user, &pw, buf, sizeof(buf), &pwp)) != 0 || pwp == NULL) {
+        lookup_failed(c, cfg->user_loc, "user", cfg->user, e);
+        return;
+    }
+    cfg->uid = pw.pw_uid;
+    cfg->gid = pw.pw_gid;
+    if (cfg->group == NULL)
+        return;
+    if ((e = getgrnam_r(cfg->group, &gr, buf, sizeof(buf), &grp)) != 0 || grp == NULL) {
+        lookup_failed(c, cfg->group_loc, "group", cfg->group, e);
+        return;
+    }
+    cfg->gid = gr.gr_gid;
+}
+
 void gh_cfg_set_bool(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
                      const gh_keydef *d)
 {
@@ -938,6 +1004,8 @@ static const gh_keydef top_keys[] = {
     { .name = "drain_timeout", .set = gh_cfg_set_duration, .off = CFG_FIELD(drain_timeout_ms) },
     { .name = "plugin_warn_after", .set = gh_cfg_set_duration,
       .off = CFG_FIELD(plugin_warn_after_ms) },
+    { .name = "user", .set = set_name, .off = CFG_FIELD(user), .arg = 0 },
+    { .name = "group", .set = set_name, .off = CFG_FIELD(group), .arg = 1 },
     { .name = "http", .set = gh_cfg_set_map, .off = CFG_FIELD(http), .sub = gh_http_conf_keys },
     { .name = "limits", .set = gh_cfg_set_map, .off = CFG_FIELD(limits),
       .sub = gh_limits_conf_keys },
@@ -1026,6 +1094,8 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
     /* routes may name upstreams declared after them: tie them up now */
     if (!c.nomem)
         gh_cfg_check_proxies(&c, cfg);
+    if (!c.nomem)
+        check_identity(&c, cfg);
     rc = c.nomem ? GH_ENOMEM : c.nerrs > 0 || c.too_many ? GH_EINVAL : GH_OK;
     flush_errors(&c, errs);
     if (rc == GH_OK) {
@@ -1189,6 +1259,8 @@ void gh_config_free(gh_config *cfg)
     free(cfg->plugins_dir);
     free(cfg->access_log);
     free(cfg->error_log);
+    free(cfg->user);
+    free(cfg->group);
     free(cfg->path);
     free(cfg->dir);
     free(cfg);

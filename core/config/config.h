@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 
 #include "cidr.h"
@@ -273,6 +274,12 @@ typedef struct gh_config {
     uint64_t          drain_timeout_ms;  /* default 30000 */
     uint64_t          plugin_warn_after_ms;  /* a plugin callback longer than this is
                                                 logged; 0: never (default 100) */
+    char             *user;         /* `user:` to drop to when started as root, or NULL */
+    char             *group;        /* `group:`, or NULL: the user's primary group */
+    uid_t             uid;          /* user's, looked up by the loader (with user) */
+    gid_t             gid;          /* group's, else the user's primary group (with user) */
+    gh_srcloc         user_loc;     /* of the user: value */
+    gh_srcloc         group_loc;    /* of the group: value */
     gh_http_conf      http;
     gh_limits_conf    limits;
     gh_bus_conf       bus;
@@ -332,6 +339,10 @@ typedef struct gh_config {
  *   remove names a hop-by-hop or framing field (Connection, Keep-Alive, TE,
  *   Trailer, Transfer-Encoding, Upgrade, Content-Length, Proxy-Connection),
  *   remove never names Host, and no name is in both or twice.
+ * - user: names a user and group: a group of the system's databases
+ *   (getpwnam/getgrnam, so NSS too); an unknown one is an error at its
+ *   value. uid and gid are set whenever user is; group: without user: is
+ *   an error.
  * - error_log cannot be off. proxy_protocol accepts "false" as off.
  * - A key whose value is null (`health:`) counts as an empty mapping where a
  *   mapping is expected; `routes:` null means no routes; `config:` null

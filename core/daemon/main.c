@@ -9,7 +9,13 @@
  *
  * -t loads the config and everything it names exactly as a start would, but
  * prints every error as FILE:LINE:COL: message and exits 0 or 1 instead of
- * serving. Unknown flags exit 2 with the usage. */
+ * serving. Unknown flags exit 2 with the usage.
+ *
+ * With `user:`, started as root, it binds and opens everything, then drops
+ * to that user before serving (privdrop.c). Started as another user it can
+ * only run as itself: if that is the user: and group: asked for, fine;
+ * otherwise it refuses to start rather than serve as someone the config
+ * did not name. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -22,6 +28,7 @@
 #include "errlist.h"
 #include "log.h"
 #include "pluginhost.h"
+#include "privdrop.h"
 #include "server.h"
 
 #ifndef GH_VERSION
@@ -105,7 +112,9 @@ int main(int argc, char **argv)
     bool test_only = false;
     gh_site *site = NULL;
     gh_server *srv = NULL;
-    char beside[4200];
+    const gh_config *cfg;
+    gh_priv_plan plan;
+    char beside[4200], why[256];
     int opt, rc;
 
     opterr = 0;
@@ -161,14 +170,52 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    gh_log_min_level = (gh_log_level)site->cfg->log_level;
-    if ((rc = gh_log_open(site->cfg->error_log)) != GH_OK) {
-        fprintf(stderr, "gatehouse: error log %s: %s\n", site->cfg->error_log, strerror(-rc));
+    cfg = site->cfg;
+    if ((plan = gh_priv_plan_for(cfg)) == GH_PRIV_REFUSE) {
+        fprintf(stderr, "%s:%d:%d: user: gatehouse was started as uid %u gid %u, not root, "
+                "so it cannot switch to %s (uid %u gid %u): start it as root or as that "
+                "user and group, or remove user:\n", cfg->user_loc.file, cfg->user_loc.line,
+                cfg->user_loc.col, (unsigned)getuid(), (unsigned)getgid(), cfg->user,
+                (unsigned)cfg->uid, (unsigned)cfg->gid);
         gh_site_unref(site);
         return 1;
     }
+    if (plan == GH_PRIV_DROP) {
+        /* a log file made now belongs to the user, so SIGHUP can reopen it */
+        const char *logs[] = { cfg->error_log, cfg->access_log };
+
+        for (size_t i = 0; i < 2; i++)
+            if (logs[i] != NULL && strcmp(logs[i], "stderr") != 0 &&
+                (rc = gh_priv_create_for(logs[i], cfg->uid, cfg->gid)) != GH_OK)
+                fprintf(stderr, "gatehouse: warning: log %s: cannot create it for user %s: "
+                        "%s\n", logs[i], cfg->user, strerror(-rc));
+    }
+    gh_log_min_level = (gh_log_level)cfg->log_level;
+    if ((rc = gh_log_open(cfg->error_log)) != GH_OK) {
+        fprintf(stderr, "gatehouse: error log %s: %s\n", cfg->error_log, strerror(-rc));
+        gh_site_unref(site);
+        return 1;
+    }
+    if (plan == GH_PRIV_STAY_ROOT)
+        GH_LOG(GH_LOG_WARN, "running as root: no user: in %s; set user: (and group:) to "
+               "serve as an unprivileged user once the listeners are bound", cfg->path);
     if (gh_server_new(site, &srv) != GH_OK)
         return 1;
+    cfg = NULL;                 /* the server's now; a reload replaces it */
+    if (plan == GH_PRIV_DROP) {
+        const gh_config *now = srv->loop.site->cfg;
+
+        if ((rc = gh_priv_drop(now->uid, now->gid, why, sizeof(why))) != GH_OK) {
+            GH_LOG(GH_LOG_ERROR, "cannot drop privileges to user %s (uid %u gid %u): %s; "
+                   "exiting", now->user, (unsigned)now->uid, (unsigned)now->gid, why);
+            gh_server_free(srv);
+            gh_log_close();
+            return 1;
+        }
+        GH_LOG(GH_LOG_INFO, "dropped privileges: now user %s (uid %u), group %s (gid %u)",
+               now->user, (unsigned)now->uid, now->group != NULL ? now->group : "its own",
+               (unsigned)now->gid);
+    }
     rc = gh_server_run(srv);
     gh_server_free(srv);
     gh_log_close();

@@ -221,10 +221,13 @@ static gh_listener *bind_one(gh_server *srv, const gh_listener_conf *lc, size_t 
                                      LEV_OPT_REUSEABLE,
                                      1024, (const struct sockaddr *)&lc->addr, (int)lc->addrlen);
     if (l->evl == NULL) {
+        int e = errno;
+
         GH_LOG(GH_LOG_ERROR, "%s:%d:%d: listen %s: %s", lc->loc.file, lc->loc.line,
-               lc->loc.col, lc->listen, strerror(errno));
+               lc->loc.col, lc->listen, strerror(e));
         free(l->name);
         free(l);
+        errno = e;              /* for the caller's message */
         return NULL;
     }
     evconnlistener_set_error_cb(l->evl, on_accept_error);
@@ -272,6 +275,24 @@ static bool same_addr(const gh_listener_conf *a, const gh_listener_conf *b)
     return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
 }
 
+static unsigned port_of(const gh_listener_conf *lc)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&lc->addr;
+
+    if (sa->sa_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
+/* user: and group: take effect at start only: the process dropped root (or
+ * never had it), so a reload cannot switch to another identity. */
+static bool same_identity(const gh_config *a, const gh_config *b)
+{
+    if ((a->user == NULL) != (b->user == NULL))
+        return false;
+    return a->user == NULL || (a->uid == b->uid && a->gid == b->gid);
+}
+
 static uint64_t connection_limit(const gh_config *cfg, uint64_t nofile)
 {
     uint64_t max = nofile > FD_RESERVE * 2 ? nofile - FD_RESERVE : nofile / 2;
@@ -288,6 +309,7 @@ static uint64_t connection_limit(const gh_config *cfg, uint64_t nofile)
 }
 
 static int open_access_log(gh_server *srv, const char *path);
+static void reopen_access_log(gh_server *srv, const char *path);
 
 /* A changed bus: section takes effect at once: the old connections are
  * closed and new ones made (live topics are subscribed again); equal
@@ -316,6 +338,14 @@ int gh_server_reload(gh_server *srv)
     gh_notify("RELOADING=1\nSTATUS=reloading");
     gh_errlist_init(&errs);
     rc = gh_config_load(ocfg->path, &cfg, &errs);
+    if (rc == GH_OK && !same_identity(ocfg, cfg)) {
+        rc = gh_errlist_add(&errs, cfg->path, cfg->user_loc.line, cfg->user_loc.col,
+                            "user:/group: changed (running as uid %u gid %u): they take "
+                            "effect at start only; restart gatehouse to apply them",
+                            (unsigned)geteuid(), (unsigned)getegid());
+        gh_config_free(cfg);
+        cfg = NULL;
+    }
     if (rc == GH_OK)
         rc = gh_site_new(cfg, &errs, &site);    /* takes cfg */
     if (rc != GH_OK) {
@@ -339,8 +369,19 @@ int gh_server_reload(gh_server *srv)
                 map[i] = l;
         if (map[i] == NULL) {
             if ((map[i] = bind_one(srv, &cfg->listeners[i], i)) == NULL) {
+                unsigned port = port_of(&cfg->listeners[i]);
+
                 rc = GH_EINVAL;
-                GH_LOG(GH_LOG_ERROR, "reload refused: cannot listen on %s", cfg->listeners[i].listen);
+                /* after the drop (or started non-root without the
+                 * capability) a port below 1024 is out of reach */
+                if (errno == EACCES && port < 1024 && geteuid() != 0)
+                    GH_LOG(GH_LOG_ERROR, "reload refused: cannot listen on %s: port %u is "
+                           "privileged (below 1024) and gatehouse runs as uid %u without "
+                           "CAP_NET_BIND_SERVICE; restart gatehouse (as root) to listen on it",
+                           cfg->listeners[i].listen, port, (unsigned)geteuid());
+                else
+                    GH_LOG(GH_LOG_ERROR, "reload refused: cannot listen on %s",
+                           cfg->listeners[i].listen);
                 goto fail;
             }
             map[i]->next = added;
@@ -378,11 +419,10 @@ int gh_server_reload(gh_server *srv)
     gh_site_unref(old);           /* connections keep the old one alive */
 
     gh_log_min_level = (gh_log_level)cfg->log_level;
-    if (gh_log_open(cfg->error_log) != GH_OK)
-        GH_LOG(GH_LOG_ERROR, "reload: error log %s: cannot open; keeping the old one", cfg->error_log);
-    if (srv->loop.access_fd >= 0)
-        close(srv->loop.access_fd);
-    (void)open_access_log(srv, cfg->access_log);   /* also reopens a rotated file */
+    if ((rc = gh_log_open(cfg->error_log)) != GH_OK)
+        GH_LOG(GH_LOG_ERROR, "reload: error log %s: cannot open as uid %u: %s; keeping the "
+               "file opened before", cfg->error_log, (unsigned)geteuid(), strerror(-rc));
+    reopen_access_log(srv, cfg->access_log);       /* also reopens a rotated file */
     srv->max_conns = connection_limit(cfg, srv->nofile);
     srv->loop.stats.reloads_ok++;
     GH_LOG(GH_LOG_INFO, "reloaded %s", cfg->path);
@@ -527,6 +567,22 @@ static int open_access_log(gh_server *srv, const char *path)
         return -e;
     }
     return GH_OK;
+}
+
+/* On reload: the new access log, or, when it cannot be opened (after the
+ * drop the user may not write where root could), the file opened before. */
+static void reopen_access_log(gh_server *srv, const char *path)
+{
+    int was = srv->loop.access_fd;
+
+    if (open_access_log(srv, path) != GH_OK && was >= 0) {
+        GH_LOG(GH_LOG_ERROR, "reload: access log %s: cannot open as uid %u; keeping the "
+               "file opened before", path, (unsigned)geteuid());
+        srv->loop.access_fd = was;
+        return;
+    }
+    if (was >= 0)
+        close(was);
 }
 
 /* Every TRIM_INTERVAL_S, freed heap beyond TRIM_MIN_FREE goes back to the

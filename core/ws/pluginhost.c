@@ -280,7 +280,12 @@ static void refuse(struct gh_plugins *ps, const char *path, const char *fmt, ...
     ps->nrefusals++;
 }
 
-/* NULL when st is acceptable for code we load, else why not. */
+/* NULL when st is acceptable for code we load, else why not. The owner
+ * may be root or the uid the code runs as: the effective uid now, so root
+ * at a start as root (plugins load before the drop to `user:`) and the
+ * user on every reload after it. A folder the user owns is therefore fine
+ * on SIGHUP but refused at a start as root: loading it then would let the
+ * user the drop confines run its code as root. */
 static const char *unsafe_owner_or_mode(const struct stat *st, char *buf, size_t cap)
 {
     uid_t me = geteuid();
@@ -291,8 +296,9 @@ static const char *unsafe_owner_or_mode(const struct stat *st, char *buf, size_t
         return buf;
     }
     if (st->st_uid != me && st->st_uid != 0) {
-        snprintf(buf, cap, "owned by uid %u, not by gatehouse's uid %u or root",
-                 (unsigned)st->st_uid, (unsigned)me);
+        snprintf(buf, cap, "owned by uid %u, not by gatehouse's uid %u or root%s",
+                 (unsigned)st->st_uid, (unsigned)me,
+                 me == 0 ? " (plugins load as root, before any drop to user:)" : "");
         return buf;
     }
     return NULL;

@@ -12,8 +12,10 @@
 #include <check.h>
 #include <errno.h>
 #include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -442,8 +444,8 @@ START_TEST(load_mem_uses_the_given_folder_or_the_current_one)
     ck_assert_uint_ge(errs.n, 1);
     ck_assert_str_eq(errs.items[0], "<config>:1:1: unknown key \"x\" at the top level "
                      "(expected one of: plugins_dir, access_log, error_log, log_level, "
-                     "max_connections, drain_delay, drain_timeout, plugin_warn_after, http, "
-                     "limits, bus, listeners, "
+                     "max_connections, drain_delay, drain_timeout, plugin_warn_after, user, "
+                     "group, http, limits, bus, listeners, "
                      "upstreams, routes)");
     gh_errlist_deinit(&errs);
 }
@@ -695,6 +697,57 @@ START_TEST(bus_presence_ttl_defaults_to_10s)
 }
 END_TEST
 
+/* ---- user: and group: --------------------------------------------------- */
+
+START_TEST(no_user_means_no_drop)
+{
+    gh_config *cfg = load_ok(LST);
+
+    ck_assert_ptr_null(cfg->user);
+    ck_assert_ptr_null(cfg->group);
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(user_is_looked_up_and_group_defaults_to_its_primary_group)
+{
+    struct passwd *pw = getpwnam("root");
+    gh_config *cfg;
+
+    ck_assert_ptr_nonnull(pw);
+    cfg = load_ok("user: root\n" LST);
+    ck_assert_str_eq(cfg->user, "root");
+    ck_assert_ptr_null(cfg->group);
+    ck_assert_uint_eq(cfg->uid, pw->pw_uid);
+    ck_assert_uint_eq(cfg->gid, pw->pw_gid);
+    ck_assert_int_eq(cfg->user_loc.line, 1);
+    ck_assert_int_eq(cfg->user_loc.col, 7);
+    gh_config_free(cfg);
+}
+END_TEST
+
+/* group: may come before user: and names another group than the user's own. */
+START_TEST(group_overrides_the_primary_group_in_any_order)
+{
+    struct group *gr = getgrnam("nogroup");
+    char yaml[256];
+    gh_config *cfg;
+
+    if (gr == NULL)
+        gr = getgrnam("nobody");
+    if (gr == NULL)
+        gr = getgrnam("root");
+    ck_assert_ptr_nonnull(gr);
+    snprintf(yaml, sizeof(yaml), "group: %s\nuser: root\n" LST, gr->gr_name);
+    cfg = load_ok(yaml);
+    ck_assert_str_eq(cfg->group, gr->gr_name);
+    ck_assert_uint_eq(cfg->uid, 0);
+    ck_assert_uint_eq(cfg->gid, gr->gr_gid);
+    ck_assert_int_eq(cfg->group_loc.line, 1);
+    gh_config_free(cfg);
+}
+END_TEST
+
 START_TEST(access_log_off_is_null)
 {
     gh_config *cfg = load_ok("access_log: off\n" LST);
@@ -927,6 +980,15 @@ typedef struct err_case {
 #define PXU PX "      url: http://127.0.0.1:1\n"    /* and more on line 7 */
 
 static const err_case err_cases[] = {
+    /* user: and group: name accounts of this system */
+    { "user: gh-no-such-user-x\n" LST,
+      "1:7: user: no such user \"gh-no-such-user-x\" on this system", 1 },
+    { "user: root\ngroup: gh-no-such-group-x\n" LST,
+      "2:8: group: no such group \"gh-no-such-group-x\" on this system", 1 },
+    { "group: root\n" LST,
+      "1:8: group: needs user: (gatehouse drops to a user and its group together)", 1 },
+    { "user: \"\"\n" LST, "1:7: user: must not be empty", 1 },
+    { "user: [root]\n" LST, "1:7: user: expected a string, got a sequence", 1 },
     /* 0: unknown keys */
     { "plugin_dir: p\n" LST,
       "1:1: unknown key \"plugin_dir\" at the top level; did you mean \"plugins_dir\"?", 1 },
@@ -1656,6 +1718,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bus_presence_ttl_takes_durations_of_a_second_or_more);
     tcase_add_test(tc, bus_presence_ttl_defaults_to_10s);
     tcase_add_test(tc, access_log_off_is_null);
+    tcase_add_test(tc, no_user_means_no_drop);
+    tcase_add_test(tc, user_is_looked_up_and_group_defaults_to_its_primary_group);
+    tcase_add_test(tc, group_overrides_the_primary_group_in_any_order);
     tcase_add_test(tc, upstreams_and_proxy_routes_load_with_addresses_defaults_and_url_upstreams);
     tcase_add_test(tc, upstreams_may_be_empty_and_unused);
     tcase_add_test(tc, every_prefix_of_the_proxy_config_loads_or_fails_cleanly);
