@@ -30,14 +30,20 @@
  * time, and the publishing instance delivers it only to subscriptions at
  * least that old. Other instances deliver to everyone subscribed.
  *
+ * A host name (ElastiCache's, whose address moves on failover) is resolved
+ * with libevent's asynchronous resolver at every connect, never with a
+ * blocking getaddrinfo(): hiredis is only ever given an address. The
+ * connect timeout covers the lookup; a failed or silent lookup fails the
+ * attempt like a refused connection and is retried with the same backoff.
+ *
  * What it deliberately does not do: persist or replay messages (pub/sub is
- * fire-and-forget), resolve host names asynchronously (hiredis calls
- * getaddrinfo(), which blocks: use an address or a name in /etc/hosts), or
- * speak TLS to Redis. */
+ * fire-and-forget), or speak TLS to Redis. */
 #include "bus.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +52,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/util.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -366,6 +374,9 @@ struct gh_bus {
     char              *prefix;
     size_t             plen;
     char              *where;       /* "HOST:PORT" for logs */
+    struct evdns_base *dns;         /* a host name's resolver; NULL for an address */
+    struct evdns_getaddrinfo_request *dnsreq;   /* the lookup in flight, or NULL */
+    char               addr[INET6_ADDRSTRLEN];  /* what the host is now */
     redisAsyncContext *pub, *sub;
     int                state;
     bool               pub_ready, sub_ready;
@@ -1379,7 +1390,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static redisAsyncContext *open_one(gh_bus *b, bool pub, char *why, size_t whylen)
 {
     struct event_base *base = b->loop->base;
-    redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
+    redisAsyncContext *ac = redisAsyncConnect(b->addr, b->port);
     const char *argv[2];
     size_t argvlen[2];
 
@@ -1442,23 +1453,88 @@ static void close_one(redisAsyncContext **pac)
     redisAsyncFree(ac);         /* deferred by hiredis inside its own callback */
 }
 
-static void connect_start(gh_bus *b)
+/* Opens both connections to b->addr. */
+static void connect_addr(gh_bus *b)
 {
     char why[256];
+
+    GH_LOG(b->attempts == 0 ? GH_LOG_INFO : GH_LOG_DEBUG, "bus: connecting to redis %s%s%s%s",
+           b->where, b->dns != NULL ? " (" : "", b->dns != NULL ? b->addr : "",
+           b->dns != NULL ? ")" : "");
+    if ((b->pub = open_one(b, true, why, sizeof(why))) == NULL ||
+        (b->sub = open_one(b, false, why, sizeof(why))) == NULL)
+        link_fail(b, why);
+}
+
+static void cancel_lookup(gh_bus *b)
+{
+    struct evdns_getaddrinfo_request *r = b->dnsreq;
+
+    if (r == NULL)
+        return;
+    b->dnsreq = NULL;           /* on_resolved sees the cancel as a stranger's */
+    evdns_getaddrinfo_cancel(r);
+}
+
+static void on_resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+    gh_bus *b = arg;
+    char why[256];
+
+    if (err == EVUTIL_EAI_CANCEL) {
+        if (res != NULL)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    b->dnsreq = NULL;
+    if (err != 0 || res == NULL) {
+        snprintf(why, sizeof(why), "resolving %s: %s", b->host, evutil_gai_strerror(err));
+    } else {
+        const void *a = res->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+        if (inet_ntop(res->ai_family, a, b->addr, sizeof(b->addr)) == NULL)
+            snprintf(why, sizeof(why), "resolving %s: an address of an unknown family",
+                     b->host);
+        else
+            why[0] = '\0';
+    }
+    if (res != NULL)
+        evutil_freeaddrinfo(res);
+    if (b->state != LINK_CONNECTING)
+        return;
+    if (why[0] != '\0')
+        link_fail(b, why);
+    else
+        connect_addr(b);
+}
+
+static void connect_start(gh_bus *b)
+{
     struct timeval tv = gh_units_timeval(CONNECT_TIMEOUT_MS);
+    struct evutil_addrinfo hints;
+    struct evdns_getaddrinfo_request *r;
 
     b->state = LINK_CONNECTING;
     b->loop->stats.bus_connected = 0;
     b->pub_ready = b->sub_ready = false;
-    GH_LOG(b->attempts == 0 ? GH_LOG_INFO : GH_LOG_DEBUG, "bus: connecting to redis %s",
-           b->where);
     b->shas = 0;
-    if ((b->pub = open_one(b, true, why, sizeof(why))) == NULL ||
-        (b->sub = open_one(b, false, why, sizeof(why))) == NULL) {
-        link_fail(b, why);
+    evtimer_add(b->timer, &tv);     /* the lookup and the connect, together */
+    if (b->dns == NULL) {
+        connect_addr(b);
         return;
     }
-    evtimer_add(b->timer, &tv);
+    /* again at every attempt: after a failover the name has a new address */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    GH_LOG(GH_LOG_DEBUG, "bus: resolving %s", b->host);
+    /* the answer may come before this returns (from /etc/hosts): then r is
+     * NULL and on_resolved has already run */
+    r = evdns_getaddrinfo(b->dns, b->host, NULL, &hints, on_resolved, b);
+    if (r != NULL && b->state == LINK_CONNECTING && b->pub == NULL)
+        b->dnsreq = r;
 }
 
 static uint32_t next_rand(gh_bus *b)
@@ -1482,6 +1558,7 @@ static void link_fail(gh_bus *b, const char *why)
         return;
     b->state = LINK_DOWN;
     b->loop->stats.bus_connected = 0;
+    cancel_lookup(b);
     if (b->beat != NULL)
         evtimer_del(b->beat);
     gh_tstate_unanswered_all(b->loop->tstate);      /* no answer will come now */
@@ -1541,7 +1618,35 @@ static bool str_eq(const char *a, const char *b)
 bool gh_bus_conf_equal(const gh_bus_conf *a, const gh_bus_conf *b)
 {
     return str_eq(a->redis, b->redis) && str_eq(a->channel_prefix, b->channel_prefix) &&
-           str_eq(a->password, b->password) && a->presence_ttl_ms == b->presence_ttl_ms;
+           str_eq(a->password, b->password) && str_eq(a->resolver, b->resolver) &&
+           a->presence_ttl_ms == b->presence_ttl_ms;
+}
+
+static bool is_address(const char *host)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+/* The resolver of a host name: resolver ("IP[:PORT]") alone, or the
+ * system's (/etc/resolv.conf), with /etc/hosts either way. */
+static int make_resolver(gh_bus *b, const char *resolver)
+{
+    b->dns = evdns_base_new(b->loop->base, resolver != NULL ? 0
+                                                           : EVDNS_BASE_INITIALIZE_NAMESERVERS);
+    if (b->dns == NULL)
+        return GH_ENOMEM;
+    if (resolver != NULL && evdns_base_nameserver_ip_add(b->dns, resolver) != 0) {
+        GH_LOG(GH_LOG_ERROR, "bus: resolver %s cannot be used", resolver);
+        return GH_EINVAL;
+    }
+    (void)evdns_base_load_hosts(b->dns, NULL);
+    /* a silent server: two tries of a second each, inside the connect timeout */
+    (void)evdns_base_set_option(b->dns, "timeout:", "1");
+    (void)evdns_base_set_option(b->dns, "attempts:", "2");
+    return GH_OK;
 }
 
 int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
@@ -1593,6 +1698,13 @@ int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
     b->nbuckets = 64;
     snprintf(b->where, wl, "%s%s%s:%u", v6 ? "[" : "", b->host, v6 ? "]" : "",
              (unsigned)u.port);
+    if (!is_address(b->host)) {
+        if ((rc = make_resolver(b, conf->resolver)) != GH_OK)
+            goto out;
+        rc = GH_ENOMEM;
+    } else {
+        snprintf(b->addr, sizeof(b->addr), "%s", b->host);
+    }
     if (u.password != NULL) {
         b->password = strndup(u.password, u.password_len);
         b->password_len = u.password_len;
@@ -1661,6 +1773,9 @@ void gh_bus_free(gh_bus *b)
     }
     b->freeing = true;
     b->loop->stats.bus_connected = 0;
+    cancel_lookup(b);
+    if (b->dns != NULL)
+        evdns_base_free(b->dns, 0);
     if (b->timer != NULL)
         event_free(b->timer);
     if (b->beat != NULL)

@@ -82,12 +82,32 @@ static void set_redis(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, vo
 }
 
 
+/* IP[:PORT] (IPv4, or [IPv6]), port 53 by default. */
+static void set_resolver(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                         const gh_keydef *d)
+{
+    char qb[GH_CFG_QBUF];
+    const char *s = gh_cfg_want_scalar(c, v, k->text, "IP[:PORT]"), *why;
+    gh_sockaddr_any addr;
+    socklen_t len;
+
+    if (s == NULL)
+        return;
+    if ((why = gh_cfg_parse_inet(s, strlen(s), 53, &addr, &len)) != NULL) {
+        gh_cfg_err_at(c, v, "%s: %s in %s (expected IP[:PORT], an IPv4 literal or [IPv6])",
+                      k->text, why, gh_cfg_quote(qb, s));
+        return;
+    }
+    gh_cfg_replace(gh_cfg_field(obj, d), gh_cfg_dup(c, s));
+}
+
 const gh_keydef gh_bus_conf_keys[] = {
     { .name = "redis", .set = set_redis, .off = offsetof(gh_bus_conf, redis),
       .flags = GH_K_REQUIRED },
     { .name = "channel_prefix", .set = gh_cfg_set_string,
       .off = offsetof(gh_bus_conf, channel_prefix), .flags = GH_K_EMPTY_OK },
     { .name = "password", .set = gh_cfg_set_string, .off = offsetof(gh_bus_conf, password) },
+    { .name = "resolver", .set = set_resolver, .off = offsetof(gh_bus_conf, resolver) },
     { .name = "presence_ttl", .set = gh_cfg_set_duration,
       .off = offsetof(gh_bus_conf, presence_ttl_ms), .flags = GH_K_NONZERO, .arg = 1000 },
     { .name = NULL },

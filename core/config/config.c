@@ -1256,6 +1256,7 @@ void gh_config_free(gh_config *cfg)
     free(cfg->bus.redis);
     free(cfg->bus.channel_prefix);
     free(cfg->bus.password);
+    free(cfg->bus.resolver);
     free(cfg->plugins_dir);
     free(cfg->access_log);
     free(cfg->error_log);

@@ -258,6 +258,8 @@ typedef struct gh_bus_conf {
     char *redis;             /* "redis://[:PASSWORD@]HOST:PORT[/DB]", NULL = no bus */
     char *channel_prefix;    /* default "gatehouse:" */
     char *password;          /* optional, NULL if unset */
+    char *resolver;          /* "IP[:PORT]": the DNS server asked for the redis host
+                                name, or NULL: /etc/resolv.conf's */
     uint64_t presence_ttl_ms;    /* topic-state members of a silent instance expire
                                   * after this; default 10 s, at least 1 s */
 } gh_bus_conf;

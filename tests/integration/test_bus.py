@@ -33,15 +33,16 @@ ROUTES = """
 
 
 class Redis:
-    """A redis-server on 127.0.0.1:port, no persistence."""
+    """A redis-server on host:port (127.0.0.1 unless told), no persistence."""
 
-    def __init__(self, port, password=None):
+    def __init__(self, port, password=None, host="127.0.0.1"):
         self.port = port
         self.password = password
+        self.host = host
         self.proc = None
 
     def start(self):
-        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", self.host, "--save", "",
                 "--appendonly", "no"]
         if self.password:
             args += ["--requirepass", self.password]
@@ -52,7 +53,7 @@ class Redis:
     def command(self, *args, timeout=2.0):
         """One command over RESP; returns the decoded reply (bytes, int,
         list) or raises."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
             out = b""
             if self.password:
                 out += self._encode(["AUTH", self.password])
