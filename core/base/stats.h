@@ -47,6 +47,7 @@ typedef struct gh_stats {
     uint64_t       plugin_loads, plugin_refusals;
     uint64_t       client_limited[3];  /* refused per client, by gh_limit_kind (climit.h) */
     uint64_t       client_untracked;   /* clients the limits' table had no slot for */
+    uint64_t       route_denied;       /* requests refused by a route's allow: list */
     uint64_t       plugin_slow_calls[GH_PLUGIN_CALL_KINDS];  /* past plugin_warn_after,
                                                               by gh_plugin_call_kind */
     uint64_t       reloads_ok, reloads_failed;

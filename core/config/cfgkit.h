@@ -158,6 +158,12 @@ bool gh_cfg_upstream_name_ok(const char *s);
  * In upstream/proxy_conf.c. */
 const char *gh_cfg_proxy_url(const char *url, gh_sockaddr_any *addr, socklen_t *len, bool *tls);
 
+/* A sequence of CIDR ranges at v into a fresh *list of *n (replacing what
+ * was there); with any not NULL the scalar `any` is taken too and sets
+ * *any. Returns false when v was refused (reported). In http/listener_conf.c. */
+bool gh_cfg_cidr_list(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, gh_cidr **list,
+                      size_t *n, bool *any);
+
 /* ---- generic setters ---------------------------------------------------- */
 
 void gh_cfg_set_string(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,

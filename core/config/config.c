@@ -1209,6 +1209,7 @@ void gh_config_free(gh_config *cfg)
         free(r->match.path);
         free(r->match.prefix);
         free(r->match.host);
+        free(r->allow);
         switch (r->action) {
         case GH_ACTION_STATIC:
             free(r->u.stat.root);

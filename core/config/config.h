@@ -217,6 +217,9 @@ typedef struct gh_proxy_conf {
 
 typedef struct gh_route_conf {
     gh_match       match;
+    gh_cidr       *allow;          /* `allow:`: clients that may use the route; NULL: all */
+    size_t         nallow;
+    bool           has_allow;      /* allow: was given (an empty list refuses everyone) */
     gh_action_kind action;
     union {
         gh_static_conf    stat;

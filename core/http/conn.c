@@ -33,6 +33,7 @@
 #include <event2/event.h>
 
 #include "accesslog.h"
+#include "cidr.h"
 #include "climit.h"
 #include "actions.h"
 #include "err.h"
@@ -882,6 +883,11 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
                           r.https ? GH_SCHEME_HTTPS : GH_SCHEME_HTTP);
     if (route == NULL) {
         gh_req_error(&r, 404);
+        goto out;
+    }
+    if (route->has_allow && !gh_cidr_list_match(route->allow, route->nallow, &c->client.sa)) {
+        c->loop->stats.route_denied++;
+        gh_req_error(&r, 403);
         goto out;
     }
     if ((size_t)route->action < c->loop->nactions && c->loop->actions[route->action] != NULL)

@@ -102,39 +102,40 @@ static void set_listen(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
         l->addrlen = 0;     /* out of memory: keep the duplicate check away */
 }
 
-static void set_trusted(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)
+bool gh_cfg_cidr_list(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, gh_cidr **list,
+                      size_t *n, bool *any)
 {
-    gh_listener_conf *l = obj;
     char qb[GH_CFG_QBUF];
 
-    (void)d;
     if (v->kind == GH_YN_BAD)
-        return;
-    if (v->kind == GH_YN_SCALAR && !gh_cfg_is_null(v) && strcmp(v->text, "any") == 0) {
-        free(l->trusted);
-        l->trusted = NULL;
-        l->ntrusted = 0;
-        l->trusted_any = true;
-        return;
+        return false;
+    if (any != NULL && v->kind == GH_YN_SCALAR && !gh_cfg_is_null(v) &&
+        strcmp(v->text, "any") == 0) {
+        free(*list);
+        *list = NULL;
+        *n = 0;
+        *any = true;
+        return true;
     }
     if (v->kind != GH_YN_SEQ) {
-        gh_cfg_err_at(c, v, "%s: expected a sequence of CIDR ranges, e.g. [10.0.0.0/8], or any; "
-               "got %s", k->text, gh_cfg_kind_name(v));
-        return;
+        gh_cfg_err_at(c, v, "%s: expected a sequence of CIDR ranges, e.g. [10.0.0.0/8]%s; "
+               "got %s", k->text, any != NULL ? ", or any" : "", gh_cfg_kind_name(v));
+        return false;
     }
     if (v->n > GH_CONFIG_MAX_LIST) {
         gh_cfg_err_at(c, v, "%s: more than %d entries", k->text, GH_CONFIG_MAX_LIST);
-        return;
+        return false;
     }
-    free(l->trusted);
-    l->trusted = NULL;
-    l->ntrusted = 0;
-    l->trusted_any = false;
+    free(*list);
+    *list = NULL;
+    *n = 0;
+    if (any != NULL)
+        *any = false;
     if (v->n == 0)
-        return;
-    if ((l->trusted = calloc(v->n, sizeof(*l->trusted))) == NULL) {
+        return true;
+    if ((*list = calloc(v->n, sizeof(**list))) == NULL) {
         c->nomem = true;
-        return;
+        return false;
     }
     for (size_t i = 0; i < v->n; i++) {
         const gh_cfgnode *it = v->items[i];
@@ -142,13 +143,22 @@ static void set_trusted(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, 
 
         if (s == NULL)
             continue;
-        if (gh_cidr_parse(s, &l->trusted[l->ntrusted]) != GH_OK) {
+        if (gh_cidr_parse(s, &(*list)[*n]) != GH_OK) {
             gh_cfg_err_at(c, it, "%s: bad CIDR range %s (expected ADDR or ADDR/PREFIX with "
                    "no host bits set, e.g. 10.0.0.0/8)", k->text, gh_cfg_quote(qb, s));
             continue;
         }
-        l->ntrusted++;
+        (*n)++;
     }
+    return true;
+}
+
+static void set_trusted(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)
+{
+    gh_listener_conf *l = obj;
+
+    (void)d;
+    (void)gh_cfg_cidr_list(c, k, v, &l->trusted, &l->ntrusted, &l->trusted_any);
 }
 
 static void set_https_ports(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj, const gh_keydef *d)

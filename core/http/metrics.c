@@ -139,6 +139,9 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     for (unsigned k = 0; k < 3; k++)
         put(&t, "gatehouse_client_limited_total{limit=\"%s\"} %llu\n", limit_names[k],
             (unsigned long long)st->client_limited[k]);
+    head(&t, "route_denied_total", "counter",
+         "Requests answered 403 because the client is not in the route's allow: list.");
+    put(&t, "gatehouse_route_denied_total %llu\n", (unsigned long long)st->route_denied);
     head(&t, "client_untracked_total", "counter",
          "Clients the per-client limits' table had no slot for (admitted, not counted).");
     put(&t, "gatehouse_client_untracked_total %llu\n", (unsigned long long)st->client_untracked);

@@ -104,8 +104,19 @@ static void set_action(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, v
 #define ACTION(a) .set = set_action, .data = &(a), .flags = GH_K_ACTION
 /* A route: its match and exactly one action. A new action adds its line
  * here (its gh_cfg_action sits beside its module). */
+static void set_allow(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                      const gh_keydef *d)
+{
+    gh_route_conf *r = obj;
+
+    (void)d;
+    if (gh_cfg_cidr_list(c, k, v, &r->allow, &r->nallow, NULL))
+        r->has_allow = true;
+}
+
 const gh_keydef gh_route_conf_keys[] = {
     { .name = "match", .set = set_match, .flags = GH_K_REQUIRED, .sub = match_keys },
+    { .name = "allow", .set = set_allow },
     { .name = "static", ACTION(gh_static_action) },
     { .name = "health", ACTION(gh_health_action) },
     { .name = "redirect_https", ACTION(gh_redirect_action) },
