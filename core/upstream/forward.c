@@ -73,6 +73,10 @@ struct gh_fwd {
     gh_upserver         *srv;          /* the server of ub, or NULL */
     bool                *tried;        /* per server of up */
     struct bufferevent  *ub;           /* to the upstream */
+    struct event        *rd;           /* reads a plain ub (see up_read_start) */
+    bool                 rd_on;        /* rd is added */
+    bool                 rd_timed;     /* rd_tv applies */
+    struct timeval       rd_tv;        /* read_timeout while rd is added */
     fwd_state            state;
     bool                 reused;       /* ub came from the pool */
     bool                 fresh_only;   /* the stale-connection retry: no pool */
@@ -120,6 +124,7 @@ static void on_client_write(struct bufferevent *bev, void *arg);
 static void on_client_event(struct bufferevent *bev, short what, void *arg);
 static void connect_next(struct gh_fwd *f);
 static void on_ping(evutil_socket_t fd, short what, void *arg);
+static void on_up_readable(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -182,8 +187,40 @@ static void add_field(struct evbuffer *b, const char *name, const char *value, s
     add(b, "\r\n", 2);
 }
 
+/* Writes b's chains (up to SEND_IOV of them) with one sendmsg(), which
+ * costs the kernel less than the writev() of evbuffer_write() (no file
+ * position, no VFS write path: wsconn.c's send_out does the same), and
+ * drains what went. An error is left for the bufferevent to find. */
+#define SEND_IOV 64
+
+static void send_now(struct evbuffer *b, evutil_socket_t fd)
+{
+    struct evbuffer_iovec v[SEND_IOV];
+    struct iovec iov[SEND_IOV];
+    struct msghdr mh;
+    int nv = evbuffer_peek(b, -1, NULL, v, SEND_IOV);
+    ssize_t n;
+
+    if (nv <= 0)
+        return;
+    if (nv > SEND_IOV)
+        nv = SEND_IOV;
+    for (int i = 0; i < nv; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)nv;
+    do
+        n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        evbuffer_drain(b, (size_t)n);
+}
+
 /* Sends b's bytes to bev: straight to its socket when nothing is queued
- * before them and the socket is plain TCP (one writev, no write event to
+ * before them and the socket is plain TCP (one sendmsg, no write event to
  * arm and disarm), what is left queued on bev. b is empty after. */
 static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
 {
@@ -193,9 +230,149 @@ static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
     if (evbuffer_get_length(b) == 0)
         return;
     if (plain && fd >= 0 && evbuffer_get_length(out) == 0)
-        (void)evbuffer_write(b, fd);   /* an error surfaces through the bufferevent */
+        send_now(b, fd);
     if (evbuffer_get_length(b) > 0)
         evbuffer_add_buffer(out, b);
+}
+
+/* ---- reading -------------------------------------------------------------
+ * A socket bufferevent asks the kernel how many bytes wait (an ioctl), then
+ * reads at most 4096 of them (libevent's EVBUFFER_MAX_READ): a 6 KB
+ * response cost an ioctl and two reads. A plain upstream connection is
+ * read by an event of ours instead (up_read_start): one recvmsg of up to
+ * READ_FIRST bytes, and when that came back full one more of up to
+ * READ_MORE, so a small response is one system call and a large body moves
+ * in large pieces. The bufferevent keeps the writing, and a TLS upstream
+ * (whose bytes only OpenSSL can read) keeps libevent's reading. */
+
+#define READ_FIRST (16 * 1024)
+#define READ_MORE  (64 * 1024)
+
+/* One recvmsg of up to want bytes into in's end. Returns the bytes read, 0
+ * at EOF, -1 with errno set. */
+static ssize_t recv_into(struct evbuffer *in, evutil_socket_t fd, size_t want)
+{
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    struct msghdr mh;
+    int n;
+    ssize_t r, left;
+
+    /* a socket bufferevent keeps its input's end frozen against additions
+     * by others; this is the read it would do */
+    evbuffer_unfreeze(in, 0);
+    if ((n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <= 0) {
+        evbuffer_freeze(in, 0);
+        errno = ENOMEM;
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)n;
+    do
+        r = recvmsg(fd, &mh, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    left = r > 0 ? r : 0;
+    for (int i = 0; i < n; i++) {
+        size_t take = (size_t)left < v[i].iov_len ? (size_t)left : v[i].iov_len;
+
+        v[i].iov_len = take;
+        left -= (ssize_t)take;
+    }
+    evbuffer_commit_space(in, v, r > 0 ? n : 0);
+    evbuffer_freeze(in, 0);
+    return r;
+}
+
+/* For a bufferevent libevent reads (the client's, a TLS upstream's): when
+ * its read came back full (4096 bytes), take what the socket still holds
+ * in one recvmsg of up to READ_MORE. Under 4096 bytes libevent's read took
+ * all there was (it asked FIONREAD): another would only say EAGAIN. EOF and
+ * errors are left for the bufferevent to find on its next read. */
+static void read_more(struct bufferevent *bev, bool plain)
+{
+    evutil_socket_t fd = bufferevent_getfd(bev);
+
+    if (plain && fd >= 0 && evbuffer_get_length(bufferevent_get_input(bev)) >= 4096)
+        (void)recv_into(bufferevent_get_input(bev), fd, READ_MORE);
+}
+
+/* Starts reading ub with rd, for a plain upstream; a TLS one's bufferevent
+ * reads. Returns false on ENOMEM. */
+static bool up_read_start(struct gh_fwd *f)
+{
+    evutil_socket_t fd = bufferevent_getfd(f->ub);
+
+    if (f->up->ssl_ctx != NULL || fd < 0) {
+        bufferevent_enable(f->ub, EV_READ);
+        return true;
+    }
+    if (f->rd == NULL &&
+        (f->rd = event_new(bufferevent_get_base(f->ub), fd, EV_READ | EV_PERSIST,
+                           on_up_readable, f)) == NULL)
+        return false;
+    if (!f->rd_on) {
+        /* added before the bufferevent's read goes, so that a pooled
+         * connection's fd stays in epoll: no epoll_ctl either way */
+        event_add(f->rd, f->rd_timed ? &f->rd_tv : NULL);
+        f->rd_on = true;
+    }
+    bufferevent_disable(f->ub, EV_READ);
+    return true;
+}
+
+/* Pauses (on false) or resumes reading the upstream: backpressure, EOF. */
+static void up_reading(struct gh_fwd *f, bool on)
+{
+    if (f->rd == NULL) {
+        if (on)
+            bufferevent_enable(f->ub, EV_READ);
+        else
+            bufferevent_disable(f->ub, EV_READ);
+        return;
+    }
+    if (on == f->rd_on)
+        return;
+    if (on)
+        event_add(f->rd, f->rd_timed ? &f->rd_tv : NULL);
+    else
+        event_del(f->rd);
+    f->rd_on = on;
+}
+
+/* The upstream's read_timeout (rt, NULL for none) and send_timeout. */
+static void up_timeouts(struct gh_fwd *f, const struct timeval *rt, const struct timeval *wt)
+{
+    if (f->rd == NULL) {
+        bufferevent_set_timeouts(f->ub, rt, wt);
+        return;
+    }
+    bufferevent_set_timeouts(f->ub, NULL, wt);
+    f->rd_timed = rt != NULL;
+    if (rt != NULL)
+        f->rd_tv = *rt;
+    if (f->rd_on && rt != NULL)
+        event_add(f->rd, &f->rd_tv);
+    else if (f->rd_on)
+        event_remove_timer(f->rd);  /* event_add(NULL) would keep the old one */
+}
+
+/* Stops rd for good, before ub goes to the pool (keep: its bufferevent
+ * watches it from now on) or is freed. */
+static void up_read_end(struct gh_fwd *f, bool keep)
+{
+    if (f->rd == NULL)
+        return;
+    if (keep)
+        bufferevent_enable(f->ub, EV_READ);     /* before rd goes: no epoll_ctl */
+    event_free(f->rd);
+    f->rd = NULL;
+    f->rd_on = false;
+    f->rd_timed = false;
 }
 
 static const char *upstream_name(const struct gh_fwd *f)
@@ -374,7 +551,9 @@ static void detach_upstream(struct gh_fwd *f, bool keep)
         return;
     if (f->srv != NULL && f->srv->active > 0)
         f->srv->active--;
-    if (keep && f->srv != NULL && f->up->conf->proxy_protocol == 0) {
+    keep = keep && f->srv != NULL && f->up->conf->proxy_protocol == 0;
+    up_read_end(f, keep);
+    if (keep) {
         /* (a connection that began with a PROXY header speaks for one client) */
         gh_upserver_keep(f->srv, f->ub);
     } else {
@@ -538,7 +717,7 @@ static void pump_request(struct gh_fwd *f)
         struct timeval rt = gh_units_timeval(f->up->conf->read_timeout_ms);
         struct timeval wt = gh_units_timeval(f->up->conf->send_timeout_ms);
 
-        bufferevent_set_timeouts(f->ub, &rt, &wt);
+        up_timeouts(f, &rt, &wt);
     }
     /* what follows the body is the next request: it waits in the input,
      * bounded by conn.c's read watermark, until gh_conn_resume() */
@@ -584,12 +763,15 @@ static void send_request(struct gh_fwd *f)
     bufferevent_setwatermark(f->ub, EV_READ, 0, 0);
     /* read_timeout runs once the request is sent: an upstream reading a
      * large upload slowly is not late with its answer */
-    bufferevent_set_timeouts(f->ub, f->req_done ? &rt : NULL, &wt);
+    if (!up_read_start(f)) {
+        fail_with(f, 500);
+        return;
+    }
+    up_timeouts(f, f->req_done ? &rt : NULL, &wt);
     if (f->up->conf->proxy_protocol != 0 && !f->reused)
         add_proxy_header(f);
     evbuffer_add(f->tx, f->out_head, f->out_len);
-    send_to(f->ub, f->up->ssl_ctx == NULL, f->tx);
-    bufferevent_enable(f->ub, EV_READ);     /* writing is the bufferevent's when queued */
+    send_to(f->ub, f->up->ssl_ctx == NULL, f->tx);   /* writing is the bufferevent's when queued */
     if (!f->req_done) {
         if (f->expect_continue && f->req_sent == 0 && f->attempts == 1)
             evbuffer_add(bufferevent_get_output(f->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -772,7 +954,7 @@ static bool read_response_head(struct gh_fwd *f)
                 if (f->ping != NULL)
                     event_add(f->ping, &tv);
             }
-            bufferevent_set_timeouts(f->ub, NULL, NULL);
+            up_timeouts(f, NULL, NULL);
             bufferevent_set_timeouts(f->c->bev, NULL, NULL);
             f->req_done = true;
             bufferevent_enable(f->c->bev, EV_READ);
@@ -803,7 +985,7 @@ static bool pump_response(struct gh_fwd *f)
             break;
         if (evbuffer_get_length(bufferevent_get_output(f->c->bev)) +
             evbuffer_get_length(out) >= HIGH_WATER) {
-            bufferevent_disable(f->ub, EV_READ);     /* on_client_write resumes */
+            up_reading(f, false);     /* on_client_write resumes */
             break;
         }
         if (f->body == GH_HTTP1_BODY_CHUNKED) {
@@ -891,8 +1073,12 @@ static void tunnel_pump(struct gh_fwd *f, struct bufferevent *src, struct buffer
     }
     evbuffer_remove_buffer(in, f->tx, off);
     send_to(dst, plain, f->tx);
-    if (evbuffer_get_length(out) >= HIGH_WATER)
-        bufferevent_disable(src, EV_READ);
+    if (evbuffer_get_length(out) >= HIGH_WATER) {
+        if (src == f->ub)
+            up_reading(f, false);
+        else
+            bufferevent_disable(src, EV_READ);
+    }
 }
 
 /* ping_interval: a tunnel silent that long gets an (empty) ping to the
@@ -937,63 +1123,13 @@ static void tunnel_half_close(struct gh_fwd *f)
     }
 }
 
-/* ---- reading more than libevent does ----------------------------------------
- * A bufferevent reads at most 4096 bytes per readiness of its socket
- * (libevent's EVBUFFER_MAX_READ): a 6 KB response took two trips through
- * the event loop and two writes to the client, a large body one trip per
- * 4 KiB. When a plain socket was readable and libevent's read came back
- * full, take what it still holds in one readv of up to READ_MORE bytes. EOF and errors are left for the
- * bufferevent to find on its next read. */
-
-#define READ_MORE (64 * 1024)
-
-static void read_more(struct bufferevent *bev, bool plain)
-{
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    struct evbuffer_iovec v[2];
-    struct iovec iov[2];
-    int n;
-    ssize_t r;
-
-    /* under 4096 bytes, libevent's read took all the socket had (it asked
-     * FIONREAD): another readv would only say EAGAIN */
-    if (!plain || fd < 0 || evbuffer_get_length(in) < 4096)
-        return;
-    /* a socket bufferevent keeps its input's end frozen against additions
-     * by others; this one is the same read it would do */
-    evbuffer_unfreeze(in, 0);
-    if ((n = evbuffer_reserve_space(in, READ_MORE, v, 2)) <= 0)
-        goto out;
-    for (int i = 0; i < n; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
-    }
-    do
-        r = readv(fd, iov, n);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0) {
-        evbuffer_commit_space(in, v, 0);
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        size_t take = (size_t)r < v[i].iov_len ? (size_t)r : v[i].iov_len;
-
-        v[i].iov_len = take;
-        r -= (ssize_t)take;
-    }
-    evbuffer_commit_space(in, v, n);
-out:
-    evbuffer_freeze(in, 0);
-}
-
 /* ---- upstream callbacks --------------------------------------------------- */
 
 static void on_up_read(struct bufferevent *bev, void *arg)
 {
     struct gh_fwd *f = arg;
 
-    read_more(bev, f->up->ssl_ctx == NULL);
+    (void)bev;      /* a plain ub was read by on_up_readable */
     if (f->state == F_TUNNEL) {
         tunnel_pump(f, f->ub, f->c->bev);
         return;
@@ -1015,6 +1151,33 @@ static void on_up_read(struct bufferevent *bev, void *arg)
     }
     if (f->state == F_RESPONSE)
         (void)pump_response(f);
+}
+
+/* rd: a plain upstream is readable (or its read_timeout passed). What the
+ * bufferevent would report is reported the same way, through on_up_read
+ * and on_up_event. */
+static void on_up_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct gh_fwd *f = arg;
+    struct evbuffer *in = bufferevent_get_input(f->ub);
+    ssize_t r;
+
+    if (what & EV_TIMEOUT) {
+        up_reading(f, false);
+        on_up_event(f->ub, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, f);
+        return;
+    }
+    r = recv_into(in, fd, READ_FIRST);
+    if (r == READ_FIRST)
+        (void)recv_into(in, fd, READ_MORE);     /* EOF or an error: found next time */
+    if (r > 0) {
+        on_up_read(f->ub, f);
+        return;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    up_reading(f, false);
+    on_up_event(f->ub, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), f);
 }
 
 static void on_up_write(struct bufferevent *bev, void *arg)
@@ -1115,7 +1278,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         if (what & BEV_EVENT_EOF) {
             tunnel_pump(f, f->ub, f->c->bev);
             f->up_eof = true;
-            bufferevent_disable(f->ub, EV_READ);
+            up_reading(f, false);
             tunnel_half_close(f);
             return;
         }
@@ -1146,13 +1309,13 @@ static void on_client_write(struct bufferevent *bev, void *arg)
 
     (void)bev;
     if (f->state == F_TUNNEL) {
-        bufferevent_enable(f->ub, EV_READ);
+        up_reading(f, true);
         if (f->up_eof)
             tunnel_half_close(f);
         return;
     }
     if (f->state == F_RESPONSE && f->ub != NULL) {
-        bufferevent_enable(f->ub, EV_READ);
+        up_reading(f, true);
         (void)pump_response(f);
     }
 }
