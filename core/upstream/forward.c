@@ -79,6 +79,7 @@ struct gh_fwd {
     struct timeval       rd_tv;        /* read_timeout while rd is added */
     fwd_state            state;
     bool                 reused;       /* ub came from the pool */
+    bool                 early;        /* connect_plain() queued and wrote the head */
     bool                 fresh_only;   /* the stale-connection retry: no pool */
     uint64_t             attempts;
     uint64_t             sent_ms;      /* when the head went to the current server */
@@ -190,10 +191,10 @@ static void add_field(struct evbuffer *b, const char *name, const char *value, s
 /* Writes b's chains (up to SEND_IOV of them) with one sendmsg(), which
  * costs the kernel less than the writev() of evbuffer_write() (no file
  * position, no VFS write path: wsconn.c's send_out does the same), and
- * drains what went. An error is left for the bufferevent to find. */
+ * drains what went. Returns the bytes written, or -1 with errno set. */
 #define SEND_IOV 64
 
-static void send_now(struct evbuffer *b, evutil_socket_t fd)
+static ssize_t send_now(struct evbuffer *b, evutil_socket_t fd)
 {
     struct evbuffer_iovec v[SEND_IOV];
     struct iovec iov[SEND_IOV];
@@ -202,7 +203,7 @@ static void send_now(struct evbuffer *b, evutil_socket_t fd)
     ssize_t n;
 
     if (nv <= 0)
-        return;
+        return 0;
     if (nv > SEND_IOV)
         nv = SEND_IOV;
     for (int i = 0; i < nv; i++) {
@@ -217,6 +218,7 @@ static void send_now(struct evbuffer *b, evutil_socket_t fd)
     while (n < 0 && errno == EINTR);
     if (n > 0)
         evbuffer_drain(b, (size_t)n);
+    return n;
 }
 
 /* Sends b's bytes to bev: straight to its socket when nothing is queued
@@ -230,7 +232,7 @@ static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
     if (evbuffer_get_length(b) == 0)
         return;
     if (plain && fd >= 0 && evbuffer_get_length(out) == 0)
-        send_now(b, fd);
+        (void)send_now(b, fd);      /* an error surfaces through the bufferevent */
     if (evbuffer_get_length(b) > 0)
         evbuffer_add_buffer(out, b);
 }
@@ -754,7 +756,7 @@ static void send_request(struct gh_fwd *f)
     evutil_socket_t fd = bufferevent_getfd(f->ub);
     int one = 1;
 
-    if (fd >= 0 && !f->reused && f->srv->conf->addr.sa.sa_family != AF_UNIX)
+    if (fd >= 0 && !f->reused && !f->early && f->srv->conf->addr.sa.sa_family != AF_UNIX)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     f->state = F_WAITING;
     f->sent_ms = gh_now_ms();
@@ -768,15 +770,74 @@ static void send_request(struct gh_fwd *f)
         return;
     }
     up_timeouts(f, f->req_done ? &rt : NULL, &wt);
-    if (f->up->conf->proxy_protocol != 0 && !f->reused)
-        add_proxy_header(f);
-    evbuffer_add(f->tx, f->out_head, f->out_len);
+    if (!f->early) {
+        if (f->up->conf->proxy_protocol != 0 && !f->reused)
+            add_proxy_header(f);
+        evbuffer_add(f->tx, f->out_head, f->out_len);
+    }
+    f->early = false;
     send_to(f->ub, f->up->ssl_ctx == NULL, f->tx);   /* writing is the bufferevent's when queued */
     if (!f->req_done) {
         if (f->expect_continue && f->req_sent == 0 && f->attempts == 1)
             evbuffer_add(bufferevent_get_output(f->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         pump_request(f);
     }
+}
+
+/* A new connection to a plain upstream, made here rather than by
+ * bufferevent_socket_connect(), with the request head written at once:
+ * over loopback (and to a unix socket) the handshake is over when
+ * connect() returns, the write goes, and the connection needs no wait for
+ * writability (libevent's connect costs a write event, a getsockopt and
+ * two epoll_ctl, and a loop turn). When the write says EAGAIN the
+ * connection is still being made and libevent's connect takes over with
+ * connect_timeout, as before. Returns 0 (f->ub set; the head sent or on its
+ * way: send_request has run or the connect callback will run it), or
+ * -errno when the connect failed at once (the callback is never called). */
+static int connect_plain(struct gh_fwd *f, gh_upserver *s, const struct timeval *ct)
+{
+    const struct sockaddr *sa = &s->conf->addr.sa;
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, e;
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    if (sa->sa_family != AF_UNIX)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, sa, (socklen_t)s->conf->addrlen) != 0 && errno != EINPROGRESS &&
+        errno != EINTR)
+        goto fail;
+    if (f->up->conf->proxy_protocol != 0)
+        add_proxy_header(f);
+    evbuffer_add(f->tx, f->out_head, f->out_len);
+    n = send_now(f->tx, fd);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        goto fail;
+    if ((f->ub = bufferevent_socket_new(f->c->loop->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    if (n > 0) {
+        f->early = true;        /* connected: what is left of tx goes next */
+        send_request(f);
+        return 0;
+    }
+    evbuffer_drain(f->tx, evbuffer_get_length(f->tx));     /* sent when connected */
+    bufferevent_setcb(f->ub, NULL, NULL, on_up_event, f);
+    bufferevent_set_timeouts(f->ub, ct, ct);    /* libevent times a connect as a write */
+    if (bufferevent_socket_connect(f->ub, NULL, 0) != 0) {
+        e = errno != 0 ? -errno : GH_ENOMEM;
+        bufferevent_free(f->ub);
+        f->ub = NULL;
+        return e;
+    }
+    return 0;
+fail:
+    e = -errno;
+    evbuffer_drain(f->tx, evbuffer_get_length(f->tx));
+    evutil_closesocket(fd);
+    return e;
 }
 
 static void connect_next(struct gh_fwd *f)
@@ -786,6 +847,7 @@ static void connect_next(struct gh_fwd *f)
     bool every_down;
     gh_upserver *s;
     struct timeval ct = gh_units_timeval(uc->connect_timeout_ms);
+    int rc;
 
     detach_upstream(f, false);
     f->srv = NULL;
@@ -809,14 +871,28 @@ static void connect_next(struct gh_fwd *f)
         return;
     }
     f->fresh_only = false;
-    f->ub = gh_upserver_bev_new(s, loop->base);
-    if (f->ub == NULL) {
-        fail_with(f, 500);
-        return;
+    if (f->up->ssl_ctx == NULL) {
+        if ((rc = connect_plain(f, s, &ct)) == 0)
+            return;
+        if (s->active > 0)
+            s->active--;        /* no ub for detach_upstream to count off */
+        if (rc == GH_ENOMEM) {
+            fail_with(f, 500);
+            return;
+        }
+        errno = -rc;
+    } else {
+        f->ub = gh_upserver_bev_new(s, loop->base);
+        if (f->ub == NULL) {
+            fail_with(f, 500);
+            return;
+        }
+        bufferevent_setcb(f->ub, NULL, NULL, on_up_event, f);
+        bufferevent_set_timeouts(f->ub, &ct, &ct);   /* libevent times a connect as a write */
+        if (bufferevent_socket_connect(f->ub, &s->conf->addr.sa, (int)s->conf->addrlen) == 0)
+            return;
     }
-    bufferevent_setcb(f->ub, NULL, NULL, on_up_event, f);
-    bufferevent_set_timeouts(f->ub, &ct, &ct);   /* libevent times a connect as a write */
-    if (bufferevent_socket_connect(f->ub, &s->conf->addr.sa, (int)s->conf->addrlen) != 0) {
+    {
         /* an immediate refusal: the event callback is not called */
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect: %s",
                (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
