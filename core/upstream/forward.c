@@ -71,7 +71,7 @@ struct gh_fwd {
     const gh_proxy_conf *pc;
     gh_upstream         *up;
     gh_upserver         *srv;          /* the server of ub, or NULL */
-    bool                *tried;        /* per server of up */
+    bool                *tried;        /* per server of up (in f's allocation) */
     struct bufferevent  *ub;           /* to the upstream */
     struct event        *rd;           /* reads a plain ub (see up_read_start) */
     bool                 rd_on;        /* rd is added */
@@ -86,7 +86,7 @@ struct gh_fwd {
     uint64_t             upstream_ms;  /* request sent to response head (with timed) */
     bool                 timed;
     /* the request */
-    char                *head;         /* the client's head as received (access log) */
+    char                *head;         /* the client's head as received (access log; in f's allocation) */
     size_t               head_len;
     char                *out_head;     /* the head sent upstream (kept for retries) */
     size_t               out_len;
@@ -143,6 +143,15 @@ static bool name_has_prefix(const gh_http1_field *fl, const char *prefix)
     return fl->name_len >= n && strncasecmp(fl->name, prefix, n) == 0;
 }
 
+/* Whether the message has a field called name. */
+static bool has_field(const gh_http1_field *fields, size_t nfields, const char *name)
+{
+    for (size_t i = 0; i < nfields; i++)
+        if (name_is(&fields[i], name))
+            return true;
+    return false;
+}
+
 /* Whether fl is named by a Connection field of the message. */
 static bool named_by_connection(const gh_http1_field *fields, size_t nfields,
                                 const gh_http1_field *fl)
@@ -161,26 +170,64 @@ static bool named_by_connection(const gh_http1_field *fields, size_t nfields,
 }
 
 /* RFC 9110 §7.6.1: hop-by-hop, never forwarded as is. */
-static bool is_hop_by_hop(const gh_http1_field *fields, size_t nfields,
+static bool is_hop_by_hop(const gh_http1_field *fields, size_t nfields, bool has_connection,
                           const gh_http1_field *fl)
 {
     return name_is(fl, "connection") || name_is(fl, "keep-alive") || name_is(fl, "te") ||
            name_is(fl, "trailer") || name_is(fl, "transfer-encoding") ||
            name_is(fl, "upgrade") || name_has_prefix(fl, "proxy-") ||
-           named_by_connection(fields, nfields, fl);
+           (has_connection && named_by_connection(fields, nfields, fl));
 }
 
-static void add(struct evbuffer *b, const char *s, size_t n)
+/* A head being written: bytes in the caller's buffer until they outgrow
+ * it, then in a heap copy that grows (a head is re-serialised field by
+ * field; an evbuffer cost a chain per head and a vfprintf per number). */
+typedef struct {
+    char   *p;
+    size_t  len, cap;
+    bool    heap;       /* p is malloc'd (the caller frees it) */
+    bool    failed;     /* out of memory: the bytes are cut short */
+} headbuf;
+
+static void add(headbuf *b, const char *s, size_t n)
 {
-    evbuffer_add(b, s, n);
+    if (b->failed)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap * 2 + n;
+        char *q = b->heap ? realloc(b->p, cap) : malloc(cap);
+
+        if (q == NULL) {
+            b->failed = true;
+            return;
+        }
+        if (!b->heap && b->len > 0)
+            memcpy(q, b->p, b->len);
+        b->p = q;
+        b->cap = cap;
+        b->heap = true;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
 }
 
-static void add_str(struct evbuffer *b, const char *s)
+static void add_str(headbuf *b, const char *s)
 {
-    evbuffer_add(b, s, strlen(s));
+    add(b, s, strlen(s));
 }
 
-static void add_field(struct evbuffer *b, const char *name, const char *value, size_t vlen)
+static void add_u64(headbuf *b, uint64_t v)
+{
+    char t[20];
+    size_t i = sizeof(t);
+
+    do
+        t[--i] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    add(b, t + i, sizeof(t) - i);
+}
+
+static void add_field(headbuf *b, const char *name, const char *value, size_t vlen)
 {
     add_str(b, name);
     add(b, ": ", 2);
@@ -419,7 +466,7 @@ static unsigned local_port(const gh_conn *c)
     return 0;
 }
 
-static void add_forwarded(struct gh_fwd *f, struct evbuffer *b, const gh_request *r)
+static void add_forwarded(struct gh_fwd *f, headbuf *b, const gh_request *r)
 {
     const gh_conn *c = f->c;
     const gh_http1_head *h = r->head;
@@ -447,17 +494,18 @@ static void add_forwarded(struct gh_fwd *f, struct evbuffer *b, const gh_request
     if ((bits & GH_FWD_XFH) && r->req->host != NULL)
         add_field(b, "X-Forwarded-Host", r->req->host, r->req->host_len);
     if (bits & GH_FWD_XFPORT) {
-        char port[8];
-        int n = snprintf(port, sizeof(port), "%u", local_port(c));
-
-        add_field(b, "X-Forwarded-Port", port, (size_t)n);
+        add_str(b, "X-Forwarded-Port: ");
+        add_u64(b, local_port(c));
+        add(b, "\r\n", 2);
     }
     if (bits & GH_FWD_REAL_IP)
         add_field(b, "X-Real-IP", c->client_text, strlen(c->client_text));
     if (bits & GH_FWD_FORWARDED) {
         /* RFC 7239 §4: an IPv6 node is quoted and bracketed; host quoted */
-        evbuffer_add_printf(b, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "",
-                            c->client_text, v6 ? "]\"" : "", proto);
+        add_str(b, v6 ? "Forwarded: for=\"[" : "Forwarded: for=");
+        add_str(b, c->client_text);
+        add_str(b, v6 ? "]\";proto=" : ";proto=");
+        add_str(b, proto);
         if (r->req->host != NULL) {
             add_str(b, ";host=\"");
             add(b, r->req->host, r->req->host_len);
@@ -468,7 +516,7 @@ static void add_forwarded(struct gh_fwd *f, struct evbuffer *b, const gh_request
 }
 
 /* The request line's target: the raw path (strip_prefix removed) and query. */
-static void add_target(struct evbuffer *b, const gh_proxy_conf *pc, const gh_http1_req *req)
+static void add_target(headbuf *b, const gh_proxy_conf *pc, const gh_http1_req *req)
 {
     const char *p = req->path;
     size_t n = req->path_len;
@@ -499,11 +547,11 @@ static bool build_request(struct gh_fwd *f, const gh_request *r)
     const gh_http1_head *h = r->head;
     const gh_http1_req *req = r->req;
     const gh_proxy_conf *pc = f->pc;
-    struct evbuffer *b = evbuffer_new();
+    headbuf hb = { .p = malloc(r->raw_len + 512), .cap = r->raw_len + 512, .heap = true }, *b = &hb;
     const gh_http1_field *upgrade = NULL;
-    bool ok;
+    bool has_connection = has_field(h->fields, h->nfields, "connection");
 
-    if (b == NULL)
+    if (hb.p == NULL)
         return false;
     add(b, h->method, h->method_len);
     add(b, " ", 1);
@@ -516,7 +564,8 @@ static bool build_request(struct gh_fwd *f, const gh_request *r)
 
         if (name_is(fl, "upgrade"))
             upgrade = fl;
-        if (is_hop_by_hop(h->fields, h->nfields, fl) || forward_header_dropped(pc, fl))
+        if (is_hop_by_hop(h->fields, h->nfields, has_connection, fl) ||
+            forward_header_dropped(pc, fl))
             continue;
         add(b, fl->name, fl->name_len);
         add(b, ": ", 2);
@@ -535,14 +584,19 @@ static bool build_request(struct gh_fwd *f, const gh_request *r)
     }
     if (req->chunked)
         add_str(b, "Transfer-Encoding: chunked\r\n");
-    else if (req->content_length >= 0)
-        evbuffer_add_printf(b, "Content-Length: %lld\r\n", (long long)req->content_length);
+    else if (req->content_length >= 0) {
+        add_str(b, "Content-Length: ");
+        add_u64(b, (uint64_t)req->content_length);
+        add(b, "\r\n", 2);
+    }
     add(b, "\r\n", 2);
-    f->out_len = evbuffer_get_length(b);
-    ok = (f->out_head = malloc(f->out_len)) != NULL &&
-         evbuffer_remove(b, f->out_head, f->out_len) == (int)f->out_len;
-    evbuffer_free(b);
-    return ok;
+    if (hb.failed) {
+        free(hb.p);
+        return false;
+    }
+    f->out_head = hb.p;
+    f->out_len = hb.len;
+    return true;
 }
 
 /* ---- ending ------------------------------------------------------------- */
@@ -573,8 +627,6 @@ static void fwd_free(struct gh_fwd *f)
         event_free(f->ping);
     if (f->tx != NULL)
         evbuffer_free(f->tx);
-    free(f->tried);
-    free(f->head);
     free(f->out_head);
     free(f);
 }
@@ -612,31 +664,29 @@ static void log_extra(const struct gh_fwd *f, char *out, size_t cap)
 static void finish(struct gh_fwd *f, bool broken)
 {
     gh_conn *c = f->c;
-    char *head = f->head;
-    size_t head_len = f->head_len;
-    int status = f->status;
-    uint64_t bytes = f->resp_bytes;
     bool logged = f->state == F_TUNNEL;     /* its 101 was logged when it began */
+    bool log_on = c->loop->access_fd >= 0;
     char extra[256] = "";
     bool keep = !broken && f->req_done && f->resp_keep_alive && f->state == F_RESPONSE &&
                 f->ub != NULL && evbuffer_get_length(bufferevent_get_input(f->ub)) == 0;
 
     if (!broken && f->srv != NULL)
         gh_upserver_ok(f->srv);
-    if (c->loop->access_fd >= 0)
+    if (log_on)
         log_extra(f, extra, sizeof(extra));     /* not formatted when nobody reads it */
     detach_upstream(f, keep);
-    f->head = NULL;
     /* a body the upstream did not wait for is still arriving: close after */
     if (!f->req_done)
         broken = true;
-    fwd_free(f);
     c->fwd = NULL;
     c->handoff = NULL;
+    /* the head is parsed again only for a log line: the response counters
+     * need the status alone */
     if (!logged)
-        gh_conn_log(c, head, head_len, status, bytes, c->loop->access_fd >= 0 ? extra : NULL);
+        gh_conn_log(c, log_on ? f->head : NULL, f->head_len, f->status, f->resp_bytes,
+                    log_on ? extra : NULL);
+    fwd_free(f);
     gh_conn_resume(c, broken);
-    free(head);
 }
 
 /* Answers the client with an error of ours (nothing of a response has gone
@@ -905,13 +955,16 @@ static void connect_next(struct gh_fwd *f)
 
 /* ---- the response -------------------------------------------------------- */
 
-static void add_response_head(struct gh_fwd *f, struct evbuffer *b,
+static void add_response_head(struct gh_fwd *f, headbuf *b,
                               const gh_http1_resp_head *h, const gh_http1_resp *resp)
 {
     gh_conn *c = f->c;
     const gh_http1_field *upgrade = NULL;
+    bool has_connection = has_field(h->fields, h->nfields, "connection");
 
-    evbuffer_add_printf(b, "HTTP/1.1 %d ", resp->status);
+    add(b, "HTTP/1.1 ", 9);
+    add_u64(b, (uint64_t)resp->status);
+    add(b, " ", 1);
     if (h->reason_len > 0)
         add(b, h->reason, h->reason_len);
     else
@@ -922,7 +975,8 @@ static void add_response_head(struct gh_fwd *f, struct evbuffer *b,
 
         if (name_is(fl, "upgrade"))
             upgrade = fl;
-        if (is_hop_by_hop(h->fields, h->nfields, fl) || name_is(fl, "content-length"))
+        if (is_hop_by_hop(h->fields, h->nfields, has_connection, fl) ||
+            name_is(fl, "content-length"))
             continue;
         add(b, fl->name, fl->name_len);
         add(b, ": ", 2);
@@ -937,8 +991,11 @@ static void add_response_head(struct gh_fwd *f, struct evbuffer *b,
         if (resp->body == GH_HTTP1_BODY_CHUNKED)
             add_str(b, "Transfer-Encoding: chunked\r\n");
         if (resp->content_length >= 0 && !resp->drop_content_length &&
-            resp->body != GH_HTTP1_BODY_CHUNKED)
-            evbuffer_add_printf(b, "Content-Length: %lld\r\n", (long long)resp->content_length);
+            resp->body != GH_HTTP1_BODY_CHUNKED) {
+            add_str(b, "Content-Length: ");
+            add_u64(b, (uint64_t)resp->content_length);
+            add(b, "\r\n", 2);
+        }
         if (resp->body == GH_HTTP1_BODY_CLOSE || c->close_after || c->loop->stopping)
             add_str(b, "Connection: close\r\n");
         else if (f->http10)
@@ -997,7 +1054,20 @@ static bool read_response_head(struct gh_fwd *f)
         f->resp_keep_alive = resp.keep_alive;
         if (resp.body == GH_HTTP1_BODY_CHUNKED)
             gh_http1_chunked_init(&f->resp_ck);
-        add_response_head(f, f->tx, &h, &resp);
+        {
+            char stack[2048];
+            headbuf hb = { .p = stack, .cap = sizeof(stack) };
+
+            add_response_head(f, &hb, &h, &resp);
+            if (!hb.failed)
+                evbuffer_add(f->tx, hb.p, hb.len);
+            if (hb.heap)
+                free(hb.p);
+            if (hb.failed) {
+                fail_with(f, 500);
+                return false;
+            }
+        }
         if (resp.status == 101) {
             const gh_http1_field *u = NULL;
 
@@ -1458,10 +1528,12 @@ void gh_action_proxy(gh_request *r, const gh_route_conf *route)
         gh_req_error(r, 500);
         return;
     }
-    if ((f = calloc(1, sizeof(*f))) == NULL ||
-        (f->tx = evbuffer_new()) == NULL ||
-        (f->tried = calloc(up->nservers, sizeof(*f->tried))) == NULL ||
-        (f->head = malloc(r->raw_len)) == NULL)
+    /* one allocation: f, then tried[], then the head */
+    if ((f = calloc(1, sizeof(*f) + up->nservers * sizeof(*f->tried) + r->raw_len)) == NULL)
+        goto nomem;
+    f->tried = (bool *)(f + 1);
+    f->head = (char *)(f->tried + up->nservers);
+    if ((f->tx = evbuffer_new()) == NULL)
         goto nomem;
     f->c = c;
     f->pc = pc;
