@@ -10,7 +10,8 @@
  *
  * An idle connection is watched for reads: any byte or EOF from an idle
  * upstream means it is closing or broken, and it is dropped at once rather
- * than handed to a request. */
+ * than handed to a request. keepalive_timeout is that read's timeout (no
+ * timer of its own to allocate, add and free for every request). */
 #include "pool.h"
 
 #include <errno.h>
@@ -35,7 +36,6 @@ typedef struct gh_idle {
     struct gh_idle     *next, *prev;
     gh_upserver        *srv;
     struct bufferevent *bev;
-    struct event       *timer;     /* keepalive_timeout */
 } gh_idle;
 
 struct gh_upstreams {
@@ -151,8 +151,6 @@ static void idle_free(gh_idle *i)
     if (i->next != NULL)
         i->next->prev = i->prev;
     s->nidle--;
-    if (i->timer != NULL)
-        event_free(i->timer);
     free(i);
 }
 
@@ -323,14 +321,7 @@ static void on_idle_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     (void)what;
-    idle_drop(arg);
-}
-
-static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    idle_drop(arg);
+    idle_drop(arg);     /* EOF, an error, or keepalive_timeout */
 }
 
 struct bufferevent *gh_upserver_take_idle(gh_upserver *s)
@@ -343,6 +334,7 @@ struct bufferevent *gh_upserver_take_idle(gh_upserver *s)
     bev = i->bev;
     idle_free(i);
     bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    bufferevent_set_timeouts(bev, NULL, NULL);
     return bev;
 }
 
@@ -355,10 +347,7 @@ void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev)
     if (s->nidle >= uc->keepalive ||
         evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
         evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
-        (i = calloc(1, sizeof(*i))) == NULL ||
-        (i->timer = evtimer_new(bufferevent_get_base(bev), on_idle_timer, i)) == NULL) {
-        if (i != NULL)
-            free(i);
+        (i = calloc(1, sizeof(*i))) == NULL) {
         bufferevent_free(bev);
         return;
     }
@@ -369,11 +358,10 @@ void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev)
         s->idle->prev = i;
     s->idle = i;
     s->nidle++;
-    bufferevent_set_timeouts(bev, NULL, NULL);
+    bufferevent_set_timeouts(bev, &tv, NULL);
     bufferevent_setwatermark(bev, EV_READ, 0, 0);
     bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, i);
     bufferevent_enable(bev, EV_READ);
-    evtimer_add(i->timer, &tv);
 }
 
 /* ---- active health ------------------------------------------------------

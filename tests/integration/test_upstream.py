@@ -308,6 +308,32 @@ class ProxyTest(ghtest.TestCase):
         self.assertEqual(len(up.requests), 5)
         self.assertEqual(up.connections, 1)
 
+    def test_an_idle_kept_connection_is_closed_after_keepalive_timeout(self):
+        up = self.upstream(lambda h, b: ok(b"k"))
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"], up_extra="    keepalive_timeout: 400ms")
+        self.assertEqual(get(port)[1], b"k")
+        time.sleep(0.1)
+        self.assertEqual(get(port)[1], b"k")
+        self.assertEqual(up.connections, 1)         # kept while younger than the timeout
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not self.upstream_saw_close(up):
+            time.sleep(0.05)
+        self.assertTrue(self.upstream_saw_close(up), "gatehouse kept the idle connection open")
+        self.assertEqual(get(port)[1], b"k")
+        self.assertEqual(up.connections, 2)         # the old one was closed, not reused
+
+    @staticmethod
+    def upstream_saw_close(up):
+        """Whether the upstream's first connection was closed by gatehouse."""
+        with up.lock:
+            s = up.open[0]
+        try:
+            return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def test_chunked_and_close_delimited_responses_reach_the_client_whole(self):
         def answer(head, body):
             if head.startswith(b"GET /chunked"):
