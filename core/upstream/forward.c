@@ -76,6 +76,7 @@ struct gh_fwd {
     struct event        *rd;           /* reads a plain ub (see up_read_start) */
     bool                 rd_on;        /* rd is added */
     bool                 rd_timed;     /* rd_tv applies */
+    bool                 rd_small;     /* the last read was under READ_SMALL */
     struct timeval       rd_tv;        /* read_timeout while rd is added */
     fwd_state            state;
     bool                 reused;       /* ub came from the pool */
@@ -294,8 +295,15 @@ static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
  * in large pieces. The bufferevent keeps the writing, and a TLS upstream
  * (whose bytes only OpenSSL can read) keeps libevent's reading. */
 
-#define READ_FIRST (16 * 1024)
-#define READ_MORE  (64 * 1024)
+/* Sizes of the space asked of the evbuffer: a chain is its header plus the
+ * space, rounded up to a power of two, so each is a little under one.
+ * READ_SMALL is the first read after a small one (a tunnel's few-byte
+ * WebSocket frames): libevent, which asks FIONREAD, allocates about that
+ * much for them, where READ_FIRST would be a 16 KiB chain per frame. */
+#define CHAIN_SLACK 128
+#define READ_SMALL (2 * 1024 - CHAIN_SLACK)
+#define READ_FIRST (16 * 1024 - CHAIN_SLACK)
+#define READ_MORE  (64 * 1024 - CHAIN_SLACK)
 
 /* One recvmsg of up to want bytes into in's end. Returns the bytes read, 0
  * at EOF, -1 with errno set. */
@@ -1306,6 +1314,7 @@ static void on_up_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct gh_fwd *f = arg;
     struct evbuffer *in = bufferevent_get_input(f->ub);
+    size_t want;
     ssize_t r;
 
     if (what & EV_TIMEOUT) {
@@ -1313,9 +1322,11 @@ static void on_up_readable(evutil_socket_t fd, short what, void *arg)
         on_up_event(f->ub, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, f);
         return;
     }
-    r = recv_into(in, fd, READ_FIRST);
-    if (r == READ_FIRST)
+    want = f->rd_small ? READ_SMALL : READ_FIRST;
+    r = recv_into(in, fd, want);
+    if (r == (ssize_t)want)
         (void)recv_into(in, fd, READ_MORE);     /* EOF or an error: found next time */
+    f->rd_small = r >= 0 && r < READ_SMALL;
     if (r > 0) {
         on_up_read(f->ub, f);
         return;
