@@ -1324,7 +1324,7 @@ static void on_up_readable(evutil_socket_t fd, short what, void *arg)
     }
     want = f->rd_small ? READ_SMALL : READ_FIRST;
     r = recv_into(in, fd, want);
-    if (r == (ssize_t)want)
+    if (r >= (ssize_t)want)     /* full (the evbuffer may give more space than asked) */
         (void)recv_into(in, fd, READ_MORE);     /* EOF or an error: found next time */
     f->rd_small = r >= 0 && r < READ_SMALL;
     if (r > 0) {
