@@ -162,7 +162,11 @@ case " $benches " in *" ws-echo "*)
   taskset -c "$ocpu" node "$bench/node/server.js" "$p_node" 2>"$tmp/node.log" &
   npid=$!
   wait_port "$p_node" || { echo "proxy.sh: node never opened port $p_node:" >&2; cat "$tmp/node.log" >&2; exit 1; }
-  read -r -a ldflags <<<"$(pkg-config --cflags --libs libevent_core libcrypto)"
+  # wsload's permessage-deflate is zlib's (as in ws.sh)
+  if ! pkg-config --exists zlib; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q zlib1g-dev
+  fi
+  read -r -a ldflags <<<"$(pkg-config --cflags --libs libevent_core libcrypto zlib)"
   cc -std=gnu11 -O2 -Wall -Wextra "$bench/wsload.c" "${ldflags[@]}" -o "$tmp/wsload"
 esac
 [ -n "$p_node" ] || p_node="$(free_port)"   # the configs name it even when unused

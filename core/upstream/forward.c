@@ -71,17 +71,23 @@ struct gh_fwd {
     const gh_proxy_conf *pc;
     gh_upstream         *up;
     gh_upserver         *srv;          /* the server of ub, or NULL */
-    bool                *tried;        /* per server of up */
+    bool                *tried;        /* per server of up (in f's allocation) */
     struct bufferevent  *ub;           /* to the upstream */
+    struct event        *rd;           /* reads a plain ub (see up_read_start) */
+    bool                 rd_on;        /* rd is added */
+    bool                 rd_timed;     /* rd_tv applies */
+    bool                 rd_small;     /* the last read was under READ_SMALL */
+    struct timeval       rd_tv;        /* read_timeout while rd is added */
     fwd_state            state;
     bool                 reused;       /* ub came from the pool */
+    bool                 early;        /* connect_plain() queued and wrote the head */
     bool                 fresh_only;   /* the stale-connection retry: no pool */
     uint64_t             attempts;
     uint64_t             sent_ms;      /* when the head went to the current server */
     uint64_t             upstream_ms;  /* request sent to response head (with timed) */
     bool                 timed;
     /* the request */
-    char                *head;         /* the client's head as received (access log) */
+    char                *head;         /* the client's head as received (access log; in f's allocation) */
     size_t               head_len;
     char                *out_head;     /* the head sent upstream (kept for retries) */
     size_t               out_len;
@@ -120,6 +126,7 @@ static void on_client_write(struct bufferevent *bev, void *arg);
 static void on_client_event(struct bufferevent *bev, short what, void *arg);
 static void connect_next(struct gh_fwd *f);
 static void on_ping(evutil_socket_t fd, short what, void *arg);
+static void on_up_readable(evutil_socket_t fd, short what, void *arg);
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -135,6 +142,15 @@ static bool name_has_prefix(const gh_http1_field *fl, const char *prefix)
     size_t n = strlen(prefix);
 
     return fl->name_len >= n && strncasecmp(fl->name, prefix, n) == 0;
+}
+
+/* Whether the message has a field called name. */
+static bool has_field(const gh_http1_field *fields, size_t nfields, const char *name)
+{
+    for (size_t i = 0; i < nfields; i++)
+        if (name_is(&fields[i], name))
+            return true;
+    return false;
 }
 
 /* Whether fl is named by a Connection field of the message. */
@@ -155,26 +171,64 @@ static bool named_by_connection(const gh_http1_field *fields, size_t nfields,
 }
 
 /* RFC 9110 §7.6.1: hop-by-hop, never forwarded as is. */
-static bool is_hop_by_hop(const gh_http1_field *fields, size_t nfields,
+static bool is_hop_by_hop(const gh_http1_field *fields, size_t nfields, bool has_connection,
                           const gh_http1_field *fl)
 {
     return name_is(fl, "connection") || name_is(fl, "keep-alive") || name_is(fl, "te") ||
            name_is(fl, "trailer") || name_is(fl, "transfer-encoding") ||
            name_is(fl, "upgrade") || name_has_prefix(fl, "proxy-") ||
-           named_by_connection(fields, nfields, fl);
+           (has_connection && named_by_connection(fields, nfields, fl));
 }
 
-static void add(struct evbuffer *b, const char *s, size_t n)
+/* A head being written: bytes in the caller's buffer until they outgrow
+ * it, then in a heap copy that grows (a head is re-serialised field by
+ * field; an evbuffer cost a chain per head and a vfprintf per number). */
+typedef struct {
+    char   *p;
+    size_t  len, cap;
+    bool    heap;       /* p is malloc'd (the caller frees it) */
+    bool    failed;     /* out of memory: the bytes are cut short */
+} headbuf;
+
+static void add(headbuf *b, const char *s, size_t n)
 {
-    evbuffer_add(b, s, n);
+    if (b->failed)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap * 2 + n;
+        char *q = b->heap ? realloc(b->p, cap) : malloc(cap);
+
+        if (q == NULL) {
+            b->failed = true;
+            return;
+        }
+        if (!b->heap && b->len > 0)
+            memcpy(q, b->p, b->len);
+        b->p = q;
+        b->cap = cap;
+        b->heap = true;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
 }
 
-static void add_str(struct evbuffer *b, const char *s)
+static void add_str(headbuf *b, const char *s)
 {
-    evbuffer_add(b, s, strlen(s));
+    add(b, s, strlen(s));
 }
 
-static void add_field(struct evbuffer *b, const char *name, const char *value, size_t vlen)
+static void add_u64(headbuf *b, uint64_t v)
+{
+    char t[20];
+    size_t i = sizeof(t);
+
+    do
+        t[--i] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    add(b, t + i, sizeof(t) - i);
+}
+
+static void add_field(headbuf *b, const char *name, const char *value, size_t vlen)
 {
     add_str(b, name);
     add(b, ": ", 2);
@@ -182,8 +236,41 @@ static void add_field(struct evbuffer *b, const char *name, const char *value, s
     add(b, "\r\n", 2);
 }
 
+/* Writes b's chains (up to SEND_IOV of them) with one sendmsg(), which
+ * costs the kernel less than the writev() of evbuffer_write() (no file
+ * position, no VFS write path: wsconn.c's send_out does the same), and
+ * drains what went. Returns the bytes written, or -1 with errno set. */
+#define SEND_IOV 64
+
+static ssize_t send_now(struct evbuffer *b, evutil_socket_t fd)
+{
+    struct evbuffer_iovec v[SEND_IOV];
+    struct iovec iov[SEND_IOV];
+    struct msghdr mh;
+    int nv = evbuffer_peek(b, -1, NULL, v, SEND_IOV);
+    ssize_t n;
+
+    if (nv <= 0)
+        return 0;
+    if (nv > SEND_IOV)
+        nv = SEND_IOV;
+    for (int i = 0; i < nv; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)nv;
+    do
+        n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        evbuffer_drain(b, (size_t)n);
+    return n;
+}
+
 /* Sends b's bytes to bev: straight to its socket when nothing is queued
- * before them and the socket is plain TCP (one writev, no write event to
+ * before them and the socket is plain TCP (one sendmsg, no write event to
  * arm and disarm), what is left queued on bev. b is empty after. */
 static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
 {
@@ -193,9 +280,156 @@ static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
     if (evbuffer_get_length(b) == 0)
         return;
     if (plain && fd >= 0 && evbuffer_get_length(out) == 0)
-        (void)evbuffer_write(b, fd);   /* an error surfaces through the bufferevent */
+        (void)send_now(b, fd);      /* an error surfaces through the bufferevent */
     if (evbuffer_get_length(b) > 0)
         evbuffer_add_buffer(out, b);
+}
+
+/* ---- reading -------------------------------------------------------------
+ * A socket bufferevent asks the kernel how many bytes wait (an ioctl), then
+ * reads at most 4096 of them (libevent's EVBUFFER_MAX_READ): a 6 KB
+ * response cost an ioctl and two reads. A plain upstream connection is
+ * read by an event of ours instead (up_read_start): one recvmsg of up to
+ * READ_FIRST bytes, and when that came back full one more of up to
+ * READ_MORE, so a small response is one system call and a large body moves
+ * in large pieces. The bufferevent keeps the writing, and a TLS upstream
+ * (whose bytes only OpenSSL can read) keeps libevent's reading. */
+
+/* Sizes of the space asked of the evbuffer: a chain is its header plus the
+ * space, rounded up to a power of two, so each is a little under one.
+ * READ_SMALL is the first read after a small one (a tunnel's few-byte
+ * WebSocket frames): libevent, which asks FIONREAD, allocates about that
+ * much for them, where READ_FIRST would be a 16 KiB chain per frame. */
+#define CHAIN_SLACK 128
+#define READ_SMALL (2 * 1024 - CHAIN_SLACK)
+#define READ_FIRST (16 * 1024 - CHAIN_SLACK)
+#define READ_MORE  (64 * 1024 - CHAIN_SLACK)
+
+/* One recvmsg of up to want bytes into in's end. Returns the bytes read, 0
+ * at EOF, -1 with errno set. */
+static ssize_t recv_into(struct evbuffer *in, evutil_socket_t fd, size_t want)
+{
+    struct evbuffer_iovec v[2];
+    struct iovec iov[2];
+    struct msghdr mh;
+    int n;
+    ssize_t r, left;
+
+    /* a socket bufferevent keeps its input's end frozen against additions
+     * by others; this is the read it would do */
+    evbuffer_unfreeze(in, 0);
+    if ((n = evbuffer_reserve_space(in, (ev_ssize_t)want, v, 2)) <= 0) {
+        evbuffer_freeze(in, 0);
+        errno = ENOMEM;
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = v[i].iov_base;
+        iov[i].iov_len = v[i].iov_len;
+    }
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = (size_t)n;
+    do
+        r = recvmsg(fd, &mh, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    left = r > 0 ? r : 0;
+    for (int i = 0; i < n; i++) {
+        size_t take = (size_t)left < v[i].iov_len ? (size_t)left : v[i].iov_len;
+
+        v[i].iov_len = take;
+        left -= (ssize_t)take;
+    }
+    evbuffer_commit_space(in, v, r > 0 ? n : 0);
+    evbuffer_freeze(in, 0);
+    return r;
+}
+
+/* For a bufferevent libevent reads (the client's, a TLS upstream's): when
+ * its read came back full (4096 bytes), take what the socket still holds
+ * in one recvmsg of up to READ_MORE. Under 4096 bytes libevent's read took
+ * all there was (it asked FIONREAD): another would only say EAGAIN. EOF and
+ * errors are left for the bufferevent to find on its next read. */
+static void read_more(struct bufferevent *bev, bool plain)
+{
+    evutil_socket_t fd = bufferevent_getfd(bev);
+
+    if (plain && fd >= 0 && evbuffer_get_length(bufferevent_get_input(bev)) >= 4096)
+        (void)recv_into(bufferevent_get_input(bev), fd, READ_MORE);
+}
+
+/* Starts reading ub with rd, for a plain upstream; a TLS one's bufferevent
+ * reads. Returns false on ENOMEM. */
+static bool up_read_start(struct gh_fwd *f)
+{
+    evutil_socket_t fd = bufferevent_getfd(f->ub);
+
+    if (f->up->ssl_ctx != NULL || fd < 0) {
+        bufferevent_enable(f->ub, EV_READ);
+        return true;
+    }
+    if (f->rd == NULL &&
+        (f->rd = event_new(bufferevent_get_base(f->ub), fd, EV_READ | EV_PERSIST,
+                           on_up_readable, f)) == NULL)
+        return false;
+    if (!f->rd_on) {
+        /* added before the bufferevent's read goes, so that a pooled
+         * connection's fd stays in epoll: no epoll_ctl either way */
+        event_add(f->rd, f->rd_timed ? &f->rd_tv : NULL);
+        f->rd_on = true;
+    }
+    bufferevent_disable(f->ub, EV_READ);
+    return true;
+}
+
+/* Pauses (on false) or resumes reading the upstream: backpressure, EOF. */
+static void up_reading(struct gh_fwd *f, bool on)
+{
+    if (f->rd == NULL) {
+        if (on)
+            bufferevent_enable(f->ub, EV_READ);
+        else
+            bufferevent_disable(f->ub, EV_READ);
+        return;
+    }
+    if (on == f->rd_on)
+        return;
+    if (on)
+        event_add(f->rd, f->rd_timed ? &f->rd_tv : NULL);
+    else
+        event_del(f->rd);
+    f->rd_on = on;
+}
+
+/* The upstream's read_timeout (rt, NULL for none) and send_timeout. */
+static void up_timeouts(struct gh_fwd *f, const struct timeval *rt, const struct timeval *wt)
+{
+    if (f->rd == NULL) {
+        bufferevent_set_timeouts(f->ub, rt, wt);
+        return;
+    }
+    bufferevent_set_timeouts(f->ub, NULL, wt);
+    f->rd_timed = rt != NULL;
+    if (rt != NULL)
+        f->rd_tv = *rt;
+    if (f->rd_on && rt != NULL)
+        event_add(f->rd, &f->rd_tv);
+    else if (f->rd_on)
+        event_remove_timer(f->rd);  /* event_add(NULL) would keep the old one */
+}
+
+/* Stops rd for good, before ub goes to the pool (keep: its bufferevent
+ * watches it from now on) or is freed. */
+static void up_read_end(struct gh_fwd *f, bool keep)
+{
+    if (f->rd == NULL)
+        return;
+    if (keep)
+        bufferevent_enable(f->ub, EV_READ);     /* before rd goes: no epoll_ctl */
+    event_free(f->rd);
+    f->rd = NULL;
+    f->rd_on = false;
+    f->rd_timed = false;
 }
 
 static const char *upstream_name(const struct gh_fwd *f)
@@ -240,7 +474,7 @@ static unsigned local_port(const gh_conn *c)
     return 0;
 }
 
-static void add_forwarded(struct gh_fwd *f, struct evbuffer *b, const gh_request *r)
+static void add_forwarded(struct gh_fwd *f, headbuf *b, const gh_request *r)
 {
     const gh_conn *c = f->c;
     const gh_http1_head *h = r->head;
@@ -268,17 +502,18 @@ static void add_forwarded(struct gh_fwd *f, struct evbuffer *b, const gh_request
     if ((bits & GH_FWD_XFH) && r->req->host != NULL)
         add_field(b, "X-Forwarded-Host", r->req->host, r->req->host_len);
     if (bits & GH_FWD_XFPORT) {
-        char port[8];
-        int n = snprintf(port, sizeof(port), "%u", local_port(c));
-
-        add_field(b, "X-Forwarded-Port", port, (size_t)n);
+        add_str(b, "X-Forwarded-Port: ");
+        add_u64(b, local_port(c));
+        add(b, "\r\n", 2);
     }
     if (bits & GH_FWD_REAL_IP)
         add_field(b, "X-Real-IP", c->client_text, strlen(c->client_text));
     if (bits & GH_FWD_FORWARDED) {
         /* RFC 7239 §4: an IPv6 node is quoted and bracketed; host quoted */
-        evbuffer_add_printf(b, "Forwarded: for=%s%s%s;proto=%s", v6 ? "\"[" : "",
-                            c->client_text, v6 ? "]\"" : "", proto);
+        add_str(b, v6 ? "Forwarded: for=\"[" : "Forwarded: for=");
+        add_str(b, c->client_text);
+        add_str(b, v6 ? "]\";proto=" : ";proto=");
+        add_str(b, proto);
         if (r->req->host != NULL) {
             add_str(b, ";host=\"");
             add(b, r->req->host, r->req->host_len);
@@ -289,7 +524,7 @@ static void add_forwarded(struct gh_fwd *f, struct evbuffer *b, const gh_request
 }
 
 /* The request line's target: the raw path (strip_prefix removed) and query. */
-static void add_target(struct evbuffer *b, const gh_proxy_conf *pc, const gh_http1_req *req)
+static void add_target(headbuf *b, const gh_proxy_conf *pc, const gh_http1_req *req)
 {
     const char *p = req->path;
     size_t n = req->path_len;
@@ -320,11 +555,11 @@ static bool build_request(struct gh_fwd *f, const gh_request *r)
     const gh_http1_head *h = r->head;
     const gh_http1_req *req = r->req;
     const gh_proxy_conf *pc = f->pc;
-    struct evbuffer *b = evbuffer_new();
+    headbuf hb = { .p = malloc(r->raw_len + 512), .cap = r->raw_len + 512, .heap = true }, *b = &hb;
     const gh_http1_field *upgrade = NULL;
-    bool ok;
+    bool has_connection = has_field(h->fields, h->nfields, "connection");
 
-    if (b == NULL)
+    if (hb.p == NULL)
         return false;
     add(b, h->method, h->method_len);
     add(b, " ", 1);
@@ -337,7 +572,8 @@ static bool build_request(struct gh_fwd *f, const gh_request *r)
 
         if (name_is(fl, "upgrade"))
             upgrade = fl;
-        if (is_hop_by_hop(h->fields, h->nfields, fl) || forward_header_dropped(pc, fl))
+        if (is_hop_by_hop(h->fields, h->nfields, has_connection, fl) ||
+            forward_header_dropped(pc, fl))
             continue;
         add(b, fl->name, fl->name_len);
         add(b, ": ", 2);
@@ -356,14 +592,19 @@ static bool build_request(struct gh_fwd *f, const gh_request *r)
     }
     if (req->chunked)
         add_str(b, "Transfer-Encoding: chunked\r\n");
-    else if (req->content_length >= 0)
-        evbuffer_add_printf(b, "Content-Length: %lld\r\n", (long long)req->content_length);
+    else if (req->content_length >= 0) {
+        add_str(b, "Content-Length: ");
+        add_u64(b, (uint64_t)req->content_length);
+        add(b, "\r\n", 2);
+    }
     add(b, "\r\n", 2);
-    f->out_len = evbuffer_get_length(b);
-    ok = (f->out_head = malloc(f->out_len)) != NULL &&
-         evbuffer_remove(b, f->out_head, f->out_len) == (int)f->out_len;
-    evbuffer_free(b);
-    return ok;
+    if (hb.failed) {
+        free(hb.p);
+        return false;
+    }
+    f->out_head = hb.p;
+    f->out_len = hb.len;
+    return true;
 }
 
 /* ---- ending ------------------------------------------------------------- */
@@ -374,7 +615,9 @@ static void detach_upstream(struct gh_fwd *f, bool keep)
         return;
     if (f->srv != NULL && f->srv->active > 0)
         f->srv->active--;
-    if (keep && f->srv != NULL && f->up->conf->proxy_protocol == 0) {
+    keep = keep && f->srv != NULL && f->up->conf->proxy_protocol == 0;
+    up_read_end(f, keep);
+    if (keep) {
         /* (a connection that began with a PROXY header speaks for one client) */
         gh_upserver_keep(f->srv, f->ub);
     } else {
@@ -392,8 +635,6 @@ static void fwd_free(struct gh_fwd *f)
         event_free(f->ping);
     if (f->tx != NULL)
         evbuffer_free(f->tx);
-    free(f->tried);
-    free(f->head);
     free(f->out_head);
     free(f);
 }
@@ -431,31 +672,29 @@ static void log_extra(const struct gh_fwd *f, char *out, size_t cap)
 static void finish(struct gh_fwd *f, bool broken)
 {
     gh_conn *c = f->c;
-    char *head = f->head;
-    size_t head_len = f->head_len;
-    int status = f->status;
-    uint64_t bytes = f->resp_bytes;
     bool logged = f->state == F_TUNNEL;     /* its 101 was logged when it began */
+    bool log_on = c->loop->access_fd >= 0;
     char extra[256] = "";
     bool keep = !broken && f->req_done && f->resp_keep_alive && f->state == F_RESPONSE &&
                 f->ub != NULL && evbuffer_get_length(bufferevent_get_input(f->ub)) == 0;
 
     if (!broken && f->srv != NULL)
         gh_upserver_ok(f->srv);
-    if (c->loop->access_fd >= 0)
+    if (log_on)
         log_extra(f, extra, sizeof(extra));     /* not formatted when nobody reads it */
     detach_upstream(f, keep);
-    f->head = NULL;
     /* a body the upstream did not wait for is still arriving: close after */
     if (!f->req_done)
         broken = true;
-    fwd_free(f);
     c->fwd = NULL;
     c->handoff = NULL;
+    /* the head is parsed again only for a log line: the response counters
+     * need the status alone */
     if (!logged)
-        gh_conn_log(c, head, head_len, status, bytes, c->loop->access_fd >= 0 ? extra : NULL);
+        gh_conn_log(c, log_on ? f->head : NULL, f->head_len, f->status, f->resp_bytes,
+                    log_on ? extra : NULL);
+    fwd_free(f);
     gh_conn_resume(c, broken);
-    free(head);
 }
 
 /* Answers the client with an error of ours (nothing of a response has gone
@@ -538,7 +777,7 @@ static void pump_request(struct gh_fwd *f)
         struct timeval rt = gh_units_timeval(f->up->conf->read_timeout_ms);
         struct timeval wt = gh_units_timeval(f->up->conf->send_timeout_ms);
 
-        bufferevent_set_timeouts(f->ub, &rt, &wt);
+        up_timeouts(f, &rt, &wt);
     }
     /* what follows the body is the next request: it waits in the input,
      * bounded by conn.c's read watermark, until gh_conn_resume() */
@@ -575,7 +814,7 @@ static void send_request(struct gh_fwd *f)
     evutil_socket_t fd = bufferevent_getfd(f->ub);
     int one = 1;
 
-    if (fd >= 0 && !f->reused && f->srv->conf->addr.sa.sa_family != AF_UNIX)
+    if (fd >= 0 && !f->reused && !f->early && f->srv->conf->addr.sa.sa_family != AF_UNIX)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     f->state = F_WAITING;
     f->sent_ms = gh_now_ms();
@@ -584,17 +823,79 @@ static void send_request(struct gh_fwd *f)
     bufferevent_setwatermark(f->ub, EV_READ, 0, 0);
     /* read_timeout runs once the request is sent: an upstream reading a
      * large upload slowly is not late with its answer */
-    bufferevent_set_timeouts(f->ub, f->req_done ? &rt : NULL, &wt);
-    if (f->up->conf->proxy_protocol != 0 && !f->reused)
-        add_proxy_header(f);
-    evbuffer_add(f->tx, f->out_head, f->out_len);
-    send_to(f->ub, f->up->ssl_ctx == NULL, f->tx);
-    bufferevent_enable(f->ub, EV_READ);     /* writing is the bufferevent's when queued */
+    if (!up_read_start(f)) {
+        fail_with(f, 500);
+        return;
+    }
+    up_timeouts(f, f->req_done ? &rt : NULL, &wt);
+    if (!f->early) {
+        if (f->up->conf->proxy_protocol != 0 && !f->reused)
+            add_proxy_header(f);
+        evbuffer_add(f->tx, f->out_head, f->out_len);
+    }
+    f->early = false;
+    send_to(f->ub, f->up->ssl_ctx == NULL, f->tx);   /* writing is the bufferevent's when queued */
     if (!f->req_done) {
         if (f->expect_continue && f->req_sent == 0 && f->attempts == 1)
             evbuffer_add(bufferevent_get_output(f->c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         pump_request(f);
     }
+}
+
+/* A new connection to a plain upstream, made here rather than by
+ * bufferevent_socket_connect(), with the request head written at once:
+ * over loopback (and to a unix socket) the handshake is over when
+ * connect() returns, the write goes, and the connection needs no wait for
+ * writability (libevent's connect costs a write event, a getsockopt and
+ * two epoll_ctl, and a loop turn). When the write says EAGAIN the
+ * connection is still being made and libevent's connect takes over with
+ * connect_timeout, as before. Returns 0 (f->ub set; the head sent or on its
+ * way: send_request has run or the connect callback will run it), or
+ * -errno when the connect failed at once (the callback is never called). */
+static int connect_plain(struct gh_fwd *f, gh_upserver *s, const struct timeval *ct)
+{
+    const struct sockaddr *sa = &s->conf->addr.sa;
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1, e;
+    ssize_t n;
+
+    if (fd < 0)
+        return -errno;
+    if (sa->sa_family != AF_UNIX)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, sa, (socklen_t)s->conf->addrlen) != 0 && errno != EINPROGRESS &&
+        errno != EINTR)
+        goto fail;
+    if (f->up->conf->proxy_protocol != 0)
+        add_proxy_header(f);
+    evbuffer_add(f->tx, f->out_head, f->out_len);
+    n = send_now(f->tx, fd);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        goto fail;
+    if ((f->ub = bufferevent_socket_new(f->c->loop->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    if (n > 0) {
+        f->early = true;        /* connected: what is left of tx goes next */
+        send_request(f);
+        return 0;
+    }
+    evbuffer_drain(f->tx, evbuffer_get_length(f->tx));     /* sent when connected */
+    bufferevent_setcb(f->ub, NULL, NULL, on_up_event, f);
+    bufferevent_set_timeouts(f->ub, ct, ct);    /* libevent times a connect as a write */
+    if (bufferevent_socket_connect(f->ub, NULL, 0) != 0) {
+        e = errno != 0 ? -errno : GH_ENOMEM;
+        bufferevent_free(f->ub);
+        f->ub = NULL;
+        return e;
+    }
+    return 0;
+fail:
+    e = -errno;
+    evbuffer_drain(f->tx, evbuffer_get_length(f->tx));
+    evutil_closesocket(fd);
+    return e;
 }
 
 static void connect_next(struct gh_fwd *f)
@@ -604,6 +905,7 @@ static void connect_next(struct gh_fwd *f)
     bool every_down;
     gh_upserver *s;
     struct timeval ct = gh_units_timeval(uc->connect_timeout_ms);
+    int rc;
 
     detach_upstream(f, false);
     f->srv = NULL;
@@ -627,14 +929,28 @@ static void connect_next(struct gh_fwd *f)
         return;
     }
     f->fresh_only = false;
-    f->ub = gh_upserver_bev_new(s, loop->base);
-    if (f->ub == NULL) {
-        fail_with(f, 500);
-        return;
+    if (f->up->ssl_ctx == NULL) {
+        if ((rc = connect_plain(f, s, &ct)) == 0)
+            return;
+        if (s->active > 0)
+            s->active--;        /* no ub for detach_upstream to count off */
+        if (rc == GH_ENOMEM) {
+            fail_with(f, 500);
+            return;
+        }
+        errno = -rc;
+    } else {
+        f->ub = gh_upserver_bev_new(s, loop->base);
+        if (f->ub == NULL) {
+            fail_with(f, 500);
+            return;
+        }
+        bufferevent_setcb(f->ub, NULL, NULL, on_up_event, f);
+        bufferevent_set_timeouts(f->ub, &ct, &ct);   /* libevent times a connect as a write */
+        if (bufferevent_socket_connect(f->ub, &s->conf->addr.sa, (int)s->conf->addrlen) == 0)
+            return;
     }
-    bufferevent_setcb(f->ub, NULL, NULL, on_up_event, f);
-    bufferevent_set_timeouts(f->ub, &ct, &ct);   /* libevent times a connect as a write */
-    if (bufferevent_socket_connect(f->ub, &s->conf->addr.sa, (int)s->conf->addrlen) != 0) {
+    {
         /* an immediate refusal: the event callback is not called */
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect: %s",
                (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
@@ -647,13 +963,16 @@ static void connect_next(struct gh_fwd *f)
 
 /* ---- the response -------------------------------------------------------- */
 
-static void add_response_head(struct gh_fwd *f, struct evbuffer *b,
+static void add_response_head(struct gh_fwd *f, headbuf *b,
                               const gh_http1_resp_head *h, const gh_http1_resp *resp)
 {
     gh_conn *c = f->c;
     const gh_http1_field *upgrade = NULL;
+    bool has_connection = has_field(h->fields, h->nfields, "connection");
 
-    evbuffer_add_printf(b, "HTTP/1.1 %d ", resp->status);
+    add(b, "HTTP/1.1 ", 9);
+    add_u64(b, (uint64_t)resp->status);
+    add(b, " ", 1);
     if (h->reason_len > 0)
         add(b, h->reason, h->reason_len);
     else
@@ -664,7 +983,8 @@ static void add_response_head(struct gh_fwd *f, struct evbuffer *b,
 
         if (name_is(fl, "upgrade"))
             upgrade = fl;
-        if (is_hop_by_hop(h->fields, h->nfields, fl) || name_is(fl, "content-length"))
+        if (is_hop_by_hop(h->fields, h->nfields, has_connection, fl) ||
+            name_is(fl, "content-length"))
             continue;
         add(b, fl->name, fl->name_len);
         add(b, ": ", 2);
@@ -679,8 +999,11 @@ static void add_response_head(struct gh_fwd *f, struct evbuffer *b,
         if (resp->body == GH_HTTP1_BODY_CHUNKED)
             add_str(b, "Transfer-Encoding: chunked\r\n");
         if (resp->content_length >= 0 && !resp->drop_content_length &&
-            resp->body != GH_HTTP1_BODY_CHUNKED)
-            evbuffer_add_printf(b, "Content-Length: %lld\r\n", (long long)resp->content_length);
+            resp->body != GH_HTTP1_BODY_CHUNKED) {
+            add_str(b, "Content-Length: ");
+            add_u64(b, (uint64_t)resp->content_length);
+            add(b, "\r\n", 2);
+        }
         if (resp->body == GH_HTTP1_BODY_CLOSE || c->close_after || c->loop->stopping)
             add_str(b, "Connection: close\r\n");
         else if (f->http10)
@@ -739,7 +1062,20 @@ static bool read_response_head(struct gh_fwd *f)
         f->resp_keep_alive = resp.keep_alive;
         if (resp.body == GH_HTTP1_BODY_CHUNKED)
             gh_http1_chunked_init(&f->resp_ck);
-        add_response_head(f, f->tx, &h, &resp);
+        {
+            char stack[2048];
+            headbuf hb = { .p = stack, .cap = sizeof(stack) };
+
+            add_response_head(f, &hb, &h, &resp);
+            if (!hb.failed)
+                evbuffer_add(f->tx, hb.p, hb.len);
+            if (hb.heap)
+                free(hb.p);
+            if (hb.failed) {
+                fail_with(f, 500);
+                return false;
+            }
+        }
         if (resp.status == 101) {
             const gh_http1_field *u = NULL;
 
@@ -772,7 +1108,7 @@ static bool read_response_head(struct gh_fwd *f)
                 if (f->ping != NULL)
                     event_add(f->ping, &tv);
             }
-            bufferevent_set_timeouts(f->ub, NULL, NULL);
+            up_timeouts(f, NULL, NULL);
             bufferevent_set_timeouts(f->c->bev, NULL, NULL);
             f->req_done = true;
             bufferevent_enable(f->c->bev, EV_READ);
@@ -803,7 +1139,7 @@ static bool pump_response(struct gh_fwd *f)
             break;
         if (evbuffer_get_length(bufferevent_get_output(f->c->bev)) +
             evbuffer_get_length(out) >= HIGH_WATER) {
-            bufferevent_disable(f->ub, EV_READ);     /* on_client_write resumes */
+            up_reading(f, false);     /* on_client_write resumes */
             break;
         }
         if (f->body == GH_HTTP1_BODY_CHUNKED) {
@@ -891,8 +1227,12 @@ static void tunnel_pump(struct gh_fwd *f, struct bufferevent *src, struct buffer
     }
     evbuffer_remove_buffer(in, f->tx, off);
     send_to(dst, plain, f->tx);
-    if (evbuffer_get_length(out) >= HIGH_WATER)
-        bufferevent_disable(src, EV_READ);
+    if (evbuffer_get_length(out) >= HIGH_WATER) {
+        if (src == f->ub)
+            up_reading(f, false);
+        else
+            bufferevent_disable(src, EV_READ);
+    }
 }
 
 /* ping_interval: a tunnel silent that long gets an (empty) ping to the
@@ -937,63 +1277,13 @@ static void tunnel_half_close(struct gh_fwd *f)
     }
 }
 
-/* ---- reading more than libevent does ----------------------------------------
- * A bufferevent reads at most 4096 bytes per readiness of its socket
- * (libevent's EVBUFFER_MAX_READ): a 6 KB response took two trips through
- * the event loop and two writes to the client, a large body one trip per
- * 4 KiB. When a plain socket was readable and libevent's read came back
- * full, take what it still holds in one readv of up to READ_MORE bytes. EOF and errors are left for the
- * bufferevent to find on its next read. */
-
-#define READ_MORE (64 * 1024)
-
-static void read_more(struct bufferevent *bev, bool plain)
-{
-    struct evbuffer *in = bufferevent_get_input(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-    struct evbuffer_iovec v[2];
-    struct iovec iov[2];
-    int n;
-    ssize_t r;
-
-    /* under 4096 bytes, libevent's read took all the socket had (it asked
-     * FIONREAD): another readv would only say EAGAIN */
-    if (!plain || fd < 0 || evbuffer_get_length(in) < 4096)
-        return;
-    /* a socket bufferevent keeps its input's end frozen against additions
-     * by others; this one is the same read it would do */
-    evbuffer_unfreeze(in, 0);
-    if ((n = evbuffer_reserve_space(in, READ_MORE, v, 2)) <= 0)
-        goto out;
-    for (int i = 0; i < n; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
-    }
-    do
-        r = readv(fd, iov, n);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0) {
-        evbuffer_commit_space(in, v, 0);
-        goto out;
-    }
-    for (int i = 0; i < n; i++) {
-        size_t take = (size_t)r < v[i].iov_len ? (size_t)r : v[i].iov_len;
-
-        v[i].iov_len = take;
-        r -= (ssize_t)take;
-    }
-    evbuffer_commit_space(in, v, n);
-out:
-    evbuffer_freeze(in, 0);
-}
-
 /* ---- upstream callbacks --------------------------------------------------- */
 
 static void on_up_read(struct bufferevent *bev, void *arg)
 {
     struct gh_fwd *f = arg;
 
-    read_more(bev, f->up->ssl_ctx == NULL);
+    (void)bev;      /* a plain ub was read by on_up_readable */
     if (f->state == F_TUNNEL) {
         tunnel_pump(f, f->ub, f->c->bev);
         return;
@@ -1015,6 +1305,36 @@ static void on_up_read(struct bufferevent *bev, void *arg)
     }
     if (f->state == F_RESPONSE)
         (void)pump_response(f);
+}
+
+/* rd: a plain upstream is readable (or its read_timeout passed). What the
+ * bufferevent would report is reported the same way, through on_up_read
+ * and on_up_event. */
+static void on_up_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct gh_fwd *f = arg;
+    struct evbuffer *in = bufferevent_get_input(f->ub);
+    size_t want;
+    ssize_t r;
+
+    if (what & EV_TIMEOUT) {
+        up_reading(f, false);
+        on_up_event(f->ub, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, f);
+        return;
+    }
+    want = f->rd_small ? READ_SMALL : READ_FIRST;
+    r = recv_into(in, fd, want);
+    if (r >= (ssize_t)want)     /* full (the evbuffer may give more space than asked) */
+        (void)recv_into(in, fd, READ_MORE);     /* EOF or an error: found next time */
+    f->rd_small = r >= 0 && r < READ_SMALL;
+    if (r > 0) {
+        on_up_read(f->ub, f);
+        return;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    up_reading(f, false);
+    on_up_event(f->ub, BEV_EVENT_READING | (r == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), f);
 }
 
 static void on_up_write(struct bufferevent *bev, void *arg)
@@ -1115,7 +1435,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         if (what & BEV_EVENT_EOF) {
             tunnel_pump(f, f->ub, f->c->bev);
             f->up_eof = true;
-            bufferevent_disable(f->ub, EV_READ);
+            up_reading(f, false);
             tunnel_half_close(f);
             return;
         }
@@ -1146,13 +1466,13 @@ static void on_client_write(struct bufferevent *bev, void *arg)
 
     (void)bev;
     if (f->state == F_TUNNEL) {
-        bufferevent_enable(f->ub, EV_READ);
+        up_reading(f, true);
         if (f->up_eof)
             tunnel_half_close(f);
         return;
     }
     if (f->state == F_RESPONSE && f->ub != NULL) {
-        bufferevent_enable(f->ub, EV_READ);
+        up_reading(f, true);
         (void)pump_response(f);
     }
 }
@@ -1219,10 +1539,12 @@ void gh_action_proxy(gh_request *r, const gh_route_conf *route)
         gh_req_error(r, 500);
         return;
     }
-    if ((f = calloc(1, sizeof(*f))) == NULL ||
-        (f->tx = evbuffer_new()) == NULL ||
-        (f->tried = calloc(up->nservers, sizeof(*f->tried))) == NULL ||
-        (f->head = malloc(r->raw_len)) == NULL)
+    /* one allocation: f, then tried[], then the head */
+    if ((f = calloc(1, sizeof(*f) + up->nservers * sizeof(*f->tried) + r->raw_len)) == NULL)
+        goto nomem;
+    f->tried = (bool *)(f + 1);
+    f->head = (char *)(f->tried + up->nservers);
+    if ((f->tx = evbuffer_new()) == NULL)
         goto nomem;
     f->c = c;
     f->pc = pc;

@@ -46,6 +46,7 @@ typedef struct gh_upserver {
     uint64_t                  down_until_ms; /* passive health: down before this */
     int64_t                   current;       /* smooth weighted round robin */
     struct gh_idle           *idle;          /* kept connections, newest first */
+    struct event             *trim;          /* closes the idle ones over keepalive */
     /* active health */
     bool                      hc_down;       /* marked down by health checks */
     uint64_t                  hc_fails, hc_passes;   /* consecutive */
@@ -108,7 +109,11 @@ void gh_upserver_ok(gh_upserver *s);
  * its callbacks), or NULL. */
 struct bufferevent *gh_upserver_take_idle(gh_upserver *s);
 /* Keeps bev (connected to s, nothing pending in either direction) for the
- * next request, or frees it when the pool is full. */
+ * next request. Over keepalive, the least recently used idle connections
+ * are closed at the end of the next loop turn, one that does not wait
+ * (see on_trim): a request already waiting then takes a connection rather
+ * than one being closed and another opened. With keepalive 0, or when no
+ * memory is left, bev is freed at once. */
 void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev);
 
 /* Counts a response head that came ms after the request started. */

@@ -308,6 +308,59 @@ class ProxyTest(ghtest.TestCase):
         self.assertEqual(len(up.requests), 5)
         self.assertEqual(up.connections, 1)
 
+    def test_an_idle_kept_connection_is_closed_after_keepalive_timeout(self):
+        up = self.upstream(lambda h, b: ok(b"k"))
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"], up_extra="    keepalive_timeout: 400ms")
+        self.assertEqual(get(port)[1], b"k")
+        time.sleep(0.1)
+        self.assertEqual(get(port)[1], b"k")
+        self.assertEqual(up.connections, 1)         # kept while younger than the timeout
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not self.upstream_saw_close(up):
+            time.sleep(0.05)
+        self.assertTrue(self.upstream_saw_close(up), "gatehouse kept the idle connection open")
+        self.assertEqual(get(port)[1], b"k")
+        self.assertEqual(up.connections, 2)         # the old one was closed, not reused
+
+    @staticmethod
+    def upstream_saw_close(up, i=0):
+        """Whether the upstream's connection i was closed by gatehouse."""
+        with up.lock:
+            s = up.open[i]
+        try:
+            return s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    def test_no_more_idle_connections_than_keepalive_are_kept(self):
+        def slow(head, body):
+            time.sleep(0.3)         # all five requests in flight at once
+            return ok(b"s")
+        up = self.upstream(slow)
+        port, _ = self.proxy([f"127.0.0.1:{up.port}"], up_extra="    keepalive: 2")
+        got = []
+        threads = [threading.Thread(target=lambda: got.append(get(port)[1])) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(got, [b"s"] * 5)
+        self.assertEqual(up.connections, 5)
+        deadline = time.monotonic() + 3
+        closed = 0
+        while time.monotonic() < deadline:
+            closed = sum(self.upstream_saw_close(up, i) for i in range(5))
+            if closed >= 3:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)             # and no more than the three over the bound
+        self.assertEqual(sum(self.upstream_saw_close(up, i) for i in range(5)), 3)
+        for _ in range(2):
+            self.assertEqual(get(port)[1], b"s")
+        self.assertEqual(up.connections, 5)     # the two kept ones were reused
+
     def test_chunked_and_close_delimited_responses_reach_the_client_whole(self):
         def answer(head, body):
             if head.startswith(b"GET /chunked"):
