@@ -125,6 +125,10 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     put(&t, "gatehouse_ws_decompression_bytes_total{stage=\"uncompressed\"} %llu\n",
         (unsigned long long)st->ws_inflate_out);
 
+    head(&t, "ws_flush_slices_total", "counter",
+         "Times writing a fan-out's output was cut after 2 ms of a loop turn, the rest "
+         "written after the next poll so that other clients are served meanwhile.");
+    put(&t, "gatehouse_ws_flush_slices_total %llu\n", (unsigned long long)st->ws_flush_slices);
     head(&t, "memory_trims_total", "counter",
          "Times freed heap was given back to the system after a burst.");
     put(&t, "gatehouse_memory_trims_total %llu\n", (unsigned long long)st->mem_trims);

@@ -1335,13 +1335,32 @@ static void leave(struct gh_ws_conn *ws)
     ws->in_cb = false;
 }
 
-/* The loop's flush event: writes every listed connection's output. The
- * list is taken whole first: what is listed while it runs (a resumed
- * reader publishing, say) waits for the next turn. */
+/* The loop's flush event: writes the listed connections' output for at
+ * most FLUSH_BUDGET_NS per loop turn (the clock is read every 64
+ * connections). The list is taken whole first: what is listed while it
+ * runs (a resumed reader publishing, say) waits for the next turn. A
+ * publish of a 1 KiB message to 10,000 subscribers costs some 50 ms of
+ * sendmsg() (copying into the sockets' buffers); in slices, with the rest
+ * behind a zero timer, the loop polls in between and other clients are
+ * served within a slice's time, not the whole fan-out's. A 32-byte
+ * message to 1,000 subscribers takes well under one slice. */
+#define FLUSH_BUDGET_NS 2000000
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void on_flush_all(evutil_socket_t fd, short what, void *arg)
 {
+    static const struct timeval now = { 0, 0 };
     gh_loop *loop = arg;
-    struct gh_ws_conn *list = loop->ws_flush, *ws;
+    struct gh_ws_conn *list = loop->ws_flush, *ws, **tail;
+    uint64_t t0 = mono_ns();
+    unsigned n = 0;
 
     (void)fd;
     (void)what;
@@ -1349,11 +1368,24 @@ static void on_flush_all(evutil_socket_t fd, short what, void *arg)
     if (list != NULL)
         list->fl_prev = &list;
     while ((ws = list) != NULL) {
+        if ((++n & 63) == 0 && mono_ns() - t0 > FLUSH_BUDGET_NS)
+            break;
         flush_unlist(ws);
         enter(ws);
         leave(ws);
         settle(ws);             /* may free ws */
     }
+    if (list == NULL)
+        return;
+    loop->stats.ws_flush_slices++;
+    /* the rest goes first next time, before what was listed meanwhile */
+    for (tail = &list; *tail != NULL; tail = &(*tail)->fl_next)
+        ;
+    if ((*tail = loop->ws_flush) != NULL)
+        loop->ws_flush->fl_prev = tail;
+    loop->ws_flush = list;
+    list->fl_prev = &loop->ws_flush;
+    event_add(loop->ws_flush_ev, &now);     /* after the next poll */
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
