@@ -55,6 +55,7 @@ for name in "${targets[@]}"; do
   if [ "$rc" != 0 ]; then
     failed=1
     printf '%-20s %8s %8s %10s %s\n' "$name" "${cov:--}" "${ft:--}" "${execs:--}" "CRASH (see $dir)"
+    tail -n 40 "$dir/log" | sed "s/^/  $name: /"
     continue
   fi
   mkdir -p "tests/fuzz/corpus/$name"
