@@ -1,10 +1,14 @@
 """The campaign scripts of contrib/campaigns/, run for seconds so that they
 do not rot: the slow-client campaign (slow heads, non-reading WebSockets, a
-normal client's latency) and the connection flood at max_connections. The
-real campaigns run them for minutes with thousands of connections."""
+normal client's latency), the soak (HTTP, WebSocket churn, a chat room,
+reloads, Redis restarted) and the connection flood at max_connections. The
+real campaigns run them for minutes with thousands of connections (fuzz.sh
+runs in .ci/run's fuzzing step)."""
 import os
+import shutil
 import subprocess
 import sys
+import unittest
 
 import ghtest
 
@@ -30,6 +34,15 @@ class CampaignsTest(ghtest.TestCase):
         self.assertIn("errors=0", out)
         # the slow heads outlived header_timeout and were opened again
         self.assertNotIn("slow heads dropped and reopened=0,", out)
+
+    @unittest.skipIf(shutil.which("redis-server") is None, "redis-server is not installed")
+    def test_soak_runs_and_reports(self):
+        code, out = run("soak.py", "--plugins", os.path.join(ghtest.GH_BUILD, "plugins"),
+                        "--duration", "8", "--hup", "2", "--warmup", "2", "--sample", "1",
+                        "--members", "3")
+        self.assertEqual(code, 0, out)
+        self.assertIn("redis_restarts=2", out)
+        self.assertIn("chat_lost=0", out)
 
     def test_flood_runs_and_reports(self):
         code, out = run("flood.py", "--max", "50", "--free", "2", "--wait", "0.5")
