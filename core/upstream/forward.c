@@ -942,6 +942,8 @@ static void connect_next(struct gh_fwd *f)
     } else {
         f->ub = gh_upserver_bev_new(s, loop->base);
         if (f->ub == NULL) {
+            if (s->active > 0)
+                s->active--;    /* no ub for detach_upstream to count off */
             fail_with(f, 500);
             return;
         }
