@@ -225,6 +225,9 @@ def main():
     ap.add_argument("--members", type=int, default=10)
     ap.add_argument("--sample", type=float, default=5)
     ap.add_argument("--tolerance", type=float, default=0.05)
+    ap.add_argument("--memory-report-only", action="store_true",
+                    help="report RSS and descriptors without judging them (seconds-long "
+                         "runs, sanitizer builds); losses and errors still fail")
     args = ap.parse_args()
     if shutil.which("redis-server") is None:
         sys.exit("soak: redis-server is needed (Debian: redis-server)")
@@ -303,10 +306,14 @@ routes:
         print(f"after warm-up (t={warm[0]:.0f}s): rss_kib={warm[1]} fds={warm[2]}; "
               f"at the end (t={end[0]:.0f}s): rss_kib={end[1]} fds={end[2]}; "
               f"peak rss_kib={peak_rss}")
-        ok = (rss_ok and fds_ok and c["http_errors"] == 0 and c["ws_errors"] == 0 and
-              c["lost"] == 0 and c["chat_errors"] == 0 and c["requests"] > 0)
-        print("goal: RSS and descriptors within %d %% of their level after warm-up, nothing "
-              "lost: %s" % (args.tolerance * 100, "met" if ok else "MISSED"))
+        clean = (c["http_errors"] == 0 and c["ws_errors"] == 0 and c["lost"] == 0 and
+                 c["chat_errors"] == 0 and c["requests"] > 0)
+        memory = "not judged" if args.memory_report_only else \
+            "met" if rss_ok and fds_ok else "MISSED"
+        ok = clean and (args.memory_report_only or (rss_ok and fds_ok))
+        print("goal: RSS and descriptors within %d %% of their level after warm-up: %s; "
+              "nothing lost or failed: %s" % (args.tolerance * 100, memory,
+                                              "met" if clean else "MISSED"))
         code = 0 if ok else 1
     finally:
         soak.stop.set()
