@@ -49,6 +49,7 @@
 #include "http1.h"
 #include "httpresp.h"
 #include "log.h"
+#include "netio.h"
 #include "pool.h"
 #include "proxy.h"
 #include "units.h"
@@ -236,39 +237,6 @@ static void add_field(headbuf *b, const char *name, const char *value, size_t vl
     add(b, "\r\n", 2);
 }
 
-/* Writes b's chains (up to SEND_IOV of them) with one sendmsg(), which
- * costs the kernel less than the writev() of evbuffer_write() (no file
- * position, no VFS write path: wsconn.c's send_out does the same), and
- * drains what went. Returns the bytes written, or -1 with errno set. */
-#define SEND_IOV 64
-
-static ssize_t send_now(struct evbuffer *b, evutil_socket_t fd)
-{
-    struct evbuffer_iovec v[SEND_IOV];
-    struct iovec iov[SEND_IOV];
-    struct msghdr mh;
-    int nv = evbuffer_peek(b, -1, NULL, v, SEND_IOV);
-    ssize_t n;
-
-    if (nv <= 0)
-        return 0;
-    if (nv > SEND_IOV)
-        nv = SEND_IOV;
-    for (int i = 0; i < nv; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
-    }
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_iov = iov;
-    mh.msg_iovlen = (size_t)nv;
-    do
-        n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n > 0)
-        evbuffer_drain(b, (size_t)n);
-    return n;
-}
-
 /* Sends b's bytes to bev: straight to its socket when nothing is queued
  * before them and the socket is plain TCP (one sendmsg, no write event to
  * arm and disarm), what is left queued on bev. b is empty after. */
@@ -280,7 +248,7 @@ static void send_to(struct bufferevent *bev, bool plain, struct evbuffer *b)
     if (evbuffer_get_length(b) == 0)
         return;
     if (plain && fd >= 0 && evbuffer_get_length(out) == 0)
-        (void)send_now(b, fd);      /* an error surfaces through the bufferevent */
+        (void)gh_evbuffer_sendmsg(b, fd);      /* an error surfaces through the bufferevent */
     if (evbuffer_get_length(b) > 0)
         evbuffer_add_buffer(out, b);
 }
@@ -869,7 +837,7 @@ static int connect_plain(struct gh_fwd *f, gh_upserver *s, const struct timeval 
     if (f->up->conf->proxy_protocol != 0)
         add_proxy_header(f);
     evbuffer_add(f->tx, f->out_head, f->out_len);
-    n = send_now(f->tx, fd);
+    n = gh_evbuffer_sendmsg(f->tx, fd);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
         goto fail;
     if ((f->ub = bufferevent_socket_new(f->c->loop->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {

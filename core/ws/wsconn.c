@@ -82,6 +82,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "netio.h"
 #include "theap.h"
 #include "pluginhost.h"
 #include "pmdeflate.h"
@@ -1229,37 +1230,6 @@ static void output_progress(struct gh_ws_conn *ws)
     }
 }
 
-/* Writes what out holds (up to SEND_IOV chains) with one sendmsg(), which
- * costs the kernel less than libevent's writev() (no file-position
- * lookup, no VFS write path), and drains what went. Returns the bytes
- * written, or -1 with errno set. */
-#define SEND_IOV 64
-
-static int send_out(struct evbuffer *out, evutil_socket_t fd)
-{
-    struct evbuffer_iovec v[SEND_IOV];
-    struct iovec iov[SEND_IOV];
-    struct msghdr mh;
-    int nv = evbuffer_peek(out, -1, NULL, v, SEND_IOV);
-    ssize_t n;
-
-    if (nv <= 0)
-        return 0;
-    if (nv > SEND_IOV)
-        nv = SEND_IOV;
-    for (int i = 0; i < nv; i++) {
-        iov[i].iov_base = v[i].iov_base;
-        iov[i].iov_len = v[i].iov_len;
-    }
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_iov = iov;
-    mh.msg_iovlen = (size_t)nv;
-    n = sendmsg(fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0)
-        evbuffer_drain(out, (size_t)n);
-    return n > INT_MAX ? INT_MAX : (int)n;
-}
-
 /* After a failed read or write: true when the socket is broken (the
  * connection is then dying), false when it only would block. */
 static bool socket_failed(struct gh_ws_conn *ws)
@@ -1280,11 +1250,11 @@ static bool socket_failed(struct gh_ws_conn *ws)
 static void direct_flush(struct gh_ws_conn *ws)
 {
     struct evbuffer *out = ws->out;
-    int n;
+    ssize_t n;
 
     if (ws->writing || ws->dead || out == NULL || evbuffer_get_length(out) == 0)
         return;
-    n = send_out(out, ws->c->fd);
+    n = gh_evbuffer_sendmsg(out, ws->c->fd);
     if (n < 0 && socket_failed(ws))
         return;
     if (evbuffer_get_length(out) > 0) {
@@ -1304,7 +1274,7 @@ static void direct_flush(struct gh_ws_conn *ws)
 /* Direct: the socket takes more. */
 static void write_ready(struct gh_ws_conn *ws)
 {
-    int n = ws->out != NULL ? send_out(ws->out, ws->c->fd) : 0;
+    ssize_t n = ws->out != NULL ? gh_evbuffer_sendmsg(ws->out, ws->c->fd) : 0;
 
     if (n < 0 && socket_failed(ws))
         return;
