@@ -26,6 +26,22 @@ def raise_nofile():
     return hard
 
 
+PAGE_REQUEST = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def get_page(s):
+    """Asks for the campaigns' page (index.html holding "hello\\n") on the
+    connected socket s and reads the answer; raises OSError when s closes."""
+    s.sendall(PAGE_REQUEST)
+    got = b""
+    while not got.endswith(b"hello\n"):
+        b = s.recv(4096)
+        if not b:
+            raise ConnectionError("closed")
+        got += b
+    return got
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

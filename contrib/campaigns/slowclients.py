@@ -35,7 +35,8 @@ import sys
 import tempfile
 import time
 
-from campaign import free_port, raise_nofile, rss_kib, start_gatehouse, stop_gatehouse
+from campaign import (free_port, get_page, raise_nofile, rss_kib, start_gatehouse,
+                      stop_gatehouse)
 
 SOURCES = ["127.0.0.%d" % i for i in range(2, 42)]
 
@@ -203,7 +204,6 @@ def percentile(xs, p):
 
 def normal_client(port, duration):
     """Requests one at a time: kept-alive and fresh connections in turn."""
-    req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
     keep = socket.create_connection(("127.0.0.1", port), timeout=5)
     lat, errors = [], 0
     deadline = time.monotonic() + duration
@@ -214,13 +214,7 @@ def normal_client(port, duration):
         t0 = time.monotonic()
         try:
             s = socket.create_connection(("127.0.0.1", port), timeout=5) if fresh else keep
-            s.sendall(req)
-            got = b""
-            while not got.endswith(b"hello\n"):
-                b = s.recv(4096)
-                if not b:
-                    raise ConnectionError("closed")
-                got += b
+            get_page(s)
             lat.append(time.monotonic() - t0)
             if fresh:
                 s.close()

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 
-from campaign import free_port, rss_kib, start_gatehouse, stop_gatehouse
+from campaign import free_port, get_page, rss_kib, start_gatehouse, stop_gatehouse
 
 
 class WS:
@@ -117,7 +117,6 @@ class Soak:
             self.counts[key] += n
 
     def http(self):
-        req = b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"
         keep = None
         i = 0
         while not self.stop.is_set():
@@ -127,13 +126,7 @@ class Soak:
                     keep = socket.create_connection(("127.0.0.1", self.port), timeout=5)
                 s = keep if i % 2 else socket.create_connection(("127.0.0.1", self.port),
                                                                  timeout=5)
-                s.sendall(req)
-                got = b""
-                while not got.endswith(b"hello\n"):
-                    b = s.recv(4096)
-                    if not b:
-                        raise ConnectionError("closed")
-                    got += b
+                get_page(s)
                 if s is not keep:
                     s.close()
                 self.count("requests")
