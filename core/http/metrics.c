@@ -1,5 +1,7 @@
 /* metrics.c: the metrics action: the process's counters in the Prometheus
- * text exposition format (version 0.0.4), every name prefixed gatehouse_.
+ * text exposition format (version 0.0.4), every name prefixed gatehouse_;
+ * and the reading both it and the status page's feed are made of
+ * (metrics.h).
  *
  * Gauges of open connections are counted from the registry at scrape time
  * (one pass over the connections) rather than kept in step on every state
@@ -9,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "actions.h"
+#include "err.h"
+#include "metrics.h"
 #include "promtext.h"
 
 /* the text builder is promtext.h's; short names for this file */
@@ -26,10 +31,53 @@ static void release(void *arg)
     free(arg);
 }
 
+int gh_metrics_gather(gh_loop *loop, gh_metrics_snap *out)
+{
+    size_t n = loop->site != NULL ? loop->site->cfg->nlisteners : 0;
+    struct timespec ts;
+
+    memset(out, 0, sizeof(*out));
+    if (n > 0 && (out->listeners = calloc(n, sizeof(*out->listeners))) == NULL)
+        return GH_ENOMEM;
+    out->nlisteners = n;
+    for (gh_conn *c = loop->conns; c != NULL; c = c->next) {
+        gh_conn_counts *k;
+
+        /* a retired listener's connections are in no listener's gauge */
+        if (c->lst == NULL || c->lst->retired || c->lst->index >= n)
+            continue;
+        k = &out->listeners[c->lst->index];
+        if (c->state == GH_CONN_WS)
+            k->websocket++;
+        else if (c->state == GH_CONN_UPSTREAM && c->tunnel)
+            k->tunnel++;
+        else
+            k->http++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out->open.http += out->listeners[i].http;
+        out->open.websocket += out->listeners[i].websocket;
+        out->open.tunnel += out->listeners[i].tunnel;
+    }
+    out->stats = loop->stats;
+    out->draining = loop->draining;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    out->now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return GH_OK;
+}
+
+void gh_metrics_snap_deinit(gh_metrics_snap *s)
+{
+    free(s->listeners);
+    s->listeners = NULL;
+    s->nlisteners = 0;
+}
+
 void gh_action_metrics(gh_request *r, const gh_route_conf *route)
 {
     gh_loop *loop = r->c->loop;
-    const gh_stats *st = &loop->stats;
+    gh_metrics_snap snap;
+    const gh_stats *st = &snap.stats;
     text t = { 0 };
     gh_resp_head h;
     static const char *classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -39,30 +87,27 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
         gh_req_error(r, 405);
         return;
     }
+    if (gh_metrics_gather(loop, &snap) != GH_OK) {
+        gh_req_error(r, 500);
+        return;
+    }
 
     head(&t, "connections_open", "gauge", "Connections open now, by listener and kind.");
     for (gh_listener *l = loop->listeners; l != NULL; l = l->next) {
-        uint64_t ws = 0, tunnel = 0, all = 0;
-        if (l->retired)
+        const gh_conn_counts *k;
+
+        if (l->retired || l->index >= snap.nlisteners)
             continue;
-        for (gh_conn *c = loop->conns; c != NULL; c = c->next) {
-            if (c->lst != l)
-                continue;
-            all++;
-            if (c->state == GH_CONN_WS)
-                ws++;
-            else if (c->state == GH_CONN_UPSTREAM && c->tunnel)
-                tunnel++;
-        }
+        k = &snap.listeners[l->index];
         put(&t, "gatehouse_connections_open{listener=\"");
         label(&t, l->name);
-        put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)(all - ws - tunnel));
+        put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)k->http);
         put(&t, "gatehouse_connections_open{listener=\"");
         label(&t, l->name);
-        put(&t, "\",kind=\"websocket\"} %llu\n", (unsigned long long)ws);
+        put(&t, "\",kind=\"websocket\"} %llu\n", (unsigned long long)k->websocket);
         put(&t, "gatehouse_connections_open{listener=\"");
         label(&t, l->name);
-        put(&t, "\",kind=\"tunnel\"} %llu\n", (unsigned long long)tunnel);
+        put(&t, "\",kind=\"tunnel\"} %llu\n", (unsigned long long)k->tunnel);
     }
     head(&t, "connections_accepted_total", "counter", "Connections accepted.");
     put(&t, "gatehouse_connections_accepted_total %llu\n", (unsigned long long)st->accepted);
@@ -188,9 +233,10 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "process_start_time_seconds", "gauge", "Start time of the process since the epoch.");
     put(&t, "gatehouse_process_start_time_seconds %.3f\n", st->start_time);
     head(&t, "draining", "gauge", "1 while the process drains.");
-    put(&t, "gatehouse_draining %d\n", loop->draining ? 1 : 0);
+    put(&t, "gatehouse_draining %d\n", snap.draining ? 1 : 0);
     if (loop->metrics_more != NULL)
         loop->metrics_more(loop, r->c->site, &t);
+    gh_metrics_snap_deinit(&snap);
 
     if (t.failed) {
         free(t.buf);
