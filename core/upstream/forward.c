@@ -1024,7 +1024,7 @@ static bool read_response_head(struct gh_fwd *f)
         f->srv->responses[resp.status / 100 < 6 ? resp.status / 100 : 5]++;
         f->upstream_ms = gh_now_ms() - f->sent_ms;
         f->timed = true;
-        gh_upstream_observe(f->up, f->upstream_ms);
+        gh_upstream_observe(f->srv, f->upstream_ms);
         if (resp.body == GH_HTTP1_BODY_CLOSE)
             f->c->close_after = true;
         f->body = resp.body;

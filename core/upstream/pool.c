@@ -549,8 +549,9 @@ static const uint64_t bucket_ms[GH_UP_BUCKETS] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
 };
 
-void gh_upstream_observe(gh_upstream *up, uint64_t ms)
+void gh_upstream_observe(gh_upserver *s, uint64_t ms)
 {
+    gh_upstream *up = s->up;
     size_t i = 0;
 
     while (i < GH_UP_BUCKETS && ms > bucket_ms[i])
@@ -558,6 +559,21 @@ void gh_upstream_observe(gh_upstream *up, uint64_t ms)
     up->hist[i]++;
     up->hist_count++;
     up->hist_sum += (double)ms / 1000.0;
+    /* two multiplications per response: cheap enough to keep per server */
+    if (s->timed++ == 0)
+        s->latency_ms = (double)ms;
+    else
+        s->latency_ms += ((double)ms - s->latency_ms) / 8.0;
+}
+
+bool gh_upserver_is_up(const gh_upserver *s, uint64_t now_ms)
+{
+    return is_up(s, now_ms);
+}
+
+size_t gh_upstreams_count(const gh_upstreams *u)
+{
+    return u != NULL ? u->nups : 0;
 }
 
 static void labels(gh_promtext *t, const gh_upstream *up, const gh_upserver *s)
@@ -620,6 +636,13 @@ void gh_upstreams_metrics(gh_loop *loop, gh_site *site, gh_promtext *t)
                      "1 unless passive health has marked the server down.");
     EACH_SERVER(gh_promtext_put(t, "gatehouse_upstream_up"); labels(t, up, s);
                 gh_promtext_put(t, "} %d\n", is_up(s, now) ? 1 : 0);)
+    gh_promtext_head(t, "upstream_latency_seconds", "gauge",
+                     "Moving average of the time from sending a request to a server to its "
+                     "response head (each response weighs 1/8); absent before the first.");
+    EACH_SERVER(if (s->timed > 0) {
+                    gh_promtext_put(t, "gatehouse_upstream_latency_seconds"); labels(t, up, s);
+                    gh_promtext_put(t, "} %.6f\n", s->latency_ms / 1000.0);
+                })
 #undef EACH_SERVER
     gh_promtext_head(t, "upstream_response_seconds", "histogram",
                      "Time from sending a request upstream to its response head.");

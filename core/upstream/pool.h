@@ -56,6 +56,10 @@ typedef struct gh_upserver {
     size_t                    nidle;
     /* counters */
     uint64_t                  requests, responses[6], failures[GH_UPFAIL_COUNT];
+    /* response-head time, request sent to head received: a moving average
+     * (each response weighs 1/8, as TCP's smoothed RTT), 0 before the first */
+    double                    latency_ms;
+    uint64_t                  timed;         /* responses averaged */
 } gh_upserver;
 
 struct gh_upstream {
@@ -116,8 +120,16 @@ struct bufferevent *gh_upserver_take_idle(gh_upserver *s);
  * memory is left, bev is freed at once. */
 void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev);
 
-/* Counts a response head that came ms after the request started. */
-void gh_upstream_observe(gh_upstream *up, uint64_t ms);
+/* Counts a response head from s that came ms after its request was sent:
+ * the upstream's histogram and the server's moving average. */
+void gh_upstream_observe(gh_upserver *s, uint64_t ms);
+
+/* Whether s takes requests now: not marked down by passive health (until
+ * down_until_ms) nor by health checks (hc_down). */
+bool gh_upserver_is_up(const gh_upserver *s, uint64_t now_ms);
+
+/* How many upstreams u holds (0 for NULL); gh_upstreams_get() reads them. */
+size_t gh_upstreams_count(const gh_upstreams *u);
 
 /* The metrics of site's upstreams (a gh_loop.metrics_more hook). */
 struct gh_promtext;

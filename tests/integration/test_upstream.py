@@ -624,6 +624,36 @@ class ProxyTest(ghtest.TestCase):
         self.assertRegex(lines[0], r'upstream="app" server="127\.0\.0\.1:%d" '
                                    r'upstream_time=\d+\.\d{3}$' % up.port)
 
+    def test_each_server_has_a_moving_average_of_its_response_time(self):
+        delays = [0.08, 0.0]
+
+        def timed(head, body):
+            time.sleep(delays.pop(0) if delays else 0)
+            return ok(b"t")
+        up = self.upstream(timed)
+        dead = ghtest.free_port()
+        port, _ = self.proxy([f"127.0.0.1:{dead}", f"127.0.0.1:{up.port}"],
+                             routes_before="  - match: { path: /metrics }\n    metrics: {}")
+        live = f'gatehouse_upstream_latency_seconds{{upstream="app",server="127.0.0.1:{up.port}"}}'
+
+        def latency():
+            text = get(port, "/metrics")[1].decode()
+            # a server that never answered has no figure, not a 0 that would
+            # pull an average down
+            self.assertNotIn(f'server="127.0.0.1:{dead}"}} ', text.split("upstream_latency")[-1])
+            m = re.search("^" + re.escape(live) + r" (\S+)$", text, re.M)
+            return float(m.group(1)) if m else None
+        self.assertIsNone(latency())
+        self.assertEqual(get(port, "/x")[1], b"t")          # 80 ms: the first sets it
+        first = latency()
+        self.assertGreaterEqual(first, 0.08)
+        self.assertLess(first, 2.0)
+        self.assertEqual(get(port, "/x")[1], b"t")          # fast: weighs 1/8
+        second = latency()
+        self.assertLess(second, first)
+        self.assertGreaterEqual(second, first * 7 / 8 - 1e-6)      # printed to the microsecond
+        self.assertLess(second, first * 7 / 8 + 0.05)
+
     def test_a_tunnel_is_counted_as_one(self):
         up = self.ws_upstream([b"\x81\x02hi"])
         port, gh = self.proxy([f"127.0.0.1:{up.port}"],
