@@ -6,6 +6,7 @@
 #ifndef GH_STATS_H
 #define GH_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,9 @@ typedef struct gh_stats {
     uint64_t       plugin_slow_calls[GH_PLUGIN_CALL_KINDS];  /* past plugin_warn_after,
                                                               by gh_plugin_call_kind */
     uint64_t       reloads_ok, reloads_failed;
+    double         last_reload_time;  /* unix seconds of the last reload tried, 0: none */
+    bool           last_reload_failed;
+    char           last_reload_error[256];   /* its first error when it failed */
     uint64_t       bus_published;     /* PUBLISHes sent to Redis (bus.c) */
     uint64_t       bus_received;      /* messages received from Redis and delivered here */
     uint64_t       bus_not_broadcast; /* published while the bus was down: delivered here only */

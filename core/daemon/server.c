@@ -311,6 +311,27 @@ static uint64_t connection_limit(const gh_config *cfg, uint64_t nofile)
 static int open_access_log(gh_server *srv, const char *path);
 static void reopen_access_log(gh_server *srv, const char *path);
 
+/* The result of a reload, for metrics and the status page: when, and the
+ * first error of a refused one (errs may be empty: a listener that could
+ * not be bound is only logged). */
+static void note_reload(gh_server *srv, const gh_errlist *errs, bool ok)
+{
+    gh_stats *st = &srv->loop.stats;
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    st->last_reload_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    st->last_reload_failed = !ok;
+    if (ok) {
+        st->reloads_ok++;
+        st->last_reload_error[0] = '\0';
+        return;
+    }
+    st->reloads_failed++;
+    snprintf(st->last_reload_error, sizeof(st->last_reload_error), "%s",
+             errs->n > 0 ? errs->items[0] : "refused: see the error log");
+}
+
 /* A changed bus: section takes effect at once: the old connections are
  * closed and new ones made (live topics are subscribed again); equal
  * sections keep the connections. */
@@ -424,7 +445,7 @@ int gh_server_reload(gh_server *srv)
                "file opened before", cfg->error_log, (unsigned)geteuid(), strerror(-rc));
     reopen_access_log(srv, cfg->access_log);       /* also reopens a rotated file */
     srv->max_conns = connection_limit(cfg, srv->nofile);
-    srv->loop.stats.reloads_ok++;
+    note_reload(srv, &errs, true);
     GH_LOG(GH_LOG_INFO, "reloaded %s", cfg->path);
     free(map);
     gh_errlist_deinit(&errs);
@@ -439,7 +460,7 @@ fail:
     }
     free(map);
     gh_site_unref(site);
-    srv->loop.stats.reloads_failed++;
+    note_reload(srv, &errs, false);
     gh_errlist_deinit(&errs);
     GH_LOG(GH_LOG_WARN, "reload failed: still serving the previous configuration");
     gh_notify("READY=1\nSTATUS=serving (last reload failed)");

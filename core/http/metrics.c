@@ -202,6 +202,15 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "reloads_total", "counter", "Configuration reloads (SIGHUP), by result.");
     put(&t, "gatehouse_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)st->reloads_ok);
     put(&t, "gatehouse_reloads_total{result=\"failed\"} %llu\n", (unsigned long long)st->reloads_failed);
+    head(&t, "config_generation", "gauge",
+         "The configuration serving now: 1 at start, one more for each successful reload.");
+    put(&t, "gatehouse_config_generation %llu\n", (unsigned long long)st->reloads_ok + 1);
+    head(&t, "config_last_reload_successful", "gauge",
+         "0 when the last reload was refused (the configuration before it serves on), else 1.");
+    put(&t, "gatehouse_config_last_reload_successful %d\n", st->last_reload_failed ? 0 : 1);
+    head(&t, "config_last_reload_timestamp_seconds", "gauge",
+         "When the last reload was tried, seconds since the epoch; 0 before the first.");
+    put(&t, "gatehouse_config_last_reload_timestamp_seconds %.3f\n", st->last_reload_time);
     head(&t, "topic_state_answers_total", "counter",
          "Topic-state requests (plugin join/fetch), by who answered: redis (the whole "
          "state) or local (this instance's, without a bus or while Redis cannot be asked).");

@@ -4,6 +4,7 @@ import http.client
 import os
 import signal
 import socket
+import time
 
 import ghtest
 from ghtest import raw_request
@@ -92,6 +93,33 @@ class ReloadTest(ghtest.TestCase):
         g.send_signal(signal.SIGHUP)
         g.wait_log("reloaded")
         self.assertEqual(get(p1), (200, b"two\n"))
+
+    def test_metrics_tell_the_generation_and_the_last_reload(self):
+        p1 = ghtest.free_port()
+        metrics = "  - match: { path: /metrics }\n    metrics: {}\n"
+        g = self.start(config(self.tmp, [p1], "one", extra_route=metrics))
+
+        def reading():
+            m = ghtest.scrape(p1)
+            return (m["gatehouse_config_generation"], m["gatehouse_config_last_reload_successful"],
+                    m["gatehouse_config_last_reload_timestamp_seconds"])
+        self.assertEqual(reading(), (1, 1, 0))
+        before = time.time()
+        with open(g.conf, "w") as f:
+            f.write("listeners:\n  - listen: 127.0.0.1:99999\nroutes: []\n")
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reload failed")
+        gen, ok, when = reading()
+        self.assertEqual((gen, ok), (1, 0))
+        self.assertGreaterEqual(when, before - 0.01)
+        self.assertLessEqual(when, time.time() + 0.01)
+        with open(g.conf, "w") as f:
+            f.write(config(self.tmp, [p1], "two", extra_route=metrics))
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reloaded")
+        gen, ok, later = reading()
+        self.assertEqual((gen, ok), (2, 1))
+        self.assertGreaterEqual(later, when)
 
     def test_reload_reads_new_certificates_for_new_connections(self):
         import ssl
