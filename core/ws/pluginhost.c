@@ -647,6 +647,36 @@ size_t gh_plugins_failed(const gh_site *site)
     return site->plugins != NULL ? site->plugins->failed : 0;
 }
 
+void gh_plugins_each(const gh_site *site, void (*fn)(void *arg, const gh_plugin_info *p),
+                     void (*refused)(void *arg, const char *file, const char *why), void *arg)
+{
+    const struct gh_plugins *ps = site->plugins;
+
+    if (ps == NULL)
+        return;
+    for (size_t i = 0; fn != NULL && i < ps->nplugins; i++) {
+        const plugin *pl = &ps->plugins[i];
+        gh_plugin_info info = {
+            .name = pl->desc->name,
+            .version = pl->desc->version != NULL ? pl->desc->version : "",
+            .path = pl->path,
+            .abi_major = pl->desc->abi_major,
+            .abi_minor = pl->desc->abi_minor,
+        };
+
+        for (size_t k = 0; k < ps->ninst; k++) {
+            if (ps->inst[k] == NULL || ps->inst[k]->pl != pl)
+                continue;
+            info.routes++;
+            if (!ps->inst[k]->ok)
+                info.failed++;
+        }
+        fn(arg, &info);
+    }
+    for (size_t i = 0; refused != NULL && i < ps->nrefusals; i++)
+        refused(arg, ps->refusals[i].file, ps->refusals[i].reason);
+}
+
 /* ---- timers --------------------------------------------------------------- */
 
 static void timer_free(struct gh_plugin_timer *t)

@@ -40,6 +40,22 @@ int gh_plugins_load(gh_site *site, gh_errlist *errs);
 /* Routes whose plugin init failed (they answer 503). */
 size_t gh_plugins_failed(const gh_site *site);
 
+/* What the status page shows of one loaded plugin; strings borrowed from
+ * the site's plugins. */
+typedef struct gh_plugin_info {
+    const char *name;
+    const char *version;        /* the plugin's own, "" when it gave none */
+    const char *path;           /* the file it was loaded from */
+    unsigned    abi_major, abi_minor;   /* what it was built for */
+    size_t      routes;         /* websocket routes it serves */
+    size_t      failed;         /* of those, routes whose init failed (503) */
+} gh_plugin_info;
+
+/* Calls fn for every plugin site loaded, in load order, then refused for
+ * every file refused (file's base name and why). Either may be NULL. */
+void gh_plugins_each(const gh_site *site, void (*fn)(void *arg, const gh_plugin_info *p),
+                     void (*refused)(void *arg, const char *file, const char *why), void *arg);
+
 /* Gives the site's plugin instances the running server (topics, timers).
  * Called once the server exists; never for `-t`. */
 void gh_plugins_bind(gh_site *site, gh_loop *loop);

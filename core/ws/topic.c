@@ -38,6 +38,7 @@ typedef struct topic {
     uint64_t       hash;
     gh_topic_sub **subs;
     size_t         nsubs, cap;
+    uint64_t       messages;    /* delivered here since the topic was made */
     size_t         keylen;      /* ns, NUL, name */
     char           key[];
 } topic;
@@ -416,6 +417,7 @@ long gh_topics_deliver_ex(struct gh_topics *t, const char *ns, const char *name,
     tp = find(t, ns, nslen, name, len, gh_topics_key_hash(ns, nslen, name, len));
     if (tp == NULL || tp->nsubs == 0)
         return 0;
+    tp->messages++;
     memset(&m, 0, sizeof(m));
     m.opcode = opcode;
     m.data = data;
@@ -491,4 +493,16 @@ size_t gh_topics_count(const struct gh_topics *t, const char *ns, const char *na
 size_t gh_topics_size(const struct gh_topics *t)
 {
     return t->ntopics;
+}
+
+void gh_topics_each(const struct gh_topics *t, gh_topics_each_fn fn, void *arg)
+{
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        for (const topic *tp = t->buckets[i]; tp != NULL; tp = tp->next) {
+            size_t nslen = strlen(tp->key);
+
+            fn(arg, tp->key, tp->key + nslen + 1, tp->keylen - nslen - 1, tp->nsubs,
+               tp->messages);
+        }
+    }
 }

@@ -186,4 +186,13 @@ uint64_t gh_topics_key_hash(const char *ns, size_t nslen, const char *name, size
 /* Topics that exist now (tests and metrics). */
 size_t gh_topics_size(const struct gh_topics *t);
 
+/* Calls fn for every topic that exists now, in no particular order, with
+ * its namespace (NUL-terminated), its name (len bytes), its subscribers
+ * and the messages delivered to it here since it was made (it is made by
+ * its first subscriber and goes with its last). The strings live as long
+ * as the topic. fn must not subscribe or unsubscribe anything. */
+typedef void (*gh_topics_each_fn)(void *arg, const char *ns, const char *name, size_t len,
+                                  size_t nsubs, uint64_t messages);
+void gh_topics_each(const struct gh_topics *t, gh_topics_each_fn fn, void *arg);
+
 #endif

@@ -320,6 +320,17 @@ uint64_t gh_tstate_instance(const gh_tstate *ts)
     return ts->instance;
 }
 
+size_t gh_tstate_members(const gh_tstate *ts, const char *ns, const char *name, size_t len)
+{
+    size_t nslen;
+    const entry *e;
+
+    if (!gh_topics_key_ok(ns, name, len, &nslen))
+        return 0;
+    e = entry_find(ts, ns, nslen, name, len);
+    return e != NULL ? e->nmembers : 0;
+}
+
 void gh_tstate_set_bus(gh_tstate *ts, const gh_tstate_bus *bus)
 {
     ts->has_bus = bus != NULL;

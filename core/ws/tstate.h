@@ -64,6 +64,10 @@ void gh_tstate_free(gh_loop *loop);
  * members in Redis so that a new bus (reload) re-registers the same ones. */
 uint64_t gh_tstate_instance(const gh_tstate *ts);
 
+/* Members this process's connections have set in (ns, name): a chat
+ * room's users here (the whole room's are in Redis with a bus). */
+size_t gh_tstate_members(const gh_tstate *ts, const char *ns, const char *name, size_t len);
+
 /* Sets (or with NULL clears) the bus; the struct is copied. Requests
  * waiting on a bus that is cleared are answered locally. */
 void gh_tstate_set_bus(gh_tstate *ts, const gh_tstate_bus *bus);

@@ -227,6 +227,56 @@ START_TEST(namespaces_keep_two_plugins_topics_apart)
 }
 END_TEST
 
+typedef struct {
+    int      seen;
+    size_t   subs_of_ab_c, subs_of_chat_room, subs_of_game_room;
+    uint64_t msgs_of_chat_room;
+} each_tally;
+
+static void tally(void *arg, const char *ns, const char *name, size_t len, size_t nsubs,
+                  uint64_t messages)
+{
+    each_tally *e = arg;
+
+    e->seen++;
+    if (strcmp(ns, "ab") == 0 && len == 1 && memcmp(name, "c", 1) == 0)
+        e->subs_of_ab_c = nsubs;
+    else if (strcmp(ns, "chat") == 0 && len == 4 && memcmp(name, "room", 4) == 0)
+        e->subs_of_chat_room = nsubs, e->msgs_of_chat_room = messages;
+    else if (strcmp(ns, "game") == 0 && len == 4 && memcmp(name, "room", 4) == 0)
+        e->subs_of_game_room = nsubs;
+    else
+        ck_abort_msg("a topic nobody made: %s/%.*s", ns, (int)len, name);
+}
+
+START_TEST(each_visits_every_topic_once_with_its_subscribers_and_messages)
+{
+    fake_sub a = { 0 }, b = { 0 }, c = { 0 };
+    each_tally e = { 0 };
+
+    gh_topics_each(t, tally, &e);
+    ck_assert_int_eq(e.seen, 0);
+    gh_topics_subscribe(t, "chat", "room", 4, &a, &a.subs);
+    gh_topics_subscribe(t, "chat", "room", 4, &b, &b.subs);
+    gh_topics_subscribe(t, "game", "room", 4, &b, &b.subs);
+    gh_topics_subscribe(t, "ab", "c", 1, &c, &c.subs);
+    ck_assert_int_eq(gh_topics_deliver(t, "chat", "room", 4, GH_WS_OP_TEXT, "m", 1), 2);
+    ck_assert_int_eq(gh_topics_deliver(t, "chat", "room", 4, GH_WS_OP_TEXT, "n", 1), 2);
+    gh_topics_each(t, tally, &e);
+    ck_assert_int_eq(e.seen, 3);
+    ck_assert_uint_eq(e.msgs_of_chat_room, 2);        /* messages, not deliveries */
+    ck_assert_uint_eq(e.subs_of_chat_room, 2);
+    ck_assert_uint_eq(e.subs_of_game_room, 1);
+    ck_assert_uint_eq(e.subs_of_ab_c, 1);
+    gh_topics_unsubscribe_all(t, &a.subs);
+    gh_topics_unsubscribe_all(t, &b.subs);
+    gh_topics_unsubscribe_all(t, &c.subs);
+    e.seen = 0;
+    gh_topics_each(t, tally, &e);
+    ck_assert_int_eq(e.seen, 0);
+}
+END_TEST
+
 START_TEST(subscribing_twice_is_a_no_op)
 {
     fake_sub a = { 0 };
@@ -607,6 +657,7 @@ static Suite *suite(void)
     tcase_add_test(tc, skip_names_a_subscription_not_a_subscriber);
     tcase_add_test(tc, deliver_ex_combines_upto_skip_and_hold);
     tcase_add_test(tc, sub_serial_is_the_serial_at_subscribe_and_0_when_not_subscribed);
+    tcase_add_test(tc, each_visits_every_topic_once_with_its_subscribers_and_messages);
     suite_add_tcase(s, tc);
     return s;
 }
