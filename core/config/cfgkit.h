@@ -221,5 +221,6 @@ extern const gh_cfg_action gh_health_action;           /* http/health_conf.c */
 extern const gh_cfg_action gh_metrics_action;          /* http/health_conf.c */
 extern const gh_cfg_action gh_websocket_action;        /* ws/websocket_conf.c */
 extern const gh_cfg_action gh_proxy_action;            /* upstream/proxy_conf.c */
+extern const gh_cfg_action gh_status_action;           /* status/status_conf.c */
 
 #endif

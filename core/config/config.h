@@ -97,6 +97,7 @@ typedef enum {
     GH_ACTION_METRICS,
     GH_ACTION_WEBSOCKET,
     GH_ACTION_PROXY,
+    GH_ACTION_STATUS,
 } gh_action_kind;
 
 typedef enum {

@@ -32,6 +32,7 @@
 #include "pmdeflate.h"
 #include "pluginhost.h"
 #include "pool.h"
+#include "status.h"
 #include "tls.h"
 #include "topic.h"
 #include "tstate.h"
@@ -163,6 +164,7 @@ static const gh_action_fn actions[] = {
     [GH_ACTION_METRICS] = gh_action_metrics,
     [GH_ACTION_WEBSOCKET] = gh_action_websocket,
     [GH_ACTION_PROXY] = gh_action_proxy,
+    [GH_ACTION_STATUS] = gh_action_status,
 };
 
 /* ---- listeners --------------------------------------------------------- */

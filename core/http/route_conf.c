@@ -123,6 +123,7 @@ const gh_keydef gh_route_conf_keys[] = {
     { .name = "metrics", ACTION(gh_metrics_action) },
     { .name = "websocket", ACTION(gh_websocket_action) },
     { .name = "proxy", ACTION(gh_proxy_action) },
+    { .name = "status", ACTION(gh_status_action) },
     { .name = NULL },
 };
 #undef ACTION

@@ -8,7 +8,7 @@
 # layer, and names the file and line.
 cmake_minimum_required(VERSION 3.25)
 
-set(layers base codec config http upstream ws cluster daemon)
+set(layers base codec config http upstream ws cluster status daemon)
 # outside headers a layer may include (regexes); anything not listed here is
 # the C library's and free for all
 set(ext_event2   "^event2/"          http upstream ws cluster daemon)

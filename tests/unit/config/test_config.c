@@ -748,6 +748,20 @@ START_TEST(group_overrides_the_primary_group_in_any_order)
 }
 END_TEST
 
+START_TEST(status_takes_no_keys_and_null_is_an_empty_mapping)
+{
+    gh_config *cfg = load_ok(LST "routes:\n  - match: { path: /status }\n"
+                             "    allow: [127.0.0.1]\n    status: {}\n"
+                             "  - match: { path: /s2 }\n    status:\n");
+
+    ck_assert_uint_eq(cfg->nroutes, 2);
+    ck_assert_int_eq(cfg->routes[0].action, GH_ACTION_STATUS);
+    ck_assert(cfg->routes[0].has_allow);
+    ck_assert_int_eq(cfg->routes[1].action, GH_ACTION_STATUS);
+    gh_config_free(cfg);
+}
+END_TEST
+
 START_TEST(access_log_off_is_null)
 {
     gh_config *cfg = load_ok("access_log: off\n" LST);
@@ -999,6 +1013,9 @@ static const err_case err_cases[] = {
       "3:5: unknown key \"proxy_protocl\" in listener; did you mean \"proxy_protocol\"?", 1 },
     { ROUTE "    health: { verbose: true }\n",
       "5:15: unknown key \"verbose\" in health (it takes no keys: write {})", 1 },
+    { ROUTE "    status: { root: www }\n",
+      "5:15: unknown key \"root\" in status (it takes no keys: write {})", 1 },
+    { ROUTE "    status: []\n", "5:13: status: expected a mapping, got a sequence", 1 },
     /* 4: wrong types and missing keys */
     { "listeners: {listen: 127.0.0.1:80}\n",
       "1:12: listeners: expected a sequence, got a mapping", 1 },
@@ -1058,7 +1075,7 @@ static const err_case err_cases[] = {
     /* 39: actions */
     { LST "routes:\n  - match: { path: /x }\n",
       "4:5: route: no action (give one of static, health, redirect_https, metrics, "
-      "websocket, proxy)", 1 },
+      "websocket, proxy, status)", 1 },
     { ROUTE "    health: {}\n    metrics: {}\n",
       "6:5: route: a second action metrics after health; a route has exactly one", 1 },
     { ROUTE "    static: { index: i.html }\n",
@@ -1718,6 +1735,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bus_presence_ttl_takes_durations_of_a_second_or_more);
     tcase_add_test(tc, bus_presence_ttl_defaults_to_10s);
     tcase_add_test(tc, access_log_off_is_null);
+    tcase_add_test(tc, status_takes_no_keys_and_null_is_an_empty_mapping);
     tcase_add_test(tc, no_user_means_no_drop);
     tcase_add_test(tc, user_is_looked_up_and_group_defaults_to_its_primary_group);
     tcase_add_test(tc, group_overrides_the_primary_group_in_any_order);
