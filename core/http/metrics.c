@@ -244,7 +244,7 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "draining", "gauge", "1 while the process drains.");
     put(&t, "gatehouse_draining %d\n", snap.draining ? 1 : 0);
     if (loop->metrics_more != NULL)
-        loop->metrics_more(loop, r->c->site, &t);
+        loop->metrics_more(loop, loop->site, &t);     /* the pools serving now */
     gh_metrics_snap_deinit(&snap);
 
     if (t.failed) {

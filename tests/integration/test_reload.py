@@ -121,6 +121,28 @@ class ReloadTest(ghtest.TestCase):
         self.assertEqual((gen, ok), (2, 1))
         self.assertGreaterEqual(later, when)
 
+    def test_a_kept_alive_scraper_sees_the_upstreams_serving_after_a_reload(self):
+        # Prometheus keeps its connection open between scrapes: after a
+        # reload it must read the pools serving now, not the ones its
+        # connection started with (whose counters no longer move)
+        p1 = ghtest.free_port()
+
+        def conf(name):
+            return (config(self.tmp, [p1], "one", extra_route="  - match: { path: /metrics }\n"
+                                                               "    metrics: {}\n")
+                    + f"upstreams:\n  {name}:\n    servers: [127.0.0.1:9]\n")
+        g = self.start(conf("first"))
+        scraper = http.client.HTTPConnection("127.0.0.1", p1, timeout=5)
+        self.addCleanup(scraper.close)
+        self.assertIn(b'upstream="first"', get(p1, "/metrics", conn=scraper)[1])
+        with open(g.conf, "w") as f:
+            f.write(conf("second"))
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reloaded")
+        text = get(p1, "/metrics", conn=scraper)[1]
+        self.assertIn(b'upstream="second"', text)
+        self.assertNotIn(b'upstream="first"', text)
+
     def test_reload_reads_new_certificates_for_new_connections(self):
         import ssl
         import subprocess
