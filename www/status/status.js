@@ -354,7 +354,7 @@
         const rps = o === undefined ? null : rate(d, before, (x) => (x === d ? s : o).requests);
         const state = badge(s.state + (s.backup ? ' (backup)' : ''), s.up ? 'ok' : 'bad');
         rows.push(el('tr', { 'data-testid': 'upstream-server' },
-          el('td', {}, u.name), el('td', {}, s.address), el('td', {}, state),
+          el('td', {}, u.name), el('td', { class: 'addr' }, s.address), el('td', {}, state),
           el('td', { class: 'num' }, s.latency_seconds === null ? '–'
             : (s.latency_seconds * 1000).toFixed(1) + ' ms'),
           el('td', { class: 'num' }, s.active + ' / ' + s.idle),
@@ -432,7 +432,7 @@
       (x) => x.websocket.messages_in + x.websocket.messages_out));
     $('tile-rooms').textContent = fmt(d.rooms.count);
     fill($('listeners'), d.connections.listeners.map((l) => el('tr', {},
-      el('td', {}, l.listen), el('td', { class: 'num' }, l.open.http),
+      el('td', { class: 'addr' }, l.listen), el('td', { class: 'num' }, l.open.http),
       el('td', { class: 'num' }, l.open.websocket), el('td', { class: 'num' }, l.open.tunnel))));
     showRooms(d, before);
     showUpstreams(d, before);
