@@ -1,6 +1,10 @@
-/* stats.h: the process's counters, read by the metrics action. No I/O.
+/* stats.h: the counters of one event loop (a worker), read by the metrics
+ * action, which adds up every worker's. No I/O.
  *
- * Plain integers bumped on the event-loop thread; no atomics needed. Labels
+ * Each gh_stats has one writer, its worker's thread, and is read by any
+ * worker answering a scrape. So every access is a relaxed atomic load or
+ * store (GH_STAT_*): on x86 and arm64 these are plain moves, no locked
+ * instruction, and no update is lost because only the owner writes. Labels
  * that come from codecs (PROXY refusal reasons) are static strings, so a
  * small table keyed by pointer is enough. */
 #ifndef GH_STATS_H
@@ -64,6 +68,17 @@ typedef struct gh_stats {
     uint64_t       mem_trims;         /* freed heap given back to the system (memtrim.h) */
     double         start_time;                       /* unix seconds */
 } gh_stats;
+
+/* The owner's updates and anyone's read of one counter (an lvalue of an
+ * integer type in a gh_stats). */
+#define GH_STAT_GET(f)    __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define GH_STAT_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+#define GH_STAT_ADD(f, n) GH_STAT_SET(f, GH_STAT_GET(f) + (n))
+#define GH_STAT_SUB(f, n) GH_STAT_SET(f, GH_STAT_GET(f) - (n))
+
+/* Adds every counter and gauge of src (another worker's, read as it is
+ * now) to dst (the caller's own copy). start_time is the earliest. */
+void gh_stats_sum(gh_stats *dst, const gh_stats *src);
 
 /* Counts a WebSocket close with code (codes past the table's size are
  * counted under 0, "other"). */

@@ -285,6 +285,9 @@ typedef struct gh_config {
     gid_t             gid;          /* group's, else the user's primary group (with user) */
     gh_srcloc         user_loc;     /* of the user: value */
     gh_srcloc         group_loc;    /* of the group: value */
+    unsigned          workers;      /* event-loop threads; 0: auto (default), see
+                                       gh_config_workers() */
+    gh_srcloc         workers_loc;  /* of the workers: value (0:0 when not given) */
     gh_http_conf      http;
     gh_limits_conf    limits;
     gh_bus_conf       bus;
@@ -309,6 +312,7 @@ typedef struct gh_config {
 #define GH_CONFIG_MAX_ERRORS      100    /* reported; then "too many errors" */
 #define GH_CONFIG_MAX_DURATION_MS (366ULL * 24 * 3600 * 1000)  /* any duration */
 #define GH_CONFIG_MAX_SIZE        (1ULL << 40)                 /* any size: 1 TiB */
+#define GH_MAX_WORKERS            256    /* workers: N */
 
 /* Checks beyond the schema comments above, so users of the structs may rely
  * on them:
@@ -370,6 +374,12 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
 
 /* NULL-safe. */
 void gh_config_free(gh_config *cfg);
+
+/* The event-loop threads cfg asks for: workers: N, or for auto the CPUs
+ * this process may run on (its affinity mask), at most GH_MAX_WORKERS;
+ * auto is 1 while the config has websocket routes or a bus (topics do not
+ * span workers yet: the loader refuses workers: N > 1 with them). */
+unsigned gh_config_workers(const gh_config *cfg);
 
 /* Calls fn with the dotted path of every key the loader accepts, parents
  * before their children ("listeners", "listeners.tls", "listeners.tls.cert";

@@ -29,7 +29,8 @@ static void release(void *arg)
 void gh_action_metrics(gh_request *r, const gh_route_conf *route)
 {
     gh_loop *loop = r->c->loop;
-    const gh_stats *st = &loop->stats;
+    gh_stats sum;
+    const gh_stats *st = &sum;
     text t = { 0 };
     gh_resp_head h;
     static const char *classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -40,32 +41,40 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
         return;
     }
 
+    /* every worker's counters, each read as it is now */
+    memset(&sum, 0, sizeof(sum));
+    for (unsigned w = 0; w < loop->npeers; w++)
+        gh_stats_sum(&sum, &loop->peers[w]->stats);
+
     head(&t, "connections_open", "gauge", "Connections open now, by listener and kind.");
     for (gh_listener *l = loop->listeners; l != NULL; l = l->next) {
-        uint64_t ws = 0, tunnel = 0, all = 0;
+        static const char *const kinds[3] = { "http", "websocket", "tunnel" };
+        uint64_t open[3] = { 0, 0, 0 };
         if (l->retired)
             continue;
-        for (gh_conn *c = loop->conns; c != NULL; c = c->next) {
-            if (c->lst != l)
-                continue;
-            all++;
-            if (c->state == GH_CONN_WS)
-                ws++;
-            else if (c->state == GH_CONN_UPSTREAM && c->tunnel)
-                tunnel++;
+        /* the same listener in every worker: the same index (another
+         * worker's list is appended to and its fields set while we read:
+         * atomically, see server.c) */
+        for (unsigned w = 0; w < loop->npeers; w++)
+            for (gh_listener *p = __atomic_load_n(&loop->peers[w]->listeners, __ATOMIC_ACQUIRE);
+                 p != NULL; p = __atomic_load_n(&p->next, __ATOMIC_ACQUIRE))
+                if (!__atomic_load_n(&p->retired, __ATOMIC_RELAXED) &&
+                    __atomic_load_n(&p->index, __ATOMIC_RELAXED) == l->index)
+                    for (unsigned k = 0; k < 3; k++)
+                        open[k] += GH_STAT_GET(p->open[k]);
+        for (unsigned k = 0; k < 3; k++) {
+            put(&t, "gatehouse_connections_open{listener=\"");
+            label(&t, l->name);
+            put(&t, "\",kind=\"%s\"} %llu\n", kinds[k], (unsigned long long)open[k]);
         }
-        put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, l->name);
-        put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)(all - ws - tunnel));
-        put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, l->name);
-        put(&t, "\",kind=\"websocket\"} %llu\n", (unsigned long long)ws);
-        put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, l->name);
-        put(&t, "\",kind=\"tunnel\"} %llu\n", (unsigned long long)tunnel);
     }
     head(&t, "connections_accepted_total", "counter", "Connections accepted.");
     put(&t, "gatehouse_connections_accepted_total %llu\n", (unsigned long long)st->accepted);
+    head(&t, "worker_connections_accepted_total", "counter",
+         "Connections accepted, by worker (workers:).");
+    for (unsigned w = 0; w < loop->npeers; w++)
+        put(&t, "gatehouse_worker_connections_accepted_total{worker=\"%u\"} %llu\n", w,
+            (unsigned long long)GH_STAT_GET(loop->peers[w]->stats.accepted));
 
     head(&t, "proxy_headers_accepted_total", "counter", "PROXY protocol headers accepted.");
     put(&t, "gatehouse_proxy_headers_accepted_total %llu\n", (unsigned long long)st->proxy_accepted);

@@ -23,7 +23,8 @@ typedef struct gh_plugin_inst gh_plugin_route;
 
 /* Loads every *.so in site->cfg->plugins_dir, checks that each websocket
  * route names a loaded plugin (else an error at the route's plugin_loc),
- * and initialises one plugin instance per websocket route. Appends every
+ * and initialises one plugin instance per websocket route and worker
+ * (nworkers of them, each init given the same config). Appends every
  * problem to errs. Returns 0 or GH_EINVAL. Sets site->plugins (also on
  * failure: gh_plugins_unload() cleans up).
  *
@@ -35,16 +36,21 @@ typedef struct gh_plugin_inst gh_plugin_route;
  * A plugin whose init fails is reported in errs with the route's location
  * too, but does NOT make this fail: its route answers 503 and the daemon
  * serves the rest (gh_plugins_failed() counts them, for `-t`). */
-int gh_plugins_load(gh_site *site, gh_errlist *errs);
+int gh_plugins_load(gh_site *site, unsigned nworkers, gh_errlist *errs);
 
 /* Routes whose plugin init failed (they answer 503). */
 size_t gh_plugins_failed(const gh_site *site);
 
-/* Gives the site's plugin instances the running server (topics, timers).
- * Called once the server exists; never for `-t`. */
+/* Gives the site's plugin instances of loop's worker (loop->id) their
+ * loop (topics, timers), on that loop's thread. Called once the server
+ * exists; never for `-t`. */
 void gh_plugins_bind(gh_site *site, gh_loop *loop);
 
-/* Finalises every instance and unloads the plugins. NULL-safe on
+/* Finalises worker's instances (on that worker's thread, or once no
+ * worker runs). */
+void gh_plugins_unload_worker(gh_site *site, unsigned worker);
+
+/* Finalises every instance left and unloads the plugins. NULL-safe on
  * site->plugins. */
 void gh_plugins_unload(gh_site *site);
 
@@ -53,7 +59,7 @@ void gh_plugins_unload(gh_site *site);
 /* The instance serving route route_index of site, or NULL when the route
  * is not a websocket route, its plugin is not loaded or its init failed.
  * Borrowed from the site. */
-gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index);
+gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index, unsigned worker);
 
 /* The plugin's name (the topic namespace); borrowed from the plugin. */
 const char *gh_plugin_route_name(const gh_plugin_route *rt);

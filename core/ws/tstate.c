@@ -233,7 +233,7 @@ static void deliver_here(gh_tstate *ts, const char *ns, const char *name, size_t
         (void)gh_topics_deliver_ex(ts->loop->topics, ns, name, len, GH_WS_OP_TEXT, data,
                                    dlen, UINT64_MAX, skip);
     if (ts->has_bus)
-        ts->loop->stats.bus_not_broadcast++;
+        GH_STAT_ADD(ts->loop->stats.bus_not_broadcast, 1);
 }
 
 /* ---- lifetime ------------------------------------------------------------ */
@@ -350,9 +350,9 @@ static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
     }
     req_free(ts, r);
     if (st->whole && ts->has_bus)
-        ts->loop->stats.state_answers_redis++;
+        GH_STAT_ADD(ts->loop->stats.state_answers_redis, 1);
     else
-        ts->loop->stats.state_answers_local++;
+        GH_STAT_ADD(ts->loop->stats.state_answers_local, 1);
     gh_plugin_call_enter(&pc, gh_ws_conn_route(ws), GH_PLUGIN_CALL_STATE);
     cb(arg, (gh_plugin_conn *)ws, st);
     gh_plugin_call_leave(&pc);
@@ -554,7 +554,7 @@ static bool member_drop(gh_tstate *ts, gh_tstate_conn *c, member *m)
     else
         e->tail = m->prev;
     e->nmembers--;
-    ts->loop->stats.state_members--;
+    GH_STAT_SUB(ts->loop->stats.state_members, 1);
     free(m->value);
     free(m->farewell);
     free(m);
@@ -618,7 +618,7 @@ int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **
                 e->head = m;
             e->tail = m;
             e->nmembers++;
-            ts->loop->stats.state_members++;
+            GH_STAT_ADD(ts->loop->stats.state_members, 1);
             m->cnext = c->members;
             c->members = m;
         }

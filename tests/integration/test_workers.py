@@ -1,0 +1,273 @@
+"""workers: N: several event loops in one process, against the real daemon:
+connections spread over the workers and stay on one, /metrics adds the
+workers up, reload and drain reach every worker, upstream health is one
+for the process, and the config rules for workers: are checked."""
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import ghtest
+
+
+def raw_request(port, data):
+    """(status, response bytes) of one request on its own connection."""
+    resp = ghtest.raw_request(port, data)
+    return int(resp.split(b" ", 2)[1]), resp
+
+PAGE = b"<!doctype html><title>t</title><p>workers</p>\n"
+
+
+def config(port, tmp, workers="2", extra="", routes=""):
+    return f"""
+workers: {workers}
+access_log: {tmp}/access.log
+error_log: stderr
+log_level: info
+{extra}
+http:
+  keepalive_timeout: 30s
+listeners:
+  - listen: 127.0.0.1:{port}
+routes:
+{routes}
+  - match: {{ path: /healthz }}
+    health: {{}}
+  - match: {{ path: /metrics }}
+    metrics: {{}}
+  - match: {{ prefix: / }}
+    static: {{ root: www, index: index.html }}
+"""
+
+
+def metrics(port):
+    return ghtest.scrape(port)
+
+
+def per_worker(m):
+    return {int(re.search(r'worker="(\d+)"', k).group(1)): v for k, v in m.items()
+            if k.startswith("gatehouse_worker_connections_accepted_total{")}
+
+
+def spread_connections(port, n=64):
+    """Opens n connections, each making one request, and returns them open."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        socks.append(s)
+    for s in socks:
+        buf = b""
+        while b"ok\n" not in buf:
+            b = s.recv(4096)
+            if not b:
+                raise AssertionError("closed before the answer")
+            buf += b
+    return socks
+
+
+class WorkersTest(ghtest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.write("www/index.html", PAGE)
+        self.port = ghtest.free_port()
+
+    def test_connections_spread_over_the_workers_and_metrics_add_them_up(self):
+        g = self.start(config(self.port, self.tmp, workers="3"))
+        self.assertIn("3 workers", g.log())
+        socks = spread_connections(self.port, 64)
+        m = metrics(self.port)
+        by_worker = per_worker(m)
+        self.assertEqual(sorted(by_worker), [0, 1, 2])
+        # the kernel hashes each connection to one worker's socket: with 64
+        # connections every worker has some (each misses all 64 with
+        # probability (2/3)^64)
+        for w, n in by_worker.items():
+            self.assertGreater(n, 0, f"worker {w} accepted nothing: {by_worker}")
+        # the sum over the workers is the process's figure, and each
+        # connection is counted on one worker only
+        self.assertEqual(sum(by_worker.values()), m["gatehouse_connections_accepted_total"])
+        self.assertEqual(m["gatehouse_connections_accepted_total"], 65)   # and the scrape's
+        self.assertEqual(m['gatehouse_connections_open{listener="127.0.0.1:%d",kind="http"}'
+                           % self.port], 65)
+        self.assertEqual(m['gatehouse_http_responses_total{class="2xx"}'], 64)
+        for s in socks:
+            s.close()
+        ghtest.wait_for(lambda: metrics(self.port)[
+            'gatehouse_connections_open{listener="127.0.0.1:%d",kind="http"}' % self.port] == 1,
+            10, "the closed connections to leave the gauge")
+
+    def test_a_connection_stays_on_one_worker_for_its_requests(self):
+        self.start(config(self.port, self.tmp))
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        before = None
+        for _ in range(20):
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            body = r.read().decode()
+            accepted = re.findall(r'^gatehouse_worker_connections_accepted_total\{worker="(\d+)"\} (\d+)$',
+                                  body, re.M)
+            if before is None:
+                before = accepted
+            self.assertEqual(accepted, before)    # no new connection was made
+        c.close()
+
+    def test_auto_is_the_cpus_of_the_affinity_mask(self):
+        g = self.start(config(self.port, self.tmp, workers="auto"))
+        n = len(os.sched_getaffinity(0))
+        self.assertIn(f"{n} worker{'s' if n > 1 else ''})", g.log())
+        g.stop()
+        # taskset narrows the mask: one CPU, one worker
+        port = ghtest.free_port()
+        conf = os.path.join(self.tmp, "one.yaml")
+        with open(conf, "w") as f:
+            f.write(config(port, self.tmp, workers="auto"))
+        cpu = str(sorted(os.sched_getaffinity(0))[0])
+        p = subprocess.Popen(["taskset", "-c", cpu, ghtest.GH_BIN, "-c", conf],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            line = b""
+            while b"ready:" not in line:
+                line = p.stderr.readline()
+                self.assertTrue(line, "gatehouse exited before it was ready")
+            self.assertIn(b"1 worker)", line)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.communicate(timeout=15)
+
+    def test_reload_reaches_every_worker(self):
+        g = self.start(config(self.port, self.tmp))
+        port2 = ghtest.free_port()
+        with open(g.conf, "w") as f:
+            f.write(config(self.port, self.tmp, routes="""
+  - match: { path: /new }
+    redirect_https: { status: 308 }
+""").replace("listeners:\n", f"listeners:\n  - listen: 127.0.0.1:{port2}\n"))
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reloaded")
+        # every new connection, whichever worker takes it, sees the new
+        # generation once "reloaded" is logged, on the old and the new port
+        for port in (self.port, port2):
+            for _ in range(32):
+                st, resp = raw_request(port, b"GET /new HTTP/1.1\r\nHost: h\r\n"
+                                             b"Connection: close\r\n\r\n")
+                self.assertEqual(st, 308, resp)
+            m = metrics(port)
+            seen = {w for w, n in per_worker(m).items() if n > 0}
+            self.assertEqual(seen, {0, 1})
+        self.assertEqual(metrics(self.port)['gatehouse_reloads_total{result="ok"}'], 1)
+
+    def test_a_changed_worker_count_is_refused_on_reload(self):
+        g = self.start(config(self.port, self.tmp))
+        with open(g.conf, "w") as f:
+            f.write(config(self.port, self.tmp, workers="3"))
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reload failed")
+        self.assertRegex(g.log(), r"reload refused: .*gateway\.yaml:2:10: workers: this config "
+                                  r"means 3 workers and 2 run")
+        self.assertEqual(raw_request(self.port, b"GET / HTTP/1.1\r\nHost: h\r\n"
+                                                b"Connection: close\r\n\r\n")[0], 200)
+
+    def test_drain_finishes_every_workers_responses_and_closes_idle_ones(self):
+        size = 16 << 20
+        with open(self.path("www/big.bin"), "wb") as f:
+            f.truncate(size)
+        g = self.start(config(self.port, self.tmp, extra="drain_timeout: 10s"))
+        busy, idle = [], spread_connections(self.port, 16)
+        for _ in range(8):
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+            s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+            busy.append((s, s.recv(4096)))
+        m = metrics(self.port)
+        self.assertTrue(all(n > 0 for n in per_worker(m).values()), per_worker(m))
+        g.send_signal(signal.SIGTERM)
+        g.wait_log("draining")
+        for s in idle:
+            s.settimeout(10)
+            self.assertEqual(s.recv(10), b"")      # idle keep-alive: closed at once
+        for s, first in busy:
+            got = len(first)
+            while True:
+                b = s.recv(1 << 16)
+                if not b:
+                    break
+                got += len(b)
+            self.assertEqual(got - first.index(b"\r\n\r\n") - 4, size)
+        self.assertEqual(g.proc.wait(15), 0)
+
+    def test_max_connections_counts_every_worker(self):
+        self.start(config(self.port, self.tmp, extra="max_connections: 6"))
+        # six open, on whichever workers: the process is at its limit, so a
+        # seventh waits in the backlog whichever worker's socket it reaches
+        # (a limit per worker would have served it)
+        socks = spread_connections(self.port, 6)
+        extra = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        with self.assertRaises(socket.timeout):
+            extra.recv(4096)
+        socks[0].close()
+        extra.settimeout(10)
+        self.assertIn(b"ok\n", extra.recv(4096))
+
+
+class WorkersUpstreamTest(ghtest.TestCase):
+
+    def test_a_server_marked_down_on_one_worker_is_down_on_all(self):
+        self.write("www/index.html", PAGE)
+        port, dead = ghtest.free_port(), ghtest.free_port()
+        routes = f"""
+  - match: {{ prefix: /app }}
+    proxy: {{ url: "http://127.0.0.1:{dead}" }}
+"""
+        self.start(config(port, self.tmp, routes=routes))
+        # the first request finds the server refusing: 502, and marks it
+        # down (max_fails 1, fail_timeout 10s by default)
+        st, _ = raw_request(port, b"GET /app HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        self.assertEqual(st, 502)
+        statuses = []
+        for _ in range(32):
+            st, _ = raw_request(port, b"GET /app HTTP/1.1\r\nHost: h\r\n"
+                                         b"Connection: close\r\n\r\n")
+            statuses.append(st)
+        m = metrics(port)
+        self.assertEqual({w for w, n in per_worker(m).items() if n > 0}, {0, 1})
+        # every later request, on either worker, knows it is down: no
+        # second connect was tried
+        self.assertEqual(statuses, [503] * 32)
+        fails = [v for k, v in m.items()
+                 if k.startswith("gatehouse_upstream_failures_total{") and 'reason="connect"' in k]
+        self.assertEqual(sum(fails), 1)
+
+
+class WorkersConfigTest(ghtest.TestCase):
+
+    def check(self, text):
+        path = self.write("gw.yaml", text)
+        p = subprocess.run([ghtest.GH_BIN, "-t", "-c", path], capture_output=True, text=True)
+        return p.returncode, p.stderr
+
+    def test_bad_values_and_unsupported_combinations_are_errors_at_their_place(self):
+        base = "listeners:\n  - listen: 127.0.0.1:1\n"
+        for value, msg in (("0", "expected auto or a whole number in 1..256, got \"0\""),
+                           ("257", "expected auto or a whole number in 1..256, got \"257\""),
+                           ("many", 'expected auto or a whole number in 1..256, got "many"')):
+            rc, err = self.check(f"workers: {value}\n" + base)
+            self.assertEqual(rc, 1)
+            self.assertIn(f"gw.yaml:1:10: workers: {msg}", err)
+        rc, err = self.check("workers: 2\nbus: { redis: \"redis://127.0.0.1:6379\" }\n" + base)
+        self.assertEqual(rc, 1)
+        self.assertIn("gw.yaml:1:10: workers: 2 with bus: is not supported yet", err)
+        rc, err = self.check("workers: 2\n" + base + "routes:\n  - match: { path: /ws }\n"
+                             "    websocket: { plugin: echo }\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("gw.yaml:1:10: workers: 2 with websocket routes is not supported yet", err)
+        rc, err = self.check("workers: 1\n" + base)
+        self.assertEqual(rc, 0, err)
+
+
+if __name__ == "__main__":
+    ghtest.main()
