@@ -166,7 +166,7 @@ struct gh_server {
     struct event  *sig_term, *sig_int, *sig_hup;   /* worker 0's */
     struct event  *trim_timer;      /* gives freed heap back after a burst (worker 0) */
     struct gh_climits *climits;     /* the per-client limits' table, shared */
-    uint64_t       max_conns;       /* the process's limit */
+    uint64_t       max_conns;       /* the process's limit (atomic: a reload sets it) */
     uint64_t       nofile;          /* the open-files limit after raising it */
     uint64_t       nconns;          /* open in every worker (atomic) */
     bool           limited;         /* accepting paused at max_conns (atomic) */
@@ -242,9 +242,10 @@ static void on_conn_added(gh_loop *loop)
     gh_worker *w = worker_of(loop);
     gh_server *srv = w->srv;
     uint64_t n = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
+    uint64_t max = __atomic_load_n(&srv->max_conns, __ATOMIC_RELAXED);
     bool was = false;
 
-    if (srv->max_conns == 0 || n < srv->max_conns ||
+    if (max == 0 || n < max ||
         !__atomic_compare_exchange_n(&srv->limited, &was, true, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return;
@@ -266,7 +267,7 @@ static void on_conn_removed(gh_loop *loop)
             event_base_loopbreak(loop->base);
         return;
     }
-    if (n >= srv->max_conns ||
+    if (n >= __atomic_load_n(&srv->max_conns, __ATOMIC_RELAXED) ||
         !__atomic_compare_exchange_n(&srv->limited, &was, false, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return;
@@ -738,7 +739,7 @@ int gh_server_reload(gh_server *srv)
     if ((rc = gh_log_open(cfg->error_log)) != GH_OK)
         GH_LOG(GH_LOG_ERROR, "reload: error log %s: cannot open as uid %u: %s; keeping the "
                "file opened before", cfg->error_log, (unsigned)geteuid(), strerror(-rc));
-    srv->max_conns = connection_limit(cfg, srv->nofile);
+    __atomic_store_n(&srv->max_conns, connection_limit(cfg, srv->nofile), __ATOMIC_RELAXED);
     /* hand it over: worker 0 now, the others through their mailboxes; the
      * last to apply it says "reloaded" */
     srv->reload_acks = srv->nworkers;
