@@ -874,29 +874,16 @@ static void set_workers(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, 
     cfg->workers = (unsigned)n;
 }
 
-static bool has_websocket_route(const gh_config *cfg)
-{
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        if (cfg->routes[i].action == GH_ACTION_WEBSOCKET)
-            return true;
-    return false;
-}
-
-/* Topics (and with them the Redis bus) do not span workers yet: several
- * workers would split a room. workers: auto means 1 for such a config
- * (gh_config_workers); a count above 1 is an error. */
+/* The Redis bus does not work with several workers yet (topics span the
+ * workers through the hub, but the bus talks for one worker): workers:
+ * auto means 1 with a bus (gh_config_workers); a count above 1 is an
+ * error. */
 static void check_workers(gh_cfgctx *c, gh_config *cfg)
 {
-    if (cfg->workers <= 1)
-        return;
-    if (cfg->bus.redis != NULL)
+    if (cfg->workers > 1 && cfg->bus.redis != NULL)
         gh_cfg_err_at_pos(c, cfg->workers_loc.line, cfg->workers_loc.col,
-                          "workers: %u with bus: is not supported yet (topics do not span "
-                          "workers): use workers: 1 or auto", cfg->workers);
-    else if (has_websocket_route(cfg))
-        gh_cfg_err_at_pos(c, cfg->workers_loc.line, cfg->workers_loc.col,
-                          "workers: %u with websocket routes is not supported yet (a topic "
-                          "would not span workers): use workers: 1 or auto", cfg->workers);
+                          "workers: %u with bus: is not supported yet (the Redis bus serves "
+                          "one worker): use workers: 1 or auto", cfg->workers);
 }
 
 /* A failed getpwnam_r/getgrnam_r (e: its return) reported at loc. */
@@ -1248,7 +1235,7 @@ unsigned gh_config_workers(const gh_config *cfg)
 
     if (cfg->workers > 0)
         return cfg->workers;
-    if (cfg->bus.redis != NULL || has_websocket_route(cfg))
+    if (cfg->bus.redis != NULL)
         return 1;               /* see check_workers() */
     if (sched_getaffinity(0, sizeof(set), &set) != 0 || (n = CPU_COUNT(&set)) < 1)
         return 1;

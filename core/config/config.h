@@ -265,6 +265,7 @@ typedef struct gh_bus_conf {
                                 name, or NULL: /etc/resolv.conf's */
     uint64_t presence_ttl_ms;    /* topic-state members of a silent instance expire
                                   * after this; default 10 s, at least 1 s */
+    gh_srcloc loc;           /* of the bus: value (0:0 when not given) */
 } gh_bus_conf;
 
 typedef struct gh_config {
@@ -377,8 +378,8 @@ void gh_config_free(gh_config *cfg);
 
 /* The event-loop threads cfg asks for: workers: N, or for auto the CPUs
  * this process may run on (its affinity mask), at most GH_MAX_WORKERS;
- * auto is 1 while the config has websocket routes or a bus (topics do not
- * span workers yet: the loader refuses workers: N > 1 with them). */
+ * auto is 1 with a bus (the Redis bus serves one worker for now: the
+ * loader refuses workers: N > 1 with it). */
 unsigned gh_config_workers(const gh_config *cfg);
 
 /* Calls fn with the dotted path of every key the loader accepts, parents

@@ -42,6 +42,7 @@
 #include "err.h"
 #include "filecache.h"
 #include "forward.h"
+#include "hub.h"
 #include "log.h"
 #include "memtrim.h"
 #include "notify.h"
@@ -155,6 +156,9 @@ typedef struct gh_worker {
     bool           thread_started;
     bool           accepting;       /* listeners enabled */
     bool           paused;          /* by the process's connection limit */
+    bool           registered;      /* the connection being accepted was */
+    struct held_conn *held;         /* accepted past the limit: served first on resume */
+    size_t         nheld, heldcap;
     struct event  *accept_retry;    /* re-enables accepting after EMFILE */
     struct event  *drain_timer;
 } gh_worker;
@@ -166,6 +170,7 @@ struct gh_server {
     struct event  *sig_term, *sig_int, *sig_hup;   /* worker 0's */
     struct event  *trim_timer;      /* gives freed heap back after a burst (worker 0) */
     struct gh_climits *climits;     /* the per-client limits' table, shared */
+    gh_hub        *hub;             /* topics across the workers (more than one) */
     uint64_t       max_conns;       /* the process's limit (atomic: a reload sets it) */
     uint64_t       nofile;          /* the open-files limit after raising it */
     uint64_t       nconns;          /* open in every worker (atomic) */
@@ -215,6 +220,15 @@ static void resume_if_free(gh_worker *w)
         set_accepting(w, true);
 }
 
+/* A socket accepted past the connection limit (two workers accepting at
+ * the same moment): held, unread, until a place frees. */
+typedef struct held_conn {
+    gh_listener *l;
+    int          fd;
+    int          salen;
+    gh_sockaddr  sa;
+} held_conn;
+
 static void task_pause(gh_loop *loop, void *arg)
 {
     gh_worker *w = worker_of(loop);
@@ -224,35 +238,99 @@ static void task_pause(gh_loop *loop, void *arg)
     set_accepting(w, false);
 }
 
-static void task_resume(gh_loop *loop, void *arg)
+/* Every worker stops accepting; the first to see the limit logs it. */
+static void pause_all(gh_worker *w, uint64_t n)
 {
-    gh_worker *w = worker_of(loop);
-
-    (void)arg;
-    w->paused = false;
-    resume_if_free(w);
-}
-
-/* The limit counts every worker's connections: the worker that reaches it
- * pauses every worker's accepting (posted), and the worker that closes the
- * connection that frees a place resumes them. Two workers accepting at
- * the same moment may go past it by one each. */
-static void on_conn_added(gh_loop *loop)
-{
-    gh_worker *w = worker_of(loop);
     gh_server *srv = w->srv;
-    uint64_t n = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
-    uint64_t max = __atomic_load_n(&srv->max_conns, __ATOMIC_RELAXED);
     bool was = false;
 
-    if (max == 0 || n < max ||
-        !__atomic_compare_exchange_n(&srv->limited, &was, true, false, __ATOMIC_ACQ_REL,
+    if (!__atomic_compare_exchange_n(&srv->limited, &was, true, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return;
     GH_LOG(GH_LOG_WARN, "%llu connections open: the limit; not accepting until one closes",
            (unsigned long long)n);
     for (unsigned i = 0; i < srv->nworkers; i++)
         on_worker(w, srv->w[i], task_pause, NULL);
+}
+
+/* Takes a place for a new connection. The limit counts every worker's
+ * connections, and a place is taken before a connection is served, so
+ * that it is never passed: one taken past it is given back (the caller
+ * holds the socket). Reaching it pauses every worker's accepting. */
+static bool take_place(gh_worker *w)
+{
+    gh_server *srv = w->srv;
+    uint64_t n = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
+    uint64_t max = __atomic_load_n(&srv->max_conns, __ATOMIC_RELAXED);
+
+    if (max != 0 && n > max) {
+        __atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
+        pause_all(w, max);
+        return false;
+    }
+    if (max != 0 && n == max)
+        pause_all(w, n);
+    return true;
+}
+
+static void serve(gh_worker *w, gh_listener *l, int fd, const struct sockaddr *sa, int salen)
+{
+    w->registered = false;
+    gh_conn_accept(l, fd, sa, salen);
+    if (!w->registered)
+        __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_ACQ_REL);  /* never made */
+}
+
+static void hold(gh_worker *w, gh_listener *l, int fd, const struct sockaddr *sa, int salen)
+{
+    if (w->nheld == w->heldcap) {
+        size_t cap = w->heldcap ? w->heldcap * 2 : 4;
+        held_conn *h = realloc(w->held, cap * sizeof(*h));
+        if (h == NULL) {
+            evutil_closesocket(fd);
+            return;
+        }
+        w->held = h;
+        w->heldcap = cap;
+    }
+    w->held[w->nheld] = (held_conn){ .l = l, .fd = fd, .salen = salen };
+    if (salen > 0 && (size_t)salen <= sizeof(w->held[w->nheld].sa))
+        memcpy(&w->held[w->nheld].sa, sa, (size_t)salen);
+    else
+        w->held[w->nheld].salen = 0;
+    w->nheld++;
+}
+
+static void close_held(gh_worker *w)
+{
+    for (size_t i = 0; i < w->nheld; i++)
+        evutil_closesocket(w->held[i].fd);
+    w->nheld = 0;
+}
+
+static void task_resume(gh_loop *loop, void *arg)
+{
+    gh_worker *w = worker_of(loop);
+    size_t i = 0;
+
+    (void)arg;
+    w->paused = false;
+    /* first the sockets held past the limit, in the order they came */
+    while (i < w->nheld && !loop->stopping && take_place(w)) {
+        held_conn h = w->held[i++];
+        serve(w, h.l, h.fd, &h.sa.sa, h.salen);
+    }
+    if (i > 0) {
+        memmove(w->held, w->held + i, (w->nheld - i) * sizeof(*w->held));
+        w->nheld -= i;
+    }
+    if (w->nheld == 0)
+        resume_if_free(w);
+}
+
+static void on_conn_added(gh_loop *loop)
+{
+    worker_of(loop)->registered = true;      /* its place was taken in on_accept */
 }
 
 static void on_conn_removed(gh_loop *loop)
@@ -292,13 +370,18 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
                       struct sockaddr *sa, int salen, void *arg)
 {
     gh_listener *l = arg;
+    gh_worker *w = worker_of(l->loop);
 
     (void)evl;
     if (l->loop->stopping) {
         evutil_closesocket(fd);
         return;
     }
-    gh_conn_accept(l, fd, sa, salen);
+    if (!take_place(w)) {
+        hold(w, l, fd, sa, salen);
+        return;
+    }
+    serve(w, l, fd, sa, salen);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -664,11 +747,15 @@ int gh_server_reload(gh_server *srv)
                             "user:/group: changed (running as uid %u gid %u): they take "
                             "effect at start only; restart gatehouse to apply them",
                             (unsigned)geteuid(), (unsigned)getegid());
-    } else if (rc == GH_OK && gh_config_workers(cfg) != srv->nworkers) {
+    } else if (rc == GH_OK && cfg->workers > 0 && cfg->workers != srv->nworkers) {
         rc = gh_errlist_add(&errs, cfg->path, cfg->workers_loc.line, cfg->workers_loc.col,
-                            "workers: this config means %u workers and %u run: the count "
-                            "takes effect at start only; restart gatehouse to apply it",
-                            gh_config_workers(cfg), srv->nworkers);
+                            "workers: %u, and %u run: the count takes effect at start only; "
+                            "restart gatehouse to apply it", cfg->workers, srv->nworkers);
+    } else if (rc == GH_OK && cfg->bus.redis != NULL && srv->nworkers > 1) {
+        /* auto keeps the running count, but a bus needs one worker */
+        rc = gh_errlist_add(&errs, cfg->path, cfg->bus.loc.line, cfg->bus.loc.col,
+                            "bus: needs workers: 1 and %u run; restart gatehouse to apply it",
+                            srv->nworkers);
     }
     if (rc != GH_OK) {
         gh_config_free(cfg);
@@ -814,6 +901,7 @@ static void stop_accepting(gh_worker *w)
 
     w->loop.stopping = true;
     close_listeners(w);
+    close_held(w);
     if (w->loop.id == 0)
         GH_LOG(GH_LOG_INFO, "draining: stopped accepting; %llu connections open",
                (unsigned long long)__atomic_load_n(&w->srv->nconns, __ATOMIC_ACQUIRE));
@@ -1031,6 +1119,8 @@ int gh_server_new(gh_site *site, gh_server **out)
             goto out;
         }
     }
+    if (srv->nworkers > 1 && (rc = gh_hub_new(srv->loops, srv->nworkers, &srv->hub)) != GH_OK)
+        goto out;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         if ((srv->w[i]->loop.access_fd = open_access_log(cfg->access_log)) < 0 &&
             cfg->access_log != NULL) {
@@ -1114,6 +1204,8 @@ static void worker_free(gh_worker *w)
         event_free(w->drain_timer);
     if (w->accept_retry != NULL)
         event_free(w->accept_retry);
+    close_held(w);
+    free(w->held);
     gh_loop_mailbox_free(loop);
     if (loop->base != NULL)
         event_base_free(loop->base);
@@ -1148,6 +1240,8 @@ void gh_server_free(gh_server *srv)
             srv->w[i]->loop.site = NULL;
         }
     }
+    run_left_tasks(srv);
+    gh_hub_free(srv->hub);              /* before the topics and topic states go */
     run_left_tasks(srv);
     if (srv->trim_timer != NULL)
         event_free(srv->trim_timer);

@@ -188,11 +188,11 @@ static bool over_rate(gh_conn *c, gh_request *r)
     n = gh_resp_error_body(429, body, sizeof(body));
     rn = snprintf(ra, sizeof(ra), "Retry-After: %llu\r\n",
                   (unsigned long long)((wait + 999) / 1000));
+    limit_refused(c, kind, "answered 429");     /* counted before the client can see it */
     gh_req_begin(r, &h, 429);
     gh_resp_add_raw(&h, "Content-Type: text/html; charset=utf-8\r\n", 40);
     gh_resp_add_raw(&h, ra, (size_t)rn);
     gh_req_send(r, &h, body, n);
-    limit_refused(c, kind, "answered 429");
     return true;
 }
 
@@ -544,6 +544,12 @@ static void linger(gh_conn *c)
         return;
     }
     c->state = GH_CONN_LINGER;
+    /* done with: the client sees our FIN now and may connect again at
+     * once, maybe to another worker, before this one reads its close: it
+     * no longer counts against connections_per_client */
+    if (c->climit_slot != 0 && *c->loop->climits != NULL)
+        gh_climits_conn_close(*c->loop->climits, c->climit_slot);
+    c->climit_slot = 0;
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, LINGER_MS);

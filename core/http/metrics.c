@@ -68,6 +68,20 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
             put(&t, "\",kind=\"%s\"} %llu\n", kinds[k], (unsigned long long)open[k]);
         }
     }
+    head(&t, "worker_connections_open", "gauge",
+         "Connections open now, by worker (workers:) and kind.");
+    for (unsigned w = 0; w < loop->npeers; w++) {
+        static const char *const kinds[3] = { "http", "websocket", "tunnel" };
+        uint64_t open[3] = { 0, 0, 0 };
+
+        for (gh_listener *p = __atomic_load_n(&loop->peers[w]->listeners, __ATOMIC_ACQUIRE);
+             p != NULL; p = __atomic_load_n(&p->next, __ATOMIC_ACQUIRE))
+            for (unsigned k = 0; k < 3; k++)
+                open[k] += GH_STAT_GET(p->open[k]);
+        for (unsigned k = 0; k < 3; k++)
+            put(&t, "gatehouse_worker_connections_open{worker=\"%u\",kind=\"%s\"} %llu\n", w,
+                kinds[k], (unsigned long long)open[k]);
+    }
     head(&t, "connections_accepted_total", "counter", "Connections accepted.");
     put(&t, "gatehouse_connections_accepted_total %llu\n", (unsigned long long)st->accepted);
     head(&t, "worker_connections_accepted_total", "counter",

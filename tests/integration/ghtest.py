@@ -119,10 +119,10 @@ def wait_for(pred, timeout=10.0, what="condition"):
 
 def with_workers(config):
     """config, run with GH_TEST_WORKERS workers when that is set (the tsan
-    preset: 4) and the config neither says workers: itself nor has what
-    needs one worker (websocket routes, a bus)."""
+    preset: 4) and the config neither says workers: itself nor has a bus
+    (which serves one worker)."""
     n = os.environ.get("GH_TEST_WORKERS")
-    if not n or re.search(r"^\s*(workers|bus):|^\s*websocket:", config, re.M):
+    if not n or re.search(r"^\s*(workers|bus):", config, re.M):
         return config
     return config + f"\nworkers: {n}\n"       # last: the lines above keep their numbers
 

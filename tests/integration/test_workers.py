@@ -10,7 +10,14 @@ import socket
 import subprocess
 import time
 
+import asyncio
+import json
+import urllib.parse
+
+import websockets
+
 import ghtest
+import wsutil
 
 
 def raw_request(port, data):
@@ -167,8 +174,8 @@ class WorkersTest(ghtest.TestCase):
             f.write(config(self.port, self.tmp, workers="3"))
         g.send_signal(signal.SIGHUP)
         g.wait_log("reload failed")
-        self.assertRegex(g.log(), r"reload refused: .*gateway\.yaml:2:10: workers: this config "
-                                  r"means 3 workers and 2 run")
+        self.assertRegex(g.log(), r"reload refused: .*gateway\.yaml:2:10: workers: 3, and 2 run: "
+                                  r"the count takes effect at start only")
         self.assertEqual(raw_request(self.port, b"GET / HTTP/1.1\r\nHost: h\r\n"
                                                 b"Connection: close\r\n\r\n")[0], 200)
 
@@ -243,6 +250,137 @@ class WorkersUpstreamTest(ghtest.TestCase):
         self.assertEqual(sum(fails), 1)
 
 
+def chat_route(path, **config):
+    cfg = ", ".join(f"{k}: {v}" for k, v in config.items())
+    return f"""
+  - match: {{ path: {path} }}
+    websocket: {{ plugin: chat, config: {{ {cfg} }} }}
+"""
+
+
+class ChatAcrossWorkersTest(ghtest.TestCase):
+    """A room whose members are on four workers is one room."""
+
+    def setUp(self):
+        super().setUp()
+        self.port = ghtest.free_port()
+        routes = ("  - match: { path: /metrics }\n    metrics: {}\n" + chat_route("/ws/chat", rate=0)
+                  + chat_route("/ws/small", max_users=5, rate=0))
+        self.gh = self.start(wsutil.ws_config(self.port, self.tmp, routes, "workers: 4"))
+
+    def tearDown(self):
+        self.assertEqual(self.gh.stop(), 0, self.gh.log()[-4000:])
+        super().tearDown()
+
+    def websockets_by_worker(self):
+        m = ghtest.scrape(self.port)
+        return {int(re.search(r'worker="(\d+)"', k).group(1)): v for k, v in m.items()
+                if k.startswith("gatehouse_worker_connections_open{") and 'kind="websocket"' in k}
+
+    async def join(self, room, nick, path="/ws/chat"):
+        """Joins; returns (ws, welcome, the worker it landed on)."""
+        before = self.websockets_by_worker()
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{self.port}{path}?" + urllib.parse.urlencode({"room": room, "nick": nick}),
+            ping_interval=None, close_timeout=2)
+        welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        after = self.websockets_by_worker()
+        moved = [w for w in after if after[w] == before.get(w, 0) + 1]
+        self.assertEqual(len(moved), 1, (before, after))
+        return ws, welcome, moved[0]
+
+    async def members_on_every_worker(self, room, path="/ws/chat", most=40):
+        """Joins members (nicks u0, u1, ...) until each of the 4 workers has
+        one, then closes the extra ones; returns [(ws, nick, worker)]."""
+        kept, seen = [], set()
+        for i in range(most):
+            ws, welcome, w = await self.join(room, f"u{i}", path)
+            if w in seen:
+                await ws.close()
+                # gone from the gauges before the next join counts them
+                ghtest.wait_for(lambda: sum(self.websockets_by_worker().values()) == len(kept),
+                                10, "the closed WebSocket to leave the gauge")
+                continue
+            seen.add(w)
+            kept.append((ws, welcome["nick"], w))
+            if len(seen) == 4:
+                return kept
+        self.fail(f"{most} connections reached only workers {sorted(seen)}")
+
+    async def recv(self, ws):
+        return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+    async def recv_until(self, ws, type_):
+        while True:
+            m = await self.recv(ws)
+            if m["type"] == type_:
+                return m
+
+    def test_one_room_one_order_welcome_nicks_and_leaving_across_four_workers(self):
+        async def go():
+            members = await self.members_on_every_worker("lobby")
+            nicks = [n for _, n, _ in members]
+            self.assertEqual(sorted(w for _, _, w in members), [0, 1, 2, 3])
+            # the welcome of one more lists everyone, in join order
+            late, welcome, _ = await self.join("lobby", "late")
+            self.assertEqual(welcome["users"], nicks + ["late"])
+            # a nick taken on another worker is not given twice
+            dup, welcome2, _ = await self.join("lobby", nicks[0])
+            self.assertNotEqual(welcome2["nick"], nicks[0])
+            everyone = [ws for ws, _, _ in members] + [late, dup]
+            for ws in everyone[:-2]:
+                await self.recv_until(ws, "joined")        # late
+                await self.recv_until(ws, "joined")        # dup
+            await self.recv_until(late, "joined")
+            # every member says three things at once, from four workers:
+            # everyone gets all of them, in one and the same order
+            for k in range(3):
+                for ws, n, _ in members:
+                    await ws.send(json.dumps({"type": "say", "text": f"{n}-{k}"}))
+            orders = []
+            for ws in everyone:
+                got = []
+                while len(got) < 3 * len(members):
+                    m = await self.recv(ws)
+                    if m["type"] == "said":
+                        got.append(m["text"])
+                orders.append(got)
+            self.assertEqual(sorted(orders[0]), sorted(f"{n}-{k}" for n in nicks for k in range(3)))
+            for o in orders[1:]:
+                self.assertEqual(o, orders[0])
+            # a member leaving on one worker is announced on the others
+            gone_ws, gone_nick, gone_worker = members[1]
+            await gone_ws.close()
+            for ws, _, w in members[:1] + members[2:]:
+                m = await self.recv_until(ws, "left")
+                self.assertEqual(m["nick"], gone_nick)
+            # and the room's state knows: a new welcome lists the rest
+            again, welcome3, _ = await self.join("lobby", "again")
+            self.assertNotIn(gone_nick, welcome3["users"])
+            self.assertEqual(len(welcome3["users"]), len(members) - 1 + 2 + 1)
+            for ws in everyone + [again]:
+                if ws is not gone_ws:
+                    await ws.close()
+        asyncio.run(asyncio.wait_for(go(), 60))
+
+    def test_max_users_holds_across_workers(self):
+        async def go():
+            members = await self.members_on_every_worker("tiny", "/ws/small")
+            # four on four workers: one more fits, the next is refused
+            fifth, _, _ = await self.join("tiny", "fifth", "/ws/small")
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{self.port}/ws/small?room=tiny&nick=sixth",
+                ping_interval=None, close_timeout=2)
+            with self.assertRaises(websockets.exceptions.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            self.assertEqual(ws.close_code, 1008)
+            for w, _, _ in members:
+                await w.close()
+            await fifth.close()
+        asyncio.run(asyncio.wait_for(go(), 60))
+
+
 class WorkersConfigTest(ghtest.TestCase):
 
     def check(self, text):
@@ -261,10 +399,6 @@ class WorkersConfigTest(ghtest.TestCase):
         rc, err = self.check("workers: 2\nbus: { redis: \"redis://127.0.0.1:6379\" }\n" + base)
         self.assertEqual(rc, 1)
         self.assertIn("gw.yaml:1:10: workers: 2 with bus: is not supported yet", err)
-        rc, err = self.check("workers: 2\n" + base + "routes:\n  - match: { path: /ws }\n"
-                             "    websocket: { plugin: echo }\n")
-        self.assertEqual(rc, 1)
-        self.assertIn("gw.yaml:1:10: workers: 2 with websocket routes is not supported yet", err)
         rc, err = self.check("workers: 1\n" + base)
         self.assertEqual(rc, 0, err)
 
