@@ -381,6 +381,41 @@ class ChatAcrossWorkersTest(ghtest.TestCase):
         asyncio.run(asyncio.wait_for(go(), 60))
 
 
+class WorkersWebSocketTest(ghtest.TestCase):
+    """Reload and drain with four workers and 200 open WebSockets."""
+
+    def test_200_websockets_on_four_workers_survive_a_reload_and_drain_with_1001(self):
+        port = ghtest.free_port()
+        routes = ("  - match: { path: /metrics }\n    metrics: {}\n"
+                  "  - match: { path: /ws/echo }\n    websocket: { plugin: echo }\n")
+        g = self.start(wsutil.ws_config(port, self.tmp, routes, "workers: 4"))
+        socks = [wsutil.RawWS(port, "/ws/echo") for _ in range(200)]
+        self.assertTrue(all(w.status == 101 for w in socks))
+        m = ghtest.scrape(port)
+        by_worker = {int(re.search(r'worker="(\d+)"', k).group(1)): v for k, v in m.items()
+                     if k.startswith("gatehouse_worker_connections_open{") and 'kind="websocket"' in k}
+        self.assertEqual(sum(by_worker.values()), 200)
+        self.assertTrue(all(n > 0 for n in by_worker.values()), by_worker)
+        # a reload: every worker takes the new generation, no WebSocket is cut
+        g.rewrite(wsutil.ws_config(port, self.tmp, routes + "  - match: { path: /new }\n"
+                                   "    health: {}\n", "workers: 4"))
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reloaded")
+        for i, w in enumerate(socks):
+            w.send(wsutil.frame(wsutil.OP_TEXT, f"after reload {i}"))
+        for i, w in enumerate(socks):
+            self.assertEqual(w.recv_message(), (wsutil.OP_TEXT, f"after reload {i}".encode()))
+        self.assertEqual(ghtest.raw_request(port, b"GET /new HTTP/1.1\r\nHost: h\r\n"
+                                                  b"Connection: close\r\n\r\n").split(b" ")[1], b"200")
+        # the drain: every worker closes its WebSockets with 1001, then exits 0
+        g.send_signal(signal.SIGTERM)
+        for w in socks:
+            code, _ = w.expect_close()
+            self.assertEqual(code, 1001)
+            w.send(wsutil.close_frame(1001))
+        self.assertEqual(g.proc.wait(15), 0)
+
+
 class WorkersConfigTest(ghtest.TestCase):
 
     def check(self, text):
