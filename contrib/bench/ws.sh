@@ -32,7 +32,15 @@
 #              say logged in Redis for the room's history: the Lua script
 #              path); compared with fanout-chat of the same run.
 #
-#   bash contrib/bench/ws.sh
+#   bash contrib/bench/ws.sh [--workers N]
+#
+# --workers N (or WORKERS=N): gatehouse runs N workers (workers: N). Then,
+# unless SERVER_CPU/LOAD_CPU say otherwise, the server and wsload both may
+# run on every core (on a machine with few cores they must share them);
+# each run also prints the server's CPU per message (server_cpu over the
+# rate), the figure to compare between worker counts when the load
+# generator shares the cores. On a many-core machine give the server its
+# own cores: SERVER_CPU=0-7 LOAD_CPU=8-15 bash contrib/bench/ws.sh --workers 8
 #
 # Environment:
 #   GATEHOUSE=PATH   gatehouse binary (build/gatehouse; built with the
@@ -58,6 +66,15 @@
 # message), 1 otherwise. Goals are printed, not enforced.
 set -euo pipefail
 
+workers="${WORKERS:-}"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workers) workers="${2:?--workers needs a count}"; shift 2 ;;
+    --workers=*) workers="${1#--workers=}"; shift ;;
+    *) echo "ws.sh: unknown argument $1 (see the comment at the top)" >&2; exit 2 ;;
+  esac
+done
+
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 bench="$here/contrib/bench"
 gh="${GATEHOUSE:-$here/build/gatehouse}"
@@ -69,8 +86,13 @@ benches="${BENCHES:-echo fanout fanout-200 fanout-chat handshake idle echo-defla
 servers="${SERVERS:-gatehouse node uws}"
 repeat="${REPEAT:-3}"
 bcast="${NODE_BROADCAST:-send}"
-scpu="${SERVER_CPU:-0}"
-lcpu="${LOAD_CPU:-1}"
+if [ -n "$workers" ]; then
+  scpu="${SERVER_CPU:-0-$(( $(nproc) - 1 ))}"
+  lcpu="${LOAD_CPU:-0-$(( $(nproc) - 1 ))}"
+else
+  scpu="${SERVER_CPU:-0}"
+  lcpu="${LOAD_CPU:-1}"
+fi
 idle_conns=10000
 src="127.0.0.2-127.0.0.11"      # 10 source addresses, 1,000 idle connections each
 
@@ -173,6 +195,7 @@ gh_config() {   # gh_config PORT FILE [REDIS_PORT|deflate]
   cat > "$2" <<EOF
 plugins_dir: $plugins
 $bus
+${workers:+workers: $workers}
 access_log: off
 error_log: stderr
 log_level: warn
@@ -336,6 +359,14 @@ run() {   # run BENCH SERVER
   esac
   out="$(taskset -c "$lcpu" "$tmp/wsload" "${args[@]}" --port "$port" --label "$2" "${pids[@]}")" || rc=$?
   echo "$out"
+  # the server's CPU per message: what to compare between worker counts
+  # when the load generator shares the cores
+  printf '%s\n' "$out" | tr ' ' '\n' | awk -F= -v job="$1" -v srv="$2" '
+    $1 == "server_cpu" { sub("%", "", $2); cpu = $2 }
+    $1 == "rt/s" || $1 == "deliveries/s" || $1 == "hs/s" { rate = $2; unit = $1 }
+    END { if (cpu != "" && rate > 0)
+            printf "# %s %s: %.3f us of server CPU per %s\n", job, srv, cpu * 10000 / rate,
+                   (unit == "rt/s" ? "round trip" : unit == "hs/s" ? "handshake" : "delivery") }'
   for p in "$spid" "$spid2" "$rpid"; do
     [ -n "$p" ] || continue
     if ! kill -0 "$p" 2>/dev/null; then
@@ -364,7 +395,7 @@ run() {   # run BENCH SERVER
   return 0
 }
 
-echo "# ws.sh $(date -u +%FT%TZ) servers on core $scpu, wsload on core $lcpu; $(nproc) cores: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+echo "# ws.sh $(date -u +%FT%TZ) servers on core $scpu, wsload on core $lcpu; $(nproc) cores: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)${workers:+; gatehouse workers: $workers}"
 case " $benches " in *" fanout-bus "*|*" fanout-chat-bus "*)
   echo "# fanout-bus: both gatehouse instances AND redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on core $scpu: the cross-instance figure includes Redis's work on the same core";;
 esac

@@ -1,7 +1,11 @@
 /* log.c: the error log: a timestamp, a level and one line per event.
  *
  * Writes go straight to a file descriptor with one write(2) per line so that
- * lines from a reload and from connections never interleave mid-line. */
+ * lines from a reload and from connections, and from several workers,
+ * never interleave mid-line. Once opened, the log keeps one descriptor
+ * number for good: a reopen dup2()s the new file onto it, so a worker
+ * writing meanwhile writes to the old file or the new one, never to a
+ * closed (or reused) descriptor. */
 #include "log.h"
 #include "err.h"
 
@@ -35,32 +39,52 @@ int gh_log_level_parse(const char *s, gh_log_level *out)
     return GH_EINVAL;
 }
 
+void gh_log_set_level(gh_log_level level)
+{
+    __atomic_store_n((int *)&gh_log_min_level, (int)level, __ATOMIC_RELAXED);
+}
+
 int gh_log_open(const char *path)
 {
-    int fd;
+    int fd, cur = __atomic_load_n(&log_fd, __ATOMIC_RELAXED);
 
-    if (path == NULL || strcmp(path, "stderr") == 0) {
-        gh_log_close();
-        return GH_OK;
-    }
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (fd < 0)
+    if (path == NULL || strcmp(path, "stderr") == 0)
+        fd = STDERR_FILENO;
+    else if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640)) < 0)
         return -errno;
-    gh_log_close();
-    log_fd = fd;
+    if (cur == STDERR_FILENO) {
+        /* the first open: a descriptor of our own from now on (made before
+         * any worker starts) */
+        int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (own < 0) {
+            int e = errno;
+            if (fd != STDERR_FILENO)
+                close(fd);
+            return -e;
+        }
+        __atomic_store_n(&log_fd, own, __ATOMIC_RELAXED);
+    } else if (dup3(fd, cur, O_CLOEXEC) < 0) {
+        int e = errno;
+        if (fd != STDERR_FILENO)
+            close(fd);
+        return -e;
+    }
+    if (fd != STDERR_FILENO)
+        close(fd);
     return GH_OK;
 }
 
 void gh_log_close(void)
 {
-    if (log_fd != STDERR_FILENO)
-        close(log_fd);
-    log_fd = STDERR_FILENO;
+    int cur = __atomic_exchange_n(&log_fd, STDERR_FILENO, __ATOMIC_RELAXED);
+
+    if (cur != STDERR_FILENO)
+        close(cur);
 }
 
 int gh_log_fd(void)
 {
-    return log_fd;
+    return __atomic_load_n(&log_fd, __ATOMIC_RELAXED);
 }
 
 void gh_log_write(gh_log_level level, const char *fmt, ...)
@@ -88,7 +112,7 @@ void gh_log_write(gh_log_level level, const char *fmt, ...)
         n = sizeof(line) - 2;
     line[n++] = '\n';
     /* one write per line; a short write to a log is not worth retrying */
-    if (write(log_fd, line, n) < 0) {
+    if (write(gh_log_fd(), line, n) < 0) {
         /* nowhere left to report it */
     }
 }

@@ -11,11 +11,20 @@ typedef enum {
 } gh_log_level;
 
 /* The only global mutable state beyond this is nothing: the level. */
-extern gh_log_level gh_log_min_level;
+extern gh_log_level gh_log_min_level;   /* set through gh_log_set_level() */
+
+/* The least severe level written now (any thread). */
+static inline gh_log_level gh_log_level_now(void)
+{
+    return (gh_log_level)__atomic_load_n((int *)&gh_log_min_level, __ATOMIC_RELAXED);
+}
+
+/* Sets it (a reload, while workers log). */
+void gh_log_set_level(gh_log_level level);
 
 #define GH_LOG(level, ...)                                   \
     do {                                                     \
-        if ((level) >= gh_log_min_level)                     \
+        if ((level) >= gh_log_level_now())                   \
             gh_log_write((level), __VA_ARGS__);              \
     } while (0)
 

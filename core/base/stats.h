@@ -1,12 +1,15 @@
-/* stats.h: the process's counters, read by the metrics action. No I/O.
+/* stats.h: the counters of one event loop (a worker), read by the metrics
+ * action, which adds up every worker's. No I/O.
  *
- * Plain integers bumped on the event-loop thread; no atomics needed. Labels
+ * Each gh_stats has one writer, its worker's thread, and is read by any
+ * worker answering a scrape. So every access is a relaxed atomic load or
+ * store (GH_STAT_*): on x86 and arm64 these are plain moves, no locked
+ * instruction, and no update is lost because only the owner writes. Labels
  * that come from codecs (PROXY refusal reasons) are static strings, so a
  * small table keyed by pointer is enough. */
 #ifndef GH_STATS_H
 #define GH_STATS_H
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,9 +56,6 @@ typedef struct gh_stats {
     uint64_t       plugin_slow_calls[GH_PLUGIN_CALL_KINDS];  /* past plugin_warn_after,
                                                               by gh_plugin_call_kind */
     uint64_t       reloads_ok, reloads_failed;
-    double         last_reload_time;  /* unix seconds of the last reload tried, 0: none */
-    bool           last_reload_failed;
-    char           last_reload_error[256];   /* its first error when it failed */
     uint64_t       bus_published;     /* PUBLISHes sent to Redis (bus.c) */
     uint64_t       bus_received;      /* messages received from Redis and delivered here */
     uint64_t       bus_not_broadcast; /* published while the bus was down: delivered here only */
@@ -68,6 +68,17 @@ typedef struct gh_stats {
     uint64_t       mem_trims;         /* freed heap given back to the system (memtrim.h) */
     double         start_time;                       /* unix seconds */
 } gh_stats;
+
+/* The owner's updates and anyone's read of one counter (an lvalue of an
+ * integer type in a gh_stats). */
+#define GH_STAT_GET(f)    __atomic_load_n(&(f), __ATOMIC_RELAXED)
+#define GH_STAT_SET(f, v) __atomic_store_n(&(f), (v), __ATOMIC_RELAXED)
+#define GH_STAT_ADD(f, n) GH_STAT_SET(f, GH_STAT_GET(f) + (n))
+#define GH_STAT_SUB(f, n) GH_STAT_SET(f, GH_STAT_GET(f) - (n))
+
+/* Adds every counter and gauge of src (another worker's, read as it is
+ * now) to dst (the caller's own copy). start_time is the earliest. */
+void gh_stats_sum(gh_stats *dst, const gh_stats *src);
 
 /* Counts a WebSocket close with code (codes past the table's size are
  * counted under 0, "other"). */

@@ -541,7 +541,7 @@ static int publish_now(gh_bus *b, const char *ch, size_t chlen, int opcode,
     }
     if (rc != REDIS_OK)
         return GH_ENOMEM;
-    b->loop->stats.bus_published++;
+    GH_STAT_ADD(b->loop->stats.bus_published, 1);
     return GH_OK;
 }
 
@@ -556,7 +556,7 @@ static int cmd_now(gh_bus *b, const uint8_t *cmd, size_t len)
     if (redisAsyncFormattedCommand(b->pub, on_script_reply, NULL, (const char *)cmd, len) !=
         REDIS_OK)
         return GH_ENOMEM;
-    b->loop->stats.bus_published++;
+    GH_STAT_ADD(b->loop->stats.bus_published, 1);
     return GH_OK;
 }
 
@@ -591,7 +591,7 @@ static void chan_flush(gh_bus *b, chan *c, bool send)
             if (m->keep > 0)
                 gh_tstate_log_seen(b->loop->tstate, c->ns, c->name, c->name_len,
                                    (const char *)m->data + m->cmdlen, m->len, m->keep);
-            b->loop->stats.bus_not_broadcast++;
+            GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
         }
         b->queued -= m->cmdlen + m->len;
         free(m);
@@ -684,7 +684,7 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
     if ((chlen = channel_of(b, ns, name, len)) < 0)
         return (int)chlen;
     if (!can_send(b)) {
-        b->loop->stats.bus_not_broadcast++;
+        GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
     c = chan_find(b, b->chbuf, (size_t)chlen);
@@ -693,11 +693,11 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
          * overtake it and never come back to the members here */
         if (chan_queue(b, c, Q_PUBLISH, NULL, 0, opcode, data, dlen, upto, 0, 0, 0) == GH_OK)
             return GH_OK;
-        b->loop->stats.bus_not_broadcast++;
+        GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
     if ((rc = publish_now(b, b->chbuf, (size_t)chlen, opcode, data, dlen, upto)) != GH_OK) {
-        b->loop->stats.bus_not_broadcast++;
+        GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
         return deliver_local(b, ns, name, len, opcode, data, dlen);
     }
     if (c == NULL && gh_topics_count(b->loop->topics, ns, name, len) > 0) {
@@ -1263,7 +1263,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
             return;
         }
     }
-    b->loop->stats.bus_received++;
+    GH_STAT_ADD(b->loop->stats.bus_received, 1);
     if (m.keep > 0)
         gh_tstate_log_seen(b->loop->tstate, c->ns, c->name, c->name_len, (const char *)m.data,
                            m.len, m.keep);
@@ -1283,10 +1283,10 @@ static void link_up(gh_bus *b)
     size_t n = 0;
 
     b->state = LINK_UP;
-    b->loop->stats.bus_connected = 1;
+    GH_STAT_SET(b->loop->stats.bus_connected, 1);
     evtimer_del(b->timer);
     if (b->was_up)
-        b->loop->stats.bus_reconnects++;
+        GH_STAT_ADD(b->loop->stats.bus_reconnects, 1);
     for (size_t i = 0; i < b->nbuckets; i++) {
         for (chan *c = b->buckets[i]; c != NULL; c = c->next) {
             if (!c->want)
@@ -1516,7 +1516,7 @@ static void connect_start(gh_bus *b)
     struct evdns_getaddrinfo_request *r;
 
     b->state = LINK_CONNECTING;
-    b->loop->stats.bus_connected = 0;
+    GH_STAT_SET(b->loop->stats.bus_connected, 0);
     b->pub_ready = b->sub_ready = false;
     b->shas = 0;
     evtimer_add(b->timer, &tv);     /* the lookup and the connect, together */
@@ -1557,7 +1557,7 @@ static void link_fail(gh_bus *b, const char *why)
     if (b->freeing || was == LINK_DOWN)
         return;
     b->state = LINK_DOWN;
-    b->loop->stats.bus_connected = 0;
+    GH_STAT_SET(b->loop->stats.bus_connected, 0);
     cancel_lookup(b);
     if (b->beat != NULL)
         evtimer_del(b->beat);
@@ -1580,7 +1580,7 @@ static void link_fail(gh_bus *b, const char *why)
         ms = BACKOFF_MAX_MS;
     ms = ms * 4 / 5 + next_rand(b) % (ms * 2 / 5 + 1);     /* ±20 % */
     if (was == LINK_UP) {
-        b->loop->stats.bus_disconnects++;
+        GH_STAT_ADD(b->loop->stats.bus_disconnects, 1);
         GH_LOG(GH_LOG_WARN, "bus: lost redis %s: %s; publishing locally only, "
                "reconnecting in %ums", b->where, why, ms);
     } else {
@@ -1772,7 +1772,7 @@ void gh_bus_free(gh_bus *b)
         gh_tstate_set_bus(b->loop->tstate, NULL);   /* waiting requests: answered here */
     }
     b->freeing = true;
-    b->loop->stats.bus_connected = 0;
+    GH_STAT_SET(b->loop->stats.bus_connected, 0);
     cancel_lookup(b);
     if (b->dns != NULL)
         evdns_base_free(b->dns, 0);

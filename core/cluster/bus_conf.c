@@ -120,6 +120,7 @@ void gh_cfg_set_bus(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void
 
     (void)k;
     (void)d;
+    bus->loc = gh_cfg_loc_of(c, v);
     if (!gh_cfg_walk_map(c, v, "bus", "in bus", gh_bus_conf_keys, bus))
         return;
     if (bus->redis != NULL && bus->password != NULL &&

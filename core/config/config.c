@@ -29,6 +29,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -848,6 +849,43 @@ static void set_name(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, voi
         cfg->user_loc = gh_cfg_loc_of(c, v);
 }
 
+/* workers: a count in 1..GH_MAX_WORKERS or auto (0). */
+static void set_workers(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, void *obj,
+                        const gh_keydef *d)
+{
+    gh_config *cfg = obj;
+    char qb[GH_CFG_QBUF];
+    const char *s = gh_cfg_want_scalar(c, v, k->text, "a whole number or auto");
+    uint64_t n;
+
+    (void)d;
+    if (s == NULL)
+        return;
+    cfg->workers_loc = gh_cfg_loc_of(c, v);
+    if (strcmp(s, "auto") == 0) {
+        cfg->workers = 0;
+        return;
+    }
+    if (gh_cfg_parse_dec(s, GH_MAX_WORKERS, &n) != 0 || n == 0) {
+        gh_cfg_err_at(c, v, "%s: expected auto or a whole number in 1..%d, got %s", k->text,
+                      GH_MAX_WORKERS, gh_cfg_quote(qb, s));
+        return;
+    }
+    cfg->workers = (unsigned)n;
+}
+
+/* The Redis bus does not work with several workers yet (topics span the
+ * workers through the hub, but the bus talks for one worker): workers:
+ * auto means 1 with a bus (gh_config_workers); a count above 1 is an
+ * error. */
+static void check_workers(gh_cfgctx *c, gh_config *cfg)
+{
+    if (cfg->workers > 1 && cfg->bus.redis != NULL)
+        gh_cfg_err_at_pos(c, cfg->workers_loc.line, cfg->workers_loc.col,
+                          "workers: %u with bus: is not supported yet (the Redis bus serves "
+                          "one worker): use workers: 1 or auto", cfg->workers);
+}
+
 /* A failed getpwnam_r/getgrnam_r (e: its return) reported at loc. */
 static void lookup_failed(gh_cfgctx *c, gh_srcloc loc, const char *key, const char *name, int e)
 {
@@ -1004,6 +1042,7 @@ static const gh_keydef top_keys[] = {
     { .name = "drain_timeout", .set = gh_cfg_set_duration, .off = CFG_FIELD(drain_timeout_ms) },
     { .name = "plugin_warn_after", .set = gh_cfg_set_duration,
       .off = CFG_FIELD(plugin_warn_after_ms) },
+    { .name = "workers", .set = set_workers },
     { .name = "user", .set = set_name, .off = CFG_FIELD(user), .arg = 0 },
     { .name = "group", .set = set_name, .off = CFG_FIELD(group), .arg = 1 },
     { .name = "http", .set = gh_cfg_set_map, .off = CFG_FIELD(http), .sub = gh_http_conf_keys },
@@ -1096,6 +1135,8 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
         gh_cfg_check_proxies(&c, cfg);
     if (!c.nomem)
         check_identity(&c, cfg);
+    if (!c.nomem)
+        check_workers(&c, cfg);
     rc = c.nomem ? GH_ENOMEM : c.nerrs > 0 || c.too_many ? GH_EINVAL : GH_OK;
     flush_errors(&c, errs);
     if (rc == GH_OK) {
@@ -1185,6 +1226,20 @@ cleanup:
     free(buf);
     free(dir);
     return rc;
+}
+
+unsigned gh_config_workers(const gh_config *cfg)
+{
+    cpu_set_t set;
+    int n;
+
+    if (cfg->workers > 0)
+        return cfg->workers;
+    if (cfg->bus.redis != NULL)
+        return 1;               /* see check_workers() */
+    if (sched_getaffinity(0, sizeof(set), &set) != 0 || (n = CPU_COUNT(&set)) < 1)
+        return 1;
+    return n > GH_MAX_WORKERS ? GH_MAX_WORKERS : (unsigned)n;
 }
 
 void gh_config_free(gh_config *cfg)

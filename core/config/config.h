@@ -266,6 +266,7 @@ typedef struct gh_bus_conf {
                                 name, or NULL: /etc/resolv.conf's */
     uint64_t presence_ttl_ms;    /* topic-state members of a silent instance expire
                                   * after this; default 10 s, at least 1 s */
+    gh_srcloc loc;           /* of the bus: value (0:0 when not given) */
 } gh_bus_conf;
 
 typedef struct gh_config {
@@ -286,6 +287,9 @@ typedef struct gh_config {
     gid_t             gid;          /* group's, else the user's primary group (with user) */
     gh_srcloc         user_loc;     /* of the user: value */
     gh_srcloc         group_loc;    /* of the group: value */
+    unsigned          workers;      /* event-loop threads; 0: auto (default), see
+                                       gh_config_workers() */
+    gh_srcloc         workers_loc;  /* of the workers: value (0:0 when not given) */
     gh_http_conf      http;
     gh_limits_conf    limits;
     gh_bus_conf       bus;
@@ -310,6 +314,7 @@ typedef struct gh_config {
 #define GH_CONFIG_MAX_ERRORS      100    /* reported; then "too many errors" */
 #define GH_CONFIG_MAX_DURATION_MS (366ULL * 24 * 3600 * 1000)  /* any duration */
 #define GH_CONFIG_MAX_SIZE        (1ULL << 40)                 /* any size: 1 TiB */
+#define GH_MAX_WORKERS            256    /* workers: N */
 
 /* Checks beyond the schema comments above, so users of the structs may rely
  * on them:
@@ -371,6 +376,12 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
 
 /* NULL-safe. */
 void gh_config_free(gh_config *cfg);
+
+/* The event-loop threads cfg asks for: workers: N, or for auto the CPUs
+ * this process may run on (its affinity mask), at most GH_MAX_WORKERS;
+ * auto is 1 with a bus (the Redis bus serves one worker for now: the
+ * loader refuses workers: N > 1 with it). */
+unsigned gh_config_workers(const gh_config *cfg);
 
 /* Calls fn with the dotted path of every key the loader accepts, parents
  * before their children ("listeners", "listeners.tls", "listeners.tls.cert";

@@ -17,6 +17,7 @@
  * otherwise it refuses to start rather than serve as someone the config
  * did not name. */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,7 @@ static const char *beside_config(char *buf, size_t cap)
 }
 
 /* Loads and checks everything; prints errors. Returns 0 with *out, or 1. */
-static int load(const char *path, gh_site **out)
+static int load(const char *path, bool test_only, gh_site **out)
 {
     gh_errlist errs;
     gh_config *cfg = NULL;
@@ -97,7 +98,8 @@ static int load(const char *path, gh_site **out)
     gh_errlist_init(&errs);
     rc = gh_config_load(path, &cfg, &errs);
     if (rc == GH_OK)
-        rc = gh_site_new(cfg, &errs, out);
+        /* -t initialises each plugin once; a server, once per worker */
+        rc = gh_site_new(cfg, test_only ? 1 : gh_config_workers(cfg), &errs, out);
     if (rc != GH_OK && errs.n == 0)
         gh_errlist_add(&errs, path, 0, 0, "cannot load: %s", strerror(-rc));
     for (size_t i = 0; i < errs.n; i++)
@@ -157,7 +159,7 @@ int main(int argc, char **argv)
     /* before any plugin code runs (init runs while the config loads) */
     if ((rc = gh_plugin_fatal_init()) != GH_OK)
         fprintf(stderr, "gatehouse: cannot catch fatal signals: %s\n", strerror(-rc));
-    if (load(path, &site) != 0)
+    if (load(path, test_only, &site) != 0)
         return 1;
     if (test_only) {
         /* a plugin whose init failed would take its routes down: not ok */
@@ -190,7 +192,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "gatehouse: warning: log %s: cannot create it for user %s: "
                         "%s\n", logs[i], cfg->user, strerror(-rc));
     }
-    gh_log_min_level = (gh_log_level)cfg->log_level;
+    gh_log_set_level((gh_log_level)cfg->log_level);
     if ((rc = gh_log_open(cfg->error_log)) != GH_OK) {
         fprintf(stderr, "gatehouse: error log %s: %s\n", cfg->error_log, strerror(-rc));
         gh_site_unref(site);
@@ -203,7 +205,7 @@ int main(int argc, char **argv)
         return 1;
     cfg = NULL;                 /* the server's now; a reload replaces it */
     if (plan == GH_PRIV_DROP) {
-        const gh_config *now = srv->loop.site->cfg;
+        const gh_config *now = gh_server_config(srv);
 
         if ((rc = gh_priv_drop(now->uid, now->gid, why, sizeof(why))) != GH_OK) {
             GH_LOG(GH_LOG_ERROR, "cannot drop privileges to user %s (uid %u gid %u): %s; "

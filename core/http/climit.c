@@ -13,6 +13,7 @@
 #include "climit.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -29,7 +30,11 @@ typedef struct slot {
     bool          fresh[2];      /* the bucket starts full */
 } slot;
 
+/* One table for the process: every worker's connections count together,
+ * each call under the table's mutex (one short critical section per
+ * connection and per limited request). */
 struct gh_climits {
+    pthread_mutex_t mu;
     slot     *slots;
     uint64_t  nsets;             /* a power of two */
     uint64_t  seed[2];
@@ -77,6 +82,7 @@ gh_climits *gh_climits_new(uint64_t clients)
         t->seed[0] = (uint64_t)(uintptr_t)t * 0x9e3779b97f4a7c15u;
         t->seed[1] = (uint64_t)(uintptr_t)t->slots;
     }
+    pthread_mutex_init(&t->mu, NULL);
     return t;
 }
 
@@ -84,6 +90,7 @@ void gh_climits_free(gh_climits *t)
 {
     if (t == NULL)
         return;
+    pthread_mutex_destroy(&t->mu);
     free(t->slots);
     free(t);
 }
@@ -136,14 +143,20 @@ static slot *find(gh_climits *t, const gh_climit_key *k, bool create, uint64_t n
 uint32_t gh_climits_conn_open(gh_climits *t, const gh_climit_key *k, uint64_t max,
                               uint64_t now_ms)
 {
-    slot *s = find(t, k, true, now_ms);
+    slot *s;
+    uint32_t rc;
 
-    if (s == NULL)
-        return GH_CLIMIT_UNTRACKED;
-    if (max != 0 && s->conns >= max)
-        return 0;
-    s->conns++;
-    return (uint32_t)(s - t->slots) + 1;
+    pthread_mutex_lock(&t->mu);
+    if ((s = find(t, k, true, now_ms)) == NULL) {
+        rc = GH_CLIMIT_UNTRACKED;
+    } else if (max != 0 && s->conns >= max) {
+        rc = 0;
+    } else {
+        s->conns++;
+        rc = (uint32_t)(s - t->slots) + 1;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
 }
 
 void gh_climits_conn_close(gh_climits *t, uint32_t slot_plus_one)
@@ -151,12 +164,30 @@ void gh_climits_conn_close(gh_climits *t, uint32_t slot_plus_one)
     if (slot_plus_one == 0 || slot_plus_one == GH_CLIMIT_UNTRACKED ||
         slot_plus_one > t->nsets * WAYS)
         return;
+    pthread_mutex_lock(&t->mu);
     if (t->slots[slot_plus_one - 1].conns > 0)
         t->slots[slot_plus_one - 1].conns--;
+    pthread_mutex_unlock(&t->mu);
 }
+
+static uint64_t take(gh_climits *t, const gh_climit_key *k, gh_limit_kind kind,
+                     const gh_rate_conf *rate, uint64_t now_ms);
 
 uint64_t gh_climits_take(gh_climits *t, const gh_climit_key *k, gh_limit_kind kind,
                          const gh_rate_conf *rate, uint64_t now_ms)
+{
+    uint64_t wait;
+
+    if (rate->count == 0 || rate->per_ms == 0)
+        return 0;
+    pthread_mutex_lock(&t->mu);
+    wait = take(t, k, kind, rate, now_ms);
+    pthread_mutex_unlock(&t->mu);
+    return wait;
+}
+
+static uint64_t take(gh_climits *t, const gh_climit_key *k, gh_limit_kind kind,
+                     const gh_rate_conf *rate, uint64_t now_ms)
 {
     int i = kind == GH_LIMIT_UPGRADES;
     uint64_t burst, cap, per_ms_gain_num, elapsed;
@@ -193,7 +224,12 @@ uint64_t gh_climits_take(gh_climits *t, const gh_climit_key *k, gh_limit_kind ki
     return ((1000 - s->mtok[i]) * rate->per_ms + per_ms_gain_num - 1) / per_ms_gain_num;
 }
 
-uint64_t gh_climits_tracked(const gh_climits *t)
+uint64_t gh_climits_tracked(gh_climits *t)
 {
-    return t->tracked;
+    uint64_t n;
+
+    pthread_mutex_lock(&t->mu);
+    n = t->tracked;
+    pthread_mutex_unlock(&t->mu);
+    return n;
 }

@@ -2,7 +2,8 @@
  * request and upgrade rates metered (token buckets) per client address, in
  * a table of fixed size that a flood of distinct addresses cannot grow: a
  * new client takes the slot of the least recently seen one that has no
- * connection open. */
+ * connection open. One table serves every worker: each call is
+ * thread-safe. */
 #ifndef GH_CLIMIT_H
 #define GH_CLIMIT_H
 
@@ -50,6 +51,6 @@ uint64_t gh_climits_take(gh_climits *t, const gh_climit_key *k, gh_limit_kind ki
                          const gh_rate_conf *rate, uint64_t now_ms);
 
 /* Clients in the table now (for tests and metrics). */
-uint64_t gh_climits_tracked(const gh_climits *t);
+uint64_t gh_climits_tracked(gh_climits *t);
 
 #endif

@@ -82,16 +82,28 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The loop's table when the config sets any limit, else NULL. */
+/* The process's table when the config sets any limit, else NULL. The
+ * first worker to need it makes it; one that loses the race frees its
+ * own. */
 static gh_climits *climits_of(gh_conn *c)
 {
     const gh_limits_conf *l = &cfg_of(c)->limits;
+    gh_climits *t, *none = NULL;
 
     if (l->connections == 0 && l->requests.count == 0 && l->upgrades.count == 0)
         return NULL;
-    if (c->loop->climits == NULL && (c->loop->climits = gh_climits_new(l->clients)) == NULL)
+    if ((t = __atomic_load_n(c->loop->climits, __ATOMIC_ACQUIRE)) != NULL)
+        return t;
+    if ((t = gh_climits_new(l->clients)) == NULL) {
         GH_LOG(GH_LOG_ERROR, "limits: out of memory for the clients' table; not limiting");
-    return c->loop->climits;
+        return NULL;
+    }
+    if (!__atomic_compare_exchange_n(c->loop->climits, &none, t, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE)) {
+        gh_climits_free(t);
+        t = none;
+    }
+    return t;
 }
 
 /* The balancer itself (its health checks): a trusted peer speaking for
@@ -111,7 +123,7 @@ static void limit_refused(gh_conn *c, gh_limit_kind kind, const char *what)
     gh_loop *loop = c->loop;
     uint64_t now = mono_ms();
 
-    loop->stats.client_limited[kind]++;
+    GH_STAT_ADD(loop->stats.client_limited[kind], 1);
     if (loop->limit_logged_ms[kind] != 0 && now - loop->limit_logged_ms[kind] < 10000) {
         loop->limit_unlogged[kind]++;
         return;
@@ -141,7 +153,7 @@ static bool admit_connection(gh_conn *c)
         return false;
     }
     if (slot == GH_CLIMIT_UNTRACKED)
-        c->loop->stats.client_untracked++;
+        GH_STAT_ADD(c->loop->stats.client_untracked, 1);
     else
         c->climit_slot = slot;
     return true;
@@ -176,11 +188,11 @@ static bool over_rate(gh_conn *c, gh_request *r)
     n = gh_resp_error_body(429, body, sizeof(body));
     rn = snprintf(ra, sizeof(ra), "Retry-After: %llu\r\n",
                   (unsigned long long)((wait + 999) / 1000));
+    limit_refused(c, kind, "answered 429");     /* counted before the client can see it */
     gh_req_begin(r, &h, 429);
     gh_resp_add_raw(&h, "Content-Type: text/html; charset=utf-8\r\n", 40);
     gh_resp_add_raw(&h, ra, (size_t)rn);
     gh_req_send(r, &h, body, n);
-    limit_refused(c, kind, "answered 429");
     return true;
 }
 
@@ -317,7 +329,7 @@ static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
     const gh_listener_conf *lc = listener_conf(c);
 
     c->proxied = true;
-    c->loop->stats.proxy_accepted++;
+    GH_STAT_ADD(c->loop->stats.proxy_accepted, 1);
     if (!info->local && (info->family == AF_INET || info->family == AF_INET6)) {
         memcpy(&c->client, &info->src, info->family == AF_INET ? sizeof(c->client.in4)
                                                                 : sizeof(c->client.in6));
@@ -461,7 +473,7 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     if ((c->timer = evtimer_new(loop->base, on_timer, c)) == NULL)
         goto fail;
     gh_loop_conn_added(loop, c);
-    loop->stats.accepted++;
+    GH_STAT_ADD(loop->stats.accepted, 1);
 
     if (lc->proxy_protocol == GH_PROXY_OFF) {
         start_transport(c, NULL, 0);
@@ -494,8 +506,8 @@ void gh_conn_free(gh_conn *c)
     if (c == NULL)
         return;
     gh_loop_conn_removed(c->loop, c);
-    if (c->climit_slot != 0 && c->loop->climits != NULL)
-        gh_climits_conn_close(c->loop->climits, c->climit_slot);
+    if (c->climit_slot != 0 && *c->loop->climits != NULL)
+        gh_climits_conn_close(*c->loop->climits, c->climit_slot);
     if (c->handoff != NULL)
         c->handoff->release(c);
     if (c->timer != NULL)
@@ -532,6 +544,12 @@ static void linger(gh_conn *c)
         return;
     }
     c->state = GH_CONN_LINGER;
+    /* done with: the client sees our FIN now and may connect again at
+     * once, maybe to another worker, before this one reads its close: it
+     * no longer counts against connections_per_client */
+    if (c->climit_slot != 0 && *c->loop->climits != NULL)
+        gh_climits_conn_close(*c->loop->climits, c->climit_slot);
+    c->climit_slot = 0;
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, LINGER_MS);
@@ -739,7 +757,7 @@ static void access_log(gh_request *r)
     size_t n;
 
     if (r->status >= 100 && r->status < 600)
-        loop->stats.http_responses[r->status / 100]++;
+        GH_STAT_ADD(loop->stats.http_responses[r->status / 100], 1);
     if (loop->access_fd < 0)
         return;
     e.client = r->c->client_text;
@@ -886,7 +904,7 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
         goto out;
     }
     if (route->has_allow && !gh_cidr_list_match(route->allow, route->nallow, &c->client.sa)) {
-        c->loop->stats.route_denied++;
+        GH_STAT_ADD(c->loop->stats.route_denied, 1);
         gh_req_error(&r, 403);
         goto out;
     }
@@ -1209,12 +1227,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (c->state == GH_CONN_TLS) {
         if (what & BEV_EVENT_CONNECTED) {
-            c->loop->stats.tls_ok++;
+            GH_STAT_ADD(c->loop->stats.tls_ok, 1);
             c->state = GH_CONN_HEAD;
             arm_timer(c, cfg_of(c)->http.header_timeout_ms);
             return;
         }
-        c->loop->stats.tls_failed++;
+        GH_STAT_ADD(c->loop->stats.tls_failed, 1);
         if (what & BEV_EVENT_ERROR) {
             char ebuf[256];
             unsigned long e = bufferevent_get_openssl_error(c->bev);
@@ -1259,7 +1277,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         refuse_proxy(c, "timeout");
         return;
     case GH_CONN_TLS:
-        c->loop->stats.tls_failed++;
+        GH_STAT_ADD(c->loop->stats.tls_failed, 1);
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake timeout, closing",
                (unsigned long long)c->id, c->client_text);
         break;

@@ -88,6 +88,7 @@ struct gh_conn {
     bool                in_request : 1;    /* bytes of a head have arrived */
     bool                close_after : 1;   /* close once the body/response is done */
     bool                tunnel : 1;    /* the proxied request became a tunnel (101) */
+    unsigned            kind : 2;      /* counted on its listener as: gh_conn_kind */
     uint32_t            climit_slot;   /* counted in loop->climits (climit.h); 0: not */
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For

@@ -5,33 +5,49 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "err.h"
 #include "filecache.h"
 #include "log.h"
 
+/* Workers share a site: its count is atomic (the last one out frees it,
+ * having seen every other worker's writes through the acquire). */
 gh_site *gh_site_ref(gh_site *s)
 {
-    s->refs++;
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
     return s;
 }
 
 void gh_site_unref(gh_site *s)
 {
-    if (s == NULL || --s->refs > 0)
+    if (s == NULL || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
+    if (s->on_last != NULL)
+        s->on_last(s);
+    else
+        gh_site_destroy(s);
+}
+
+void gh_site_destroy(gh_site *s)
+{
     if (s->on_free != NULL)
         s->on_free(s);
     for (size_t i = 0; i < s->nroot_fds; i++)
         if (s->root_fds[i] >= 0)
             close(s->root_fds[i]);
     free(s->root_fds);
-    gh_filecache_free(s->filecache);
+    for (unsigned w = 0; s->filecache != NULL && w < s->nworkers; w++)
+        gh_filecache_free(s->filecache[w]);
+    free(s->filecache);
     if (s->tls_ctx != NULL) {
         for (size_t i = 0; i < s->cfg->nlisteners; i++)
             SSL_CTX_free(s->tls_ctx[i]);
@@ -56,7 +72,7 @@ void gh_loop_access_write(gh_loop *loop, const char *line, size_t len)
 {
     if (loop->access_fd >= 0 && write(loop->access_fd, line, len) < 0) {
         /* a full disk must not stop the gateway; say it once in a while */
-        static time_t last;
+        static _Thread_local time_t last;
         time_t now = time(NULL);
         if (now != last) {
             last = now;
@@ -73,7 +89,8 @@ void gh_loop_conn_added(gh_loop *loop, gh_conn *c)
         loop->conns->prev = c;
     loop->conns = c;
     loop->nconns++;
-    c->lst->open++;
+    c->kind = GH_KIND_HTTP;
+    GH_STAT_ADD(c->lst->open[GH_KIND_HTTP], 1);
     if (loop->on_conn_added != NULL)
         loop->on_conn_added(loop);
 }
@@ -88,7 +105,131 @@ void gh_loop_conn_removed(gh_loop *loop, gh_conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     loop->nconns--;
-    c->lst->open--;
+    GH_STAT_SUB(c->lst->open[c->kind], 1);
     if (loop->on_conn_removed != NULL)
         loop->on_conn_removed(loop);
+}
+
+void gh_loop_conn_kind(gh_loop *loop, gh_conn *c, gh_conn_kind kind)
+{
+    (void)loop;
+    GH_STAT_SUB(c->lst->open[c->kind], 1);
+    c->kind = kind;
+    GH_STAT_ADD(c->lst->open[kind], 1);
+}
+
+/* ---- the mailbox ----------------------------------------------------------
+ *
+ * Tasks from other threads: a mutex-guarded array swapped out whole by the
+ * owner, so the lock is held for a push or a swap, never while a task runs.
+ * The eventfd is written only when the array goes from empty to not, so a
+ * burst of posts wakes the loop once. */
+
+typedef struct task {
+    gh_loop_task_fn fn;
+    void           *arg;
+} task;
+
+struct gh_mailbox {
+    pthread_mutex_t mu;
+    task           *q;
+    size_t          n, cap;
+    int             fd;             /* eventfd */
+    struct event   *ev;
+};
+
+bool gh_loop_mailbox_run(gh_loop *loop)
+{
+    struct gh_mailbox *mb = loop->mbox;
+    task *q;
+    size_t n;
+
+    if (mb == NULL)
+        return false;
+    pthread_mutex_lock(&mb->mu);
+    q = mb->q;
+    n = mb->n;
+    mb->q = NULL;
+    mb->n = mb->cap = 0;
+    pthread_mutex_unlock(&mb->mu);
+    for (size_t i = 0; i < n; i++)
+        q[i].fn(loop, q[i].arg);
+    free(q);
+    return n > 0;
+}
+
+static void on_mail(evutil_socket_t fd, short what, void *arg)
+{
+    gh_loop *loop = arg;
+    uint64_t v;
+
+    (void)what;
+    if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        GH_LOG(GH_LOG_WARN, "worker %u: mailbox: read: %s", loop->id, strerror(errno));
+    (void)gh_loop_mailbox_run(loop);
+}
+
+int gh_loop_mailbox_new(gh_loop *loop)
+{
+    struct gh_mailbox *mb = calloc(1, sizeof(*mb));
+
+    if (mb == NULL)
+        return GH_ENOMEM;
+    if ((mb->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        int e = errno;
+        free(mb);
+        return -e;
+    }
+    if ((mb->ev = event_new(loop->base, mb->fd, EV_READ | EV_PERSIST, on_mail, loop)) == NULL ||
+        event_add(mb->ev, NULL) != 0) {
+        if (mb->ev != NULL)
+            event_free(mb->ev);
+        close(mb->fd);
+        free(mb);
+        return GH_ENOMEM;
+    }
+    pthread_mutex_init(&mb->mu, NULL);
+    loop->mbox = mb;
+    return GH_OK;
+}
+
+void gh_loop_mailbox_free(gh_loop *loop)
+{
+    struct gh_mailbox *mb = loop->mbox;
+
+    if (mb == NULL)
+        return;
+    event_free(mb->ev);
+    close(mb->fd);
+    pthread_mutex_destroy(&mb->mu);
+    free(mb->q);
+    free(mb);
+    loop->mbox = NULL;
+}
+
+int gh_loop_post(gh_loop *loop, gh_loop_task_fn fn, void *arg)
+{
+    struct gh_mailbox *mb = loop->mbox;
+    bool wake;
+
+    pthread_mutex_lock(&mb->mu);
+    if (mb->n == mb->cap) {
+        size_t cap = mb->cap ? mb->cap * 2 : 16;
+        task *q = realloc(mb->q, cap * sizeof(*q));
+        if (q == NULL) {
+            pthread_mutex_unlock(&mb->mu);
+            return GH_ENOMEM;
+        }
+        mb->q = q;
+        mb->cap = cap;
+    }
+    mb->q[mb->n++] = (task){ fn, arg };
+    wake = mb->n == 1;
+    pthread_mutex_unlock(&mb->mu);
+    if (wake) {
+        uint64_t one = 1;
+        /* EAGAIN: the counter is full, so the loop is awake anyway */
+        (void)!write(mb->fd, &one, sizeof(one));
+    }
+    return GH_OK;
 }

@@ -33,24 +33,37 @@ struct gh_promtext;
  * reference, so a reload can swap the site without pulling the routes from
  * under a request in flight. Built by the daemon (gh_site_new in server.c). */
 struct gh_site {
-    int        refs;
+    int        refs;         /* atomic: workers share the site */
+    unsigned   nworkers;     /* the per-worker parts (plugin instances, upstream pools) */
     gh_config *cfg;          /* owned */
     struct ssl_ctx_st **tls_ctx;  /* per listener: SSL_CTX*, or NULL without tls */
     int       *root_fds;     /* per route: the static root's directory fd, or -1 */
     size_t     nroot_fds;
     struct gh_plugins *plugins;   /* loaded plugins and per-route instances (ws/pluginhost.c) */
-    struct gh_upstreams *upstreams; /* pools of the upstreams (upstream/pool.c), or NULL */
-    struct gh_filecache *filecache; /* small static files in memory, or NULL */
+    struct gh_upstreams **upstreams; /* per worker: pools of the upstreams
+                                        (upstream/pool.c); NULL without upstreams */
+    struct gh_filecache **filecache; /* per worker: small static files in memory
+                                        (an entry is used by one thread); NULL
+                                        without static routes, an item NULL
+                                        without memory */
     /* frees what an upper layer hung on the site (the plugins) before the
      * rest goes; set by whoever built the site, may be NULL */
     void     (*on_free)(gh_site *s);
+    /* when set, called at zero instead of gh_site_destroy(): the daemon
+     * has each worker release its parts on its own thread first, then
+     * destroys the site */
+    void     (*on_last)(gh_site *s);
+    void      *owner;        /* on_last's */
+    unsigned   parts_left;   /* workers yet to release their parts (atomic) */
 };
 
-/* Takes a reference; returns s. */
+/* Takes a reference; returns s. Any thread. */
 gh_site *gh_site_ref(gh_site *s);
-/* NULL-safe; at zero calls on_free, then frees the TLS contexts, static
- * roots, file cache and config. */
+/* NULL-safe; any thread. At zero: on_last, or gh_site_destroy(). */
 void gh_site_unref(gh_site *s);
+/* Calls on_free, then frees the TLS contexts, static roots, file cache and
+ * config, and s. */
+void gh_site_destroy(gh_site *s);
 
 /* A listening socket. Listeners live until the loop is freed: one that a
  * reload removes is closed and marked retired, because connections it
@@ -61,15 +74,32 @@ typedef struct gh_listener {
     struct evconnlistener *evl;        /* NULL once closed */
     size_t                 index;      /* into the current site's cfg->listeners */
     char                  *name;       /* "127.0.0.1:8080" for logs */
-    uint64_t               open;       /* connections open now */
-    bool                   retired;    /* removed by a reload */
+    uint64_t               open[3];    /* connections open now, by gh_conn_kind;
+                                          written by its worker only (GH_STAT_*) */
+    bool                   retired;    /* removed by a reload; set before the workers
+                                          see the new site */
 } gh_listener;
+
+/* What a connection is counted as on its listener (gh_listener.open). */
+typedef enum { GH_KIND_HTTP = 0, GH_KIND_WEBSOCKET, GH_KIND_TUNNEL } gh_conn_kind;
+
+/* The last reload tried (SIGHUP), for metrics and the status page. */
+typedef struct gh_reload_info {
+    double time;                /* unix seconds; 0: none since the start */
+    bool   failed;              /* refused: the configuration before serves on */
+    char   error[256];          /* its first error when refused, else "" */
+} gh_reload_info;
 
 /* A route action: answers r (see conn.h for what it may call). */
 typedef void (*gh_action_fn)(gh_request *r, const gh_route_conf *route);
 
 struct gh_loop {
     struct event_base *base;
+    unsigned           id;             /* the worker: 0 .. npeers - 1 */
+    gh_loop          **peers;          /* every worker's loop, peers[id] == this one;
+                                          fixed before the workers start */
+    unsigned           npeers;
+    struct gh_mailbox *mbox;           /* tasks posted by other threads (gh_loop_post) */
     gh_site           *site;           /* current generation */
     gh_listener       *listeners;      /* list, active and retired */
     gh_conn           *conns;          /* doubly linked registry */
@@ -90,6 +120,9 @@ struct gh_loop {
     void              (*on_conn_removed)(gh_loop *loop);
     /* adds an upper layer's metrics to a scrape of site (may be NULL) */
     void              (*metrics_more)(gh_loop *loop, gh_site *site, struct gh_promtext *t);
+    /* copies the last reload's result to *out: the daemon's record, one for
+     * the process (worker 0 writes it; any worker may ask); may be NULL */
+    void              (*last_reload)(gh_loop *loop, gh_reload_info *out);
     /* the upper layers' state, opaque here */
     struct gh_topics  *topics;         /* WebSocket fan-out (ws/topic.c) */
     struct gh_tstate  *tstate;         /* topics' members and logs (ws/tstate.c) */
@@ -97,8 +130,9 @@ struct gh_loop {
     struct gh_ws_conn *ws_flush;       /* WebSocket connections with output to write at
                                           the end of this loop turn (ws/wsconn.c) */
     struct event      *ws_flush_ev;    /* writes them, once per turn; made on first use */
-    struct gh_climits *climits;        /* per-client limits (climit.h), made when a
-                                          config sets any */
+    struct gh_climits **climits;       /* the process's per-client limits
+                                          (climit.h), shared by the workers; made
+                                          when a config sets any (atomic) */
     uint64_t           limit_logged_ms[3];     /* last line per gh_limit_kind */
     uint64_t           limit_unlogged[3];      /* refusals since that line */
     struct gh_zpool   *zpool;          /* zlib streams lent for permessage-deflate
@@ -107,6 +141,25 @@ struct gh_loop {
                                           and spare output buffers (ws/wsconn.c),
                                           made on first use */
 };
+
+/* A task run on a loop's own thread: fn(loop, arg). */
+typedef void (*gh_loop_task_fn)(gh_loop *loop, void *arg);
+
+/* Sets up loop's mailbox (its base must exist). Returns 0 or GH_ENOMEM. */
+int gh_loop_mailbox_new(gh_loop *loop);
+/* Runs the tasks queued now, on the calling thread (the loop's, or any
+ * once the loop has ended). Returns whether there were any. */
+bool gh_loop_mailbox_run(gh_loop *loop);
+/* Frees it; tasks still queued are dropped without running (NULL-safe). */
+void gh_loop_mailbox_free(gh_loop *loop);
+
+/* From any thread: queues fn(loop, arg) to run on loop's thread, in the
+ * order posted. The loop is woken once per batch (an eventfd written only
+ * when its queue was empty). Returns 0 or GH_ENOMEM (not queued). */
+int gh_loop_post(gh_loop *loop, gh_loop_task_fn fn, void *arg);
+
+/* c becomes a connection of kind (from http): counted on its listener. */
+void gh_loop_conn_kind(gh_loop *loop, gh_conn *c, gh_conn_kind kind);
 
 /* The cached IMF-fixdate for now (refreshed once a second). */
 const char *gh_loop_date(gh_loop *loop);

@@ -3,10 +3,11 @@
  * and the reading both it and the status page's feed are made of
  * (metrics.h).
  *
- * Gauges of open connections are counted from the registry at scrape time
- * (one pass over the connections) rather than kept in step on every state
- * change: a scrape every few seconds costs less than bookkeeping on every
- * request. */
+ * With workers: N each worker counts its own (stats.h: one writer, relaxed
+ * atomics) and a scrape, answered by whichever worker took it, adds every
+ * worker's up. Gauges of open connections are each listener's counts by
+ * kind, kept by its worker as a connection changes kind (loop.c), rather
+ * than a pass over the connections, which another worker may not make. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,35 +32,56 @@ static void release(void *arg)
     free(arg);
 }
 
+/* c += what listener p (another worker's, maybe) has open now */
+static void add_open(gh_conn_counts *c, const gh_listener *p)
+{
+    c->http += GH_STAT_GET(p->open[GH_KIND_HTTP]);
+    c->websocket += GH_STAT_GET(p->open[GH_KIND_WEBSOCKET]);
+    c->tunnel += GH_STAT_GET(p->open[GH_KIND_TUNNEL]);
+}
+
 int gh_metrics_gather(gh_loop *loop, gh_metrics_snap *out)
 {
     size_t n = loop->site != NULL ? loop->site->cfg->nlisteners : 0;
     struct timespec ts;
 
     memset(out, 0, sizeof(*out));
-    if (n > 0 && (out->listeners = calloc(n, sizeof(*out->listeners))) == NULL)
+    if ((n > 0 && (out->listeners = calloc(n, sizeof(*out->listeners))) == NULL) ||
+        (out->workers = calloc(loop->npeers, sizeof(*out->workers))) == NULL) {
+        free(out->listeners);
+        out->listeners = NULL;
         return GH_ENOMEM;
+    }
     out->nlisteners = n;
-    for (gh_conn *c = loop->conns; c != NULL; c = c->next) {
-        gh_conn_counts *k;
+    out->nworkers = loop->npeers;
+    /* every worker's counters, each read as it is now */
+    for (unsigned w = 0; w < loop->npeers; w++) {
+        const gh_loop *peer = loop->peers[w];
 
-        /* a retired listener's connections are in no listener's gauge */
-        if (c->lst == NULL || c->lst->retired || c->lst->index >= n)
+        gh_stats_sum(&out->stats, &peer->stats);
+        out->workers[w].accepted = GH_STAT_GET(peer->stats.accepted);
+        /* the same listener in every worker has the same index; another
+         * worker's list is appended to and its fields set while we read:
+         * atomically, see server.c. A retired listener's connections are
+         * in its worker's gauge only. */
+        for (gh_listener *p = __atomic_load_n(&peer->listeners, __ATOMIC_ACQUIRE); p != NULL;
+             p = __atomic_load_n(&p->next, __ATOMIC_ACQUIRE)) {
+            size_t i = __atomic_load_n(&p->index, __ATOMIC_RELAXED);
+
+            add_open(&out->workers[w].open, p);
+            if (!__atomic_load_n(&p->retired, __ATOMIC_RELAXED) && i < n)
+                add_open(&out->listeners[i], p);
+        }
+    }
+    for (gh_listener *l = loop->listeners; l != NULL; l = l->next) {
+        if (l->retired || l->index >= n)
             continue;
-        k = &out->listeners[c->lst->index];
-        if (c->state == GH_CONN_WS)
-            k->websocket++;
-        else if (c->state == GH_CONN_UPSTREAM && c->tunnel)
-            k->tunnel++;
-        else
-            k->http++;
+        out->open.http += out->listeners[l->index].http;
+        out->open.websocket += out->listeners[l->index].websocket;
+        out->open.tunnel += out->listeners[l->index].tunnel;
     }
-    for (size_t i = 0; i < n; i++) {
-        out->open.http += out->listeners[i].http;
-        out->open.websocket += out->listeners[i].websocket;
-        out->open.tunnel += out->listeners[i].tunnel;
-    }
-    out->stats = loop->stats;
+    if (loop->last_reload != NULL)
+        loop->last_reload(loop, &out->last_reload);
     out->draining = loop->draining;
     clock_gettime(CLOCK_REALTIME, &ts);
     out->now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -69,8 +91,26 @@ int gh_metrics_gather(gh_loop *loop, gh_metrics_snap *out)
 void gh_metrics_snap_deinit(gh_metrics_snap *s)
 {
     free(s->listeners);
+    free(s->workers);
     s->listeners = NULL;
+    s->workers = NULL;
     s->nlisteners = 0;
+    s->nworkers = 0;
+}
+
+/* name{label="value",kind="..."} for each kind: name_label is the text up
+ * to the label's opening quote. */
+static void put_counts(text *t, const char *name_label, const char *value,
+                       const gh_conn_counts *k)
+{
+    static const char *const kinds[3] = { "http", "websocket", "tunnel" };
+    const uint64_t n[3] = { k->http, k->websocket, k->tunnel };
+
+    for (unsigned i = 0; i < 3; i++) {
+        put(t, "%s", name_label);
+        label(t, value);
+        put(t, "\",kind=\"%s\"} %llu\n", kinds[i], (unsigned long long)n[i]);
+    }
 }
 
 void gh_action_metrics(gh_request *r, const gh_route_conf *route)
@@ -99,18 +139,24 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
         if (l->retired || l->index >= snap.nlisteners)
             continue;
         k = &snap.listeners[l->index];
-        put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, l->name);
-        put(&t, "\",kind=\"http\"} %llu\n", (unsigned long long)k->http);
-        put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, l->name);
-        put(&t, "\",kind=\"websocket\"} %llu\n", (unsigned long long)k->websocket);
-        put(&t, "gatehouse_connections_open{listener=\"");
-        label(&t, l->name);
-        put(&t, "\",kind=\"tunnel\"} %llu\n", (unsigned long long)k->tunnel);
+        put_counts(&t, "gatehouse_connections_open{listener=\"", l->name, k);
+    }
+    head(&t, "worker_connections_open", "gauge",
+         "Connections open now, by worker (workers:) and kind.");
+    for (unsigned w = 0; w < snap.nworkers; w++) {
+        char worker[16];
+
+        snprintf(worker, sizeof(worker), "%u", w);
+        put_counts(&t, "gatehouse_worker_connections_open{worker=\"", worker,
+                   &snap.workers[w].open);
     }
     head(&t, "connections_accepted_total", "counter", "Connections accepted.");
     put(&t, "gatehouse_connections_accepted_total %llu\n", (unsigned long long)st->accepted);
+    head(&t, "worker_connections_accepted_total", "counter",
+         "Connections accepted, by worker (workers:).");
+    for (unsigned w = 0; w < snap.nworkers; w++)
+        put(&t, "gatehouse_worker_connections_accepted_total{worker=\"%u\"} %llu\n", w,
+            (unsigned long long)snap.workers[w].accepted);
 
     head(&t, "proxy_headers_accepted_total", "counter", "PROXY protocol headers accepted.");
     put(&t, "gatehouse_proxy_headers_accepted_total %llu\n", (unsigned long long)st->proxy_accepted);
@@ -207,10 +253,10 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     put(&t, "gatehouse_config_generation %llu\n", (unsigned long long)st->reloads_ok + 1);
     head(&t, "config_last_reload_successful", "gauge",
          "0 when the last reload was refused (the configuration before it serves on), else 1.");
-    put(&t, "gatehouse_config_last_reload_successful %d\n", st->last_reload_failed ? 0 : 1);
+    put(&t, "gatehouse_config_last_reload_successful %d\n", snap.last_reload.failed ? 0 : 1);
     head(&t, "config_last_reload_timestamp_seconds", "gauge",
          "When the last reload was tried, seconds since the epoch; 0 before the first.");
-    put(&t, "gatehouse_config_last_reload_timestamp_seconds %.3f\n", st->last_reload_time);
+    put(&t, "gatehouse_config_last_reload_timestamp_seconds %.3f\n", snap.last_reload.time);
     head(&t, "topic_state_answers_total", "counter",
          "Topic-state requests (plugin join/fetch), by who answered: redis (the whole "
          "state) or local (this instance's, without a bus or while Redis cannot be asked).");

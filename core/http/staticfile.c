@@ -56,7 +56,7 @@ static int open_beneath_fallback(int rootfd, const char *root, const char *rel)
 
 static int open_beneath(int rootfd, const char *root, const char *rel)
 {
-    static int have_openat2 = 1;
+    static _Thread_local int have_openat2 = 1;
     struct open_how how = {
         .flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
@@ -236,7 +236,7 @@ void gh_action_static(gh_request *r, const gh_route_conf *route)
     gh_site *site = r->c->site;
     size_t ri = (size_t)(route - site->cfg->routes);
     int rootfd = ri < site->nroot_fds ? site->root_fds[ri] : -1;
-    gh_filecache *fc = site->filecache;
+    gh_filecache *fc = site->filecache != NULL ? site->filecache[r->c->loop->id] : NULL;
     char rel[PATH_MAX], key[PATH_MAX + 16], etag[GH_ETAG_MAX], lastmod[GH_HTTPDATE_LEN + 1];
     const char *name;
     struct stat st;

@@ -198,7 +198,7 @@ static void write_bus(gh_json *j, gh_loop *loop, const gh_config *cfg, const gh_
         gh_json_null(j, "redis");
     }
     gh_json_string(j, "channel_prefix", cfg->bus.channel_prefix);
-    gh_json_bool(j, "running", loop->bus != NULL);
+    gh_json_bool(j, "running", loop->bus != NULL);     /* a bus: one worker, this one */
     gh_json_bool(j, "connected", st->bus_connected != 0);
     gh_json_u64(j, "published", st->bus_published);
     gh_json_u64(j, "received", st->bus_received);
@@ -217,41 +217,43 @@ static const char *balance_name(gh_balance b)
     }
 }
 
-static void write_server(gh_json *j, const gh_upserver *s, uint64_t now_ms)
+static void write_server(gh_json *j, const gh_upserver *s, const gh_upserver_sum *m)
 {
     uint64_t failures = 0;
     const char *state = "up";
 
     for (int k = 0; k < GH_UPFAIL_COUNT; k++)
-        failures += s->failures[k];
-    if (s->hc_down)
+        failures += m->failures[k];
+    if (m->hc_down)
         state = "down: health checks";
-    else if (!gh_upserver_is_up(s, now_ms))
+    else if (!m->up)
         state = "down: failures";
     gh_json_begin_object(j, NULL);
     gh_json_string(j, "address", s->conf->address);
-    gh_json_bool(j, "up", gh_upserver_is_up(s, now_ms));
+    gh_json_bool(j, "up", m->up);
     gh_json_string(j, "state", state);
     gh_json_u64(j, "weight", s->conf->weight);
     gh_json_bool(j, "backup", s->conf->backup);
-    gh_json_u64(j, "active", s->active);
-    gh_json_u64(j, "idle", s->nidle);
-    gh_json_u64(j, "requests", s->requests);
+    gh_json_u64(j, "active", m->active);
+    gh_json_u64(j, "idle", m->idle);
+    gh_json_u64(j, "requests", m->requests);
     gh_json_begin_object(j, "responses");
     for (int k = 1; k <= 5; k++)
-        gh_json_u64(j, classes[k], s->responses[k]);
+        gh_json_u64(j, classes[k], m->responses[k]);
     gh_json_end_object(j);
     gh_json_u64(j, "failures", failures);
-    if (s->timed > 0)
-        gh_json_fixed(j, "latency_seconds", s->latency_ms / 1000.0, 6);
+    if (m->timed > 0)
+        gh_json_fixed(j, "latency_seconds", m->latency_ms / 1000.0, 6);
     else
         gh_json_null(j, "latency_seconds");
     gh_json_end_object(j);
 }
 
+/* The site's upstreams with every worker's figures added up, as /metrics
+ * shows them (the configuration, s->conf, is the same in every pool). */
 static void write_upstreams(gh_json *j, gh_site *site)
 {
-    gh_upstreams *u = site->upstreams;
+    gh_upstreams *u = site->upstreams != NULL ? site->upstreams[0] : NULL;
     uint64_t now_ms = gh_now_ms();
 
     gh_json_begin_array(j, "upstreams");
@@ -263,8 +265,12 @@ static void write_upstreams(gh_json *j, gh_site *site)
         gh_json_string(j, "balance", balance_name(up->conf->balance));
         gh_json_bool(j, "health_checks", up->conf->health);
         gh_json_begin_array(j, "servers");
-        for (size_t k = 0; k < up->nservers; k++)
-            write_server(j, &up->servers[k], now_ms);
+        for (size_t k = 0; k < up->nservers; k++) {
+            gh_upserver_sum m;
+
+            gh_upserver_sum_of(site, i, k, now_ms, &m);
+            write_server(j, &up->servers[k], &m);
+        }
         gh_json_end_array(j);
         gh_json_end_object(j);
     }
@@ -282,21 +288,24 @@ static void write_counts(gh_json *j, const char *key, const gh_conn_counts *k)
     gh_json_end_object(j);
 }
 
-static void write_config(gh_json *j, const gh_site *site, const gh_stats *st)
+static void write_config(gh_json *j, const gh_site *site, const gh_metrics_snap *m)
 {
+    const gh_stats *st = &m->stats;
+    const gh_reload_info *last = &m->last_reload;
+
     gh_json_begin_object(j, "config");
     gh_json_string(j, "path", site->cfg->path);
     gh_json_u64(j, "generation", st->reloads_ok + 1);
     gh_json_u64(j, "reloads_ok", st->reloads_ok);
     gh_json_u64(j, "reloads_failed", st->reloads_failed);
-    if (st->last_reload_time <= 0) {
+    if (last->time <= 0) {
         gh_json_null(j, "last_reload");
     } else {
         gh_json_begin_object(j, "last_reload");
-        gh_json_fixed(j, "time", st->last_reload_time, 3);
-        gh_json_bool(j, "ok", !st->last_reload_failed);
-        if (st->last_reload_failed)
-            gh_json_string(j, "error", st->last_reload_error);
+        gh_json_fixed(j, "time", last->time, 3);
+        gh_json_bool(j, "ok", !last->failed);
+        if (last->failed)
+            gh_json_string(j, "error", last->error);
         else
             gh_json_null(j, "error");
         gh_json_end_object(j);
@@ -367,7 +376,7 @@ static int write_feed(gh_json *j, gh_loop *loop)
     gh_json_fixed(j, "start_time", st->start_time, 3);
     gh_json_fixed(j, "uptime_seconds", m.now - st->start_time, 3);
     gh_json_bool(j, "draining", m.draining);
-    write_config(j, site, st);
+    write_config(j, site, &m);
 
     gh_json_begin_object(j, "connections");
     gh_json_u64(j, "accepted", st->accepted);
@@ -379,6 +388,14 @@ static int write_feed(gh_json *j, gh_loop *loop)
         gh_json_begin_object(j, NULL);
         gh_json_string(j, "listen", l->name);
         write_counts(j, "open", &m.listeners[l->index]);
+        gh_json_end_object(j);
+    }
+    gh_json_end_array(j);
+    gh_json_begin_array(j, "workers");
+    for (unsigned w = 0; w < m.nworkers; w++) {
+        gh_json_begin_object(j, NULL);
+        gh_json_u64(j, "accepted", m.workers[w].accepted);
+        write_counts(j, "open", &m.workers[w].open);
         gh_json_end_object(j);
     }
     gh_json_end_array(j);

@@ -582,7 +582,7 @@ static void detach_upstream(struct gh_fwd *f, bool keep)
     if (f->ub == NULL)
         return;
     if (f->srv != NULL && f->srv->active > 0)
-        f->srv->active--;
+        GH_STAT_SUB(f->srv->active, 1);
     keep = keep && f->srv != NULL && f->up->conf->proxy_protocol == 0;
     up_read_end(f, keep);
     if (keep) {
@@ -889,8 +889,8 @@ static void connect_next(struct gh_fwd *f)
     }
     f->srv = s;
     f->attempts++;
-    s->requests++;
-    s->active++;
+    GH_STAT_ADD(s->requests, 1);
+    GH_STAT_ADD(s->active, 1);
     if (!f->fresh_only && (f->ub = gh_upserver_take_idle(s)) != NULL) {
         f->reused = true;
         send_request(f);
@@ -901,7 +901,7 @@ static void connect_next(struct gh_fwd *f)
         if ((rc = connect_plain(f, s, &ct)) == 0)
             return;
         if (s->active > 0)
-            s->active--;        /* no ub for detach_upstream to count off */
+            GH_STAT_SUB(s->active, 1);        /* no ub for detach_upstream to count off */
         if (rc == GH_ENOMEM) {
             fail_with(f, 500);
             return;
@@ -911,7 +911,7 @@ static void connect_next(struct gh_fwd *f)
         f->ub = gh_upserver_bev_new(s, loop->base);
         if (f->ub == NULL) {
             if (s->active > 0)
-                s->active--;    /* no ub for detach_upstream to count off */
+                GH_STAT_SUB(s->active, 1);    /* no ub for detach_upstream to count off */
             fail_with(f, 500);
             return;
         }
@@ -1021,7 +1021,7 @@ static bool read_response_head(struct gh_fwd *f)
             return false;
         }
         f->status = resp.status;
-        f->srv->responses[resp.status / 100 < 6 ? resp.status / 100 : 5]++;
+        GH_STAT_ADD(f->srv->responses[resp.status / 100 < 6 ? resp.status / 100 : 5], 1);
         f->upstream_ms = gh_now_ms() - f->sent_ms;
         f->timed = true;
         gh_upstream_observe(f->srv, f->upstream_ms);
@@ -1061,6 +1061,7 @@ static bool read_response_head(struct gh_fwd *f)
             send_to(f->c->bev, f->client_plain, f->tx);
             f->state = F_TUNNEL;
             f->c->tunnel = true;
+            gh_loop_conn_kind(f->c->loop, f->c, GH_KIND_TUNNEL);
             {
                 char extra[256];
 
@@ -1325,7 +1326,7 @@ static void on_up_write(struct bufferevent *bev, void *arg)
 /* Why an upstream connection failed, for the log. */
 static const char *reason_of(struct gh_fwd *f, short what)
 {
-    static char ebuf[256];
+    static _Thread_local char ebuf[256];
     unsigned long e;
 
     if (what & BEV_EVENT_TIMEOUT)
@@ -1371,7 +1372,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
                    upstream_name(f), server_name(f), reason_of(f, what));
             f->fresh_only = true;
             f->reused = false;
-            f->srv->requests--;
+            GH_STAT_SUB(f->srv->requests, 1);
             f->attempts--;
             connect_next(f);
             return;
@@ -1502,7 +1503,8 @@ void gh_action_proxy(gh_request *r, const gh_route_conf *route)
 {
     gh_conn *c = r->c;
     const gh_proxy_conf *pc = &route->u.proxy;
-    gh_upstream *up = gh_upstreams_get(c->site->upstreams, pc->upstream_index);
+    gh_upstream *up = gh_upstreams_get(c->site->upstreams != NULL ? c->site->upstreams[c->loop->id] : NULL,
+                                       pc->upstream_index);
     struct gh_fwd *f = NULL;
 
     if (up == NULL || r->raw == NULL) {

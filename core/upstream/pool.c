@@ -140,6 +140,7 @@ int gh_upstreams_new(const gh_config *cfg, gh_errlist *errs, gh_upstreams **out)
         for (size_t j = 0; j < up->nservers; j++) {
             up->servers[j].conf = &up->conf->servers[j];
             up->servers[j].up = up;
+            up->servers[j].hc_of = &up->servers[j];
         }
         if (up->conf->tls && (rc = tls_ctx_new(up->conf, errs, &up->ssl_ctx)) != GH_OK)
             goto fail;
@@ -161,7 +162,7 @@ static void idle_free(gh_idle *i)
         s->idle = i->next;
     if (i->next != NULL)
         i->next->prev = i->prev;
-    s->nidle--;
+    GH_STAT_SUB(s->nidle, 1);
     free(i);
 }
 
@@ -196,9 +197,13 @@ gh_upstream *gh_upstreams_get(gh_upstreams *u, size_t i)
     return u != NULL && i < u->nups ? &u->ups[i] : NULL;
 }
 
+/* Health is the first worker's server's (hc_of): its checks decide
+ * hc_down, and a worker that counts max_fails failures marks the server
+ * down there, for every worker. */
 static bool is_up(const gh_upserver *s, uint64_t now_ms)
 {
-    return !s->hc_down && s->down_until_ms <= now_ms;
+    return !__atomic_load_n(&s->hc_of->hc_down, __ATOMIC_RELAXED) &&
+           GH_STAT_GET(s->hc_of->down_until_ms) <= now_ms;
 }
 
 static uint32_t hash_addr(const struct sockaddr *sa)
@@ -294,7 +299,7 @@ void gh_upserver_failed(gh_upserver *s, uint64_t now_ms, gh_upfail why)
 {
     const gh_upstream_conf *uc = s->up->conf;
 
-    s->failures[why]++;
+    GH_STAT_ADD(s->failures[why], 1);
     if (uc->max_fails == 0)
         return;
     if (now_ms - s->window_ms >= uc->fail_timeout_ms) {
@@ -302,7 +307,9 @@ void gh_upserver_failed(gh_upserver *s, uint64_t now_ms, gh_upfail why)
         s->fails = 0;
     }
     if (++s->fails >= uc->max_fails && is_up(s, now_ms)) {
-        s->down_until_ms = now_ms + uc->fail_timeout_ms;
+        gh_upserver *shared = (gh_upserver *)s->hc_of;     /* this worker's or the first's */
+
+        GH_STAT_SET(shared->down_until_ms, now_ms + uc->fail_timeout_ms);
         s->fails = 0;
         GH_LOG(GH_LOG_WARN, "upstream %s: server %s marked down for %llums "
                "(%llu failures)", uc->name, s->conf->address,
@@ -397,7 +404,7 @@ void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev)
     if (s->idle != NULL)
         s->idle->prev = i;
     s->idle = i;
-    s->nidle++;
+    GH_STAT_ADD(s->nidle, 1);
     bufferevent_set_timeouts(bev, &tv, NULL);
     bufferevent_setwatermark(bev, EV_READ, 0, 0);
     bufferevent_setcb(bev, on_idle_read, NULL, on_idle_event, i);
@@ -419,11 +426,11 @@ static void hc_done(gh_upserver *s, bool pass, const char *why)
         bufferevent_free(s->hc_bev);
         s->hc_bev = NULL;
     }
-    s->hc_checks++;
+    GH_STAT_ADD(s->hc_checks, 1);
     if (pass) {
         s->hc_fails = 0;
         if (s->hc_down && ++s->hc_passes >= uc->health_passes) {
-            s->hc_down = false;
+            __atomic_store_n(&s->hc_down, false, __ATOMIC_RELAXED);
             s->hc_passes = 0;
             GH_LOG(GH_LOG_WARN, "upstream %s: server %s is up (health checks pass)",
                    uc->name, s->conf->address);
@@ -432,7 +439,7 @@ static void hc_done(gh_upserver *s, bool pass, const char *why)
     }
     s->hc_passes = 0;
     if (!s->hc_down && ++s->hc_fails >= uc->health_fails) {
-        s->hc_down = true;
+        __atomic_store_n(&s->hc_down, true, __ATOMIC_RELAXED);
         s->hc_fails = 0;
         GH_LOG(GH_LOG_WARN, "upstream %s: server %s marked down by health checks: %s",
                uc->name, s->conf->address, why);
@@ -499,6 +506,13 @@ static void on_hc_timer(evutil_socket_t fd, short what, void *arg)
         hc_done(s, false, strerror(errno));
 }
 
+void gh_upstreams_follow(gh_upstreams *u, const gh_upstreams *leader)
+{
+    for (size_t i = 0; i < u->nups; i++)
+        for (size_t j = 0; j < u->ups[i].nservers; j++)
+            u->ups[i].servers[j].hc_of = &leader->ups[i].servers[j];
+}
+
 int gh_upstreams_start(gh_upstreams *u, struct event_base *base)
 {
     if (u == NULL)
@@ -507,8 +521,8 @@ int gh_upstreams_start(gh_upstreams *u, struct event_base *base)
         gh_upstream *up = &u->ups[i];
         struct timeval tv = gh_units_timeval(up->conf->health_interval_ms);
 
-        if (!up->conf->health)
-            continue;
+        if (!up->conf->health || (up->nservers > 0 && up->servers[0].hc_of != &up->servers[0]))
+            continue;           /* none, or a follower's */
         for (size_t j = 0; j < up->nservers; j++) {
             gh_upserver *s = &up->servers[j];
 
@@ -556,24 +570,20 @@ void gh_upstream_observe(gh_upserver *s, uint64_t ms)
 
     while (i < GH_UP_BUCKETS && ms > bucket_ms[i])
         i++;
-    up->hist[i]++;
-    up->hist_count++;
-    up->hist_sum += (double)ms / 1000.0;
-    /* two multiplications per response: cheap enough to keep per server */
-    if (s->timed++ == 0)
-        s->latency_ms = (double)ms;
-    else
-        s->latency_ms += ((double)ms - s->latency_ms) / 8.0;
-}
+    GH_STAT_ADD(up->hist[i], 1);
+    GH_STAT_ADD(up->hist_count, 1);
+    GH_STAT_ADD(up->hist_sum_ms, ms);
+    /* two multiplications per response: cheap enough to keep per server;
+     * this worker's alone, read by any (relaxed atomics, as the counters) */
+    {
+        uint64_t n = GH_STAT_GET(s->timed);
+        double avg;
 
-bool gh_upserver_is_up(const gh_upserver *s, uint64_t now_ms)
-{
-    return is_up(s, now_ms);
-}
-
-size_t gh_upstreams_count(const gh_upstreams *u)
-{
-    return u != NULL ? u->nups : 0;
+        __atomic_load(&s->latency_ms, &avg, __ATOMIC_RELAXED);
+        avg = n == 0 ? (double)ms : avg + ((double)ms - avg) / 8.0;
+        __atomic_store(&s->latency_ms, &avg, __ATOMIC_RELAXED);
+        GH_STAT_SET(s->timed, n + 1);
+    }
 }
 
 static void labels(gh_promtext *t, const gh_upstream *up, const gh_upserver *s)
@@ -587,6 +597,45 @@ static void labels(gh_promtext *t, const gh_upstream *up, const gh_upserver *s)
     gh_promtext_put(t, "\"");
 }
 
+size_t gh_upstreams_count(const gh_upstreams *u)
+{
+    return u != NULL ? u->nups : 0;
+}
+
+void gh_upserver_sum_of(gh_site *site, size_t i, size_t j, uint64_t now_ms,
+                        gh_upserver_sum *out)
+{
+    double weighted = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->up = true;
+    for (unsigned w = 0; w < site->nworkers; w++) {
+        const gh_upserver *s;
+        uint64_t timed;
+        double avg;
+
+        if (site->upstreams[w] == NULL)
+            continue;
+        s = &site->upstreams[w]->ups[i].servers[j];
+        out->requests += GH_STAT_GET(s->requests);
+        for (int k = 0; k < 6; k++)
+            out->responses[k] += GH_STAT_GET(s->responses[k]);
+        for (int k = 0; k < GH_UPFAIL_COUNT; k++)
+            out->failures[k] += GH_STAT_GET(s->failures[k]);
+        out->active += GH_STAT_GET(s->active);
+        out->idle += GH_STAT_GET(s->nidle);
+        out->up = out->up && is_up(s, now_ms);
+        out->hc_down = out->hc_down || __atomic_load_n(&s->hc_of->hc_down, __ATOMIC_RELAXED);
+        /* each worker's average, weighing as many as the responses it took
+         * in (read apart: a response in between moves one, not both) */
+        timed = GH_STAT_GET(s->timed);
+        __atomic_load(&s->latency_ms, &avg, __ATOMIC_RELAXED);
+        out->timed += timed;
+        weighted += avg * (double)timed;
+    }
+    out->latency_ms = out->timed > 0 ? weighted / (double)out->timed : 0;
+}
+
 void gh_upstreams_metrics(gh_loop *loop, gh_site *site, gh_promtext *t)
 {
     static const char *classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -595,8 +644,9 @@ void gh_upstreams_metrics(gh_loop *loop, gh_site *site, gh_promtext *t)
         [GH_UPFAIL_TIMEOUT] = "timeout", [GH_UPFAIL_CLOSED] = "closed",
         [GH_UPFAIL_BAD_RESPONSE] = "bad_response",
     };
-    gh_upstreams *u = site->upstreams;
+    gh_upstreams *u = site->upstreams != NULL ? site->upstreams[0] : NULL;
     uint64_t now = gh_now_ms();
+    gh_upserver_sum m;
 
     (void)loop;
     if (u == NULL || u->nups == 0)
@@ -606,52 +656,57 @@ void gh_upstreams_metrics(gh_loop *loop, gh_site *site, gh_promtext *t)
         for (size_t j = 0; j < u->ups[i].nservers; j++) {               \
             const gh_upstream *up = &u->ups[i];                         \
             const gh_upserver *s = &up->servers[j];                     \
+            gh_upserver_sum_of(site, i, j, now, &m);                    \
             body                                                        \
         }
     gh_promtext_head(t, "upstream_requests_total", "counter",
                      "Requests sent to upstream servers (retries count again).");
     EACH_SERVER(gh_promtext_put(t, "gatehouse_upstream_requests_total"); labels(t, up, s);
-                gh_promtext_put(t, "} %llu\n", (unsigned long long)s->requests);)
+                gh_promtext_put(t, "} %llu\n", (unsigned long long)m.requests);)
     gh_promtext_head(t, "upstream_responses_total", "counter",
                      "Responses from upstream servers, by status class.");
     EACH_SERVER(for (int k = 1; k <= 5; k++) {
                     gh_promtext_put(t, "gatehouse_upstream_responses_total"); labels(t, up, s);
                     gh_promtext_put(t, ",class=\"%s\"} %llu\n", classes[k],
-                                    (unsigned long long)s->responses[k]);
+                                    (unsigned long long)m.responses[k]);
                 })
     gh_promtext_head(t, "upstream_failures_total", "counter",
                      "Failed requests on upstream servers, by reason.");
     EACH_SERVER(for (int k = 0; k < GH_UPFAIL_COUNT; k++) {
                     gh_promtext_put(t, "gatehouse_upstream_failures_total"); labels(t, up, s);
                     gh_promtext_put(t, ",reason=\"%s\"} %llu\n", reasons[k],
-                                    (unsigned long long)s->failures[k]);
+                                    (unsigned long long)m.failures[k]);
                 })
     gh_promtext_head(t, "upstream_connections", "gauge",
                      "Connections to upstream servers: in use by a request, or idle in the pool.");
     EACH_SERVER(gh_promtext_put(t, "gatehouse_upstream_connections"); labels(t, up, s);
-                gh_promtext_put(t, ",state=\"active\"} %llu\n", (unsigned long long)s->active);
+                gh_promtext_put(t, ",state=\"active\"} %llu\n", (unsigned long long)m.active);
                 gh_promtext_put(t, "gatehouse_upstream_connections"); labels(t, up, s);
-                gh_promtext_put(t, ",state=\"idle\"} %zu\n", s->nidle);)
+                gh_promtext_put(t, ",state=\"idle\"} %llu\n", (unsigned long long)m.idle);)
     gh_promtext_head(t, "upstream_up", "gauge",
-                     "1 unless passive health has marked the server down.");
+                     "1 unless passive health (on any worker) or the health checks have "
+                     "marked the server down.");
     EACH_SERVER(gh_promtext_put(t, "gatehouse_upstream_up"); labels(t, up, s);
-                gh_promtext_put(t, "} %d\n", is_up(s, now) ? 1 : 0);)
+                gh_promtext_put(t, "} %d\n", m.up ? 1 : 0);)
     gh_promtext_head(t, "upstream_latency_seconds", "gauge",
                      "Moving average of the time from sending a request to a server to its "
-                     "response head (each response weighs 1/8); absent before the first.");
-    EACH_SERVER(if (s->timed > 0) {
+                     "response head (each response weighs 1/8; with workers, each worker's "
+                     "average weighs as many responses as it took); absent before the first.");
+    EACH_SERVER(if (m.timed > 0) {
                     gh_promtext_put(t, "gatehouse_upstream_latency_seconds"); labels(t, up, s);
-                    gh_promtext_put(t, "} %.6f\n", s->latency_ms / 1000.0);
+                    gh_promtext_put(t, "} %.6f\n", m.latency_ms / 1000.0);
                 })
 #undef EACH_SERVER
     gh_promtext_head(t, "upstream_response_seconds", "histogram",
                      "Time from sending a request upstream to its response head.");
     for (size_t i = 0; i < u->nups; i++) {
         const gh_upstream *up = &u->ups[i];
-        uint64_t cum = 0;
+        uint64_t cum = 0, count = 0, sum_ms = 0;
 
         for (size_t k = 0; k <= GH_UP_BUCKETS; k++) {
-            cum += up->hist[k];
+            for (unsigned w = 0; w < site->nworkers; w++)
+                if (site->upstreams[w] != NULL)
+                    cum += GH_STAT_GET(site->upstreams[w]->ups[i].hist[k]);
             gh_promtext_put(t, "gatehouse_upstream_response_seconds_bucket");
             labels(t, up, NULL);
             if (k < GH_UP_BUCKETS)
@@ -660,11 +715,17 @@ void gh_upstreams_metrics(gh_loop *loop, gh_site *site, gh_promtext *t)
             else
                 gh_promtext_put(t, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
         }
+        for (unsigned w = 0; w < site->nworkers; w++) {
+            if (site->upstreams[w] == NULL)
+                continue;
+            count += GH_STAT_GET(site->upstreams[w]->ups[i].hist_count);
+            sum_ms += GH_STAT_GET(site->upstreams[w]->ups[i].hist_sum_ms);
+        }
         gh_promtext_put(t, "gatehouse_upstream_response_seconds_sum");
         labels(t, up, NULL);
-        gh_promtext_put(t, "} %.6f\n", up->hist_sum);
+        gh_promtext_put(t, "} %.3f\n", (double)sum_ms / 1000.0);
         gh_promtext_put(t, "gatehouse_upstream_response_seconds_count");
         labels(t, up, NULL);
-        gh_promtext_put(t, "} %llu\n", (unsigned long long)up->hist_count);
+        gh_promtext_put(t, "} %llu\n", (unsigned long long)count);
     }
 }

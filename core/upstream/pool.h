@@ -4,9 +4,15 @@
  * backups only when every primary is down), and the idle keep-alive
  * connections to each server.
  *
- * One gh_upstreams per site (configuration generation): a reload builds new
- * pools, and the old site's idle connections close when the last request
- * that uses that site ends. Internal to core/. */
+ * One gh_upstreams per site (configuration generation) and worker: a
+ * reload builds new pools, and the old site's idle connections close when
+ * the last request that uses that site ends. Each worker's pool is its
+ * own (connections belong to one event loop); the counters are written by
+ * that worker only (GH_STAT_*) and added up by the metrics. Health is one
+ * for the process: active checks run in the first worker's pool, and a
+ * worker that counts max_fails failures (its own) marks the server down in
+ * the first worker's server, which every worker reads. Round robin and
+ * least_conn choose among each worker's own requests. Internal to core/. */
 #ifndef GH_POOL_H
 #define GH_POOL_H
 
@@ -41,14 +47,18 @@ typedef struct gh_upserver {
     const gh_upstream_server *conf;
     gh_upstream              *up;
     uint64_t                  active;        /* requests on it now */
-    uint64_t                  fails;         /* within the current window */
+    uint64_t                  fails;         /* within the current window (this worker's) */
     uint64_t                  window_ms;     /* start of that window */
-    uint64_t                  down_until_ms; /* passive health: down before this */
+    uint64_t                  down_until_ms; /* passive health: down before this; the
+                                                first worker's counts (hc_of, atomic) */
     int64_t                   current;       /* smooth weighted round robin */
     struct gh_idle           *idle;          /* kept connections, newest first */
     struct event             *trim;          /* closes the idle ones over keepalive */
-    /* active health */
-    bool                      hc_down;       /* marked down by health checks */
+    /* active health: checked by the first worker's pool; hc_of is the
+     * server whose hc_down counts (itself there, the first worker's
+     * elsewhere) */
+    const struct gh_upserver *hc_of;
+    bool                      hc_down;       /* marked down by health checks (atomic) */
     uint64_t                  hc_fails, hc_passes;   /* consecutive */
     struct event             *hc_timer;
     struct bufferevent       *hc_bev;        /* the check in flight, or NULL */
@@ -57,7 +67,8 @@ typedef struct gh_upserver {
     /* counters */
     uint64_t                  requests, responses[6], failures[GH_UPFAIL_COUNT];
     /* response-head time, request sent to head received: a moving average
-     * (each response weighs 1/8, as TCP's smoothed RTT), 0 before the first */
+     * (each response weighs 1/8, as TCP's smoothed RTT), 0 before the
+     * first; this worker's responses (atomic, as the counters) */
     double                    latency_ms;
     uint64_t                  timed;         /* responses averaged */
 } gh_upserver;
@@ -71,7 +82,7 @@ struct gh_upstream {
     /* upstream response time: request sent to response head */
     uint64_t                  hist[GH_UP_BUCKETS + 1];
     uint64_t                  hist_count;
-    double                    hist_sum;       /* seconds */
+    uint64_t                  hist_sum_ms;
 };
 
 /* Builds the pools of cfg's upstreams (no connection is made here) and the
@@ -86,6 +97,10 @@ int gh_upstreams_new(const gh_config *cfg, gh_errlist *errs, gh_upstreams **out)
 struct bufferevent *gh_upserver_bev_new(gh_upserver *s, struct event_base *base);
 /* Closes every idle connection, stops health checks and frees (NULL-safe). */
 void gh_upstreams_free(gh_upstreams *u);
+
+/* u (another worker's pools of the same site) takes its servers' active
+ * health from leader's, which runs the checks. */
+void gh_upstreams_follow(gh_upstreams *u, const gh_upstreams *leader);
 
 /* Starts the active health checks of the upstreams that have health: on
  * base (the site is the one serving now). Idempotent. Returns 0 or
@@ -124,12 +139,25 @@ void gh_upserver_keep(gh_upserver *s, struct bufferevent *bev);
  * the upstream's histogram and the server's moving average. */
 void gh_upstream_observe(gh_upserver *s, uint64_t ms);
 
-/* Whether s takes requests now: not marked down by passive health (until
- * down_until_ms) nor by health checks (hc_down). */
-bool gh_upserver_is_up(const gh_upserver *s, uint64_t now_ms);
-
 /* How many upstreams u holds (0 for NULL); gh_upstreams_get() reads them. */
 size_t gh_upstreams_count(const gh_upstreams *u);
+
+/* One server's figures over every worker's pool, as a scrape shows them. */
+typedef struct gh_upserver_sum {
+    uint64_t requests, responses[6], failures[GH_UPFAIL_COUNT];
+    uint64_t active, idle;      /* connections in use, kept idle */
+    bool     up;                /* neither passive health nor the checks mark it down */
+    bool     hc_down;           /* the health checks mark it down */
+    uint64_t timed;             /* responses in the moving averages */
+    double   latency_ms;        /* the workers' averages, each weighing as many
+                                   responses as it took in; 0 when none */
+} gh_upserver_sum;
+
+/* Adds up server j of upstream i (cfg->upstreams' indexes) over site's
+ * pools, from any worker (relaxed atomic loads, each as it is now). site
+ * must have upstreams. */
+void gh_upserver_sum_of(gh_site *site, size_t i, size_t j, uint64_t now_ms,
+                        gh_upserver_sum *out);
 
 /* The metrics of site's upstreams (a gh_loop.metrics_more hook). */
 struct gh_promtext;

@@ -88,6 +88,8 @@ struct gh_plugin_timer {
 
 struct gh_plugin_inst {
     struct gh_plugins     *ps;
+    gh_loop               *loop;         /* its worker's, once bound; NULL under -t */
+    unsigned               worker;
     const plugin          *pl;
     const gh_route_conf   *route;
     char                   label[80];    /* "/ws/chat" for logs */
@@ -101,13 +103,15 @@ struct gh_plugin_inst {
 struct gh_plugins {
     gh_site        *site;
     int             dirfd;               /* plugins_dir, open while loaded; -1 */
-    gh_loop      *loop;
+    bool            counted;             /* loads counted in a worker's stats */
+    unsigned        nworkers;            /* instances per websocket route */
     plugin         *plugins;
     size_t          nplugins;
     refusal        *refusals;
     size_t          nrefusals;
-    struct gh_plugin_inst **inst;        /* per route; NULL unless websocket */
-    size_t          ninst;
+    struct gh_plugin_inst **inst;        /* [worker * ninst + route]; NULL unless
+                                            a websocket route */
+    size_t          ninst;               /* routes */
     size_t          failed;
 };
 
@@ -161,8 +165,8 @@ void gh_plugin_call_leave(gh_plugin_call *pc)
            "plugin_warn_after (%llums): every connection waited meanwhile",
            in->pl->desc->name, in->label, gh_plugin_call_name(pc->kind),
            (unsigned long long)ms, (unsigned long long)limit);
-    if (in->ps->loop != NULL)
-        in->ps->loop->stats.plugin_slow_calls[pc->kind]++;
+    if (in->loop != NULL)
+        GH_STAT_ADD(in->loop->stats.plugin_slow_calls[pc->kind], 1);
 }
 
 /* Appends s to line[*n..cap), async-signal-safely (no stdio). */
@@ -573,10 +577,11 @@ static void init_instance(struct gh_plugins *ps, struct gh_plugin_inst *in,
            "it answers 503", in->label, wc->plugin, rc < 0 ? strerror(-rc) : "error");
 }
 
-int gh_plugins_load(gh_site *site, gh_errlist *errs)
+int gh_plugins_load(gh_site *site, unsigned nworkers, gh_errlist *errs)
 {
     const gh_config *cfg = site->cfg;
     struct gh_plugins *ps;
+    gh_errlist quiet;
     size_t nws = 0;
     char why[256] = "";
     int dir_rc, rc = GH_OK;
@@ -586,7 +591,9 @@ int gh_plugins_load(gh_site *site, gh_errlist *errs)
     site->plugins = ps;
     ps->site = site;
     ps->dirfd = -1;
-    if (cfg->nroutes > 0 && (ps->inst = calloc(cfg->nroutes, sizeof(*ps->inst))) == NULL)
+    ps->nworkers = nworkers > 0 ? nworkers : 1;
+    if (cfg->nroutes > 0 &&
+        (ps->inst = calloc(cfg->nroutes * ps->nworkers, sizeof(*ps->inst))) == NULL)
         return GH_ENOMEM;
     ps->ninst = cfg->nroutes;
     for (size_t i = 0; i < cfg->nroutes; i++)
@@ -626,19 +633,31 @@ int gh_plugins_load(gh_site *site, gh_errlist *errs)
                                     "name in %s)", wc->plugin, cfg->plugins_dir);
             continue;
         }
-        if ((in = calloc(1, sizeof(*in))) == NULL)
-            return GH_ENOMEM;
-        in->ps = ps;
-        in->pl = pl;
-        in->route = r;
-        route_label(r, i, in->label, sizeof(in->label));
-        ps->inst[i] = in;
+        for (unsigned w = 0; w < ps->nworkers; w++) {
+            if ((in = calloc(1, sizeof(*in))) == NULL)
+                return GH_ENOMEM;
+            in->ps = ps;
+            in->pl = pl;
+            in->route = r;
+            in->worker = w;
+            route_label(r, i, in->label, sizeof(in->label));
+            ps->inst[w * ps->ninst + i] = in;
+        }
     }
     if (rc != GH_OK)
         return rc;              /* do not run any init for a config that fails */
-    for (size_t i = 0; i < ps->ninst; i++)
-        if (ps->inst[i] != NULL)
-            init_instance(ps, ps->inst[i], errs);
+    /* an instance per worker, each initialised with the same config: the
+     * first worker's failures are reported (the others' would repeat them) */
+    gh_errlist_init(&quiet);
+    for (unsigned w = 0; w < ps->nworkers; w++) {
+        size_t failed = ps->failed;
+        for (size_t i = 0; i < ps->ninst; i++)
+            if (ps->inst[w * ps->ninst + i] != NULL)
+                init_instance(ps, ps->inst[w * ps->ninst + i], w == 0 ? errs : &quiet);
+        if (w > 0)
+            ps->failed = failed;        /* routes count once */
+    }
+    gh_errlist_deinit(&quiet);
     return GH_OK;
 }
 
@@ -664,6 +683,8 @@ void gh_plugins_each(const gh_site *site, void (*fn)(void *arg, const gh_plugin_
             .abi_minor = pl->desc->abi_minor,
         };
 
+        /* the first worker's instances: a route counts once, as in
+         * gh_plugins_failed() (ok is set before any worker sees the site) */
         for (size_t k = 0; k < ps->ninst; k++) {
             if (ps->inst[k] == NULL || ps->inst[k]->pl != pl)
                 continue;
@@ -744,7 +765,7 @@ static gh_plugin_timer *h_timer_start(gh_plugin_inst *in, uint64_t after_ms,
     t->every_ms = every_ms;
     t->cb = cb;
     t->arg = arg;
-    if (in->ps->loop != NULL && !timer_arm(t, in->ps->loop->base)) {
+    if (in->loop != NULL && !timer_arm(t, in->loop->base)) {
         free(t);
         return NULL;
     }
@@ -772,19 +793,20 @@ void gh_plugins_bind(gh_site *site, gh_loop *loop)
 {
     struct gh_plugins *ps = site->plugins;
 
-    if (ps == NULL)
+    if (ps == NULL || loop->id >= ps->nworkers)
         return;
-    if (ps->loop == NULL) {      /* once per generation */
-        loop->stats.plugin_loads += ps->nplugins;
-        loop->stats.plugin_refusals += ps->nrefusals;
+    if (loop->id == 0 && !ps->counted) {      /* once per generation */
+        ps->counted = true;
+        GH_STAT_ADD(loop->stats.plugin_loads, ps->nplugins);
+        GH_STAT_ADD(loop->stats.plugin_refusals, ps->nrefusals);
     }
-    ps->loop = loop;
     for (size_t i = 0; i < ps->ninst; i++) {
-        struct gh_plugin_inst *in = ps->inst[i];
+        struct gh_plugin_inst *in = ps->inst[loop->id * ps->ninst + i];
         struct gh_plugin_timer *t, *next;
 
-        if (in == NULL)
+        if (in == NULL || in->loop != NULL)
             continue;
+        in->loop = loop;
         for (t = in->timers; t != NULL; t = next) {
             next = t->next;
             if (t->ev == NULL && !timer_arm(t, loop->base)) {
@@ -796,17 +818,18 @@ void gh_plugins_bind(gh_site *site, gh_loop *loop)
     }
 }
 
-void gh_plugins_unload(gh_site *site)
+void gh_plugins_unload_worker(gh_site *site, unsigned worker)
 {
     struct gh_plugins *ps = site->plugins;
 
-    if (ps == NULL)
+    if (ps == NULL || worker >= ps->nworkers)
         return;
     for (size_t i = 0; i < ps->ninst; i++) {
-        struct gh_plugin_inst *in = ps->inst[i];
+        struct gh_plugin_inst *in = ps->inst[worker * ps->ninst + i];
 
         if (in == NULL)
             continue;
+        ps->inst[worker * ps->ninst + i] = NULL;
         if (in->ok && in->pl->desc->fini != NULL) {
             gh_plugin_call pc;
 
@@ -819,6 +842,16 @@ void gh_plugins_unload(gh_site *site)
         unmirror(in->cfg);
         free(in);
     }
+}
+
+void gh_plugins_unload(gh_site *site)
+{
+    struct gh_plugins *ps = site->plugins;
+
+    if (ps == NULL)
+        return;
+    for (unsigned w = 0; w < ps->nworkers; w++)
+        gh_plugins_unload_worker(site, w);
     free(ps->inst);
     for (size_t i = 0; i < ps->nplugins; i++) {
         dlclose(ps->plugins[i].dl);
@@ -838,14 +871,15 @@ void gh_plugins_unload(gh_site *site)
 
 /* ---- for wsconn.c ------------------------------------------------------- */
 
-gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index)
+gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index, unsigned worker)
 {
     const struct gh_plugins *ps = site->plugins;
+    struct gh_plugin_inst *in;
 
-    if (ps == NULL || route_index >= ps->ninst || ps->inst[route_index] == NULL ||
-        !ps->inst[route_index]->ok)
+    if (ps == NULL || route_index >= ps->ninst || worker >= ps->nworkers)
         return NULL;
-    return ps->inst[route_index];
+    in = ps->inst[worker * ps->ninst + route_index];
+    return in != NULL && in->ok ? in : NULL;
 }
 
 const char *gh_plugin_route_name(const gh_plugin_route *rt)
@@ -861,7 +895,7 @@ const char *const *gh_plugin_route_subprotocols(const gh_plugin_route *rt, size_
 
 gh_loop *gh_plugin_route_loop(const gh_plugin_route *rt)
 {
-    return rt->ps->loop;
+    return rt->loop;
 }
 
 int gh_plugin_route_open(gh_plugin_route *rt, struct gh_ws_conn *ws)
@@ -927,7 +961,7 @@ static void h_log(gh_plugin_inst *in, gh_plugin_conn *c, int32_t level,
     char msg[1536];
     va_list ap;
 
-    if (lv < gh_log_min_level || fmt == NULL)
+    if (lv < gh_log_level_now() || fmt == NULL)
         return;
     if (in == NULL && c != NULL)
         in = gh_ws_conn_route(WS(c));
@@ -1148,9 +1182,9 @@ static int32_t h_publish(gh_plugin_inst *in, const char *topic, size_t topic_len
         if (gh_utf8_feed(&u, data, len) != 0 || !gh_utf8_is_complete(&u))
             return GH_EINVAL;
     }
-    if (in->ps->loop == NULL || in->ps->loop->topics == NULL)
+    if (in->loop == NULL || in->loop->topics == NULL)
         return -ENOTCONN;
-    return gh_topics_publish(in->ps->loop->topics, in->pl->desc->name, topic, topic_len,
+    return gh_topics_publish(in->loop->topics, in->pl->desc->name, topic, topic_len,
                              type, data, len);
 }
 
@@ -1171,10 +1205,10 @@ static gh_loop *serving(gh_plugin_conn *c, const char **ns)
 {
     gh_plugin_inst *in = c != NULL ? gh_ws_conn_route(WS(c)) : NULL;
 
-    if (in == NULL || in->ps->loop == NULL || in->ps->loop->tstate == NULL)
+    if (in == NULL || in->loop == NULL || in->loop->tstate == NULL)
         return NULL;
     *ns = in->pl->desc->name;
-    return in->ps->loop;
+    return in->loop;
 }
 
 static int32_t request(gh_plugin_conn *c, const char *topic, size_t len, bool join,
@@ -1229,9 +1263,9 @@ static int32_t h_log_publish(gh_plugin_inst *in, const char *topic, size_t len,
     if (in == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME || keep == 0 ||
         keep > GH_TSTATE_MAX_KEEP || dlen > ((size_t)1 << 62) || !is_utf8(data, dlen))
         return GH_EINVAL;
-    if (in->ps->loop == NULL || in->ps->loop->tstate == NULL)
+    if (in->loop == NULL || in->loop->tstate == NULL)
         return -ENOTCONN;
-    return gh_tstate_log_publish(in->ps->loop->tstate, in->pl->desc->name, topic, len, data,
+    return gh_tstate_log_publish(in->loop->tstate, in->pl->desc->name, topic, len, data,
                                  dlen, keep);
 }
 

@@ -23,7 +23,8 @@ typedef struct gh_plugin_inst gh_plugin_route;
 
 /* Loads every *.so in site->cfg->plugins_dir, checks that each websocket
  * route names a loaded plugin (else an error at the route's plugin_loc),
- * and initialises one plugin instance per websocket route. Appends every
+ * and initialises one plugin instance per websocket route and worker
+ * (nworkers of them, each init given the same config). Appends every
  * problem to errs. Returns 0 or GH_EINVAL. Sets site->plugins (also on
  * failure: gh_plugins_unload() cleans up).
  *
@@ -35,7 +36,7 @@ typedef struct gh_plugin_inst gh_plugin_route;
  * A plugin whose init fails is reported in errs with the route's location
  * too, but does NOT make this fail: its route answers 503 and the daemon
  * serves the rest (gh_plugins_failed() counts them, for `-t`). */
-int gh_plugins_load(gh_site *site, gh_errlist *errs);
+int gh_plugins_load(gh_site *site, unsigned nworkers, gh_errlist *errs);
 
 /* Routes whose plugin init failed (they answer 503). */
 size_t gh_plugins_failed(const gh_site *site);
@@ -47,7 +48,8 @@ typedef struct gh_plugin_info {
     const char *version;        /* the plugin's own, "" when it gave none */
     const char *path;           /* the file it was loaded from */
     unsigned    abi_major, abi_minor;   /* what it was built for */
-    size_t      routes;         /* websocket routes it serves */
+    size_t      routes;         /* websocket routes it serves (each has an
+                                   instance per worker; counted once) */
     size_t      failed;         /* of those, routes whose init failed (503) */
 } gh_plugin_info;
 
@@ -56,11 +58,16 @@ typedef struct gh_plugin_info {
 void gh_plugins_each(const gh_site *site, void (*fn)(void *arg, const gh_plugin_info *p),
                      void (*refused)(void *arg, const char *file, const char *why), void *arg);
 
-/* Gives the site's plugin instances the running server (topics, timers).
- * Called once the server exists; never for `-t`. */
+/* Gives the site's plugin instances of loop's worker (loop->id) their
+ * loop (topics, timers), on that loop's thread. Called once the server
+ * exists; never for `-t`. */
 void gh_plugins_bind(gh_site *site, gh_loop *loop);
 
-/* Finalises every instance and unloads the plugins. NULL-safe on
+/* Finalises worker's instances (on that worker's thread, or once no
+ * worker runs). */
+void gh_plugins_unload_worker(gh_site *site, unsigned worker);
+
+/* Finalises every instance left and unloads the plugins. NULL-safe on
  * site->plugins. */
 void gh_plugins_unload(gh_site *site);
 
@@ -69,7 +76,7 @@ void gh_plugins_unload(gh_site *site);
 /* The instance serving route route_index of site, or NULL when the route
  * is not a websocket route, its plugin is not loaded or its init failed.
  * Borrowed from the site. */
-gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index);
+gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index, unsigned worker);
 
 /* The plugin's name (the topic namespace); borrowed from the plugin. */
 const char *gh_plugin_route_name(const gh_plugin_route *rt);

@@ -51,18 +51,12 @@ typedef struct member {
     size_t          vlen, flen;
 } member;
 
-typedef struct logent {
-    char   *data;
-    size_t  len;
-} logent;
-
 struct entry {
     entry    *next;                     /* hash chain */
     uint64_t  hash;
     member   *head, *tail;
     size_t    nmembers;
-    logent   *ring;                     /* cap entries, oldest at first */
-    size_t    cap, first, count;
+    gh_tlog   log;
     size_t    keylen;                   /* ns, NUL, name */
     char      key[];
 };
@@ -157,15 +151,6 @@ static entry *entry_add(gh_tstate *ts, const char *ns, size_t nslen, const char 
     return e;
 }
 
-static void log_clear(entry *e)
-{
-    for (size_t i = 0; i < e->count; i++)
-        free(e->ring[(e->first + i) % e->cap].data);
-    free(e->ring);
-    e->ring = NULL;
-    e->cap = e->first = e->count = 0;
-}
-
 static void entry_free(gh_tstate *ts, entry *e)
 {
     entry **pp = &ts->buckets[e->hash & (ts->nbuckets - 1)];
@@ -174,46 +159,69 @@ static void entry_free(gh_tstate *ts, entry *e)
         pp = &(*pp)->next;
     *pp = e->next;
     ts->nentries--;
-    log_clear(e);
+    gh_tlog_clear(&e->log);
     free(e);
 }
 
-/* Appends to e's log, keeping the newest keep. */
-static void log_append(entry *e, const char *data, size_t len, uint32_t keep)
+/* ---- the log ring (also the hub's) ------------------------------------------ */
+
+struct gh_tlog_ent {
+    char   *data;
+    size_t  len;
+};
+
+void gh_tlog_clear(gh_tlog *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->ring[(l->first + i) % l->cap].data);
+    free(l->ring);
+    l->ring = NULL;
+    l->cap = l->first = l->count = 0;
+}
+
+const char *gh_tlog_at(const gh_tlog *l, size_t i, size_t *len)
+{
+    const struct gh_tlog_ent *e = &l->ring[(l->first + i) % l->cap];
+
+    *len = e->len;
+    return e->data;
+}
+
+void gh_tlog_append(gh_tlog *l, const char *data, size_t len, uint32_t keep)
 {
     char *copy;
 
     if (keep == 0)
         return;
-    if (e->cap != keep) {
+    if (l->cap != keep) {
         /* resize: keep the newest min(count, keep) in order */
-        logent *r = calloc(keep, sizeof(*r));
-        size_t n = e->count < keep ? e->count : keep, skip = e->count - n;
+        struct gh_tlog_ent *r = calloc(keep, sizeof(*r));
+        size_t n = l->count < keep ? l->count : keep, skip = l->count - n;
         if (r == NULL)
             return;
-        for (size_t i = 0; i < e->count; i++) {
-            logent *le = &e->ring[(e->first + i) % e->cap];
+        for (size_t i = 0; i < l->count; i++) {
+            struct gh_tlog_ent *e = &l->ring[(l->first + i) % l->cap];
             if (i < skip)
-                free(le->data);
+                free(e->data);
             else
-                r[i - skip] = *le;
+                r[i - skip] = *e;
         }
-        free(e->ring);
-        e->ring = r;
-        e->cap = keep;
-        e->first = 0;
-        e->count = n;
+        free(l->ring);
+        l->ring = r;
+        l->cap = keep;
+        l->first = 0;
+        l->count = n;
     }
     if ((copy = malloc(len > 0 ? len : 1)) == NULL)
         return;
     memcpy(copy, data, len);
-    if (e->count == e->cap) {
-        free(e->ring[e->first].data);
-        e->ring[e->first] = (logent){ copy, len };
-        e->first = (e->first + 1) % e->cap;
+    if (l->count == l->cap) {
+        free(l->ring[l->first].data);
+        l->ring[l->first] = (struct gh_tlog_ent){ copy, len };
+        l->first = (l->first + 1) % l->cap;
     } else {
-        e->ring[(e->first + e->count) % e->cap] = (logent){ copy, len };
-        e->count++;
+        l->ring[(l->first + l->count) % l->cap] = (struct gh_tlog_ent){ copy, len };
+        l->count++;
     }
 }
 
@@ -233,7 +241,7 @@ static void deliver_here(gh_tstate *ts, const char *ns, const char *name, size_t
         (void)gh_topics_deliver_ex(ts->loop->topics, ns, name, len, GH_WS_OP_TEXT, data,
                                    dlen, UINT64_MAX, skip);
     if (ts->has_bus)
-        ts->loop->stats.bus_not_broadcast++;
+        GH_STAT_ADD(ts->loop->stats.bus_not_broadcast, 1);
 }
 
 /* ---- lifetime ------------------------------------------------------------ */
@@ -360,10 +368,10 @@ static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
         (void)gh_ws_conn_hold(ws, name, len, false);
     }
     req_free(ts, r);
-    if (st->whole && ts->has_bus)
-        ts->loop->stats.state_answers_redis++;
+    if (st->whole && ts->has_bus && !ts->bus.in_process)
+        GH_STAT_ADD(ts->loop->stats.state_answers_redis, 1);
     else
-        ts->loop->stats.state_answers_local++;
+        GH_STAT_ADD(ts->loop->stats.state_answers_local, 1);
     gh_plugin_call_enter(&pc, gh_ws_conn_route(ws), GH_PLUGIN_CALL_STATE);
     cb(arg, (gh_plugin_conn *)ws, st);
     gh_plugin_call_leave(&pc);
@@ -383,16 +391,17 @@ static void answer_local(gh_tstate *ts, req *r)
             goto nomem;
         for (member *p = e->head; p != NULL; p = p->next)
             m[i++] = (gh_plugin_bytes){ p->value, p->vlen };
-        if (e->count > 0 && (l = calloc(e->count, sizeof(*l))) == NULL)
+        if (e->log.count > 0 && (l = calloc(e->log.count, sizeof(*l))) == NULL)
             goto nomem;
-        for (i = 0; i < e->count; i++) {
-            const logent *le = &e->ring[(e->first + i) % e->cap];
-            l[i] = (gh_plugin_bytes){ le->data, le->len };
+        for (i = 0; i < e->log.count; i++) {
+            size_t n;
+            const char *d = gh_tlog_at(&e->log, i, &n);
+            l[i] = (gh_plugin_bytes){ d, n };
         }
         st.members = m;
         st.nmembers = e->nmembers;
         st.log = l;
-        st.nlog = e->count;
+        st.nlog = e->log.count;
     }
     answer(ts, r, &st);
     free(m);
@@ -565,7 +574,7 @@ static bool member_drop(gh_tstate *ts, gh_tstate_conn *c, member *m)
     else
         e->tail = m->prev;
     e->nmembers--;
-    ts->loop->stats.state_members--;
+    GH_STAT_SUB(ts->loop->stats.state_members, 1);
     free(m->value);
     free(m->farewell);
     free(m);
@@ -629,7 +638,7 @@ int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **
                 e->head = m;
             e->tail = m;
             e->nmembers++;
-            ts->loop->stats.state_members++;
+            GH_STAT_ADD(ts->loop->stats.state_members, 1);
             m->cnext = c->members;
             c->members = m;
         }
@@ -667,7 +676,7 @@ int gh_tstate_log_publish(gh_tstate *ts, const char *ns, const char *name, size_
         ts->bus.log_publish(ts->bus.ctx, ns, name, len, data, dlen, keep) == GH_OK)
         return GH_OK;           /* logged here when it comes back */
     if ((e = entry_find(ts, ns, nslen, name, len)) != NULL)
-        log_append(e, data, dlen, keep);
+        gh_tlog_append(&e->log, data, dlen, keep);
     deliver_here(ts, ns, name, len, data, dlen, 0);
     return GH_OK;
 }
@@ -688,7 +697,7 @@ void gh_tstate_log_seen(gh_tstate *ts, const char *ns, const char *name, size_t 
     if (keep == 0 || keep > GH_TSTATE_MAX_KEEP || !gh_topics_key_ok(ns, name, len, &nslen))
         return;
     if ((e = entry_find(ts, ns, nslen, name, len)) != NULL)
-        log_append(e, data, dlen, keep);
+        gh_tlog_append(&e->log, data, dlen, keep);
 }
 
 void gh_tstate_conn_gone(gh_tstate *ts, gh_tstate_conn **tsc)

@@ -53,6 +53,8 @@ typedef struct gh_tstate_bus {
      * confirmed, so the answer is ordered with the topic's messages. */
     int (*fetch)(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
                  bool after_subscribe);
+    /* the workers' hub (hub.h), not Redis: its answers count as local */
+    bool in_process;
 } gh_tstate_bus;
 
 /* Creates loop->tstate. Returns 0 or GH_ENOMEM. */
@@ -93,6 +95,20 @@ int gh_tstate_log_publish(gh_tstate *ts, const char *ns, const char *name, size_
  * removed with their farewells published, its requests dropped; *tsc
  * becomes NULL. NULL-safe on *tsc. */
 void gh_tstate_conn_gone(gh_tstate *ts, gh_tstate_conn **tsc);
+
+/* ---- a topic's log: its newest entries (here and in the hub) --------------- */
+
+typedef struct gh_tlog {
+    struct gh_tlog_ent *ring;       /* cap entries, oldest at first */
+    size_t              cap, first, count;
+} gh_tlog;
+
+/* Appends a copy of data, keeping the newest keep (the ring is resized to
+ * keep, oldest dropped); out of memory drops the entry. */
+void gh_tlog_append(gh_tlog *l, const char *data, size_t len, uint32_t keep);
+/* Entry i (0: oldest) of l->count. */
+const char *gh_tlog_at(const gh_tlog *l, size_t i, size_t *len);
+void gh_tlog_clear(gh_tlog *l);
 
 /* ---- for the bus ---------------------------------------------------------- */
 

@@ -508,9 +508,9 @@ static long deflate_into(struct gh_ws_conn *ws, const void *data, size_t len, ui
     }
     if (n >= 0) {
         gh_stats *st = &ws->c->loop->stats;
-        st->ws_deflations++;
-        st->ws_deflate_in += len;
-        st->ws_deflate_out += (uint64_t)n;
+        GH_STAT_ADD(st->ws_deflations, 1);
+        GH_STAT_ADD(st->ws_deflate_in, len);
+        GH_STAT_ADD(st->ws_deflate_out, (uint64_t)n);
     }
     return n;
 }
@@ -659,7 +659,7 @@ static bool over_backlog(struct gh_ws_conn *ws, size_t len)
                "would pass send_backlog %llu; closing with 1008",
                (unsigned long long)ws->c->id, ws->c->client_text, queued, len,
                (unsigned long long)limit);
-        ws->c->loop->stats.ws_slow_consumers++;
+        GH_STAT_ADD(ws->c->loop->stats.ws_slow_consumers, 1);
         fail_conn(ws, GH_WS_CLOSE_POLICY, WHY_SLOW_CONSUMER);
         return true;
     }
@@ -685,8 +685,8 @@ int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t 
     if ((compresses(ws, len) ? queue_deflated(ws, opcode, data, len)
                              : queue_frame(ws, opcode, data, len)) != GH_OK)
         return GH_ENOMEM;
-    ws->c->loop->stats.ws_messages_out++;
-    ws->c->loop->stats.ws_bytes_out += len;
+    GH_STAT_ADD(ws->c->loop->stats.ws_messages_out, 1);
+    GH_STAT_ADD(ws->c->loop->stats.ws_bytes_out, len);
     return GH_OK;
 }
 
@@ -781,8 +781,8 @@ int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
         if (rc != GH_OK)
             return rc;
     }
-    ws->c->loop->stats.ws_messages_out++;
-    ws->c->loop->stats.ws_bytes_out += m->len;
+    GH_STAT_ADD(ws->c->loop->stats.ws_messages_out, 1);
+    GH_STAT_ADD(ws->c->loop->stats.ws_bytes_out, m->len);
     return GH_OK;
 }
 
@@ -836,8 +836,8 @@ static bool settle(struct gh_ws_conn *ws)
 
 static void deliver(struct gh_ws_conn *ws, int opcode, const uint8_t *data, size_t len)
 {
-    ws->c->loop->stats.ws_messages_in++;
-    ws->c->loop->stats.ws_bytes_in += len;
+    GH_STAT_ADD(ws->c->loop->stats.ws_messages_in, 1);
+    GH_STAT_ADD(ws->c->loop->stats.ws_bytes_in, len);
     gh_plugin_route_message(ws->rt, ws, opcode, data, len);
 }
 
@@ -915,7 +915,7 @@ static void on_compressed(struct gh_ws_conn *ws, const gh_ws_event *ev)
         if (zp == NULL || !grow_inflated(ws, ev->len) || (ws->msg->z = gh_inflater_get(zp)) == NULL)
             goto nomem;
     }
-    st->ws_inflate_in += ev->len;
+    GH_STAT_ADD(st->ws_inflate_in, ev->len);
     for (;;) {
         uint8_t probe, *out;
         size_t room, used, made;
@@ -964,8 +964,8 @@ static void on_compressed(struct gh_ws_conn *ws, const gh_ws_event *ev)
         fail_conn(ws, GH_WS_CLOSE_INVALID_DATA, WHY_INVALID_UTF8);
         return;
     }
-    st->ws_inflations++;
-    st->ws_inflate_out += m->len;
+    GH_STAT_ADD(st->ws_inflations, 1);
+    GH_STAT_ADD(st->ws_inflate_out, m->len);
     gh_inflater_put(ws->c->loop->zpool, m->z);     /* before the plugin runs */
     m->z = NULL;
     deliver(ws, ev->opcode, m->data, m->len);
@@ -1347,7 +1347,7 @@ static void on_flush_all(evutil_socket_t fd, short what, void *arg)
     }
     if (list == NULL)
         return;
-    loop->stats.ws_flush_slices++;
+    GH_STAT_ADD(loop->stats.ws_flush_slices, 1);
     /* the rest goes first next time, before what was listed meanwhile */
     for (tail = &list; *tail != NULL; tail = &(*tail)->fl_next)
         ;
@@ -1633,7 +1633,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     gh_resp_head h;
     uint64_t now;
 
-    rt = gh_plugins_route(c->site, (size_t)(route - c->site->cfg->routes));
+    rt = gh_plugins_route(c->site, (size_t)(route - c->site->cfg->routes), c->loop->id);
     if (rt == NULL || c->loop->stopping || gh_plugin_route_loop(rt) == NULL) {
         refuse(r, 503, NULL);
         return;
@@ -1730,6 +1730,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     c->ws = ws;
     c->handoff = &ws_handoff;
     c->state = GH_CONN_WS;
+    gh_loop_conn_kind(c->loop, c, GH_KIND_WEBSOCKET);
     if (!ws->direct) {
         bufferevent_setcb(c->bev, on_read, on_write, on_event, ws);
         bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);

@@ -282,7 +282,8 @@ static int32_t chat_init(const gh_plugin_host *h, gh_plugin_inst *inst,
     uint64_t max_text;
     int32_t rc;
 
-    host = h;
+    if (host != h)       /* every instance's init, on any worker: write it once */
+        host = h;
     /* the loader refuses a plugin newer than its host; this only guards a
      * host that claims 1.1 without the topic state */
     if (!GH_PLUGIN_HOST_HAS(h, join) || !GH_PLUGIN_HOST_HAS(h, fetch) ||

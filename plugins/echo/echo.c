@@ -11,7 +11,8 @@ static int32_t echo_init(const gh_plugin_host *h, gh_plugin_inst *inst,
     static const char *const known[] = { NULL };
 
     (void)inst;
-    host = h;
+    if (host != h)       /* every instance's init, on any worker: write it once */
+        host = h;
     *state = NULL;
     /* echo takes no config: say so about any key given */
     return h->config_check_keys(config, known);

@@ -22,7 +22,8 @@ static int32_t ps_init(const gh_plugin_host *h, gh_plugin_inst *inst,
     static const char *const known[] = { NULL };
     pubsub *ps;
 
-    host = h;
+    if (host != h)       /* every instance's init, on any worker: write it once */
+        host = h;
     if (h->config_check_keys(config, known) != 0)
         return -EINVAL;
     if ((ps = calloc(1, sizeof(*ps))) == NULL)

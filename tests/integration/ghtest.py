@@ -117,20 +117,34 @@ def wait_for(pred, timeout=10.0, what="condition"):
         time.sleep(0.02)
 
 
+def with_workers(config):
+    """config, run with GH_TEST_WORKERS workers when that is set (the tsan
+    preset: 4) and the config neither says workers: itself nor has a bus
+    (which serves one worker)."""
+    n = os.environ.get("GH_TEST_WORKERS")
+    if not n or re.search(r"^\s*(workers|bus):", config, re.M):
+        return config
+    return config + f"\nworkers: {n}\n"       # last: the lines above keep their numbers
+
+
 class Gatehouse:
     """A running daemon. Use as a context manager or call stop()."""
 
     def __init__(self, config, tmp, name="gateway.yaml", extra_args=(), env=None):
         self.tmp = tmp
         self.conf = os.path.join(tmp, name)
-        with open(self.conf, "w") as f:
-            f.write(config)
+        self.rewrite(config)
         self.errlog = os.path.join(tmp, "error.log")
         self._err = open(self.errlog, "ab")
         self.proc = subprocess.Popen([GH_BIN, "-c", self.conf, *extra_args],
                                      stdout=subprocess.DEVNULL, stderr=self._err,
                                      env=env)
         self._ready_mark = 0
+
+    def rewrite(self, config):
+        """Writes config as the daemon's file (for a reload)."""
+        with open(self.conf, "w") as f:
+            f.write(with_workers(config))
 
     def wait_ready(self, timeout=10.0, after=0):
         def ready():
@@ -150,6 +164,12 @@ class Gatehouse:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
+    def check_sanitizers(self):
+        """A ThreadSanitizer report in the log fails the test, whether or
+        not it stopped the process."""
+        if "WARNING: ThreadSanitizer" in self.log():
+            raise AssertionError("ThreadSanitizer report:\n" + self.log()[-8000:])
+
     def stop(self, sig=signal.SIGTERM, timeout=15.0):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -160,6 +180,7 @@ class Gatehouse:
                 self.proc.wait()
                 raise AssertionError("gatehouse did not exit within %ss after %s" % (timeout, sig))
         self._err.close()
+        self.check_sanitizers()
         return self.proc.returncode
 
     def __enter__(self):
@@ -170,6 +191,7 @@ class Gatehouse:
             self.proc.kill()
             self.proc.wait()
         self._err.close()
+        self.check_sanitizers()
 
 
 class TestCase(unittest.TestCase):

@@ -87,8 +87,7 @@ class PrivDropTest(ghtest.TestCase):
         self.uid, self.gid = account()
 
     def rewrite(self, g, text):
-        with open(g.conf, "w") as f:
-            f.write(text)
+        g.rewrite(text)
         os.chmod(g.conf, 0o644)
 
     def test_serves_as_nobody_and_reloads_with_its_listeners_and_logs(self):

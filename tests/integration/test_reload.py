@@ -47,9 +47,8 @@ class ReloadTest(ghtest.TestCase):
         g = self.start(config(self.tmp, [p1], "one"))
         kept = http.client.HTTPConnection("127.0.0.1", p1, timeout=5)
         self.assertEqual(get(p1, conn=kept), (200, b"one\n"))
-        with open(g.conf, "w") as f:
-            f.write(config(self.tmp, [p1, p2], "two",
-                           extra_route="  - match: { path: /metrics }\n    metrics: {}\n"))
+        g.rewrite(config(self.tmp, [p1, p2], "two",
+                            extra_route="  - match: { path: /metrics }\n    metrics: {}\n"))
         g.send_signal(signal.SIGHUP)
         g.wait_log("reloaded")
         self.assertEqual(get(p1), (200, b"two\n"))
@@ -59,8 +58,7 @@ class ReloadTest(ghtest.TestCase):
         self.assertEqual(get(p1, conn=kept), (200, b"one\n"))
         kept.close()
         # and the listener that goes away stops accepting
-        with open(g.conf, "w") as f:
-            f.write(config(self.tmp, [p2], "two"))
+        g.rewrite(config(self.tmp, [p2], "two"))
         g.send_signal(signal.SIGHUP)
         g.wait_log("reloaded", count=2)
         with self.assertRaises(OSError):
@@ -71,8 +69,7 @@ class ReloadTest(ghtest.TestCase):
     def test_a_bad_config_is_refused_and_the_old_one_keeps_serving(self):
         p1 = ghtest.free_port()
         g = self.start(config(self.tmp, [p1], "one"))
-        with open(g.conf, "w") as f:
-            f.write("listeners:\n  - listen: 127.0.0.1:99999\nroutes: []\n")
+        g.rewrite("listeners:\n  - listen: 127.0.0.1:99999\nroutes: []\n")
         g.send_signal(signal.SIGHUP)
         g.wait_log("reload failed")
         self.assertRegex(g.log(), "reload refused: " + g.conf.replace(".", r"\.") + r":2:\d+: .*99999")
@@ -82,14 +79,12 @@ class ReloadTest(ghtest.TestCase):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         self.addCleanup(busy.close)
-        with open(g.conf, "w") as f:
-            f.write(config(self.tmp, [p1, busy.getsockname()[1]], "two"))
+        g.rewrite(config(self.tmp, [p1, busy.getsockname()[1]], "two"))
         g.send_signal(signal.SIGHUP)
         g.wait_log("reload failed", count=2)
         self.assertEqual(get(p1), (200, b"one\n"))
         # and a good one after that works
-        with open(g.conf, "w") as f:
-            f.write(config(self.tmp, [p1], "two"))
+        g.rewrite(config(self.tmp, [p1], "two"))
         g.send_signal(signal.SIGHUP)
         g.wait_log("reloaded")
         self.assertEqual(get(p1), (200, b"two\n"))

@@ -175,9 +175,13 @@ class RssPeak:
 
 
 def config(tmp, port, servers, route_extra="", up_extra="", listen_extra="", http_extra="",
-           routes_before=""):
+           routes_before="", workers=1):
+    # one worker unless a test says otherwise: keep-alive pools, round robin
+    # and failure counts are each worker's own (as nginx's per worker), and
+    # these tests count them exactly; WorkersTest covers several
     srv = "\n".join(f"      - {s}" for s in servers)
     return f"""
+workers: {workers}
 access_log: stderr
 error_log: stderr
 log_level: info

@@ -46,8 +46,11 @@ class WsKeepaliveTest(ghtest.TestCase):
         # 10 MB to each subscriber: more than the kernel's socket buffers
         # hold; the publisher reads its own copies back as they come
         out = frame(OP_TEXT, b"x" * 60000) * 170
-        pub.send(out)
+        # from before the send: the subscriber's socket may fill (and its
+        # timer start) while the publisher is still writing, above all
+        # when they are on different workers
         start = time.monotonic()
+        pub.send(out)
         want, have = 170 * (4 + 60000), len(pub.buf)     # unmasked server frames
         pub.sock.settimeout(10)
         while have < want:

@@ -16,13 +16,19 @@
  * plugin calls no host function past host->size (GH_PLUGIN_HOST_HAS).
  * The first three fields of gh_plugin_desc never move, in any version.
  *
- * Threading. gatehouse runs every callback on its one event-loop thread,
- * one at a time. Callbacks must not block (no sleeping, no blocking I/O,
- * no waiting on locks another thread holds): while one runs, no other
- * connection of the whole gateway is served. Host functions may be called
- * only from that thread, i.e. from inside a callback (a plugin that runs
- * threads of its own must hand work back through its own means, e.g. a
- * timer that polls a queue).
+ * Threading. gatehouse runs `workers:` event loops, each on its own
+ * thread, and makes one instance of a route's plugin per worker (init runs
+ * once per worker with the same config). Every callback of an instance
+ * (its timers, and open, message and close of its connections) runs on
+ * that instance's worker, one at a time; a connection stays on one worker.
+ * Instances of one plugin run at the same time on different threads: a
+ * plugin's globals are shared by them. Topics and topic state span the
+ * workers. Callbacks must not block (no sleeping, no blocking I/O, no
+ * waiting on locks another thread holds): while one runs, no other
+ * connection of its worker is served. Host functions may be called only
+ * from the instance's worker, i.e. from inside one of its callbacks (a
+ * plugin that runs threads of its own must hand work back through its own
+ * means, e.g. a timer that polls a queue).
  *
  * Reentrancy. From any callback a plugin may send to, close, subscribe or
  * publish on any connection of its instance. The host never calls a

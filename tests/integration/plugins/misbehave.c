@@ -34,7 +34,8 @@ static int32_t m_init(const gh_plugin_host *h, gh_plugin_inst *inst,
                       const gh_plugin_cfg *cfg, void **state)
 {
     (void)cfg;
-    host = h;
+    if (host != h)       /* every instance's init, on any worker: write it once */
+        host = h;
     *state = inst;
     return 0;
 }

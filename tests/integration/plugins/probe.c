@@ -67,7 +67,8 @@ static int32_t p_init(const gh_plugin_host *h, gh_plugin_inst *inst,
     int32_t rc = 0;
     probe *p;
 
-    host = h;
+    if (host != h)       /* every instance's init, on any worker: write it once */
+        host = h;
 #ifdef PROBE_FAIL_INIT
     h->log(inst, NULL, GH_PLUGIN_LOG_ERROR, "probe refuses to start");
     return -EINVAL;

@@ -16,7 +16,8 @@ static int32_t hello_init(const gh_plugin_host *h, gh_plugin_inst *inst,
     int32_t rc;
 
     (void)inst;
-    host = h;
+    if (host != h)       /* every instance's init, on any worker: write it once */
+        host = h;
     rc = h->config_string(config, "greeting", "hello", &greeting);
     *state = (void *)greeting;
     return rc;

@@ -1,0 +1,45 @@
+/* hub.h: topics and topic state across the workers of one process.
+ *
+ * With workers: N > 1 each worker's topics and topic state get the hub as
+ * their bus (the seams topic.h and tstate.h give the Redis bus): a publish
+ * on any worker goes through the hub, which hands the message to every
+ * worker with a subscriber of the topic, and the whole topic state
+ * (members in join order, the log) lives here, once for the process.
+ * Nothing goes through Redis for this.
+ *
+ * Order: each topic's messages, member announcements, log entries and
+ * state answers are put in the workers' mailboxes under the topic's lock,
+ * and a mailbox is first in first out, so every worker sees one order per
+ * topic, and a join's state answer arrives after exactly the messages that
+ * are in the state (the held subscription drops them) and before those
+ * that are not.
+ *
+ * The publisher's own worker delivers at once, in the publishing call,
+ * when nothing of the topic waits in its mailbox (no message sequenced
+ * before, no state answer): then its clients see their own messages before
+ * anything sent to them after, as with one worker, and the order is still
+ * the topic's (everything sequenced before has been delivered there).
+ * Otherwise its copy goes through its mailbox like the others'.
+ *
+ * Costs: one lock (striped by topic) and one copy of the payload per
+ * publish, one mailbox entry per other worker with subscribers (one
+ * wake-up per batch) and a lock to count it delivered, never a lock per
+ * delivery. Each worker frames the message once for all its subscribers.
+ * Internal to core/. */
+#ifndef GH_HUB_H
+#define GH_HUB_H
+
+#include "loop.h"
+
+typedef struct gh_hub gh_hub;
+
+/* Creates the hub of the n loops (every worker's, whose topics and topic
+ * state exist) and installs it as their topics' and topic state's bus.
+ * Before the workers run. Returns 0 or GH_ENOMEM. */
+int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out);
+
+/* Uninstalls it and frees it (NULL-safe). Once no worker runs; what the
+ * hub put in mailboxes refers to nothing of it. */
+void gh_hub_free(gh_hub *h);
+
+#endif
