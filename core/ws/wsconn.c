@@ -1700,8 +1700,12 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
         gh_resp_add_str(&h, "Sec-WebSocket-Protocol", gh_ws_conn_subprotocol(ws));
     if (ws->pmd_bits != 0)
         gh_resp_add_str(&h, "Sec-WebSocket-Extensions", pmd_answer);
+    /* counted as a WebSocket before the 101 goes: it may be written at
+     * once, and a client that has it may ask another worker's /metrics */
+    gh_loop_conn_kind(c->loop, c, GH_KIND_WEBSOCKET);
     gh_req_send(r, &h, NULL, 0);
     if (r->status != 101) {     /* the head did not fit: a 500 went out */
+        gh_loop_conn_kind(c->loop, c, GH_KIND_HTTP);
         ws_destroy(ws);
         return;
     }
@@ -1730,7 +1734,6 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     c->ws = ws;
     c->handoff = &ws_handoff;
     c->state = GH_CONN_WS;
-    gh_loop_conn_kind(c->loop, c, GH_KIND_WEBSOCKET);
     if (!ws->direct) {
         bufferevent_setcb(c->bev, on_read, on_write, on_event, ws);
         bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATER);
