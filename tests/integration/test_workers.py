@@ -250,6 +250,51 @@ class WorkersUpstreamTest(ghtest.TestCase):
         self.assertEqual(sum(fails), 1)
 
 
+    def test_a_servers_latency_average_is_every_workers_not_their_sum(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        import threading
+
+        class Slow(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                time.sleep(0.03)
+                self.send_response(200)
+                self.send_header("Content-Length", "1")
+                self.end_headers()
+                self.wfile.write(b"s")
+
+            def log_message(self, *a):
+                pass
+        app = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+        threading.Thread(target=app.serve_forever, daemon=True).start()
+        self.addCleanup(app.server_close)
+        self.addCleanup(app.shutdown)
+        self.write("www/index.html", PAGE)
+        port = ghtest.free_port()
+        routes = f"""
+  - match: {{ prefix: /app }}
+    proxy: {{ url: "http://127.0.0.1:{app.server_address[1]}" }}
+"""
+        self.start(config(port, self.tmp, workers="4", routes=routes))
+        slowest = 0
+        for _ in range(24):
+            t0 = time.monotonic()
+            st, _ = raw_request(port, b"GET /app HTTP/1.1\r\nHost: h\r\n"
+                                         b"Connection: close\r\n\r\n")
+            slowest = max(slowest, time.monotonic() - t0)
+            self.assertEqual(st, 200)
+        m = metrics(port)
+        self.assertGreater(len([n for n in per_worker(m).values() if n > 0]), 1)
+        # each worker averages its own responses and the figure weighs those
+        # averages by the responses each took: an average of response times,
+        # so no more than the slowest whole request took (a sum over the
+        # workers would be twice 30 ms or more)
+        [latency] = [v for k, v in m.items() if k.startswith("gatehouse_upstream_latency_seconds{")]
+        self.assertGreaterEqual(latency, 0.03)
+        self.assertLessEqual(latency, slowest)
+
+
 def chat_route(path, **config):
     cfg = ", ".join(f"{k}: {v}" for k, v in config.items())
     return f"""
