@@ -4,9 +4,11 @@
  * Topics are kept in STRIPES hash tables, each under its own mutex, picked
  * by the topic's hash (topic.c's key and hash): publishes to different
  * topics rarely meet on a lock. A topic here knows which workers have a
- * local subscriber (a bit per worker, kept by the topics' watch callback),
- * and holds the topic state: members (worker, connection id, value) in
- * join order, and the log. An entry lives while a worker subscribes or a
+ * local subscriber (a bit per worker, kept by the topics' watch callback)
+ * and how many (each worker stores its own count in its slot, count_at:
+ * a relaxed atomic store, no lock, on its subscribes), counts the
+ * messages published to it, and holds the topic state: members (worker,
+ * connection id, value) in join order, and the log. An entry lives while a worker subscribes or a
  * member is set; the log goes with the last member, as in tstate.c.
  *
  * Everything that reaches a worker is a task in its mailbox (loop.h),
@@ -49,6 +51,10 @@ typedef struct htopic {
     gh_tlog        log;
     unsigned      *pending;             /* per worker: tasks posted, not yet run */
     unsigned       npending;            /* their sum */
+    size_t        *subs;                /* per worker: its subscribers, stored by
+                                           that worker (atomic) while its bit is set
+                                           (count_at), read under the lock */
+    uint64_t       messages;            /* published while someone subscribed */
     size_t         nslen, keylen;       /* key: ns, NUL, name */
     char           key[];
 } htopic;
@@ -147,7 +153,9 @@ static htopic *add(stripe *st, unsigned nworkers, const char *ns, size_t nslen,
         return NULL;
     if ((t = calloc(1, sizeof(*t) + keylen)) == NULL)
         return NULL;
-    if ((t->pending = calloc(nworkers, sizeof(*t->pending))) == NULL) {
+    if ((t->pending = calloc(nworkers, sizeof(*t->pending))) == NULL ||
+        (t->subs = calloc(nworkers, sizeof(*t->subs))) == NULL) {
+        free(t->pending);
         free(t);
         return NULL;
     }
@@ -176,6 +184,7 @@ static void maybe_free(stripe *st, htopic *t)
     st->n--;
     gh_tlog_clear(&t->log);
     free(t->pending);
+    free(t->subs);
     free(t);
 }
 
@@ -392,6 +401,9 @@ static int hub_publish(void *ctx, const char *ns, const char *name, size_t name_
     int rc = t != NULL ? broadcast(c->hub, t, opcode, data, len, c->worker, upto, 0,
                                    here ? c->worker : UINT_MAX) : GH_OK;
 
+    if (t != NULL && t->nworkers > 0)
+        t->messages++;
+
     pthread_mutex_unlock(&st->mu);
     /* sequenced under the lock; delivered here before this call returns,
      * so before anything the worker's next task or read makes */
@@ -420,9 +432,25 @@ static void hub_watch(void *ctx, const char *ns, const char *name, size_t name_l
     } else if (!on && (t->mask[w / 64] >> (w % 64) & 1)) {
         t->mask[w / 64] &= ~((uint64_t)1 << (w % 64));
         t->nworkers--;
+        __atomic_store_n(&t->subs[w], 0, __ATOMIC_RELAXED);
         maybe_free(st, t);
     }
     pthread_mutex_unlock(&st->mu);
+}
+
+/* Where worker c keeps its count of the topic's subscribers: valid while
+ * its bit is set (its watch(on = 1) came first and nothing frees the
+ * topic before its watch(on = 0)). */
+static size_t *hub_count_at(void *ctx, const char *ns, const char *name, size_t name_len)
+{
+    hctx *c = ctx;
+    htopic *t;
+    stripe *st = lookup(c->hub, ns, name, name_len, false, &t);
+    size_t *at = t != NULL && (t->mask[c->worker / 64] >> (c->worker % 64) & 1)
+                 ? &t->subs[c->worker] : NULL;
+
+    pthread_mutex_unlock(&st->mu);
+    return at;
 }
 
 static int hub_member(void *ctx, const char *ns, const char *name, size_t len, uint64_t connid,
@@ -488,6 +516,8 @@ static int hub_member(void *ctx, const char *ns, const char *name, size_t len, u
             gh_tlog_clear(&t->log);
     }
     here = announce != NULL && here_now(t, c->worker);
+    if (announce != NULL && t->nworkers > 0)
+        t->messages++;
     if (announce != NULL)
         rc = broadcast(c->hub, t, GH_WS_OP_TEXT, announce, alen, c->worker, upto, skip,
                        here ? c->worker : UINT_MAX);
@@ -515,6 +545,8 @@ static int hub_log_publish(void *ctx, const char *ns, const char *name, size_t l
     if (t != NULL) {
         if (t->nmembers > 0)
             gh_tlog_append(&t->log, data, dlen, keep);
+        if (t->nworkers > 0)
+            t->messages++;
         (void)broadcast(c->hub, t, GH_WS_OP_TEXT, data, dlen, c->worker, upto, 0,
                         here ? c->worker : UINT_MAX);
     }
@@ -546,6 +578,35 @@ static int hub_fetch(void *ctx, const char *ns, const char *name, size_t len, ui
     return rc;          /* on an error the request is answered locally */
 }
 
+/* ---- for the status page ---------------------------------------------------------------- */
+
+void gh_hub_each(gh_hub *h, void (*fn)(void *arg, const gh_hub_topic *t), void *arg)
+{
+    for (size_t i = 0; i < STRIPES; i++) {
+        stripe *st = &h->s[i];
+
+        pthread_mutex_lock(&st->mu);
+        for (size_t b = 0; b < st->nbuckets; b++) {
+            for (const htopic *t = st->buckets[b]; t != NULL; t = t->next) {
+                gh_hub_topic info;
+
+                if (t->nworkers == 0)
+                    continue;   /* members, or tasks in flight, but no subscriber */
+                info = (gh_hub_topic){
+                    .ns = t->key, .name = t->key + t->nslen + 1,
+                    .len = t->keylen - t->nslen - 1, .members = t->nmembers,
+                    .messages = t->messages,
+                };
+                for (unsigned w = 0; w < h->n; w++)
+                    if (t->mask[w / 64] >> (w % 64) & 1)
+                        info.subscribers += __atomic_load_n(&t->subs[w], __ATOMIC_RELAXED);
+                fn(arg, &info);
+            }
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+}
+
 /* ---- lifetime ------------------------------------------------------------------------- */
 
 int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out)
@@ -561,7 +622,8 @@ int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out)
     for (size_t i = 0; i < STRIPES; i++)
         pthread_mutex_init(&h->s[i].mu, NULL);
     for (unsigned w = 0; w < n; w++) {
-        gh_topic_bus tb = { .ctx = &h->ctx[w], .publish = hub_publish, .watch = hub_watch };
+        gh_topic_bus tb = { .ctx = &h->ctx[w], .publish = hub_publish, .watch = hub_watch,
+                            .count_at = hub_count_at };
         gh_tstate_bus sb = { .ctx = &h->ctx[w], .member = hub_member,
                              .log_publish = hub_log_publish, .fetch = hub_fetch,
                              .in_process = true };
@@ -597,6 +659,7 @@ void gh_hub_free(gh_hub *h)
                 }
                 gh_tlog_clear(&t->log);
                 free(t->pending);
+                free(t->subs);
                 free(t);
             }
         }

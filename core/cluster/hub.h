@@ -29,6 +29,9 @@
 #ifndef GH_HUB_H
 #define GH_HUB_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "loop.h"
 
 typedef struct gh_hub gh_hub;
@@ -37,6 +40,25 @@ typedef struct gh_hub gh_hub;
  * state exist) and installs it as their topics' and topic state's bus.
  * Before the workers run. Returns 0 or GH_ENOMEM. */
 int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out);
+
+/* One topic as the whole process has it (the status page's rooms). */
+typedef struct gh_hub_topic {
+    const char *ns;             /* the namespace (plugin), NUL-terminated */
+    const char *name;           /* len bytes */
+    size_t      len;
+    uint64_t    subscribers;    /* on every worker */
+    size_t      members;        /* in its topic state */
+    uint64_t    messages;       /* published to it while it had a subscriber,
+                                   since the hub has had it */
+} gh_hub_topic;
+
+/* Calls fn for every topic that some worker subscribes to, in no
+ * particular order, from any thread. It holds each stripe's lock while
+ * it calls fn for that stripe's topics (publishes to them wait): fn must
+ * be quick, must not call into the hub nor post, publish or subscribe,
+ * and must copy what it keeps of the strings. The subscriber counts are
+ * each worker's as it last stored them (topic.h, count_at). */
+void gh_hub_each(gh_hub *h, void (*fn)(void *arg, const gh_hub_topic *t), void *arg);
 
 /* Uninstalls it and frees it (NULL-safe). Once no worker runs; what the
  * hub put in mailboxes refers to nothing of it. */

@@ -1159,6 +1159,8 @@ int gh_server_new(gh_site *site, gh_server **out)
     }
     if (srv->nworkers > 1 && (rc = gh_hub_new(srv->loops, srv->nworkers, &srv->hub)) != GH_OK)
         goto out;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        srv->w[i]->loop.hub = srv->hub;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         if ((srv->w[i]->loop.access_fd = open_access_log(cfg->access_log)) < 0 &&
             cfg->access_log != NULL) {
@@ -1279,6 +1281,9 @@ void gh_server_free(gh_server *srv)
         }
     }
     run_left_tasks(srv);
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->w[i] != NULL)
+            srv->w[i]->loop.hub = NULL;
     gh_hub_free(srv->hub);              /* before the topics and topic states go */
     run_left_tasks(srv);
     if (srv->trim_timer != NULL)

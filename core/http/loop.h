@@ -5,9 +5,9 @@
  * The daemon (core/daemon/server.c) embeds a gh_loop in its server and fills
  * in the hooks and the action table; modules of the connection path, the
  * WebSocket engine and the bus reach the daemon only through this struct,
- * never through server.h. The three slots for the upper layers' state
- * (topics, topic state, bus) are opaque here: this layer stores them for
- * the layers above and never looks inside. Internal to core/. */
+ * never through server.h. The slots for the upper layers' state (topics,
+ * topic state, bus, hub) are opaque here: this layer stores them for the
+ * layers above and never looks inside. Internal to core/. */
 #ifndef GH_LOOP_H
 #define GH_LOOP_H
 
@@ -127,6 +127,9 @@ struct gh_loop {
     struct gh_topics  *topics;         /* WebSocket fan-out (ws/topic.c) */
     struct gh_tstate  *tstate;         /* topics' members and logs (ws/tstate.c) */
     struct gh_bus     *bus;            /* topics across instances (cluster/bus.c), or NULL */
+    struct gh_hub     *hub;            /* topics across this process's workers
+                                          (cluster/hub.c): every worker's, NULL
+                                          with one; set before the workers run */
     struct gh_ws_conn *ws_flush;       /* WebSocket connections with output to write at
                                           the end of this loop turn (ws/wsconn.c) */
     struct event      *ws_flush_ev;    /* writes them, once per turn; made on first use */

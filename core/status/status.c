@@ -6,9 +6,16 @@
  * page keeps its last 15 minutes itself and computes rates from one
  * document to the next, so the daemon keeps no timer, ring or memory for
  * it and does nothing while nobody looks: each viewer costs one document a
- * second, made in one pass over the connections and one over the topics.
- * Counters and open connections come from gh_metrics_gather(), the reading
- * /metrics prints, so the page and a scrape at the same moment agree.
+ * second, made of the counters and one pass over the topics. Counters and
+ * open connections come from gh_metrics_gather(), the reading /metrics
+ * prints (every worker's), so the page and a scrape at the same moment
+ * agree; upstream servers likewise from gh_upserver_sum_of().
+ *
+ * With workers: N any worker may answer, and reads nothing another worker
+ * writes without an atomic or a lock: counters and gauges are relaxed
+ * atomics, the last reload is the daemon's record under its mutex, and
+ * the rooms come from the hub (cluster/hub.c) under its stripe locks,
+ * never from another worker's topics table (see write_rooms()).
  *
  * It deliberately serves only its own files, built into the binary
  * (status.h): nothing of the request reaches the file system. The page
@@ -22,6 +29,7 @@
 
 #include "bus.h"
 #include "err.h"
+#include "hub.h"
 #include "json.h"
 #include "metrics.h"
 #include "mime.h"
@@ -41,16 +49,20 @@ static const char *const limit_names[3] = { "connections", "requests", "upgrades
 
 /* ---- the busiest rooms ---------------------------------------------------- */
 
+/* A topic ranked: a candidate points at the strings of the table it is
+ * read from; one kept among the busiest has them copied into key (the
+ * hub's strings are only valid under its lock). */
 typedef struct room {
-    const char *ns;             /* the plugin; the topic's strings live while it does */
+    const char *ns;             /* the plugin */
     const char *name;
     size_t      len;
-    size_t      subs;
-    uint64_t    messages;
+    uint64_t    subs, members, messages;
+    char        key[GH_TOPIC_MAX_NS + 1 + GH_TOPIC_MAX_NAME];
 } room;
 
 typedef struct rooms {
-    room   top[TOP_ROOMS];      /* busiest first */
+    room  *top[TOP_ROOMS];      /* busiest first, into slots */
+    room   slots[TOP_ROOMS];
     size_t n;
     size_t count;               /* every topic */
 } rooms;
@@ -73,47 +85,88 @@ static bool busier(const room *a, const room *b)
     return a->len < b->len;
 }
 
+/* Counts r and keeps a copy of it when it is among the busiest so far. */
+static void rank(rooms *rs, const room *r)
+{
+    size_t i, nslen = strlen(r->ns);
+    room *slot;
+
+    rs->count++;
+    if (rs->n == TOP_ROOMS && !busier(r, rs->top[TOP_ROOMS - 1]))
+        return;
+    if (nslen > GH_TOPIC_MAX_NS || r->len > GH_TOPIC_MAX_NAME)
+        return;                 /* cannot be: topic.h's limits */
+    slot = rs->n < TOP_ROOMS ? &rs->slots[rs->n++] : rs->top[TOP_ROOMS - 1];
+    memcpy(slot->key, r->ns, nslen + 1);
+    memcpy(slot->key + nslen + 1, r->name, r->len);
+    slot->ns = slot->key;
+    slot->name = slot->key + nslen + 1;
+    slot->len = r->len;
+    slot->subs = r->subs;
+    slot->members = r->members;
+    slot->messages = r->messages;
+    for (i = rs->n - 1; i > 0 && busier(slot, rs->top[i - 1]); i--)
+        rs->top[i] = rs->top[i - 1];
+    rs->top[i] = slot;
+}
+
+/* One worker: its own topics table (this thread's). */
 static void on_topic(void *arg, const char *ns, const char *name, size_t len, size_t nsubs,
                      uint64_t messages)
 {
-    rooms *rs = arg;
     room r = { .ns = ns, .name = name, .len = len, .subs = nsubs, .messages = messages };
-    size_t i;
 
-    rs->count++;
-    if (rs->n == TOP_ROOMS && !busier(&r, &rs->top[TOP_ROOMS - 1]))
-        return;
-    if (rs->n < TOP_ROOMS)
-        rs->n++;
-    for (i = rs->n - 1; i > 0 && busier(&r, &rs->top[i - 1]); i--)
-        rs->top[i] = rs->top[i - 1];
-    rs->top[i] = r;
+    rank(arg, &r);
 }
 
-static void write_rooms(gh_json *j, gh_loop *loop)
+/* Several: the hub's topics, which span them, under its locks. */
+static void on_hub_topic(void *arg, const gh_hub_topic *t)
 {
-    rooms rs;
+    room r = { .ns = t->ns, .name = t->name, .len = t->len, .subs = t->subscribers,
+               .members = t->members, .messages = t->messages };
 
-    memset(&rs, 0, sizeof(rs));
-    if (loop->topics != NULL)
-        gh_topics_each(loop->topics, on_topic, &rs);
+    rank(arg, &r);
+}
+
+/* The rooms of the whole process. With several workers each one's topics
+ * table is its own thread's, so they are read from the hub, which knows
+ * every topic, its subscribers on each worker, its messages and its
+ * members (the whole process's). With one there is no hub: the worker
+ * answering is the only one, its table and topic state are read as they
+ * are (with a bus, the members are this instance's). */
+static int write_rooms(gh_json *j, gh_loop *loop)
+{
+    rooms *rs = calloc(1, sizeof(*rs));
+
+    if (rs == NULL)
+        return GH_ENOMEM;
+    if (loop->hub != NULL) {
+        gh_hub_each(loop->hub, on_hub_topic, rs);
+    } else if (loop->topics != NULL) {
+        gh_topics_each(loop->topics, on_topic, rs);
+        for (size_t i = 0; i < rs->n; i++)
+            rs->top[i]->members = loop->tstate != NULL
+                ? gh_tstate_members(loop->tstate, rs->top[i]->ns, rs->top[i]->name,
+                                    rs->top[i]->len) : 0;
+    }
     gh_json_begin_object(j, "rooms");
-    gh_json_u64(j, "count", rs.count);
+    gh_json_u64(j, "count", rs->count);
     gh_json_begin_array(j, "busiest");
-    for (size_t i = 0; i < rs.n; i++) {
-        const room *r = &rs.top[i];
+    for (size_t i = 0; i < rs->n; i++) {
+        const room *r = rs->top[i];
 
         gh_json_begin_object(j, NULL);
         gh_json_string(j, "plugin", r->ns);
         gh_json_string_n(j, "room", r->name, r->len);
         gh_json_u64(j, "subscribers", r->subs);
-        gh_json_u64(j, "members", loop->tstate != NULL
-                    ? gh_tstate_members(loop->tstate, r->ns, r->name, r->len) : 0);
+        gh_json_u64(j, "members", r->members);
         gh_json_u64(j, "messages", r->messages);
         gh_json_end_object(j);
     }
     gh_json_end_array(j);
     gh_json_end_object(j);
+    free(rs);
+    return GH_OK;
 }
 
 /* ---- plugins, bus, upstreams ---------------------------------------------- */
@@ -402,7 +455,10 @@ static int write_feed(gh_json *j, gh_loop *loop)
     gh_json_end_object(j);
 
     write_traffic(j, &m);
-    write_rooms(j, loop);
+    if (write_rooms(j, loop) != GH_OK) {
+        gh_metrics_snap_deinit(&m);
+        return GH_ENOMEM;
+    }
     write_plugins(j, site);
     write_bus(j, loop, site->cfg, st);
     write_upstreams(j, site);

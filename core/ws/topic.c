@@ -39,6 +39,7 @@ typedef struct topic {
     gh_topic_sub **subs;
     size_t         nsubs, cap;
     uint64_t       messages;    /* delivered here since the topic was made */
+    size_t        *count;       /* where the bus keeps nsubs (count_at), or NULL */
     size_t         keylen;      /* ns, NUL, name */
     char           key[];
 } topic;
@@ -251,20 +252,39 @@ void gh_topics_free(gh_loop *loop)
     loop->topics = NULL;
 }
 
-/* The bus's watch callback for tp (on: 1 first subscriber, 0 last gone). */
-static void watch(struct gh_topics *t, const topic *tp, int on)
+/* Tells the bus tp's subscriber count, where it asked for it. */
+static void put_count(const topic *tp)
+{
+    if (tp->count != NULL)
+        __atomic_store_n(tp->count, tp->nsubs, __ATOMIC_RELAXED);
+}
+
+/* The bus's watch callback for tp (on: 1 first subscriber, 0 last gone),
+ * and where it keeps the count while the topic lives. */
+static void watch(struct gh_topics *t, topic *tp, int on)
 {
     size_t nslen;
+    const char *name;
 
+    if (!on)
+        tp->count = NULL;
     if (!t->has_bus || t->bus.watch == NULL)
         return;
     nslen = strlen(tp->key);
-    t->bus.watch(t->bus.ctx, tp->key, tp->key + nslen + 1, tp->keylen - nslen - 1, on);
+    name = tp->key + nslen + 1;
+    t->bus.watch(t->bus.ctx, tp->key, name, tp->keylen - nslen - 1, on);
+    if (on && t->bus.count_at != NULL) {
+        tp->count = t->bus.count_at(t->bus.ctx, tp->key, name, tp->keylen - nslen - 1);
+        put_count(tp);
+    }
 }
 
 void gh_topics_set_bus(struct gh_topics *t, const gh_topic_bus *bus)
 {
     t->has_bus = bus != NULL;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (topic *p = t->buckets[i]; p != NULL; p = p->next)
+            p->count = NULL;            /* the old bus's */
     if (bus == NULL)
         return;
     t->bus = *bus;
@@ -326,6 +346,8 @@ int gh_topics_subscribe(struct gh_topics *t, const char *ns, const char *name,
         grow_table(t);
     if (created)
         watch(t, tp, 1);
+    else
+        put_count(tp);
     return GH_OK;
 nomem:
     if (created)
@@ -345,6 +367,8 @@ static void sub_drop(struct gh_topics *t, gh_topic_sub *s)
         if (tp->nsubs == 0) {
             watch(t, tp, 0);
             topic_remove(t, tp);
+        } else {
+            put_count(tp);
         }
     }
     free(s);

@@ -98,6 +98,13 @@ typedef struct gh_topic_bus {
      * NUL-terminated; the strings are borrowed for the call. Not called
      * by gh_topics_destroy(). It must not subscribe or unsubscribe. */
     void (*watch)(void *ctx, const char *ns, const char *name, size_t name_len, int on);
+    /* Optional (NULL: none). Called right after watch(on = 1): where the
+     * bus wants the topic's count of local subscribers kept, or NULL. The
+     * table stores the count there (a relaxed atomic store, on every
+     * subscribe and unsubscribe of the topic) until its watch(on = 0), and
+     * forgets the place when the bus is cleared. The workers' hub reads
+     * them (the status page). Same rules as watch. */
+    size_t *(*count_at)(void *ctx, const char *ns, const char *name, size_t name_len);
 } gh_topic_bus;
 
 /* Creates loop->topics writing to subscribers through sink (the daemon
@@ -111,7 +118,8 @@ struct gh_topics *gh_topics_create(gh_topic_sink sink);
 void gh_topics_destroy(struct gh_topics *t);     /* NULL-safe */
 
 /* Sets (or with NULL clears) the bus; the struct is copied. A bus with a
- * watch callback is told (on = 1) of every topic that exists now. */
+ * watch callback is told (on = 1) of every topic that exists now (and
+ * asked count_at for each). */
 void gh_topics_set_bus(struct gh_topics *t, const gh_topic_bus *bus);
 
 /* Subscribes subscriber to (ns, name[0..len)) and links the subscription

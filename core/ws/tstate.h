@@ -66,8 +66,10 @@ void gh_tstate_free(gh_loop *loop);
  * members in Redis so that a new bus (reload) re-registers the same ones. */
 uint64_t gh_tstate_instance(const gh_tstate *ts);
 
-/* Members this process's connections have set in (ns, name): a chat
- * room's users here (the whole room's are in Redis with a bus). */
+/* Members this worker's connections have set in (ns, name): a chat room's
+ * users here. On its loop's thread. With one worker that is the process's
+ * (the whole room's are in Redis with a bus); with several, the hub has
+ * the process's (gh_hub_each). */
 size_t gh_tstate_members(const gh_tstate *ts, const char *ns, const char *name, size_t len);
 
 /* Sets (or with NULL clears) the bus; the struct is copied. Requests

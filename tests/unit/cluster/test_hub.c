@@ -4,8 +4,10 @@
  * order per topic on every worker whatever order the workers run in, a
  * publisher's own worker delivering at once when nothing waits for it,
  * messages only to workers with subscribers, and the topic's bit going
- * with its last subscriber. Topic state across workers (members, log,
- * join) is tested with the chat plugin in tests/integration/test_workers.py. */
+ * with its last subscriber; what gh_hub_each() tells of a topic (every
+ * worker's subscribers, its messages once). Topic state across workers
+ * (members, log, join) is tested with the chat plugin in
+ * tests/integration/test_workers.py and test_status.py. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,6 +240,76 @@ START_TEST(many_topics_keep_their_own_order)
 }
 END_TEST
 
+/* What gh_hub_each() says of one topic, and how many it visited. */
+typedef struct seen {
+    const char *want;
+    int         topics;
+    int         found;
+    uint64_t    subscribers, messages;
+    size_t      members;
+} seen;
+
+static void tally(void *arg, const gh_hub_topic *t)
+{
+    seen *s = arg;
+
+    s->topics++;
+    ck_assert_str_eq(t->ns, "ns");
+    if (t->len == strlen(s->want) && memcmp(t->name, s->want, t->len) == 0) {
+        s->found++;
+        s->subscribers = t->subscribers;
+        s->messages = t->messages;
+        s->members = t->members;
+    }
+}
+
+static seen look(const char *topic)
+{
+    seen s = { .want = topic };
+
+    gh_hub_each(hub, tally, &s);
+    return s;
+}
+
+START_TEST(each_tells_every_workers_subscribers_and_the_messages_once)
+{
+    sub a = { .name = "a" }, a2 = { .name = "a2" }, b = { .name = "b" }, c = { .name = "c" };
+    seen s;
+
+    s = look("room");
+    ck_assert_int_eq(s.topics, 0);
+    subscribe(0, &a, "room");
+    subscribe(0, &a2, "room");
+    subscribe(1, &b, "room");
+    subscribe(1, &c, "other");
+    publish(0, "room", "one");
+    publish(1, "room", "two");
+    publish(1, "nobody", "lost");       /* no subscriber anywhere: not a room */
+    s = look("room");
+    ck_assert_int_eq(s.topics, 2);
+    ck_assert_int_eq(s.found, 1);
+    ck_assert_uint_eq(s.subscribers, 3);
+    ck_assert_uint_eq(s.messages, 2);   /* published twice, delivered on two workers */
+    ck_assert_uint_eq(s.members, 0);
+    run(0);
+    run(1);
+    /* counts follow subscribes and unsubscribes on each worker */
+    drop(0, &a2);
+    ck_assert_uint_eq(look("room").subscribers, 2);
+    drop(1, &b);                        /* worker 1's last: its count goes with its bit */
+    ck_assert_uint_eq(look("room").subscribers, 1);
+    subscribe(1, &b, "room");
+    ck_assert_uint_eq(look("room").subscribers, 2);
+    drop(0, &a);
+    drop(1, &b);
+    s = look("room");
+    ck_assert_int_eq(s.found, 0);       /* gone with its last subscriber */
+    ck_assert_int_eq(s.topics, 1);
+    drop(1, &c);
+    ck_assert_int_eq(look("other").topics, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("hub");
@@ -250,6 +322,7 @@ static Suite *suite(void)
     tcase_add_test(tc, workers_without_subscribers_get_nothing);
     tcase_add_test(tc, a_topic_nobody_subscribes_to_is_published_to_no_one);
     tcase_add_test(tc, many_topics_keep_their_own_order);
+    tcase_add_test(tc, each_tells_every_workers_subscribers_and_the_messages_once);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -384,6 +384,59 @@ START_TEST(publish_goes_through_the_bus_when_one_is_set)
 }
 END_TEST
 
+/* A bus that keeps each topic's count in a slot of its own, as the hub. */
+static size_t slot_x = 99, slot_y = 99;
+static int watched;
+
+static void slot_watch(void *ctx, const char *ns, const char *name, size_t len, int on)
+{
+    (void)ctx;
+    (void)ns;
+    (void)name;
+    (void)len;
+    watched += on ? 1 : -1;
+}
+
+static size_t *slot_at(void *ctx, const char *ns, const char *name, size_t len)
+{
+    (void)ctx;
+    ck_assert_str_eq(ns, "p");
+    ck_assert_uint_eq(len, 1);
+    return name[0] == 'x' ? &slot_x : name[0] == 'y' ? &slot_y : NULL;
+}
+
+START_TEST(a_bus_with_count_at_is_told_each_topics_subscribers)
+{
+    fake_sub a = { 0 }, b = { 0 }, c = { 0 };
+    gh_topic_bus bus = { .publish = bus_publish, .watch = slot_watch, .count_at = slot_at };
+
+    bus.ctx = t;
+    gh_topics_subscribe(t, "p", "x", 1, &a, &a.subs);
+    gh_topics_subscribe(t, "p", "x", 1, &b, &b.subs);
+    gh_topics_set_bus(t, &bus);         /* a topic that exists is counted at once */
+    ck_assert_int_eq(watched, 1);
+    ck_assert_uint_eq(slot_x, 2);
+    gh_topics_subscribe(t, "p", "x", 1, &c, &c.subs);
+    gh_topics_subscribe(t, "p", "y", 1, &c, &c.subs);
+    gh_topics_subscribe(t, "p", "z", 1, &c, &c.subs);      /* a topic without a slot */
+    ck_assert_uint_eq(slot_x, 3);
+    ck_assert_uint_eq(slot_y, 1);
+    gh_topics_unsubscribe(t, "p", "x", 1, &b.subs);
+    ck_assert_uint_eq(slot_x, 2);
+    /* the last one gone, the slot is the bus's again: not written after */
+    slot_y = 99;
+    gh_topics_unsubscribe(t, "p", "y", 1, &c.subs);
+    ck_assert_uint_eq(slot_y, 99);
+    /* nor once the bus is cleared */
+    gh_topics_set_bus(t, NULL);
+    gh_topics_unsubscribe(t, "p", "x", 1, &c.subs);
+    ck_assert_uint_eq(slot_x, 2);
+    gh_topics_unsubscribe_all(t, &a.subs);
+    gh_topics_unsubscribe_all(t, &c.subs);
+    ck_assert_uint_eq(slot_x, 2);
+}
+END_TEST
+
 /* ---- hold, skip and subscription serials ---- */
 
 START_TEST(a_held_subscription_gets_nothing_until_released_then_only_later_messages)
@@ -644,6 +697,7 @@ static Suite *suite(void)
     tcase_add_test(tc, many_topics_and_subscribers_survive_table_growth);
     tcase_add_test(tc, bad_names_and_types_are_refused);
     tcase_add_test(tc, publish_goes_through_the_bus_when_one_is_set);
+    tcase_add_test(tc, a_bus_with_count_at_is_told_each_topics_subscribers);
     suite_add_tcase(s, tc);
     tc = tcase_create("hold_skip");
     tcase_add_checked_fixture(tc, setup, teardown);
