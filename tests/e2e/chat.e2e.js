@@ -13,23 +13,12 @@
 'use strict';
 
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch, check, tid } = require('./common');
 
 const URL_ = process.env.E2E_URL;
 const ROOM = process.env.E2E_ROOM || 'e2e';
 const SHOTS = process.env.E2E_SHOTS;
-const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 20000;
-
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
-
-function check(cond, what) {
-  if (!cond)
-    throw new Error('check failed: ' + what);
-}
-
-const tid = (id) => '[data-testid="' + id + '"]';
 
 // What the browser's network stack saw of the page's WebSockets, through the
 // Chrome DevTools Protocol: the Sec-WebSocket-Extensions of each 101 (to
@@ -107,7 +96,7 @@ async function main() {
   check(URL_, 'E2E_URL is set');
   check(SHOTS, 'E2E_SHOTS is set');
   const seen = { sockets: [], errors: [], console: [], handshakes: [], frames: [] };
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  const browser = await launch();
   try {
     const ann = await openPerson(browser, 'ann', { width: 1100, height: 700 }, seen);
     const bob = await openPerson(browser, 'bob', { width: 390, height: 760 }, seen);

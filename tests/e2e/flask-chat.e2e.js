@@ -14,23 +14,12 @@
 'use strict';
 
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch, check, tid } = require('./common');
 
 const URL_ = process.env.E2E_URL;
 const HTTP_URL = process.env.E2E_HTTP_URL;
 const SHOTS = process.env.E2E_SHOTS;
-const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 15000;
-
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
-
-function check(cond, what) {
-  if (!cond)
-    throw new Error('check failed: ' + what);
-}
-
-const tid = (id) => '[data-testid="' + id + '"]';
 
 async function newTab(ctx, name, seen) {
   const page = await ctx.newPage();
@@ -74,7 +63,7 @@ async function main() {
   check(URL_ && HTTP_URL, 'E2E_URL and E2E_HTTP_URL are set');
   check(SHOTS, 'E2E_SHOTS is set');
   const seen = { sockets: [], errors: [], console: [] };
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  const browser = await launch();
   try {
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 800, height: 700 } });
     const ann = await newTab(ctx, 'ann', seen);

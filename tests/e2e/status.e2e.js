@@ -12,25 +12,14 @@
 'use strict';
 
 const path = require('path');
-const { chromium } = require('playwright-core');
+const { launch, check, tid } = require('./common');
 
 const URL_ = process.env.E2E_URL;
 const CHAT = process.env.E2E_CHAT;           // ws://.../ws/chat
 const ROOM = process.env.E2E_ROOM || 'e2e-status';
 const SHOTS = process.env.E2E_SHOTS;
-const CHROMIUM = process.env.E2E_CHROMIUM || '/usr/bin/chromium';
 const TIMEOUT = 20000;
 const CHARTS = ['connections', 'responses', 'messages', 'bytes', 'handshakes', 'refusals'];
-
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
-
-function check(cond, what) {
-  if (!cond)
-    throw new Error('check failed: ' + what);
-}
-
-const tid = (id) => '[data-testid="' + id + '"]';
 
 // What is drawn on a canvas, read back from its pixels: for each series
 // colour of the page's palette (--s1..--s5), how many pixels are near it
@@ -76,7 +65,7 @@ async function readings(page) {
 async function main() {
   check(URL_ && CHAT && SHOTS, 'E2E_URL, E2E_CHAT and E2E_SHOTS are set');
   const seen = { errors: [], console: [], feeds: 0 };
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+  const browser = await launch();
   try {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     const page = await ctx.newPage();

@@ -17,7 +17,6 @@ Fails, never skips, when something it needs is missing (node_modules: run
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,11 +24,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
+import browser  # noqa: E402
 import ghtest  # noqa: E402
 import urllib.request  # noqa: E402
 
 HAPROXY = "/usr/sbin/haproxy"
-CHROMIUM = "/usr/bin/chromium"
 HAPROXY_SOURCE = "127.0.0.3"
 
 
@@ -56,13 +55,9 @@ class ChatBrowserTest(ghtest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.node_modules = os.path.join(HERE, "node_modules", "playwright-core")
-        for need, how in [(self.node_modules, "run `npm ci` in tests/e2e"),
-                          (CHROMIUM, "apt-get install chromium"),
-                          (HAPROXY, "apt-get install haproxy"),
-                          (os.path.join(ghtest.GH_BUILD, "plugins", "chat.so"), "build chat.so")]:
-            self.assertTrue(os.path.exists(need), f"{need} is missing: {how}")
-        self.assertIsNotNone(shutil.which("node"), "node is missing: apt-get install nodejs")
+        browser.check_tools(self, (HAPROXY, "apt-get install haproxy"),
+                            (os.path.join(ghtest.GH_BUILD, "plugins", "chat.so"),
+                             "build chat.so"))
 
     def haproxy_cfg(self):
         """The checked-in ELB stand-in, connecting from HAPROXY_SOURCE."""
@@ -131,7 +126,7 @@ routes:
 
         shots = ghtest.GH_BUILD
         env = {**os.environ, "E2E_URL": f"https://localhost:{https_p}/", "E2E_ROOM": "e2e-room",
-               "E2E_SHOTS": shots, "E2E_CHROMIUM": CHROMIUM}
+               "E2E_SHOTS": shots, "E2E_CHROMIUM": browser.CHROMIUM}
         node = subprocess.Popen(["node", os.path.join(HERE, "chat.e2e.js")], cwd=HERE, env=env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)

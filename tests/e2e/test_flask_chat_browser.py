@@ -17,20 +17,18 @@ checked-in cfg with `source` added), the only address gatehouse trusts to
 send PROXY headers, while the browser connects from 127.0.0.1: so a
 127.0.0.1 in X-Forwarded-For and X-Real-IP can only have come from the PROXY
 header. Fails, never skips, when something it needs is missing."""
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
+import browser  # noqa: E402
 import ghtest  # noqa: E402
 
 HAPROXY = "/usr/sbin/haproxy"
-CHROMIUM = "/usr/bin/chromium"
 GUNICORN = "/usr/bin/gunicorn"
 HAPROXY_SOURCE = "127.0.0.3"
 WORKERS = 2
@@ -41,15 +39,11 @@ class FlaskChatBrowserTest(ghtest.TestCase):
     def setUp(self):
         super().setUp()
         self.app_dir = os.path.join(ghtest.GH_SRC, "contrib", "examples", "flask-chat")
-        for need, how in [(os.path.join(HERE, "node_modules", "playwright-core"),
-                           "run `npm ci` in tests/e2e"),
-                          (CHROMIUM, "apt-get install chromium"),
-                          (HAPROXY, "apt-get install haproxy"),
-                          (GUNICORN, "apt-get install gunicorn"),
-                          (os.path.join(self.app_dir, "app.py"), "contrib/examples/flask-chat"),
-                          (os.path.join(self.app_dir, "server.py"), "contrib/examples/flask-chat")]:
-            self.assertTrue(os.path.exists(need), f"{need} is missing: {how}")
-        self.assertIsNotNone(shutil.which("node"), "node is missing: apt-get install nodejs")
+        browser.check_tools(self, (HAPROXY, "apt-get install haproxy"),
+                            (GUNICORN, "apt-get install gunicorn"),
+                            (os.path.join(self.app_dir, "app.py"), "contrib/examples/flask-chat"),
+                            (os.path.join(self.app_dir, "server.py"),
+                             "contrib/examples/flask-chat"))
         for mod, pkg in (("flask", "python3-flask"), ("websockets", "python3-websockets")):
             got = subprocess.run([sys.executable, "-c", "import " + mod], capture_output=True)
             self.assertEqual(got.returncode, 0, f"{mod} is missing: apt-get install {pkg}")
@@ -152,26 +146,15 @@ class FlaskChatBrowserTest(ghtest.TestCase):
         self.assertRegex(head, r"^HTTP/1\.1 301 ", head)
         self.assertRegex(head, rf"(?im)^location: https://localhost:{https_p}/whoami\?x=1\r?$", head)
 
-        env = {**os.environ, "E2E_URL": f"https://localhost:{https_p}/",
-               "E2E_HTTP_URL": f"http://localhost:{http_p}/",
-               "E2E_SHOTS": ghtest.GH_BUILD, "E2E_CHROMIUM": CHROMIUM}
-        node = subprocess.Popen(["node", os.path.join(HERE, "flask-chat.e2e.js")], cwd=HERE, env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: node.poll() is None and node.kill())
-        try:
-            out, err = node.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            out, err = node.communicate()
-        self.assertEqual(node.returncode, 0,
-                         f"flask-chat.e2e.js failed:\n{err}\n{out}\n"
-                         f"--- gatehouse:\n{gh.log()[-6000:]}\n"
+        report = browser.run_script(
+            self, "flask-chat.e2e.js",
+            {"E2E_URL": f"https://localhost:{https_p}/",
+             "E2E_HTTP_URL": f"http://localhost:{http_p}/", "E2E_SHOTS": ghtest.GH_BUILD},
+            120, lambda: f"--- gatehouse:\n{gh.log()[-6000:]}\n"
                          f"--- access log:\n{ghtest.read_text(self.path('access.log'))}\n"
                          f"--- gunicorn:\n{self.log('gunicorn')[-3000:]}\n"
                          f"--- server.py:\n{self.log('server')}\n"
                          f"--- haproxy:\n{self.log('haproxy')}")
-        report = json.loads(out.strip().splitlines()[-1])
         self.assertTrue(report["ok"])
         self.assertEqual(report["protocol"], "https:")
 

@@ -7,30 +7,22 @@ e2e-status-dark.png).
 
 Fails, never skips, when something it needs is missing (node_modules: run
 `npm ci` in tests/e2e, as contrib/quickstart.sh test does)."""
-import json
 import os
-import shutil
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
+import browser  # noqa: E402
 import ghtest  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 class StatusBrowserTest(ghtest.TestCase):
 
     def setUp(self):
         super().setUp()
-        for need, how in [(os.path.join(HERE, "node_modules", "playwright-core"),
-                           "run `npm ci` in tests/e2e"),
-                          (CHROMIUM, "apt-get install chromium"),
-                          (os.path.join(ghtest.GH_BUILD, "plugins", "chat.so"), "build chat.so")]:
-            self.assertTrue(os.path.exists(need), f"{need} is missing: {how}")
-        self.assertIsNotNone(shutil.which("node"), "node is missing: apt-get install nodejs")
+        browser.check_tools(self, (os.path.join(ghtest.GH_BUILD, "plugins", "chat.so"),
+                                   "build chat.so"))
 
     def test_the_page_draws_its_plots_and_follows_traffic(self):
         port = ghtest.free_port()
@@ -47,20 +39,12 @@ routes:
   - match: {{ path: /ws/chat }}
     websocket: {{ plugin: chat }}
 """)
-        env = {**os.environ, "E2E_URL": f"http://127.0.0.1:{port}/status",
-               "E2E_CHAT": f"ws://127.0.0.1:{port}/ws/chat", "E2E_ROOM": "e2e-status",
-               "E2E_SHOTS": ghtest.GH_BUILD, "E2E_CHROMIUM": CHROMIUM}
-        node = subprocess.Popen(["node", os.path.join(HERE, "status.e2e.js")], cwd=HERE, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: node.poll() is None and node.kill())
-        try:
-            out, err = node.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
-            node.kill()
-            out, err = node.communicate()
-        self.assertEqual(node.returncode, 0,
-                         f"status.e2e.js failed:\n{err}\n{out}\n--- gatehouse:\n{gh.log()[-4000:]}")
-        report = json.loads(out.strip().splitlines()[-1])
+        report = browser.run_script(
+            self, "status.e2e.js",
+            {"E2E_URL": f"http://127.0.0.1:{port}/status",
+             "E2E_CHAT": f"ws://127.0.0.1:{port}/ws/chat", "E2E_ROOM": "e2e-status",
+             "E2E_SHOTS": ghtest.GH_BUILD},
+            180, lambda: f"--- gatehouse:\n{gh.log()[-4000:]}")
         self.assertTrue(report["ok"])
         self.assertEqual(report["said"], 60)
         for shot in report["screenshots"]:

@@ -217,6 +217,31 @@ class TestCase(unittest.TestCase):
         os.chmod(p, mode)
         return p
 
+    def http_app(self, body=b"app", delay=0.0):
+        """A plain upstream for the test's life: every GET is answered 200
+        with body after delay seconds (HTTP/1.1, kept alive). Returns its
+        port."""
+        import http.server
+        import threading
+
+        class App(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                time.sleep(delay)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+        app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), App)
+        threading.Thread(target=app.serve_forever, daemon=True).start()
+        self.addCleanup(app.server_close)
+        self.addCleanup(app.shutdown)
+        return app.server_address[1]
+
 
 def rss_env():
     """The environment for a gatehouse whose RSS is measured: under ASan,

@@ -9,26 +9,10 @@ import os
 import re
 import shutil
 import signal
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import ghtest
 import wsutil
 from wsutil import RawWS, frame, OP_TEXT
-
-
-class App(BaseHTTPRequestHandler):
-    """The upstream: answers 200 "app"."""
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "3")
-        self.end_headers()
-        self.wfile.write(b"app")
-
-    def log_message(self, *a):
-        pass
 
 
 def request(port, path, method="GET", conn=None):
@@ -119,10 +103,7 @@ class StatusTest(ghtest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.app = ThreadingHTTPServer(("127.0.0.1", 0), App)
-        threading.Thread(target=self.app.serve_forever, daemon=True).start()
-        self.addCleanup(self.app.server_close)
-        self.addCleanup(self.app.shutdown)
+        self.app_port = self.http_app(b"app")
         self.port = ghtest.free_port()
         self.pport = ghtest.free_port()
         while self.pport == self.port:
@@ -142,7 +123,7 @@ access_log: {self.tmp}/access.log
 error_log: stderr
 upstreams:
   app:
-    servers: [127.0.0.1:{self.app.server_address[1]}]
+    servers: [127.0.0.1:{self.app_port}]
 listeners:
   - listen: 127.0.0.1:{self.port}
   - listen: 127.0.0.1:{self.pport}

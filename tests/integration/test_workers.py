@@ -249,32 +249,13 @@ class WorkersUpstreamTest(ghtest.TestCase):
                  if k.startswith("gatehouse_upstream_failures_total{") and 'reason="connect"' in k]
         self.assertEqual(sum(fails), 1)
 
-
     def test_a_servers_latency_average_is_every_workers_not_their_sum(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        import threading
-
-        class Slow(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self):
-                time.sleep(0.03)
-                self.send_response(200)
-                self.send_header("Content-Length", "1")
-                self.end_headers()
-                self.wfile.write(b"s")
-
-            def log_message(self, *a):
-                pass
-        app = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-        threading.Thread(target=app.serve_forever, daemon=True).start()
-        self.addCleanup(app.server_close)
-        self.addCleanup(app.shutdown)
+        app = self.http_app(b"s", delay=0.03)
         self.write("www/index.html", PAGE)
         port = ghtest.free_port()
         routes = f"""
   - match: {{ prefix: /app }}
-    proxy: {{ url: "http://127.0.0.1:{app.server_address[1]}" }}
+    proxy: {{ url: "http://127.0.0.1:{app}" }}
 """
         self.start(config(port, self.tmp, workers="4", routes=routes))
         slowest = 0
