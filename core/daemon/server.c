@@ -259,6 +259,24 @@ static void pause_all(gh_worker *w, uint64_t n)
         on_worker(w, srv->w[i], task_pause, NULL);
 }
 
+static void task_resume(gh_loop *loop, void *arg);
+
+/* Every worker resumes accepting (and serves what it held), through its
+ * mailbox, when the limit was on. */
+static void resume_all_later(gh_worker *w)
+{
+    gh_server *srv = w->srv;
+    bool was = true;
+
+    if (!__atomic_compare_exchange_n(&srv->limited, &was, false, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (gh_loop_post(&srv->w[i]->loop, task_resume, NULL) != GH_OK)
+            GH_LOG(GH_LOG_ERROR, "worker %u: cannot resume worker %u: out of memory",
+                   w->loop.id, i);
+}
+
 /* Takes a place for a new connection. The limit counts every worker's
  * connections, and a place is taken before a connection is served, so
  * that it is never passed: one taken past it is given back (the caller
@@ -270,8 +288,13 @@ static bool take_place(gh_worker *w)
     uint64_t max = __atomic_load_n(&srv->max_conns, __ATOMIC_RELAXED);
 
     if (max != 0 && n > max) {
-        __atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
+        n = __atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
         pause_all(w, max);
+        /* a close that overlapped this trial saw the count at the limit
+         * and resumed no one: with a place free now, resume them all
+         * (posted, also to this worker: it holds the socket first) */
+        if (n < max)
+            resume_all_later(w);
         return false;
     }
     if (max != 0 && n == max)
