@@ -5,13 +5,17 @@ own with max_connections: --max gets --max idle connections from clients
 
   - a new client sends a request: does it get an answer, and when?
   - the balancer (127.0.0.1, a trusted peer) sends its health check: the same
-  - --free of the idle connections close: when are the two answered?
+  - the balancer sends its health check to a listener of its own (with a
+    max_connections of its own, 64): is it answered, and when?
+  - --free of the idle connections close: when are the first two answered?
 
 It prints what each got and how long it waited, and gatehouse's own
 figures (connections open, accepted, its RSS). gatehouse stops accepting at
 max_connections, so the kernel holds new connections in the listen queue
 until a place frees: nothing is refused, and nothing is answered until
-then. Exit status 0 when both were answered after the places freed.
+then, except on a listener with a limit of its own. Exit status 0 when the
+health check on its own listener was answered at the cap and the other two
+after the places freed.
 
   python3 contrib/campaigns/flood.py --gatehouse build/gatehouse --max 5000"""
 import argparse
@@ -70,6 +74,9 @@ def main():
         sys.exit("flood: the open-files limit is too low for --max")
     tmp = tempfile.mkdtemp(prefix="gh-flood-")
     port = free_port()
+    hport = free_port()
+    while hport == port:
+        hport = free_port()
     os.makedirs(os.path.join(tmp, "www"))
     with open(os.path.join(tmp, "www", "index.html"), "w") as f:
         f.write("hello\n")
@@ -80,6 +87,9 @@ max_connections: {args.max}
 listeners:
   - listen: 127.0.0.1:{port}
     trusted_proxies: [127.0.0.1/32]
+  - listen: 127.0.0.1:{hport}
+    trusted_proxies: [127.0.0.1/32]
+    max_connections: 64
 routes:
   - match: {{ path: /healthz }}
     health: {{}}
@@ -106,20 +116,22 @@ routes:
         rss1 = rss_kib(gh.pid)
         client = Waiter(port, "/", "127.0.0.200")
         check = Waiter(port, "/healthz", "127.0.0.1")
+        own = Waiter(hport, "/healthz", "127.0.0.1")
         end = time.monotonic() + args.wait
-        while time.monotonic() < end and not (client.poll() and check.poll()):
-            time.sleep(0.01)
-        at_cap = [(w.at, w.status()) for w in (client, check)]
+        while time.monotonic() < end and not all([w.poll() for w in (client, check, own)]):
+            time.sleep(0.001)
+        at_cap = [(w.at, w.status()) for w in (client, check, own)]
         freed_at = time.monotonic()
         for s in idle[:args.free]:
             s.close()
         end = time.monotonic() + 10
-        while time.monotonic() < end and not (client.poll() and check.poll()):
+        while time.monotonic() < end and not all([w.poll() for w in (client, check, own)]):
             time.sleep(0.005)
         print(f"flood max_connections={args.max}: filled in {fill_s:.1f} s, gatehouse RSS "
               f"{rss0} -> {rss1} KiB")
         for name, w, (at, st) in (("new client", client, at_cap[0]),
-                                  ("health check", check, at_cap[1])):
+                                  ("health check", check, at_cap[1]),
+                                  ("health check on its own listener", own, at_cap[2])):
             if at is not None:
                 print(f"{name}: at the cap: {st} after {at * 1000:.0f} ms")
             else:
@@ -127,7 +139,8 @@ routes:
                       f"closed: " + (f"{w.status()} {(w.at - (freed_at - w.t0)) * 1000:.0f} ms "
                                      f"later" if w.at is not None else "still nothing"))
         code = 0 if all(w.at is not None and w.status().startswith("HTTP/1.1 200")
-                        for w in (client, check)) else 1
+                        for w in (client, check)) and at_cap[2][0] is not None and \
+            at_cap[2][1].startswith("HTTP/1.1 200") else 1
     finally:
         for s in idle:
             s.close()

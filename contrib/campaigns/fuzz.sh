@@ -30,9 +30,12 @@ run_one() {   # run_one NAME
   local name="$1" dir="$out/$1" seeds=()
   mkdir -p "$dir/corpus"
   [ -d "tests/fuzz/corpus/$name" ] && seeds=("tests/fuzz/corpus/$name")
-  (cd "$dir" && "../../tests/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 \
-      corpus "${seeds[@]/#/../../../../}" > log 2>&1)
-  echo $? > "$dir/rc"
+  # -max_total_time is wall time: the CPU the target really had (user +
+  # system, seconds) is kept in cpu and printed, so a campaign run beside
+  # other work says what it got.
+  local TIMEFORMAT='%U %S'
+  { time (cd "$dir" && "../../tests/fuzz/$name" -max_total_time="$secs" -print_final_stats=1 \
+      corpus "${seeds[@]/#/../../../../}" > log 2>&1; echo $? > rc); } 2> "$dir/cpu"
 }
 
 running=0
@@ -44,7 +47,7 @@ done
 wait
 
 failed=0
-printf '%-20s %8s %8s %10s %s\n' target cov ft execs result
+printf '%-20s %8s %8s %10s %8s %s\n' target cov ft execs cpu_min result
 for name in "${targets[@]}"; do
   dir="$out/$name"
   rc="$(cat "$dir/rc" 2>/dev/null || echo 1)"
@@ -52,15 +55,16 @@ for name in "${targets[@]}"; do
   cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<< "$line")"
   ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<< "$line")"
   execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log")"
+  cpu="$(awk '{ printf "%.1f", ($1 + $2) / 60 }' "$dir/cpu" 2>/dev/null)"
   if [ "$rc" != 0 ]; then
     failed=1
-    printf '%-20s %8s %8s %10s %s\n' "$name" "${cov:--}" "${ft:--}" "${execs:--}" "CRASH (see $dir)"
+    printf '%-20s %8s %8s %10s %8s %s\n' "$name" "${cov:--}" "${ft:--}" "${execs:--}" "${cpu:--}" "CRASH (see $dir)"
     tail -n 40 "$dir/log" | sed "s/^/  $name: /"
     continue
   fi
   mkdir -p "tests/fuzz/corpus/$name"
   "build/fuzz/tests/fuzz/$name" -merge=1 "tests/fuzz/corpus/$name" "$dir/corpus" > "$dir/merge.log" 2>&1
-  printf '%-20s %8s %8s %10s %s\n' "$name" "${cov:--}" "${ft:--}" "${execs:--}" \
+  printf '%-20s %8s %8s %10s %8s %s\n' "$name" "${cov:--}" "${ft:--}" "${execs:--}" "${cpu:--}" \
     "ok, corpus $(ls "tests/fuzz/corpus/$name" | wc -l) files"
 done
 exit "$failed"

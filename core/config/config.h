@@ -73,6 +73,8 @@ typedef struct gh_listener_conf {
     char                   *tls_min_version;       /* "TLSv1.2" (default) | "TLSv1.3" */
     char                   *tls_ciphers;           /* optional, NULL if unset */
     uint64_t                tls_handshake_timeout_ms;  /* default 10000 */
+    uint64_t                max_connections;       /* its own limit; 0 (default): its
+                                                      connections count in the process's */
     gh_srcloc               loc;                   /* of the list item */
     gh_srcloc               tls_loc;               /* of the tls: value */
 } gh_listener_conf;

@@ -15,9 +15,10 @@
  * another goes through the other's mailbox (gh_loop_post): a reload's new
  * site and sockets, the drain, a pause at the connection limit.
  *
- * The connection limit is enforced by disabling the listeners (the
+ * The connection limits are enforced by disabling the listeners (the
  * kernel's backlog holds new clients) and enabling them again when a
- * connection closes; EMFILE from accept() pauses accepting briefly instead
+ * connection closes: the process's (max_connections) for every listener
+ * without a limit of its own, and a listener's own for it; EMFILE from accept() pauses accepting briefly instead
  * of spinning. Drain follows DESIGN.md: health answers 503 first, then
  * accepting stops, then open connections finish their current response or
  * are closed when drain_timeout runs out. */
@@ -150,12 +151,28 @@ out:
 
 /* ---- workers ----------------------------------------------------------- */
 
+/* The connections counted against one limit: the process's
+ * (max_connections), or one listening address's own
+ * (listeners.max_connections: a health-check listener the balancer still
+ * reaches when the process is full), shared by every worker's listener of
+ * that address. The addresses' are a list of the server's, only appended
+ * by worker 0 before it hands a generation out, and freed with it. */
+typedef struct gh_places {
+    struct gh_places       *next;
+    struct sockaddr_storage addr;   /* none for the process's */
+    socklen_t               addrlen;
+    char                    name[64];   /* for logs */
+    uint64_t                n;          /* open (atomic) */
+    uint64_t                max;        /* 0: none (atomic: a reload sets it) */
+    bool                    limited;    /* accepting paused at max (atomic) */
+} gh_places;
+
 typedef struct gh_worker {
     gh_loop        loop;            /* first: hooks and listeners point here */
     gh_server     *srv;
     pthread_t      thread;
     bool           thread_started;
-    bool           accepting;       /* listeners enabled */
+    bool           accepting;       /* not stopping, no pause after EMFILE */
     bool           paused;          /* by the process's connection limit */
     bool           registered;      /* the connection being accepted was */
     struct held_conn *held;         /* accepted past the limit: served first on resume */
@@ -172,10 +189,9 @@ struct gh_server {
     struct event  *trim_timer;      /* gives freed heap back after a burst (worker 0) */
     struct gh_climits *climits;     /* the per-client limits' table, shared */
     gh_hub        *hub;             /* topics across the workers (more than one) */
-    uint64_t       max_conns;       /* the process's limit (atomic: a reload sets it) */
+    gh_places      all;             /* the process's connections and max_connections */
+    gh_places     *own;             /* listeners' own limits, by address (see above) */
     uint64_t       nofile;          /* the open-files limit after raising it */
-    uint64_t       nconns;          /* open in every worker (atomic) */
-    bool           limited;         /* accepting paused at max_conns (atomic) */
     bool           threads;         /* worker threads run (or have not been joined) */
     unsigned       reload_acks;     /* workers yet to apply a reload (worker 0 only) */
     /* the last reload tried: written on worker 0, read by whichever worker
@@ -203,16 +219,24 @@ static void on_worker(gh_worker *me, gh_worker *w, gh_loop_task_fn fn, void *arg
                me->loop.id, w->loop.id);
 }
 
-/* ---- accepting and the connection limit ------------------------------------- */
+/* ---- accepting and the connection limits ------------------------------------ */
 
-static void set_accepting(gh_worker *w, bool on)
+static gh_places *places_of(gh_server *srv, gh_listener *l, bool own)
 {
-    if (w->accepting == on)
-        return;
-    w->accepting = on;
+    return own && l->places != NULL ? l->places : &srv->all;
+}
+
+/* Enables or disables each of w's listeners as its state asks: w accepts
+ * (not stopping, no EMFILE pause) and the limit it counts against is not
+ * reached. */
+static void update_listeners(gh_worker *w)
+{
     for (gh_listener *l = w->loop.listeners; l != NULL; l = l->next) {
-        if (l->evl == NULL)
+        bool on = w->accepting && (l->own_limit ? !l->own_paused : !w->paused);
+
+        if (l->evl == NULL || l->enabled == on)
             continue;
+        l->enabled = on;
         if (on)
             evconnlistener_enable(l->evl);
         else
@@ -220,97 +244,120 @@ static void set_accepting(gh_worker *w, bool on)
     }
 }
 
+static void set_accepting(gh_worker *w, bool on)
+{
+    w->accepting = on;
+    update_listeners(w);
+}
+
 static void resume_if_free(gh_worker *w)
 {
-    if (!w->loop.stopping && !w->paused && !evtimer_pending(w->accept_retry, NULL))
+    if (!w->loop.stopping && !evtimer_pending(w->accept_retry, NULL))
         set_accepting(w, true);
 }
 
-/* A socket accepted past the connection limit (two workers accepting at
- * the same moment): held, unread, until a place frees. */
+/* A socket accepted past a connection limit (two workers accepting at the
+ * same moment): held, unread, until a place frees. */
 typedef struct held_conn {
     gh_listener *l;
     int          fd;
     int          salen;
+    bool         own;           /* counted against l's own limit */
     gh_sockaddr  sa;
 } held_conn;
 
-static void task_pause(gh_loop *loop, void *arg)
+/* Sets w's pause flag of p's listeners (the process's: every listener
+ * without a limit of its own). */
+static void set_paused(gh_worker *w, gh_places *p, bool paused)
 {
-    gh_worker *w = worker_of(loop);
-
-    (void)arg;
-    w->paused = true;
-    set_accepting(w, false);
+    if (p == &w->srv->all)
+        w->paused = paused;
+    for (gh_listener *l = w->loop.listeners; p != &w->srv->all && l != NULL; l = l->next)
+        if (l->places == p)
+            l->own_paused = paused;
+    update_listeners(w);
 }
 
-/* Every worker stops accepting; the first to see the limit logs it. */
-static void pause_all(gh_worker *w, uint64_t n)
+static void task_pause(gh_loop *loop, void *arg)
+{
+    set_paused(worker_of(loop), arg, true);
+}
+
+/* Every worker stops accepting on p's listeners; the first to see the
+ * limit logs it. */
+static void pause_all(gh_worker *w, gh_places *p, uint64_t n)
 {
     gh_server *srv = w->srv;
     bool was = false;
 
-    if (!__atomic_compare_exchange_n(&srv->limited, &was, true, false, __ATOMIC_ACQ_REL,
+    if (!__atomic_compare_exchange_n(&p->limited, &was, true, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return;
-    GH_LOG(GH_LOG_WARN, "%llu connections open: the limit; not accepting until one closes",
-           (unsigned long long)n);
+    if (p == &srv->all)
+        GH_LOG(GH_LOG_WARN, "%llu connections open: the limit; not accepting until one closes",
+               (unsigned long long)n);
+    else
+        GH_LOG(GH_LOG_WARN, "listener %s: %llu connections open: its limit; not accepting "
+               "there until one closes", p->name, (unsigned long long)n);
     for (unsigned i = 0; i < srv->nworkers; i++)
-        on_worker(w, srv->w[i], task_pause, NULL);
+        on_worker(w, srv->w[i], task_pause, p);
 }
 
 static void task_resume(gh_loop *loop, void *arg);
 
-/* Every worker resumes accepting (and serves what it held), through its
- * mailbox, when the limit was on. */
-static void resume_all_later(gh_worker *w)
+/* Every worker resumes accepting on p's listeners (and serves what it
+ * held), through its mailbox, when p's limit was on. */
+static void resume_all_later(gh_worker *w, gh_places *p)
 {
     gh_server *srv = w->srv;
     bool was = true;
 
-    if (!__atomic_compare_exchange_n(&srv->limited, &was, false, false, __ATOMIC_ACQ_REL,
+    if (!__atomic_compare_exchange_n(&p->limited, &was, false, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        if (gh_loop_post(&srv->w[i]->loop, task_resume, NULL) != GH_OK)
+        if (gh_loop_post(&srv->w[i]->loop, task_resume, p) != GH_OK)
             GH_LOG(GH_LOG_ERROR, "worker %u: cannot resume worker %u: out of memory",
                    w->loop.id, i);
 }
 
-/* Takes a place for a new connection. The limit counts every worker's
+/* Takes a place for a new connection of l: in l's own count when l has a
+ * limit of its own, else in the process's. A limit counts every worker's
  * connections, and a place is taken before a connection is served, so
  * that it is never passed: one taken past it is given back (the caller
- * holds the socket). Reaching it pauses every worker's accepting. */
-static bool take_place(gh_worker *w)
+ * holds the socket). Reaching it pauses every worker's listeners of it. */
+static bool take_place(gh_worker *w, gh_listener *l, bool own)
 {
-    gh_server *srv = w->srv;
-    uint64_t n = __atomic_add_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
-    uint64_t max = __atomic_load_n(&srv->max_conns, __ATOMIC_RELAXED);
+    gh_places *p = places_of(w->srv, l, own);
+    uint64_t n = __atomic_add_fetch(&p->n, 1, __ATOMIC_ACQ_REL);
+    uint64_t max = __atomic_load_n(&p->max, __ATOMIC_RELAXED);
 
     if (max != 0 && n > max) {
-        n = __atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
-        pause_all(w, max);
+        n = __atomic_sub_fetch(&p->n, 1, __ATOMIC_ACQ_REL);
+        pause_all(w, p, max);
         /* a close that overlapped this trial saw the count at the limit
          * and resumed no one: with a place free now, resume them all
          * (posted, also to this worker: it holds the socket first) */
         if (n < max)
-            resume_all_later(w);
+            resume_all_later(w, p);
         return false;
     }
     if (max != 0 && n == max)
-        pause_all(w, n);
+        pause_all(w, p, n);
     return true;
 }
 
-static void serve(gh_worker *w, gh_listener *l, int fd, const struct sockaddr *sa, int salen)
+static void serve(gh_worker *w, gh_listener *l, bool own, int fd, const struct sockaddr *sa,
+                  int salen)
 {
     w->registered = false;
     gh_conn_accept(l, fd, sa, salen);
-    if (!w->registered)
-        __atomic_sub_fetch(&w->srv->nconns, 1, __ATOMIC_ACQ_REL);  /* never made */
+    if (!w->registered)         /* never made: its place back */
+        __atomic_sub_fetch(&places_of(w->srv, l, own)->n, 1, __ATOMIC_ACQ_REL);
 }
 
-static void hold(gh_worker *w, gh_listener *l, int fd, const struct sockaddr *sa, int salen)
+static void hold(gh_worker *w, gh_listener *l, bool own, int fd, const struct sockaddr *sa,
+                 int salen)
 {
     if (w->nheld == w->heldcap) {
         size_t cap = w->heldcap ? w->heldcap * 2 : 4;
@@ -322,7 +369,7 @@ static void hold(gh_worker *w, gh_listener *l, int fd, const struct sockaddr *sa
         w->held = h;
         w->heldcap = cap;
     }
-    w->held[w->nheld] = (held_conn){ .l = l, .fd = fd, .salen = salen };
+    w->held[w->nheld] = (held_conn){ .l = l, .fd = fd, .salen = salen, .own = own };
     if (salen > 0 && (size_t)salen <= sizeof(w->held[w->nheld].sa))
         memcpy(&w->held[w->nheld].sa, sa, (size_t)salen);
     else
@@ -340,21 +387,27 @@ static void close_held(gh_worker *w)
 static void task_resume(gh_loop *loop, void *arg)
 {
     gh_worker *w = worker_of(loop);
-    size_t i = 0;
+    gh_places *p = arg;
+    size_t i, kept = 0;
+    bool left = false;
 
-    (void)arg;
-    w->paused = false;
-    /* first the sockets held past the limit, in the order they came */
-    while (i < w->nheld && !loop->stopping && take_place(w)) {
-        held_conn h = w->held[i++];
-        serve(w, h.l, h.fd, &h.sa.sa, h.salen);
+    /* first the sockets of p held past the limit, in the order they came;
+     * the others stay as they are */
+    for (i = 0; i < w->nheld; i++) {
+        held_conn h = w->held[i];
+
+        if (places_of(w->srv, h.l, h.own) != p || loop->stopping || left ||
+            !take_place(w, h.l, h.own)) {
+            left = left || places_of(w->srv, h.l, h.own) == p;
+            w->held[kept++] = h;
+            continue;
+        }
+        serve(w, h.l, h.own, h.fd, &h.sa.sa, h.salen);
     }
-    if (i > 0) {
-        memmove(w->held, w->held + i, (w->nheld - i) * sizeof(*w->held));
-        w->nheld -= i;
-    }
-    if (w->nheld == 0)
-        resume_if_free(w);
+    w->nheld = kept;
+    /* with some of p's still held, p is full again (take_place paused it) */
+    if (!left)
+        set_paused(w, p, false);
 }
 
 static void on_conn_added(gh_loop *loop)
@@ -362,11 +415,12 @@ static void on_conn_added(gh_loop *loop)
     worker_of(loop)->registered = true;      /* its place was taken in on_accept */
 }
 
-static void on_conn_removed(gh_loop *loop)
+static void on_conn_removed(gh_loop *loop, gh_listener *l, bool own)
 {
     gh_worker *w = worker_of(loop);
     gh_server *srv = w->srv;
-    uint64_t n = __atomic_sub_fetch(&srv->nconns, 1, __ATOMIC_ACQ_REL);
+    gh_places *p = places_of(srv, l, own);
+    uint64_t n = __atomic_sub_fetch(&p->n, 1, __ATOMIC_ACQ_REL);
     bool was = true;
 
     if (loop->stopping) {
@@ -374,12 +428,80 @@ static void on_conn_removed(gh_loop *loop)
             event_base_loopbreak(loop->base);
         return;
     }
-    if (n >= __atomic_load_n(&srv->max_conns, __ATOMIC_RELAXED) ||
-        !__atomic_compare_exchange_n(&srv->limited, &was, false, false, __ATOMIC_ACQ_REL,
+    if ((n >= __atomic_load_n(&p->max, __ATOMIC_RELAXED) &&
+         __atomic_load_n(&p->max, __ATOMIC_RELAXED) != 0) ||
+        !__atomic_compare_exchange_n(&p->limited, &was, false, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_ACQUIRE))
         return;
     for (unsigned i = 0; i < srv->nworkers; i++)
-        on_worker(w, srv->w[i], task_resume, NULL);
+        on_worker(w, srv->w[i], task_resume, p);
+}
+
+/* The places of lc's address, made when there are none yet, with lc's
+ * limit (0: none) set; NULL when out of memory. On worker 0, before the
+ * generation of lc is handed out. */
+static gh_places *places_for(gh_server *srv, const gh_listener_conf *lc)
+{
+    gh_places *p;
+
+    for (p = srv->own; p != NULL; p = p->next)
+        if (p->addrlen == lc->addrlen && memcmp(&p->addr, &lc->addr, lc->addrlen) == 0)
+            break;
+    if (p == NULL) {
+        if ((p = calloc(1, sizeof(*p))) == NULL)
+            return NULL;
+        memcpy(&p->addr, &lc->addr, lc->addrlen);
+        p->addrlen = lc->addrlen;
+        snprintf(p->name, sizeof(p->name), "%s", lc->listen);
+        p->next = srv->own;
+        __atomic_store_n(&srv->own, p, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&p->max, lc->max_connections, __ATOMIC_RELAXED);
+    return p;
+}
+
+/* Every listener's own limit of cfg, before its generation is handed out:
+ * 0 for the addresses that have none now. GH_ENOMEM when one could not be
+ * made. */
+static int set_own_limits(gh_server *srv, const gh_config *cfg)
+{
+    for (gh_places *p = srv->own; p != NULL; p = p->next) {
+        uint64_t max = 0;
+
+        for (size_t i = 0; i < cfg->nlisteners; i++)
+            if (p->addrlen == cfg->listeners[i].addrlen &&
+                memcmp(&p->addr, &cfg->listeners[i].addr, p->addrlen) == 0)
+                max = cfg->listeners[i].max_connections;
+        __atomic_store_n(&p->max, max, __ATOMIC_RELAXED);
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (cfg->listeners[i].max_connections > 0 && places_for(srv, &cfg->listeners[i]) == NULL)
+            return GH_ENOMEM;
+    return GH_OK;
+}
+
+/* l's own limit in the generation cfg (l is listeners[index]): on l's
+ * worker, before it accepts with it. */
+static void listener_limit(gh_server *srv, gh_listener *l, const gh_config *cfg, size_t index)
+{
+    const gh_listener_conf *lc = &cfg->listeners[index];
+
+    l->own_limit = lc->max_connections > 0;
+    if (l->own_limit)
+        for (gh_places *p = __atomic_load_n(&srv->own, __ATOMIC_ACQUIRE); p != NULL;
+             p = p->next)
+            if (p->addrlen == lc->addrlen && memcmp(&p->addr, &lc->addr, lc->addrlen) == 0)
+                l->places = p;
+    l->own_limit = l->own_limit && l->places != NULL;
+}
+
+static uint64_t open_total(gh_server *srv)
+{
+    uint64_t n = __atomic_load_n(&srv->all.n, __ATOMIC_ACQUIRE);
+
+    for (gh_places *p = __atomic_load_n(&srv->own, __ATOMIC_ACQUIRE); p != NULL; p = p->next)
+        n += __atomic_load_n(&p->n, __ATOMIC_ACQUIRE);
+    return n;
 }
 
 /* What each route action does; every handler answers the request. A new
@@ -407,11 +529,11 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd,
         evutil_closesocket(fd);
         return;
     }
-    if (!take_place(w)) {
-        hold(w, l, fd, sa, salen);
+    if (!take_place(w, l, l->own_limit)) {
+        hold(w, l, l->own_limit, fd, sa, salen);
         return;
     }
-    serve(w, l, fd, sa, salen);
+    serve(w, l, l->own_limit, fd, sa, salen);
 }
 
 static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
@@ -460,10 +582,11 @@ static int bind_socket(const gh_listener_conf *lc, bool reuseport)
     return fd;
 }
 
-/* Makes worker w's listener index on fd (taken over in every case): it
- * listens from here on. NULL (logged) on failure. */
-static gh_listener *listener_on(gh_worker *w, const gh_listener_conf *lc, size_t index, int fd)
+/* Makes worker w's listener index of cfg on fd (taken over in every
+ * case): it listens from here on. NULL (logged) on failure. */
+static gh_listener *listener_on(gh_worker *w, const gh_config *cfg, size_t index, int fd)
 {
+    const gh_listener_conf *lc = &cfg->listeners[index];
     gh_listener *l = calloc(1, sizeof(*l));
 
     if (l == NULL || (l->name = strdup(lc->listen)) == NULL) {
@@ -488,8 +611,10 @@ static gh_listener *listener_on(gh_worker *w, const gh_listener_conf *lc, size_t
         return NULL;
     }
     evconnlistener_set_error_cb(l->evl, on_accept_error);
-    if (!w->accepting)
-        evconnlistener_disable(l->evl);
+    l->enabled = true;
+    listener_limit(w->srv, l, cfg, index);
+    l->own_paused = l->own_limit && __atomic_load_n(&l->places->limited, __ATOMIC_ACQUIRE);
+    update_listeners(w);
     return l;
 }
 
@@ -721,7 +846,7 @@ static void task_apply(gh_loop *loop, void *arg)
     for (size_t i = 0; map != NULL && i < cfg->nlisteners; i++) {
         if (p->fds[i] < 0)
             continue;
-        if ((map[i] = listener_on(w, &cfg->listeners[i], i, p->fds[i])) != NULL)
+        if ((map[i] = listener_on(w, cfg, i, p->fds[i])) != NULL)
             listener_append(w, map[i]);
         p->fds[i] = -1;
     }
@@ -739,9 +864,15 @@ static void task_apply(gh_loop *loop, void *arg)
             __atomic_store_n(&l->retired, true, __ATOMIC_RELAXED);
         }
     }
-    for (size_t i = 0; map != NULL && i < cfg->nlisteners; i++)
-        if (map[i] != NULL)
-            __atomic_store_n(&map[i]->index, i, __ATOMIC_RELAXED);
+    for (size_t i = 0; map != NULL && i < cfg->nlisteners; i++) {
+        if (map[i] == NULL)
+            continue;
+        __atomic_store_n(&map[i]->index, i, __ATOMIC_RELAXED);
+        listener_limit(w->srv, map[i], cfg, i);     /* its own limit may have changed */
+        map[i]->own_paused = map[i]->own_limit &&
+                             __atomic_load_n(&map[i]->places->limited, __ATOMIC_ACQUIRE);
+    }
+    update_listeners(w);
     free(map);
     for (size_t i = 0; i < p->nfds; i++)
         if (p->fds[i] >= 0)
@@ -885,7 +1016,10 @@ int gh_server_reload(gh_server *srv)
     if ((rc = gh_log_open(cfg->error_log)) != GH_OK)
         GH_LOG(GH_LOG_ERROR, "reload: error log %s: cannot open as uid %u: %s; keeping the "
                "file opened before", cfg->error_log, (unsigned)geteuid(), strerror(-rc));
-    __atomic_store_n(&srv->max_conns, connection_limit(cfg, srv->nofile), __ATOMIC_RELAXED);
+    __atomic_store_n(&srv->all.max, connection_limit(cfg, srv->nofile), __ATOMIC_RELAXED);
+    if (set_own_limits(srv, cfg) != GH_OK)
+        GH_LOG(GH_LOG_ERROR, "reload: listeners' own connection limits: out of memory; "
+               "their connections count in the process's");
     /* hand it over: worker 0 now, the others through their mailboxes; the
      * last to apply it says "reloaded" */
     srv->reload_acks = srv->nworkers;
@@ -963,7 +1097,7 @@ static void stop_accepting(gh_worker *w)
     close_held(w);
     if (w->loop.id == 0)
         GH_LOG(GH_LOG_INFO, "draining: stopped accepting; %llu connections open",
-               (unsigned long long)__atomic_load_n(&w->srv->nconns, __ATOMIC_ACQUIRE));
+               (unsigned long long)open_total(w->srv));
     for (c = w->loop.conns; c != NULL; c = next) {
         next = c->next;
         gh_conn_drain(c);
@@ -1192,7 +1326,9 @@ int gh_server_new(gh_site *site, gh_server **out)
         }
     }
     srv->nofile = raise_nofile();
-    srv->max_conns = connection_limit(cfg, srv->nofile);
+    srv->all.max = connection_limit(cfg, srv->nofile);
+    if ((rc = set_own_limits(srv, cfg)) != GH_OK)
+        goto out;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         int *fds = malloc(srv->nworkers * sizeof(int));
 
@@ -1202,7 +1338,7 @@ int gh_server_new(gh_site *site, gh_server **out)
             goto out;
         }
         for (unsigned k = 0; k < srv->nworkers; k++) {
-            gh_listener *l = listener_on(srv->w[k], &cfg->listeners[i], i, fds[k]);
+            gh_listener *l = listener_on(srv->w[k], cfg, i, fds[k]);
 
             if (l == NULL) {
                 while (++k < srv->nworkers)
@@ -1320,6 +1456,11 @@ void gh_server_free(gh_server *srv)
     for (unsigned i = 0; i < srv->nworkers; i++)
         worker_free(srv->w[i]);
     gh_climits_free(srv->climits);
+    while (srv->own != NULL) {
+        gh_places *p = srv->own;
+        srv->own = p->next;
+        free(p);
+    }
     pthread_mutex_destroy(&srv->last_reload_mu);
     free(srv->w);
     free(srv->loops);
@@ -1383,7 +1524,7 @@ int gh_server_run(gh_server *srv)
             n += (size_t)k;
     }
     GH_LOG(GH_LOG_INFO, "ready: listening on %s (max %llu connections, %u worker%s)", names,
-           (unsigned long long)srv->max_conns, srv->nworkers, srv->nworkers > 1 ? "s" : "");
+           (unsigned long long)srv->all.max, srv->nworkers, srv->nworkers > 1 ? "s" : "");
     gh_notify("READY=1\nSTATUS=serving");
     run_worker(w0);
     for (unsigned i = 1; i < srv->nworkers; i++) {

@@ -459,6 +459,7 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     c->loop = loop;
     c->lst = lst;
     c->lidx = (uint32_t)lst->index;    /* a config has far fewer listeners */
+    c->own_place = lst->own_limit;     /* as the daemon counted it (same thread) */
     c->fd = fd;
     c->id = ++loop->next_conn_id;
     c->site = gh_site_ref(loop->site);

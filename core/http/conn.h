@@ -89,6 +89,8 @@ struct gh_conn {
     bool                close_after : 1;   /* close once the body/response is done */
     bool                tunnel : 1;    /* the proxied request became a tunnel (101) */
     unsigned            kind : 2;      /* counted on its listener as: gh_conn_kind */
+    bool                own_place : 1; /* counted against its listener's own limit
+                                          (listeners.max_connections), not the process's */
     uint32_t            climit_slot;   /* counted in loop->climits (climit.h); 0: not */
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For

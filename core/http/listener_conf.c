@@ -234,6 +234,8 @@ const gh_keydef gh_listener_conf_keys[] = {
     { .name = "trusted_proxies", .set = set_trusted },
     { .name = "https_ports", .set = set_https_ports },
     { .name = "tls", .set = set_tls, .sub = tls_keys },
+    { .name = "max_connections", .set = gh_cfg_set_count,
+      .off = offsetof(gh_listener_conf, max_connections) },
     { .name = NULL },
 };
 

@@ -107,7 +107,7 @@ void gh_loop_conn_removed(gh_loop *loop, gh_conn *c)
     loop->nconns--;
     GH_STAT_SUB(c->lst->open[c->kind], 1);
     if (loop->on_conn_removed != NULL)
-        loop->on_conn_removed(loop);
+        loop->on_conn_removed(loop, c->lst, c->own_place);
 }
 
 void gh_loop_conn_kind(gh_loop *loop, gh_conn *c, gh_conn_kind kind)

@@ -78,6 +78,15 @@ typedef struct gh_listener {
                                           written by its worker only (GH_STAT_*) */
     bool                   retired;    /* removed by a reload; set before the workers
                                           see the new site */
+    /* the daemon's, for the connection limits: its count of this address's
+     * connections when the listener has its own limit (shared by every
+     * worker's listener of the address), whether it has one now (read when
+     * a connection is accepted: listeners.max_connections), and its
+     * accepting state; written by its worker */
+    struct gh_places      *places;
+    bool                   own_limit;
+    bool                   own_paused; /* at its own limit */
+    bool                   enabled;    /* evl is enabled */
 } gh_listener;
 
 /* What a connection is counted as on its listener (gh_listener.open). */
@@ -115,9 +124,11 @@ struct gh_loop {
     const gh_action_fn *actions;
     size_t              nactions;
     /* called after a connection joined or left the registry (the daemon
-     * enforces its connection limit and ends the drain here); may be NULL */
+     * enforces its connection limits and ends the drain here); own: it was
+     * counted against its listener's own limit (gh_listener.own_limit when
+     * it was accepted); may be NULL */
     void              (*on_conn_added)(gh_loop *loop);
-    void              (*on_conn_removed)(gh_loop *loop);
+    void              (*on_conn_removed)(gh_loop *loop, gh_listener *l, bool own);
     /* adds an upper layer's metrics to a scrape of site (may be NULL) */
     void              (*metrics_more)(gh_loop *loop, gh_site *site, struct gh_promtext *t);
     /* copies the last reload's result to *out: the daemon's record, one for

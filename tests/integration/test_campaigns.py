@@ -52,6 +52,7 @@ class CampaignsTest(ghtest.TestCase):
         self.assertEqual(code, 0, out)
         self.assertIn("new client: at the cap:", out)
         self.assertIn("health check: at the cap:", out)
+        self.assertIn("health check on its own listener: at the cap: HTTP/1.1 200", out)
 
 
 if __name__ == "__main__":

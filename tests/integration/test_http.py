@@ -409,6 +409,62 @@ class LimitTest(ghtest.TestCase):
         b.close()
         c.close()
 
+    def test_a_listener_with_its_own_limit_answers_when_the_process_is_full(self):
+        # the balancer's health checks on a listener of their own: counted
+        # against its max_connections, not the process's
+        self.write("www/index.html", PAGE)
+        port, hport = ghtest.free_port(), ghtest.free_port()
+        own = f"listeners:\n  - listen: 127.0.0.1:{hport}\n    max_connections: 2\n"
+        base = config(port, self.tmp, extra="max_connections: 2", keepalive="30s")
+        g = self.start(base.replace("listeners:\n", own))
+
+        def open_on(p, timeout=5):
+            s = socket.create_connection(("127.0.0.1", p), timeout=timeout)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            return s
+
+        def waits(s):
+            s.settimeout(0.5)
+            with self.assertRaises(socket.timeout):
+                s.recv(4096)
+
+        def answered(s):
+            s.settimeout(5)
+            self.assertIn(b"ok\n", s.recv(4096))
+
+        full = [open_on(port), open_on(port)]
+        for s in full:
+            answered(s)
+        waiting = open_on(port)
+        waits(waiting)                      # the process is full
+        t0 = time.monotonic()
+        h1 = open_on(hport)
+        answered(h1)                        # the health listener is not
+        self.assertLess(time.monotonic() - t0, 0.5)
+        h2 = open_on(hport)
+        answered(h2)
+        h3 = open_on(hport)
+        waits(h3)                           # but has its own limit
+        g.wait_log(f"listener 127.0.0.1:{hport}: 2 connections open: its limit")
+        h1.close()
+        answered(h3)                        # a place of its own freed
+        waits(waiting)                      # and none of the process's
+        full[0].close()
+        answered(waiting)
+
+        # a reload that takes the own limit away: the listener's new
+        # connections count in the process's (full again), its old ones
+        # leave its own count
+        g.rewrite(base.replace("listeners:\n", f"listeners:\n  - listen: 127.0.0.1:{hport}\n"))
+        g.send_signal(signal.SIGHUP)
+        g.wait_log("reloaded")
+        h4 = open_on(hport)
+        waits(h4)
+        full[1].close()
+        answered(h4)
+        for s in (h2, h3, h4, waiting):
+            s.close()
+
 
 if __name__ == "__main__":
     ghtest.main()

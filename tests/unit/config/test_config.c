@@ -318,6 +318,7 @@ START_TEST(minimal_config_gets_every_default)
     ck_assert_uint_eq(cfg->nlisteners, 1);
     ck_assert_int_eq(l->proxy_protocol, GH_PROXY_OFF);
     ck_assert_uint_eq(l->proxy_timeout_ms, 5000);
+    ck_assert_uint_eq(l->max_connections, 0);
     ck_assert(!l->trusted_any);
     ck_assert_uint_eq(gh_cidr_defaults(def, 6), 6);
     ck_assert_uint_eq(l->ntrusted, 6);
@@ -564,6 +565,17 @@ START_TEST(listen_accepts_ipv4_bracketed_ipv6_and_port_only)
         ck_assert_mem_eq(&s->sin6_addr, want, 16);
         ck_assert_uint_eq(ntohs(s->sin6_port), listens[_i].port);
     }
+    gh_config_free(cfg);
+}
+END_TEST
+
+START_TEST(a_listener_may_have_a_connection_limit_of_its_own)
+{
+    gh_config *cfg = load_ok("listeners:\n  - listen: 127.0.0.1:8080\n"
+                             "  - listen: 127.0.0.1:8090\n    max_connections: 64\n");
+
+    ck_assert_uint_eq(cfg->listeners[0].max_connections, 0);
+    ck_assert_uint_eq(cfg->listeners[1].max_connections, 64);
     gh_config_free(cfg);
 }
 END_TEST
@@ -1047,6 +1059,10 @@ static const err_case err_cases[] = {
     { "listeners:\n  - listen: ::1:8080\n",
       "2:13: listen: an IPv6 address needs brackets, e.g. [::1]:8080; got \"::1:8080\"", 1 },
     { "listeners:\n  - listen: \"[::1]\"\n", "2:13: listen: expected IP:PORT", 1 },
+    { "listeners:\n  - listen: 127.0.0.1:80\n    max_connections: -1\n",
+      "3:22: max_connections: expected a whole number in 0..2147483647, got \"-1\"", 1 },
+    { "listeners:\n  - listen: 127.0.0.1:80\n    max_connections: [8]\n",
+      "3:22: max_connections: expected a whole number", 1 },
     { "listeners:\n  - listen: 127.0.0.1:80\n  - listen: 127.0.0.1:80\n",
       "3:5: listen: 127.0.0.1:80 is also the address of the listener at line 2", 1 },
     { LST "    trusted_proxies: [10.0.0.1/8]\n",
@@ -1727,6 +1743,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, load_mem_uses_the_given_folder_or_the_current_one);
     tcase_add_test(tc, websocket_config_tree_keeps_keys_values_and_locations);
     tcase_add_loop_test(tc, listen_accepts_ipv4_bracketed_ipv6_and_port_only, 0, N(listens));
+    tcase_add_test(tc, a_listener_may_have_a_connection_limit_of_its_own);
     tcase_add_test(tc, proxy_protocol_accepts_every_mode_and_off_spellings);
     tcase_add_test(tc, trusted_proxies_may_be_empty_any_or_mapped_ipv6);
     tcase_add_test(tc, origins_accept_same_host_star_and_lists);
