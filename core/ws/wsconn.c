@@ -62,7 +62,8 @@
  * per event-loop callback, with one sendmsg of everything queued meanwhile
  * (see need_flush()); the write event only takes over when the socket is
  * full. Fan-out to 1,000 subscribers then costs 1,000 sendmsg calls and no
- * epoll_ctl. */
+ * epoll_ctl. The output is our own queue (outq.h): a topic frame queued to
+ * a subscriber costs it 16 bytes and a reference, never an allocation. */
 #include "wsconn.h"
 
 #include <errno.h>
@@ -82,7 +83,7 @@
 
 #include "err.h"
 #include "log.h"
-#include "netio.h"
+#include "outq.h"
 #include "theap.h"
 #include "pluginhost.h"
 #include "pmdeflate.h"
@@ -104,7 +105,12 @@ enum ws_state {
 #define READ_HIGH_WATER  (256 * 1024)   /* input we hold before we stop reading */
 #define MAX_SINGLE_READ  (64 * 1024)
 #define MSG_MIN_CAP      1024
-#define COPY_FRAME_MAX   512            /* topic frames up to this are copied, not referenced */
+#define COPY_FRAME_MAX   512            /* behind TLS: topic frames up to this are copied into
+                                           the bufferevent, not referenced (a reference
+                                           costs libevent a 1 KiB chain) */
+#define COPY_FRAME_DIRECT 128           /* on a plain socket: into our queue (a reference
+                                           costs it 16 bytes; copies sit next to each
+                                           other and go out as one piece) */
 #define SPARE_OUT        64             /* empty output buffers a loop keeps for reuse */
 
 /* What the loop keeps for its plain-socket WebSocket connections: their
@@ -118,7 +124,7 @@ struct gh_ws_loop {
     uint8_t          *rbuf;          /* MAX_SINGLE_READ bytes, read into and parsed in place */
     struct gh_ws_conn *opening;      /* the connection whose plugin open runs, */
     const gh_request *opening_req;   /* and its request (gh_ws_conn_header()) */
-    struct evbuffer  *spare[SPARE_OUT];
+    struct gh_outq   *spare[SPARE_OUT];
     unsigned          nspare;
 };
 
@@ -197,8 +203,9 @@ struct gh_ws_conn {
     uint64_t                 close_due_ms;
     uint64_t                 write_due_ms;    /* direct, writing: the send timeout */
     gh_theap_node            tn;          /* in the loop's deadline heap */
-    struct evbuffer         *in, *out;    /* direct: what a read left unparsed, what
-                                             waits to be written; NULL when empty */
+    struct evbuffer         *in;          /* direct: what a read left unparsed */
+    struct gh_outq          *out;         /* direct: what waits to be written (outq.h);
+                                             both NULL when empty */
     struct ws_msg           *msg;         /* reassembly of a split message, or NULL */
     void                    *user;
     gh_topic_sub            *subs;
@@ -226,46 +233,98 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The output buffer: the bufferevent's, or on a plain socket our own,
- * which exists only while something waits in it (NULL then). */
-static struct evbuffer *out_of(const struct gh_ws_conn *ws)
+/* The output: the bufferevent's behind TLS, or on a plain socket our own
+ * queue (outq.h), which exists only while something waits in it (NULL
+ * then). */
+static struct evbuffer *bev_out(const struct gh_ws_conn *ws)
 {
-    return ws->direct ? ws->out : bufferevent_get_output(ws->c->bev);
+    return bufferevent_get_output(ws->c->bev);
 }
 
 static size_t out_len(const struct gh_ws_conn *ws)
 {
-    struct evbuffer *out = out_of(ws);
-
-    return out != NULL ? evbuffer_get_length(out) : 0;
+    if (ws->direct)
+        return ws->out != NULL ? gh_outq_len(ws->out) : 0;
+    return evbuffer_get_length(bev_out(ws));
 }
 
-/* The output buffer to queue into, lent from the loop's spares on a plain
- * socket. NULL when out of memory. */
-static struct evbuffer *out_get(struct gh_ws_conn *ws)
+/* Direct: the queue to add to, lent from the loop's spares. NULL when out
+ * of memory. */
+static struct gh_outq *outq_get(struct gh_ws_conn *ws)
 {
     struct gh_ws_loop *wsl = ws->c->loop->wsl;
 
-    if (!ws->direct)
-        return bufferevent_get_output(ws->c->bev);
     if (ws->out == NULL)
-        ws->out = wsl->nspare > 0 ? wsl->spare[--wsl->nspare] : evbuffer_new();
+        ws->out = wsl->nspare > 0 ? wsl->spare[--wsl->nspare] : gh_outq_new();
     return ws->out;
 }
 
-/* Gives an emptied output buffer back to the loop: an idle connection holds
- * none. */
+/* Gives an emptied queue back to the loop: an idle connection holds none. */
 static void out_put(struct gh_ws_conn *ws)
 {
     struct gh_ws_loop *wsl = ws->c->loop->wsl;
 
-    if (ws->out == NULL || evbuffer_get_length(ws->out) != 0)
+    if (ws->out == NULL || gh_outq_len(ws->out) != 0)
         return;
     if (wsl->nspare < SPARE_OUT)
         wsl->spare[wsl->nspare++] = ws->out;
     else
-        evbuffer_free(ws->out);
+        gh_outq_free(ws->out);
     ws->out = NULL;
+}
+
+/* Queues a copy of data. GH_OK or GH_ENOMEM. */
+static int out_add(struct gh_ws_conn *ws, const void *data, size_t len)
+{
+    struct gh_outq *q;
+
+    if (!ws->direct)
+        return evbuffer_add(bev_out(ws), data, len) == 0 ? GH_OK : GH_ENOMEM;
+    return (q = outq_get(ws)) != NULL && gh_outq_add(q, data, len) == GH_OK ? GH_OK
+                                                                          : GH_ENOMEM;
+}
+
+/* Queues frame f shared with others, small ones copied (see
+ * COPY_FRAME_MAX), taking a reference of its own when it keeps f. */
+static int out_add_frame(struct gh_ws_conn *ws, gh_frame_ref *f)
+{
+    struct gh_outq *q;
+
+    if (f->len <= (ws->direct ? COPY_FRAME_DIRECT : COPY_FRAME_MAX))
+        return out_add(ws, f->data, f->len);
+    if (ws->direct)
+        return (q = outq_get(ws)) != NULL && gh_outq_add_ref(q, f) == GH_OK ? GH_OK
+                                                                          : GH_ENOMEM;
+    f->refs++;
+    if (evbuffer_add_reference(bev_out(ws), f->data, f->len, gh_frame_ref_release, f) != 0) {
+        f->refs--;
+        return GH_ENOMEM;
+    }
+    return GH_OK;
+}
+
+/* Contiguous space for len bytes at the end of the output, to be followed
+ * by out_commit() (v: the bufferevent's reservation). NULL when out of
+ * memory. */
+static uint8_t *out_reserve(struct gh_ws_conn *ws, size_t len, struct evbuffer_iovec *v)
+{
+    struct gh_outq *q;
+
+    if (ws->direct)
+        return (q = outq_get(ws)) != NULL ? gh_outq_reserve(q, len) : NULL;
+    if (len > (size_t)EV_SSIZE_MAX ||
+        evbuffer_reserve_space(bev_out(ws), (ev_ssize_t)len, v, 1) != 1 || v->iov_len < len)
+        return NULL;
+    return v->iov_base;
+}
+
+/* Queues the first used bytes of what out_reserve() gave. */
+static int out_commit(struct gh_ws_conn *ws, struct evbuffer_iovec *v, size_t used)
+{
+    if (ws->direct)
+        return gh_outq_commit(ws->out, used);
+    v->iov_len = used;
+    return evbuffer_commit_space(bev_out(ws), v, 1) == 0 ? GH_OK : GH_ENOMEM;
 }
 
 static struct gh_topics *topics_of(const struct gh_ws_conn *ws)
@@ -362,7 +421,7 @@ void gh_ws_loop_free(gh_loop *loop)
     event_free(wsl->timer_ev);
     free(wsl->rbuf);
     while (wsl->nspare > 0)
-        evbuffer_free(wsl->spare[--wsl->nspare]);
+        gh_outq_free(wsl->spare[--wsl->nspare]);
     free(wsl);
     loop->wsl = NULL;
 }
@@ -461,19 +520,17 @@ static void flush_unlist(struct gh_ws_conn *ws)
 /* Queues one frame, header and payload in one contiguous reservation. */
 static int queue_frame(struct gh_ws_conn *ws, int opcode, const void *data, size_t len)
 {
-    struct evbuffer *out = out_get(ws);
     uint8_t hdr[GH_WS_MAX_HEADER];
     size_t hlen = gh_ws_frame_header(hdr, opcode, true, len);
     struct evbuffer_iovec v;
+    uint8_t *base;
 
-    if (out == NULL || evbuffer_reserve_space(out, (ev_ssize_t)(hlen + len), &v, 1) != 1 ||
-        v.iov_len < hlen + len)
+    if (len > SIZE_MAX - hlen || (base = out_reserve(ws, hlen + len, &v)) == NULL)
         return GH_ENOMEM;
-    memcpy(v.iov_base, hdr, hlen);
+    memcpy(base, hdr, hlen);
     if (len > 0)
-        memcpy((uint8_t *)v.iov_base + hlen, data, len);
-    v.iov_len = hlen + len;
-    if (evbuffer_commit_space(out, &v, 1) != 0)
+        memcpy(base + hlen, data, len);
+    if (out_commit(ws, &v, hlen + len) != GH_OK)
         return GH_ENOMEM;
     need_flush(ws);
     return GH_OK;
@@ -520,18 +577,15 @@ static long deflate_into(struct gh_ws_conn *ws, const void *data, size_t len, ui
  * goes out plain instead. */
 static int queue_deflated(struct gh_ws_conn *ws, int opcode, const void *data, size_t len)
 {
-    struct evbuffer *out = out_get(ws);
     uint8_t hdr[GH_WS_MAX_HEADER];
     size_t bound = gh_deflate_bound(len), hlen;
     struct evbuffer_iovec v;
     uint8_t *base;
     long n;
 
-    if (out == NULL || bound > SIZE_MAX - GH_WS_MAX_HEADER ||
-        evbuffer_reserve_space(out, (ev_ssize_t)(GH_WS_MAX_HEADER + bound), &v, 1) != 1 ||
-        v.iov_len < GH_WS_MAX_HEADER + bound)
+    if (bound > SIZE_MAX - GH_WS_MAX_HEADER ||
+        (base = out_reserve(ws, GH_WS_MAX_HEADER + bound, &v)) == NULL)
         return GH_ENOMEM;
-    base = v.iov_base;
     n = deflate_into(ws, data, len, base + GH_WS_MAX_HEADER, bound);
     if (n < 0) {
         if (ws->defl != NULL) {     /* a failed stream is not usable again */
@@ -545,8 +599,7 @@ static int queue_deflated(struct gh_ws_conn *ws, int opcode, const void *data, s
     hlen = gh_ws_frame_header_ex(hdr, opcode, true, true, (uint64_t)n);
     memmove(base + hlen, base + GH_WS_MAX_HEADER, (size_t)n);
     memcpy(base, hdr, hlen);
-    v.iov_len = hlen + (size_t)n;
-    if (evbuffer_commit_space(out, &v, 1) != 0)
+    if (out_commit(ws, &v, hlen + (size_t)n) != GH_OK)
         return GH_ENOMEM;
     need_flush(ws);
     return GH_OK;
@@ -757,27 +810,13 @@ int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
                 return GH_ENOMEM;
             f->refs++;
         }
-        if (over_backlog(ws, f->len)) {
+        if (over_backlog(ws, f->len))
             rc = -ENOBUFS;
-        } else if (f->len <= COPY_FRAME_MAX) {
-            /* a reference would cost a chain of its own (1 KiB in
-             * libevent 2.1) per subscriber: a small frame is cheaper copied
-             * into the output's last chain, next to the ones before it */
-            struct evbuffer *out = out_get(ws);
-            if (out == NULL || evbuffer_add(out, f->data, f->len) != 0)
-                rc = GH_ENOMEM;
-            else
-                need_flush(ws);
-        } else if (out_get(ws) == NULL ||
-                   evbuffer_add_reference(out_of(ws), f->data, f->len, gh_frame_ref_release,
-                                          f) != 0) {
+        else if (out_add_frame(ws, f) != GH_OK)
             rc = GH_ENOMEM;
-        } else {
-            f = NULL;           /* libevent holds our reference now */
+        else
             need_flush(ws);
-        }
-        if (f != NULL)
-            gh_frame_ref_release(f->data, f->len, f);
+        gh_frame_ref_release(f->data, f->len, f);     /* ours */
         if (rc != GH_OK)
             return rc;
     }
@@ -1249,15 +1288,15 @@ static bool socket_failed(struct gh_ws_conn *ws)
  * what the socket does not take waits for the socket to be writable. */
 static void direct_flush(struct gh_ws_conn *ws)
 {
-    struct evbuffer *out = ws->out;
+    struct gh_outq *out = ws->out;
     ssize_t n;
 
-    if (ws->writing || ws->dead || out == NULL || evbuffer_get_length(out) == 0)
+    if (ws->writing || ws->dead || out == NULL || gh_outq_len(out) == 0)
         return;
-    n = gh_evbuffer_sendmsg(out, ws->c->fd);
+    n = gh_outq_sendmsg(out, ws->c->fd);
     if (n < 0 && socket_failed(ws))
         return;
-    if (evbuffer_get_length(out) > 0) {
+    if (gh_outq_len(out) > 0) {
         /* the socket is full: wait until it is writable, and for no longer
          * than the send timeout */
         uint64_t now = now_ms();
@@ -1274,7 +1313,7 @@ static void direct_flush(struct gh_ws_conn *ws)
 /* Direct: the socket takes more. */
 static void write_ready(struct gh_ws_conn *ws)
 {
-    ssize_t n = ws->out != NULL ? gh_evbuffer_sendmsg(ws->out, ws->c->fd) : 0;
+    ssize_t n = ws->out != NULL ? gh_outq_sendmsg(ws->out, ws->c->fd) : 0;
 
     if (n < 0 && socket_failed(ws))
         return;
@@ -1387,7 +1426,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if ((what & BEV_EVENT_EOF) && !(what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) &&
-        ws->state == WS_FLUSHING && evbuffer_get_length(out_of(ws)) > 0) {
+        ws->state == WS_FLUSHING && out_len(ws) > 0) {
         /* a peer that half-closes after its close frame still gets ours */
         ws->peer_eof = true;
         return;
@@ -1597,8 +1636,7 @@ static void ws_destroy(struct gh_ws_conn *ws)
         gh_theap_del(&ws->c->loop->wsl->timers, &ws->tn);
     if (ws->in != NULL)
         evbuffer_free(ws->in);
-    if (ws->out != NULL)
-        evbuffer_free(ws->out);     /* drops the frame references it holds */
+    gh_outq_free(ws->out);          /* drops the frame references it holds */
     free_message(ws);
     free(ws->parser.ctrl);      /* lent for a control frame cut off by the close */
     gh_deflater_free(ws->defl);
@@ -1773,16 +1811,21 @@ static bool leave_bufferevent(struct gh_ws_conn *ws)
     struct bufferevent *bev = c->bev;
     struct evbuffer *bin = bufferevent_get_input(bev), *bout = bufferevent_get_output(bev);
     evutil_socket_t fd = bufferevent_getfd(bev);
-    struct evbuffer *out;
+    size_t blen = evbuffer_get_length(bout);
+    struct gh_outq *q;
+    uint8_t *bp;
 
     if (evbuffer_get_length(bin) > 0 &&
         ((ws->in = evbuffer_new()) == NULL || evbuffer_add_buffer(ws->in, bin) != 0))
         return false;
-    if (evbuffer_get_length(bout) > 0) {
-        /* a socket bufferevent keeps its output's start frozen */
+    if (blen > 0) {
+        /* a socket bufferevent keeps its output's start frozen; what it
+         * holds (the rest of the 101) goes before what the plugin queued */
         evbuffer_unfreeze(bout, 1);
-        if ((out = out_get(ws)) == NULL || evbuffer_prepend_buffer(out, bout) != 0)
+        if ((bp = evbuffer_pullup(bout, -1)) == NULL || (q = outq_get(ws)) == NULL ||
+            gh_outq_prepend(q, bp, blen) != GH_OK)
             return false;
+        evbuffer_drain(bout, blen);
     }
     /* our read event first, the bufferevent's off after: libevent counts
      * the events on the fd and changes nothing in epoll (removing the
