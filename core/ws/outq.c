@@ -11,7 +11,8 @@
 
 #define BLOCK      (4096 - sizeof(gh_frame_ref))    /* a copy block: one 4 KiB malloc */
 #define SEND_IOV   64
-#define MIN_PIECES 8
+#define INLINE_PIECES 8                             /* in the queue's own allocation, */
+#define INLINE_BLOCK  256                           /* with a copy block of this size */
 #define PIECE_MAX  ((size_t)1 << 30)                /* bytes of one write at most */
 
 /* A run of bytes of a block, holding one reference to it. */
@@ -20,13 +21,35 @@ typedef struct piece {
     uint32_t      off, len;
 } piece;
 
+/* A queue is one allocation while it holds a few small writes: its first
+ * ring and its first copy block are inside it (the block's reference count
+ * never drops below the queue's own 1, so it is never freed on its own). */
 struct gh_outq {
     piece        *p;            /* a ring of cap (a power of 2) pieces, n from head */
     uint32_t      head, n, cap;
     size_t        len;          /* bytes in the pieces */
-    gh_frame_ref *blk;          /* the block copies go into (a reference of ours), or NULL */
+    gh_frame_ref *blk;          /* the block copies go into (a reference of ours) */
     size_t        used;         /* bytes of blk taken */
+    piece         inl[INLINE_PIECES];
+    union {
+        gh_frame_ref f;
+        uint8_t      room[sizeof(gh_frame_ref) + INLINE_BLOCK];
+    } own;
 };
+
+static gh_frame_ref *own_block(gh_outq *q)
+{
+    return &q->own.f;
+}
+
+/* Lets go of the copy block when it is not the queue's own. */
+static void drop_block(gh_outq *q)
+{
+    if (q->blk != own_block(q))
+        gh_frame_ref_release(NULL, 0, q->blk);
+    q->blk = own_block(q);
+    q->used = 0;
+}
 
 static piece *at(const gh_outq *q, uint32_t i)
 {
@@ -48,12 +71,13 @@ static int grow(gh_outq *q)
         return GH_OK;
     if (q->cap > UINT32_MAX / 2)
         return GH_ENOMEM;
-    cap = q->cap != 0 ? q->cap * 2 : MIN_PIECES;
+    cap = q->cap * 2;
     if ((np = malloc((size_t)cap * sizeof(*np))) == NULL)
         return GH_ENOMEM;
     for (uint32_t i = 0; i < q->n; i++)
         np[i] = *at(q, i);
-    free(q->p);
+    if (q->p != q->inl)
+        free(q->p);
     q->p = np;
     q->cap = cap;
     q->head = 0;
@@ -86,22 +110,36 @@ static int room(gh_outq *q, size_t len)
 {
     gh_frame_ref *nb;
 
-    if (q->blk != NULL && q->blk->refs == 1)
+    if (q->blk->refs == 1)
         q->used = 0;            /* no piece points into it: from its start again */
-    if (q->blk != NULL && q->blk->len - q->used >= len)
+    if (q->blk->len - q->used >= len)
         return GH_OK;
+    if (q->blk != own_block(q) && own_block(q)->refs == 1 && len <= INLINE_BLOCK) {
+        drop_block(q);          /* back to the queue's own, free again */
+        return GH_OK;
+    }
     if ((nb = gh_frame_ref_new(len > BLOCK ? len : BLOCK)) == NULL)
         return GH_ENOMEM;
-    if (q->blk != NULL)
-        unref(q->blk);
+    drop_block(q);
     q->blk = nb;
-    q->used = 0;
     return GH_OK;
 }
 
 gh_outq *gh_outq_new(void)
 {
-    return calloc(1, sizeof(gh_outq));
+    gh_outq *q = malloc(sizeof(*q));
+
+    if (q == NULL)
+        return NULL;
+    q->p = q->inl;
+    q->head = q->n = 0;
+    q->cap = INLINE_PIECES;
+    q->len = 0;
+    q->blk = own_block(q);
+    q->blk->refs = 1;
+    q->blk->len = INLINE_BLOCK;
+    q->used = 0;
+    return q;
 }
 
 void gh_outq_free(gh_outq *q)
@@ -110,9 +148,9 @@ void gh_outq_free(gh_outq *q)
         return;
     for (uint32_t i = 0; i < q->n; i++)
         unref(at(q, i)->f);
-    if (q->blk != NULL)
-        unref(q->blk);
-    free(q->p);
+    drop_block(q);
+    if (q->p != q->inl)
+        free(q->p);
     free(q);
 }
 
@@ -190,6 +228,8 @@ static void consume(gh_outq *q, size_t k)
         q->head = (q->head + 1) & (q->cap - 1);
         q->n--;
     }
+    if (q->n == 0 && q->blk->refs == 1)
+        drop_block(q);          /* empty: only its own allocation is kept */
 }
 
 ssize_t gh_outq_sendmsg(gh_outq *q, int fd)
