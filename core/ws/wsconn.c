@@ -285,12 +285,14 @@ static int out_add(struct gh_ws_conn *ws, const void *data, size_t len)
 }
 
 /* Queues frame f shared with others, small ones copied (see
- * COPY_FRAME_MAX), taking a reference of its own when it keeps f. */
+ * COPY_FRAME_MAX), taking a reference of its own when it keeps f. On a
+ * full plain socket every frame is referenced: it waits, and a slow
+ * subscriber then holds 16 bytes per message, whatever its size. */
 static int out_add_frame(struct gh_ws_conn *ws, gh_frame_ref *f)
 {
     struct gh_outq *q;
 
-    if (f->len <= (ws->direct ? COPY_FRAME_DIRECT : COPY_FRAME_MAX))
+    if (f->len <= (!ws->direct ? COPY_FRAME_MAX : ws->writing ? 0 : COPY_FRAME_DIRECT))
         return out_add(ws, f->data, f->len);
     if (ws->direct)
         return (q = outq_get(ws)) != NULL && gh_outq_add_ref(q, f) == GH_OK ? GH_OK
