@@ -38,6 +38,7 @@ typedef struct gh_stats {
     size_t         nproxy_refused;
     uint64_t       tls_ok;
     uint64_t       tls_failed;
+    uint64_t       header_timeouts;    /* closed by header_timeout inside a request head */
     uint64_t       http_responses[6];     /* by status class: [1] = 1xx … [5] = 5xx */
     uint64_t       ws_messages_in, ws_messages_out;
     uint64_t       ws_bytes_in, ws_bytes_out;        /* payload bytes */

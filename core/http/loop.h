@@ -149,6 +149,9 @@ struct gh_loop {
                                           when a config sets any (atomic) */
     uint64_t           limit_logged_ms[3];     /* last line per gh_limit_kind */
     uint64_t           limit_unlogged[3];      /* refusals since that line */
+    uint64_t           timeout_logged_ms;      /* the last header-timeout line */
+    uint64_t           timeout_unlogged;       /* header timeouts since that line */
+    uint64_t           timeout_slice_ns;       /* when the current run of timeouts began */
     struct gh_zpool   *zpool;          /* zlib streams lent for permessage-deflate
                                           (codec/pmdeflate.h), made on first use */
     struct gh_ws_loop *wsl;            /* plain-socket WebSockets' deadlines, read buffer

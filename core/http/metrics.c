@@ -172,6 +172,11 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     put(&t, "gatehouse_tls_handshakes_total{result=\"failed\"} %llu\n",
         (unsigned long long)st->tls_failed);
 
+    head(&t, "http_header_timeouts_total", "counter",
+         "Connections closed by http.header_timeout in the middle of a request head.");
+    put(&t, "gatehouse_http_header_timeouts_total %llu\n",
+        (unsigned long long)st->header_timeouts);
+
     head(&t, "http_responses_total", "counter", "HTTP responses, by status class.");
     for (int i = 1; i <= 5; i++)
         put(&t, "gatehouse_http_responses_total{class=\"%s\"} %llu\n", classes[i],

@@ -51,6 +51,37 @@ routes:
         held.close()
         ghtest.wait_for(lambda: scrape(port)[gauge] == 0, what="the gauge back at 0")
 
+    def test_header_timeouts_are_counted_and_logged_once_per_10s(self):
+        port = ghtest.free_port()
+        g = self.start(f"""
+access_log: off
+error_log: stderr
+log_level: info
+http:
+  header_timeout: 1s
+listeners:
+  - listen: 127.0.0.1:{port}
+routes:
+  - match: {{ path: /metrics }}
+    metrics: {{}}
+""")
+        slow = []
+        for _ in range(5):      # heads begun, never ended: a slowloris
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n")
+            slow.append(s)
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)   # sends nothing
+        for s in slow + [idle]:
+            self.assertEqual(s.recv(4096), b"")        # closed by the server
+            s.close()
+        m = scrape(port)
+        self.assertEqual(m["gatehouse_http_header_timeouts_total"], 5)
+        # one line for the five per worker (each worker counts its own
+        # until its next line, 10 s on)
+        workers = int(re.search(r"ready: listening on .*, (\d+) workers?\)", g.log()).group(1))
+        lines = g.log().count("header timeout while reading a request")
+        self.assertGreaterEqual(lines, 1, g.log())
+        self.assertLessEqual(lines, min(workers, 5), g.log())
 
 class WebSocketMetricsTest(ghtest.TestCase):
 
