@@ -77,6 +77,7 @@ void gh_stats_sum(gh_stats *dst, const gh_stats *src)
     }
     SUM(tls_ok);
     SUM(tls_failed);
+    SUM(ws_hub_paused);
     SUM(header_timeouts);
     for (size_t i = 0; i < 6; i++)
         SUM(http_responses[i]);

@@ -45,6 +45,7 @@ typedef struct gh_stats {
     gh_stat_code   ws_closes[GH_STATS_MAX_CODES];    /* close codes sent or received */
     size_t         nws_closes;
     uint64_t       ws_slow_consumers;                /* dropped past send_backlog */
+    uint64_t       ws_hub_paused;     /* publishers paused: another worker behind */
     uint64_t       ws_flush_slices;   /* fan-out writes cut at the loop turn's budget */
     uint64_t       ws_deflations;      /* messages compressed (once per shared frame) */
     uint64_t       ws_deflate_in, ws_deflate_out;    /* their bytes before and after */

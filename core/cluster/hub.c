@@ -14,7 +14,17 @@
  * Everything that reaches a worker is a task in its mailbox (loop.h),
  * posted while the topic's lock is held: that is the whole ordering
  * argument. A message is copied once and shared by the workers it is posted
- * to, its count of holders atomic. */
+ * to, its count of holders atomic.
+ *
+ * Backpressure: each worker's backlog (the bytes of messages posted to it
+ * and not yet delivered) is counted. A publish that finds a worker's over
+ * the limit still goes out, and tells its own loop (hub_congested), so
+ * the connection whose message made it stops being read (wsconn.c): a
+ * client flooding a topic is paced by the slowest worker with
+ * subscribers, as one loop paces it by delivering itself, instead of
+ * piling up in that worker's mailbox. When the backlog is down to a
+ * quarter of that every worker is told to read its paused publishers
+ * again. The limit is the config's worker_backlog (gh_hub_set_backlog). */
 #include "hub.h"
 
 #include <limits.h>
@@ -75,6 +85,9 @@ struct gh_hub {
     gh_loop **loops;
     unsigned  n;
     hctx     *ctx;
+    size_t   *backlog;                  /* per worker: bytes posted, not delivered (atomic) */
+    bool     *congested;                /* per worker: over the limit since (atomic) */
+    size_t    high;                     /* the limit (atomic: a reload sets it) */
     stripe    s[STRIPES];
 };
 
@@ -88,6 +101,7 @@ typedef struct hmsg {
     unsigned origin;
     uint64_t upto, skip;
     size_t   nslen, name_len, len;
+    size_t   cost;                      /* its bytes, counted in each worker's backlog */
     uint8_t *data;                      /* into buf, after the key */
     char     buf[];                     /* ns, NUL, name, then the payload */
 } hmsg;
@@ -213,16 +227,44 @@ static void settle(gh_hub *h, const char *key, size_t nslen, size_t keylen, unsi
     pthread_mutex_unlock(&st->mu);
 }
 
+static void task_resume_publishers(gh_loop *loop, void *arg)
+{
+    (void)arg;
+    if (loop->publishers_resume != NULL)
+        loop->publishers_resume(loop);
+}
+
+/* Worker w delivered cost bytes: down to a quarter of the limit after being
+ * over it,
+ * every worker reads its paused publishers again. */
+static void backlog_down(gh_hub *h, unsigned w, size_t cost)
+{
+    bool was = true;
+
+    if (__atomic_sub_fetch(&h->backlog[w], cost, __ATOMIC_ACQ_REL) >
+            __atomic_load_n(&h->high, __ATOMIC_RELAXED) / 4 ||
+        !__atomic_load_n(&h->congested[w], __ATOMIC_ACQUIRE) ||
+        !__atomic_compare_exchange_n(&h->congested[w], &was, false, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        return;
+    for (unsigned k = 0; k < h->n; k++)
+        if (gh_loop_post(h->loops[k], task_resume_publishers, NULL) != GH_OK)
+            GH_LOG(GH_LOG_ERROR, "hub: out of memory: worker %u's paused publishers wait "
+                   "for the next message", k);
+}
+
 static void task_deliver(gh_loop *loop, void *arg)
 {
     hmsg *m = arg;
+    gh_hub *h = m->hub;
     bool mine = loop->id == m->origin;
 
     if (loop->topics != NULL)
         (void)gh_topics_deliver_ex(loop->topics, m->buf, m->buf + m->nslen + 1, m->name_len,
                                    m->opcode, m->data, m->len, mine ? m->upto : UINT64_MAX,
                                    mine ? m->skip : 0);
-    settle(m->hub, m->buf, m->nslen, m->nslen + 1 + m->name_len, loop->id);
+    settle(h, m->buf, m->nslen, m->nslen + 1 + m->name_len, loop->id);
+    backlog_down(h, loop->id, m->cost);
     msg_release(m);
 }
 
@@ -270,6 +312,7 @@ static int broadcast(gh_hub *h, htopic *t, int opcode, const void *data, size_t 
     m->nslen = t->nslen;
     m->name_len = name_len;
     m->len = len;
+    m->cost = sizeof(*m) + t->keylen + len;
     memcpy(m->buf, t->key, t->keylen);
     m->data = (uint8_t *)m->buf + t->keylen;
     if (len > 0)
@@ -279,6 +322,13 @@ static int broadcast(gh_hub *h, htopic *t, int opcode, const void *data, size_t 
             continue;
         if (post(h, t, w, task_deliver, m) == GH_OK) {
             posted++;
+            /* the origin is this thread: its loop's flag is ours to set */
+            if (__atomic_add_fetch(&h->backlog[w], m->cost, __ATOMIC_ACQ_REL) >
+                __atomic_load_n(&h->high, __ATOMIC_RELAXED)) {
+                __atomic_store_n(&h->congested[w], true, __ATOMIC_RELEASE);
+                if (origin < h->n)
+                    h->loops[origin]->hub_congested = true;
+            }
         } else {
             GH_LOG(GH_LOG_ERROR, "hub: out of memory: a message to topic %s is lost on "
                    "worker %u", t->key + t->nslen + 1, w);
@@ -613,12 +663,19 @@ int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out)
 {
     gh_hub *h = calloc(1, sizeof(*h));
 
-    if (h == NULL || (h->ctx = calloc(n, sizeof(*h->ctx))) == NULL) {
+    if (h == NULL || (h->ctx = calloc(n, sizeof(*h->ctx))) == NULL ||
+        (h->backlog = calloc(n, sizeof(*h->backlog))) == NULL ||
+        (h->congested = calloc(n, sizeof(*h->congested))) == NULL) {
+        if (h != NULL) {
+            free(h->ctx);
+            free(h->backlog);
+        }
         free(h);
         return GH_ENOMEM;
     }
     h->loops = loops;
     h->n = n;
+    h->high = 32u << 20;
     for (size_t i = 0; i < STRIPES; i++)
         pthread_mutex_init(&h->s[i].mu, NULL);
     for (unsigned w = 0; w < n; w++) {
@@ -634,6 +691,11 @@ int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out)
     }
     *out = h;
     return GH_OK;
+}
+
+void gh_hub_set_backlog(gh_hub *h, uint64_t bytes)
+{
+    __atomic_store_n(&h->high, bytes > SIZE_MAX ? SIZE_MAX : (size_t)bytes, __ATOMIC_RELAXED);
 }
 
 void gh_hub_free(gh_hub *h)
@@ -667,5 +729,7 @@ void gh_hub_free(gh_hub *h)
         pthread_mutex_destroy(&st->mu);
     }
     free(h->ctx);
+    free(h->backlog);
+    free(h->congested);
     free(h);
 }

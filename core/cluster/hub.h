@@ -41,6 +41,13 @@ typedef struct gh_hub gh_hub;
  * Before the workers run. Returns 0 or GH_ENOMEM. */
 int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out);
 
+/* The bytes of topic messages one worker may have waiting (posted by the
+ * others, not yet delivered) before a publish that adds to them pauses the
+ * publishing connection (loop->hub_congested; wsconn.c); reading resumes
+ * on every worker once it is down to a quarter. worker_backlog, 32 MiB
+ * until set; any thread. */
+void gh_hub_set_backlog(gh_hub *h, uint64_t bytes);
+
 /* One topic as the whole process has it (the status page's rooms). */
 typedef struct gh_hub_topic {
     const char *ns;             /* the namespace (plugin), NUL-terminated */

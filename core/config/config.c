@@ -1043,6 +1043,8 @@ static const gh_keydef top_keys[] = {
     { .name = "plugin_warn_after", .set = gh_cfg_set_duration,
       .off = CFG_FIELD(plugin_warn_after_ms) },
     { .name = "workers", .set = set_workers },
+    { .name = "worker_backlog", .set = gh_cfg_set_size, .off = CFG_FIELD(worker_backlog),
+      .flags = GH_K_NONZERO },
     { .name = "user", .set = set_name, .off = CFG_FIELD(user), .arg = 0 },
     { .name = "group", .set = set_name, .off = CFG_FIELD(group), .arg = 1 },
     { .name = "http", .set = gh_cfg_set_map, .off = CFG_FIELD(http), .sub = gh_http_conf_keys },
@@ -1067,6 +1069,7 @@ static void config_defaults(gh_cfgctx *c, gh_config *cfg)
     cfg->drain_delay_ms = 0;
     cfg->drain_timeout_ms = 30000;
     cfg->plugin_warn_after_ms = 100;
+    cfg->worker_backlog = 32u << 20;
     gh_http_conf_defaults(&cfg->http);
     gh_limits_conf_defaults(&cfg->limits);
     gh_bus_conf_defaults(c, &cfg->bus);

@@ -292,6 +292,8 @@ typedef struct gh_config {
     unsigned          workers;      /* event-loop threads; 0: auto (default), see
                                        gh_config_workers() */
     gh_srcloc         workers_loc;  /* of the workers: value (0:0 when not given) */
+    uint64_t          worker_backlog;   /* bytes of topic messages one worker may have
+                                           waiting before publishers pause (32 MiB) */
     gh_http_conf      http;
     gh_limits_conf    limits;
     gh_bus_conf       bus;

@@ -1017,6 +1017,8 @@ int gh_server_reload(gh_server *srv)
         GH_LOG(GH_LOG_ERROR, "reload: error log %s: cannot open as uid %u: %s; keeping the "
                "file opened before", cfg->error_log, (unsigned)geteuid(), strerror(-rc));
     __atomic_store_n(&srv->all.max, connection_limit(cfg, srv->nofile), __ATOMIC_RELAXED);
+    if (srv->hub != NULL)
+        gh_hub_set_backlog(srv->hub, cfg->worker_backlog);
     if (set_own_limits(srv, cfg) != GH_OK)
         GH_LOG(GH_LOG_ERROR, "reload: listeners' own connection limits: out of memory; "
                "their connections count in the process's");
@@ -1240,6 +1242,7 @@ static int worker_new(gh_server *srv, unsigned id, gh_site *site, double start_t
     w->loop.on_conn_added = on_conn_added;
     w->loop.on_conn_removed = on_conn_removed;
     w->loop.metrics_more = gh_upstreams_metrics;
+    w->loop.publishers_resume = gh_ws_publishers_resume;
     w->loop.last_reload = last_reload;
     w->loop.climits = &srv->climits;
     w->loop.stats.start_time = start_time;
@@ -1316,6 +1319,8 @@ int gh_server_new(gh_site *site, gh_server **out)
     }
     if (srv->nworkers > 1 && (rc = gh_hub_new(srv->loops, srv->nworkers, &srv->hub)) != GH_OK)
         goto out;
+    if (srv->hub != NULL)
+        gh_hub_set_backlog(srv->hub, cfg->worker_backlog);
     for (unsigned i = 0; i < srv->nworkers; i++)
         srv->w[i]->loop.hub = srv->hub;
     for (unsigned i = 0; i < srv->nworkers; i++) {

@@ -141,6 +141,11 @@ struct gh_loop {
     struct gh_hub     *hub;            /* topics across this process's workers
                                           (cluster/hub.c): every worker's, NULL
                                           with one; set before the workers run */
+    bool               hub_congested;  /* a publish of this loop's found another
+                                          worker's backlog full (the hub sets it,
+                                          wsconn.c pauses the publisher) */
+    void              (*publishers_resume)(gh_loop *loop);   /* the hub's backlogs
+                                          are down: read paused publishers again */
     struct gh_ws_conn *ws_flush;       /* WebSocket connections with output to write at
                                           the end of this loop turn (ws/wsconn.c) */
     struct event      *ws_flush_ev;    /* writes them, once per turn; made on first use */

@@ -200,6 +200,11 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
          "WebSocket clients closed for exceeding their send backlog.");
     put(&t, "gatehouse_websocket_slow_consumers_total %llu\n",
         (unsigned long long)st->ws_slow_consumers);
+    head(&t, "websocket_publishers_paused_total", "counter",
+         "WebSocket clients no longer read for a while because another worker was behind "
+         "with the messages they published (workers: N).");
+    put(&t, "gatehouse_websocket_publishers_paused_total %llu\n",
+        (unsigned long long)st->ws_hub_paused);
     head(&t, "ws_compressions_total", "counter",
          "WebSocket messages compressed with permessage-deflate (a topic message shared by "
          "several subscribers counts once; one that did not shrink and went out plain counts "

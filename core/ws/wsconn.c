@@ -186,6 +186,8 @@ struct gh_ws_conn {
     bool                     notified : 1;    /* the close callback ran */
     bool                     dead : 1;        /* free at the next safe point */
     bool                     paused : 1;      /* reading stopped by backpressure */
+    bool                     hub_paused : 1;  /* reading stopped: another worker is
+                                                 behind with this one's publishes */
     bool                     peer_eof : 1;    /* the peer shut its side while we flush */
     bool                     direct : 1;      /* plain socket: we read and write it ourselves */
     bool                     writing : 1;     /* the socket is full: its write event
@@ -607,6 +609,13 @@ static int queue_deflated(struct gh_ws_conn *ws, int opcode, const void *data, s
     return GH_OK;
 }
 
+/* Reading stops while the output is over its high water (paused) or while
+ * another worker is behind with what this one published (hub_paused). */
+static bool read_blocked(const struct gh_ws_conn *ws)
+{
+    return ws->paused || ws->hub_paused;
+}
+
 /* Direct: makes c->timer wait for what the connection needs now: readable
  * unless reading is paused or the peer has shut its side, writable while
  * the socket is full. Re-registering an event cancels its activation: a
@@ -617,7 +626,7 @@ static void set_io(struct gh_ws_conn *ws)
     uint8_t want = 0;
     int owed;
 
-    if (!ws->paused && !ws->peer_eof)
+    if (!read_blocked(ws) && !ws->peer_eof)
         want |= EV_READ;
     if (ws->writing)
         want |= EV_WRITE;
@@ -653,7 +662,20 @@ static void resume_reading(struct gh_ws_conn *ws)
         return;
     }
     bufferevent_setwatermark(ws->c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(ws->c->bev, EV_READ);
+    if (!read_blocked(ws))
+        bufferevent_enable(ws->c->bev, EV_READ);
+}
+
+/* The hub said another worker is behind with this loop's publishes, and
+ * ws's message made one: ws is not read until the hub says it caught up. */
+static void hub_pause(struct gh_ws_conn *ws)
+{
+    ws->hub_paused = true;
+    GH_STAT_ADD(ws->c->loop->stats.ws_hub_paused, 1);
+    if (ws->direct)
+        set_io(ws);
+    else
+        bufferevent_disable(ws->c->bev, EV_READ);
 }
 
 /* Leaves OPEN: queues our close frame and starts the close timeout.
@@ -676,8 +698,10 @@ static void begin_close(struct gh_ws_conn *ws, uint16_t code, const char *reason
     ws->next_ping_ms = ws->pong_due_ms = 0;
     ws->close_due_ms = now_ms() + ws->wc->close_timeout_ms;
     free_message(ws);
-    if (ws->paused)
+    if (read_blocked(ws)) {
+        ws->hub_paused = false;
         resume_reading(ws);     /* read on for the peer's close (or its EOF) */
+    }
     wake(ws);
 }
 
@@ -879,7 +903,10 @@ static void deliver(struct gh_ws_conn *ws, int opcode, const uint8_t *data, size
 {
     GH_STAT_ADD(ws->c->loop->stats.ws_messages_in, 1);
     GH_STAT_ADD(ws->c->loop->stats.ws_bytes_in, len);
+    ws->c->loop->hub_congested = false;
     gh_plugin_route_message(ws->rt, ws, opcode, data, len);
+    if (ws->c->loop->hub_congested && ws->state == WS_OPEN && !ws->dead)
+        hub_pause(ws);
 }
 
 /* Appends a chunk of a split message. Returns 0 or GH_ENOMEM. */
@@ -1128,7 +1155,7 @@ static bool on_event_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
         pause_reading(ws);
         return false;
     }
-    return true;
+    return !ws->hub_paused;
 }
 
 /* A control frame is split across reads: the parser needs storage for its
@@ -1194,7 +1221,7 @@ static void process_input(struct gh_ws_conn *ws)
             evbuffer_drain(in, evbuffer_get_length(in));
             break;
         }
-        if (ws->paused || (n = evbuffer_get_contiguous_space(in)) == 0)
+        if (read_blocked(ws) || (n = evbuffer_get_contiguous_space(in)) == 0)
             break;
         if ((buf = evbuffer_pullup(in, (ev_ssize_t)n)) == NULL)
             break;
@@ -1453,7 +1480,7 @@ static void on_io(evutil_socket_t fd, short what, void *arg)
         enter(ws);
         if (what & EV_WRITE)
             write_ready(ws);
-        if ((what & EV_READ) && !ws->dead && !ws->paused && !ws->peer_eof)
+        if ((what & EV_READ) && !ws->dead && !read_blocked(ws) && !ws->peer_eof)
             read_ready(ws);
         leave(ws);
         if (settle(ws))
@@ -2009,4 +2036,26 @@ uint64_t gh_ws_conn_id(const struct gh_ws_conn *ws)
 struct gh_plugin_inst *gh_ws_conn_route(const struct gh_ws_conn *ws)
 {
     return ws->rt;
+}
+
+void gh_ws_publishers_resume(gh_loop *loop)
+{
+    gh_conn *c, *next;
+
+    for (c = loop->conns; c != NULL; c = next) {
+        struct gh_ws_conn *ws = c->state == GH_CONN_WS ? c->ws : NULL;
+
+        next = c->next;
+        if (ws == NULL || !ws->hub_paused || ws->dead)
+            continue;
+        ws->hub_paused = false;
+        if (ws->direct)
+            set_io(ws);
+        else if (!read_blocked(ws))
+            bufferevent_enable(ws->c->bev, EV_READ);
+        enter(ws);
+        process_input(ws);      /* what came before the pause */
+        leave(ws);
+        settle(ws);             /* may free ws and c, not another */
+    }
 }

@@ -58,14 +58,19 @@ int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t 
 /* The topic sink: queues the frame of m this connection can send — the
  * plain one, or with permessage-deflate the compressed one made once for
  * every subscriber with the same compressor settings (a connection with
- * server context takeover compresses its own copy) — by reference, taking
- * a reference when queued, or for a frame of up to 512 bytes by copying it
- * (a libevent reference costs a 1 KiB chain per subscriber; the copy costs
- * the frame's bytes). Same returns as gh_ws_conn_send. */
+ * server context takeover compresses its own copy) — by reference (on a
+ * plain socket 16 bytes of its output queue, outq.h), or for a small
+ * frame that goes out at once by copying it. Same returns as
+ * gh_ws_conn_send. */
 int gh_ws_conn_send_msg(void *ws, struct gh_topic_msg *m);
 
 /* Bytes queued and not yet written. */
 uint64_t gh_ws_conn_buffered(const struct gh_ws_conn *ws);
+
+/* loop->publishers_resume: reads again every connection of loop that the
+ * hub's backpressure paused (cluster/hub.c), and handles what it had
+ * already received. */
+void gh_ws_publishers_resume(gh_loop *loop);
 
 /* Starts the close handshake with a code that may be sent and a UTF-8
  * reason. Returns 0, GH_EINVAL or -ENOTCONN (not open). */

@@ -284,6 +284,46 @@ def chat_route(path, **config):
 """
 
 
+class PublisherBackpressureTest(ghtest.TestCase):
+    """worker_backlog: a client flooding a topic is paced by the worker that
+    is behind, and nothing is lost or reordered."""
+
+    def test_a_flooding_publisher_is_paused_until_the_other_worker_catches_up(self):
+        port = ghtest.free_port()
+        routes = """  - match: { path: /ws/ps }
+    websocket: { plugin: pubsub, send_backlog: 16MiB, compression: off, idle_timeout: 0,
+                 ping_interval: 0 }
+  - match: { path: /metrics }
+    metrics: {}
+"""
+        g = self.start(wsutil.ws_config(port, self.tmp, routes, "workers: 2\nworker_backlog: 4KiB"))
+        subs = [wsutil.RawWS(port, "/ws/ps?topic=flood") for _ in range(16)]
+        pub = wsutil.RawWS(port, "/ws/ps?topic=flood")
+        for s in subs + [pub]:
+            self.assertEqual(s.status, 101)
+        m = ghtest.scrape(port)
+        on = [v for k, v in m.items()
+              if k.startswith("gatehouse_worker_connections_open{") and 'kind="websocket"' in k]
+        self.assertEqual(len(on), 2)
+        self.assertTrue(all(v > 0 for v in on), m)      # both workers have subscribers
+        n = 2000
+        pub.send(b"".join(wsutil.frame(wsutil.OP_TEXT, b"%06d" % i + b"x" * 1018)
+                          for i in range(n)))
+        for s in subs:
+            for i in range(n):
+                op, data = s.recv_message()
+                self.assertEqual(data[:6], b"%06d" % i)
+        m = ghtest.scrape(port)
+        # 2 MB published in 64 KiB reads on one worker while the other frames
+        # and queues each message for its subscribers: it falls behind by
+        # more than 4 KiB, and the publisher waits for it
+        self.assertGreater(m["gatehouse_websocket_publishers_paused_total"], 0)
+        self.assertEqual(m["gatehouse_websocket_slow_consumers_total"], 0)
+        for s in subs + [pub]:
+            s.sock.close()
+        self.assertEqual(g.stop(), 0)
+
+
 class ChatAcrossWorkersTest(ghtest.TestCase):
     """A room whose members are on four workers is one room."""
 

@@ -5,7 +5,9 @@
  * publisher's own worker delivering at once when nothing waits for it,
  * messages only to workers with subscribers, and the topic's bit going
  * with its last subscriber; what gh_hub_each() tells of a topic (every
- * worker's subscribers, its messages once). Topic state across workers
+ * worker's subscribers, its messages once); a worker behind with a
+ * publisher's messages pausing that publisher, and the resume once it
+ * caught up. Topic state across workers
  * (members, log, join) is tested with the chat plugin in
  * tests/integration/test_workers.py and test_status.py. */
 #include <check.h>
@@ -28,12 +30,17 @@ typedef struct sub {
     gh_topic_sub *subs;
     char          got[MAXGOT][16];
     size_t        ngot;
+    size_t        nbig;             /* messages of 16 bytes and more: counted only */
 } sub;
 
 static int sink(void *subscriber, gh_topic_msg *m)
 {
     sub *s = subscriber;
 
+    if (m->len >= sizeof(s->got[0])) {
+        s->nbig++;
+        return 0;
+    }
     ck_assert_uint_lt(s->ngot, MAXGOT);
     ck_assert_uint_lt(m->len, sizeof(s->got[0]));
     memcpy(s->got[s->ngot], m->data, m->len);
@@ -45,6 +52,12 @@ static int sink(void *subscriber, gh_topic_msg *m)
 static gh_loop loops[2];
 static gh_loop *peers[2];
 static gh_hub *hub;
+static unsigned resumed[2];          /* publishers_resume calls, per loop */
+
+static void on_resume(gh_loop *loop)
+{
+    resumed[loop->id]++;
+}
 
 static void setup(void)
 {
@@ -58,6 +71,8 @@ static void setup(void)
         ck_assert_int_eq(gh_loop_mailbox_new(&loops[i]), GH_OK);
         ck_assert_ptr_nonnull(loops[i].topics = gh_topics_create(sink));
         ck_assert_int_eq(gh_tstate_new(&loops[i]), GH_OK);
+        loops[i].publishers_resume = on_resume;
+        resumed[i] = 0;
     }
     ck_assert_int_eq(gh_hub_new(peers, 2, &hub), GH_OK);
 }
@@ -310,6 +325,43 @@ START_TEST(each_tells_every_workers_subscribers_and_the_messages_once)
 }
 END_TEST
 
+START_TEST(a_publish_that_finds_a_worker_behind_tells_its_loop_and_the_catch_up_resumes)
+{
+    enum { MSG = 1 << 20, N = 40 };  /* 40 MiB: past the 32 MiB a worker may be behind */
+    sub b = { .name = "b" };
+    char *big = malloc(MSG);
+    unsigned first = 0;
+
+    ck_assert_ptr_nonnull(big);
+    memset(big, 'x', MSG);
+    subscribe(1, &b, "room");
+    for (unsigned i = 1; i <= N; i++) {
+        loops[0].hub_congested = false;
+        ck_assert_int_eq(gh_topics_publish(loops[0].topics, "ns", "room", 4, GH_WS_OP_TEXT,
+                                           big, MSG), GH_OK);
+        if (loops[0].hub_congested && first == 0)
+            first = i;
+        /* once behind, every publish says so until worker 1 catches up */
+        ck_assert(!!loops[0].hub_congested == (first != 0));
+    }
+    ck_assert_uint_eq(first, 32);       /* the 32nd MiB with its headers */
+    ck_assert_uint_eq(b.nbig, 0);
+    ck_assert_uint_eq(resumed[0] + resumed[1], 0);
+    run(1);                             /* worker 1 catches up */
+    ck_assert_uint_eq(b.nbig, N);
+    run(0);
+    ck_assert_uint_eq(resumed[0], 1);   /* every worker is told, once */
+    ck_assert_uint_eq(resumed[1], 1);
+    loops[0].hub_congested = false;
+    publish(0, "room", "calm");
+    ck_assert(!loops[0].hub_congested);
+    run(1);
+    ck_assert_uint_eq(b.ngot, 1);
+    drop(1, &b);
+    free(big);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("hub");
@@ -323,6 +375,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_topic_nobody_subscribes_to_is_published_to_no_one);
     tcase_add_test(tc, many_topics_keep_their_own_order);
     tcase_add_test(tc, each_tells_every_workers_subscribers_and_the_messages_once);
+    tcase_add_test(tc, a_publish_that_finds_a_worker_behind_tells_its_loop_and_the_catch_up_resumes);
     suite_add_tcase(s, tc);
     return s;
 }

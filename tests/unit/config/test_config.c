@@ -445,8 +445,8 @@ START_TEST(load_mem_uses_the_given_folder_or_the_current_one)
     ck_assert_uint_ge(errs.n, 1);
     ck_assert_str_eq(errs.items[0], "<config>:1:1: unknown key \"x\" at the top level "
                      "(expected one of: plugins_dir, access_log, error_log, log_level, "
-                     "max_connections, drain_delay, drain_timeout, plugin_warn_after, workers, user, "
-                     "group, http, limits, bus, listeners, "
+                     "max_connections, drain_delay, drain_timeout, plugin_warn_after, workers, "
+                     "worker_backlog, user, group, http, limits, bus, listeners, "
                      "upstreams, routes)");
     gh_errlist_deinit(&errs);
 }
