@@ -18,10 +18,11 @@
  * The connection limits are enforced by disabling the listeners (the
  * kernel's backlog holds new clients) and enabling them again when a
  * connection closes: the process's (max_connections) for every listener
- * without a limit of its own, and a listener's own for it; EMFILE from accept() pauses accepting briefly instead
- * of spinning. Drain follows DESIGN.md: health answers 503 first, then
- * accepting stops, then open connections finish their current response or
- * are closed when drain_timeout runs out. */
+ * without a limit of its own, and a listener's own for it. EMFILE from
+ * accept() pauses accepting briefly instead of spinning. Drain follows
+ * DESIGN.md: health answers 503 first, then accepting stops, then open
+ * connections finish their current response or are closed when
+ * drain_timeout runs out. */
 #include "server.h"
 
 #include <arpa/inet.h>
