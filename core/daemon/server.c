@@ -279,9 +279,19 @@ static void set_paused(gh_worker *w, gh_places *p, bool paused)
     update_listeners(w);
 }
 
+/* Pauses and resumes reach a worker through its mailbox, behind whatever
+ * was posted before, so one may come after the state it was posted for
+ * has passed: a pause posted when a worker took the last place, run after
+ * a close freed one (whose resume ran first) would leave that worker's
+ * listeners off with nobody left to turn them on. Each acts only if the
+ * limit is still (or no longer) reached when it runs; a later change posts
+ * its own. */
 static void task_pause(gh_loop *loop, void *arg)
 {
-    set_paused(worker_of(loop), arg, true);
+    gh_places *p = arg;
+
+    if (__atomic_load_n(&p->limited, __ATOMIC_ACQUIRE))
+        set_paused(worker_of(loop), p, true);
 }
 
 /* Every worker stops accepting on p's listeners; the first to see the
@@ -406,8 +416,9 @@ static void task_resume(gh_loop *loop, void *arg)
         serve(w, h.l, h.own, h.fd, &h.sa.sa, h.salen);
     }
     w->nheld = kept;
-    /* with some of p's still held, p is full again (take_place paused it) */
-    if (!left)
+    /* with some of p's still held, p is full again (take_place paused it);
+     * so it is when serving the held ones took the last place */
+    if (!left && !__atomic_load_n(&p->limited, __ATOMIC_ACQUIRE))
         set_paused(w, p, false);
 }
 
