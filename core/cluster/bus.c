@@ -9,6 +9,12 @@
  * our own members too gives every member of a room, on every instance, the
  * same order of messages (Redis's), and exactly one copy.
  *
+ * With several workers the process still has one bus, on worker 0's loop,
+ * and the workers' hub (hub.c) is what it serves (gh_bus_local): the hub
+ * posts every worker's operations to worker 0 and hands what Redis sends
+ * to the workers. Each envelope's origin is the bus's id plus the worker
+ * that published it, so upto and skip are applied by that worker.
+ *
  * Two hiredis async connections on the server's event loop (no threads):
  * one for PUBLISH (and AUTH/SELECT), one in SUBSCRIBE mode. They are one
  * "link": it is up when both have answered AUTH/SELECT/PING, and when
@@ -340,7 +346,8 @@ typedef struct qmsg {
     struct qmsg *next;
     int          kind;
     int          opcode;
-    uint64_t     upto;          /* gh_topics_serial() at publish time */
+    unsigned     worker;        /* the publishing worker (gh_bus_local) */
+    uint64_t     upto;          /* its gh_topics_serial() at publish time */
     uint64_t     skip;
     uint64_t     reqid;
     uint32_t     keep;
@@ -365,7 +372,10 @@ typedef struct chan {
 
 struct gh_bus {
     gh_loop         *loop;
-    uint64_t           origin;      /* this bus, in every envelope it sends */
+    gh_bus_local       local;       /* whom it serves: loop's own, or the hub */
+    unsigned           nworkers;    /* 1, or the hub's workers */
+    uint64_t           origin;      /* this bus, in every envelope it sends: plus
+                                       the publishing worker */
     char              *host;
     int                port;
     int                db;          /* -1: no SELECT */
@@ -502,19 +512,19 @@ static void warn_limited(gh_bus *b, const char *what)
 
 /* Delivers here only: the message will not come back from Redis. */
 static int deliver_local(gh_bus *b, const char *ns, const char *name, size_t len,
-                         int opcode, const void *data, size_t dlen)
+                         int opcode, const void *data, size_t dlen, unsigned worker,
+                         uint64_t upto)
 {
-    long n = gh_topics_deliver(b->loop->topics, ns, name, len, opcode, data, dlen);
-
-    return n < 0 ? (int)n : GH_OK;
+    b->local.deliver(b->local.ctx, ns, name, len, opcode, data, dlen, worker, upto, 0);
+    return GH_OK;
 }
 
 /* Sends one PUBLISH on channel ch (b->chbuf or a chan's). */
 static int publish_now(gh_bus *b, const char *ch, size_t chlen, int opcode,
-                       const void *data, size_t dlen, uint64_t upto)
+                       const void *data, size_t dlen, unsigned worker, uint64_t upto)
 {
     size_t need = gh_bus_publish_size(chlen, dlen);
-    gh_bus_msg msg = { .opcode = opcode, .origin = b->origin, .upto = upto,
+    gh_bus_msg msg = { .opcode = opcode, .origin = b->origin + worker, .upto = upto,
                        .data = data, .len = dlen };
     long n;
     int rc;
@@ -572,7 +582,8 @@ static void chan_flush(gh_bus *b, chan *c, bool send)
         next = m->next;
         if (send) {
             if (m->kind == Q_PUBLISH)
-                rc = publish_now(b, c->ch, c->chlen, m->opcode, m->data, m->len, m->upto);
+                rc = publish_now(b, c->ch, c->chlen, m->opcode, m->data, m->len, m->worker,
+                                 m->upto);
             else if (m->kind == Q_CMD)
                 rc = cmd_now(b, m->data, m->cmdlen);
             else
@@ -581,16 +592,15 @@ static void chan_flush(gh_bus *b, chan *c, bool send)
         if (rc == GH_OK) {
             /* sent: comes back through SUBSCRIBE */
         } else if (m->kind == Q_FETCH) {
-            gh_tstate_unanswered(b->loop->tstate, m->reqid);
+            b->local.unanswered(b->local.ctx, m->reqid);
         } else {
             if (c->want && m->opcode != 0) {
-                (void)gh_topics_deliver_ex(b->loop->topics, c->ns, c->name, c->name_len,
-                                           m->opcode, m->data + m->cmdlen, m->len, m->upto,
-                                           m->skip);
+                b->local.deliver(b->local.ctx, c->ns, c->name, c->name_len, m->opcode,
+                                 m->data + m->cmdlen, m->len, m->worker, m->upto, m->skip);
             }
             if (m->keep > 0)
-                gh_tstate_log_seen(b->loop->tstate, c->ns, c->name, c->name_len,
-                                   (const char *)m->data + m->cmdlen, m->len, m->keep);
+                b->local.log_seen(b->local.ctx, c->ns, c->name, c->name_len,
+                                  (const char *)m->data + m->cmdlen, m->len, m->keep);
             GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
         }
         b->queued -= m->cmdlen + m->len;
@@ -603,8 +613,8 @@ static void chan_flush(gh_bus *b, chan *c, bool send)
 /* Queues work on c until its SUBSCRIBE is confirmed. Returns 0, or
  * GH_ENOMEM when over MAX_QUEUED or out of memory. */
 static int chan_queue(gh_bus *b, chan *c, int kind, const void *cmd, size_t cmdlen,
-                      int opcode, const void *data, size_t dlen, uint64_t upto,
-                      uint64_t skip, uint32_t keep, uint64_t reqid)
+                      int opcode, const void *data, size_t dlen, unsigned worker,
+                      uint64_t upto, uint64_t skip, uint32_t keep, uint64_t reqid)
 {
     qmsg *m;
 
@@ -617,6 +627,7 @@ static int chan_queue(gh_bus *b, chan *c, int kind, const void *cmd, size_t cmdl
     m->next = NULL;
     m->kind = kind;
     m->opcode = opcode;
+    m->worker = worker;
     m->upto = upto;
     m->skip = skip;
     m->keep = keep;
@@ -669,15 +680,12 @@ static bool can_send(gh_bus *b)
     return true;
 }
 
-/* The topics' publish. */
-static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
-                       int opcode, const void *data, size_t dlen)
+int gh_bus_publish(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                   const char *name, size_t len, int opcode, const void *data, size_t dlen)
 {
-    gh_bus *b = ctx;
     long chlen;
     chan *c;
     int rc;
-    uint64_t upto = gh_topics_serial(b->loop->topics);
 
     if ((opcode != GH_WS_OP_TEXT && opcode != GH_WS_OP_BINARY) || (dlen > 0 && data == NULL))
         return GH_EINVAL;
@@ -685,27 +693,39 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
         return (int)chlen;
     if (!can_send(b)) {
         GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
-        return deliver_local(b, ns, name, len, opcode, data, dlen);
+        return deliver_local(b, ns, name, len, opcode, data, dlen, worker, upto);
     }
     c = chan_find(b, b->chbuf, (size_t)chlen);
     if (c != NULL && c->want && !chan_confirmed(b, c)) {
         /* Redis has not confirmed our SUBSCRIBE: a PUBLISH now could
          * overtake it and never come back to the members here */
-        if (chan_queue(b, c, Q_PUBLISH, NULL, 0, opcode, data, dlen, upto, 0, 0, 0) == GH_OK)
+        if (chan_queue(b, c, Q_PUBLISH, NULL, 0, opcode, data, dlen, worker, upto, 0, 0,
+                       0) == GH_OK)
             return GH_OK;
         GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
-        return deliver_local(b, ns, name, len, opcode, data, dlen);
+        return deliver_local(b, ns, name, len, opcode, data, dlen, worker, upto);
     }
-    if ((rc = publish_now(b, b->chbuf, (size_t)chlen, opcode, data, dlen, upto)) != GH_OK) {
+    if ((rc = publish_now(b, b->chbuf, (size_t)chlen, opcode, data, dlen, worker, upto)) !=
+        GH_OK) {
         GH_STAT_ADD(b->loop->stats.bus_not_broadcast, 1);
-        return deliver_local(b, ns, name, len, opcode, data, dlen);
+        return deliver_local(b, ns, name, len, opcode, data, dlen, worker, upto);
     }
-    if (c == NULL && gh_topics_count(b->loop->topics, ns, name, len) > 0) {
+    if (c == NULL && b->local.subscribed(b->local.ctx, ns, name, len)) {
         /* local members but no channel (out of memory when it was made):
          * it will not come back, so they get it directly */
-        return deliver_local(b, ns, name, len, opcode, data, dlen);
+        return deliver_local(b, ns, name, len, opcode, data, dlen, worker, upto);
     }
     return GH_OK;
+}
+
+/* The topics' publish (one loop). */
+static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
+                       int opcode, const void *data, size_t dlen)
+{
+    gh_bus *b = ctx;
+
+    return gh_bus_publish(b, 0, gh_topics_serial(b->loop->topics), ns, name, len, opcode,
+                          data, dlen);
 }
 
 /* ---- topic state: scripts ---------------------------------------------------
@@ -864,15 +884,15 @@ static const char *topic_key(gh_bus *b, long chlen, size_t *len)
 /* Sends cmd now, or queues it on c while c's SUBSCRIBE is unconfirmed.
  * Returns 0 (cmd will be freed) or an error (nothing done). */
 static int send_or_queue(gh_bus *b, chan *c, char *cmd, long cmdlen, int opcode,
-                         const char *data, size_t dlen, uint64_t upto, uint64_t skip,
-                         uint32_t keep)
+                         const char *data, size_t dlen, unsigned worker, uint64_t upto,
+                         uint64_t skip, uint32_t keep)
 {
     int rc;
 
     /* only what publishes must wait for our SUBSCRIBE to come back to us */
     if (opcode != 0 && c != NULL && c->want && !chan_confirmed(b, c))
-        rc = chan_queue(b, c, Q_CMD, cmd, (size_t)cmdlen, opcode, data, dlen, upto, skip,
-                        keep, 0);
+        rc = chan_queue(b, c, Q_CMD, cmd, (size_t)cmdlen, opcode, data, dlen, worker, upto,
+                        skip, keep, 0);
     else
         rc = cmd_now(b, (const uint8_t *)cmd, (size_t)cmdlen);
     return rc;
@@ -880,17 +900,16 @@ static int send_or_queue(gh_bus *b, chan *c, char *cmd, long cmdlen, int opcode,
 
 /* The member script. again: re-registering what Redis may have lost, which
  * must not be dropped for a full output buffer (Redis reads it in time). */
-static int member_op(gh_bus *b, const char *ns, const char *name, size_t len,
-                     uint64_t connid, const char *value, size_t vlen,
-                     const char *farewell, size_t flen, const char *announce, size_t alen,
-                     uint64_t skip, bool last_local, bool again)
+static int member_op(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                     const char *name, size_t len, uint64_t connid, const char *value,
+                     size_t vlen, const char *farewell, size_t flen, const char *announce,
+                     size_t alen, uint64_t skip, bool last_local, bool again)
 {
     long chlen, cmdlen;
     size_t tklen, byelen = 0, annlen = 0;
     const char *tk;
     char field[64], ttl[24], *cmd = NULL;
     uint8_t *bye = NULL, *ann = NULL;
-    uint64_t upto = gh_topics_serial(b->loop->topics);
     int rc = GH_ENOMEM;
 
     if ((again ? b->state != LINK_UP || b->pub == NULL : !can_send(b)) || b->shas < NSCRIPTS)
@@ -908,8 +927,9 @@ static int member_op(gh_bus *b, const char *ns, const char *name, size_t len,
             goto out;
     }
     if (announce != NULL) {
-        gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin, .upto = upto,
-                         .skip = skip, .data = (const uint8_t *)announce, .len = alen };
+        gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin + worker,
+                         .upto = upto, .skip = skip, .data = (const uint8_t *)announce,
+                         .len = alen };
         if ((ann = envelope(&m, &annlen)) == NULL)
             goto out;
     }
@@ -926,7 +946,7 @@ static int member_op(gh_bus *b, const char *ns, const char *name, size_t len,
     }
     rc = send_or_queue(b, chan_find(b, b->chbuf, (size_t)chlen), cmd, cmdlen,
                        announce != NULL ? GH_WS_OP_TEXT : 0, announce,
-                       announce != NULL ? alen : 0, upto, skip, 0);
+                       announce != NULL ? alen : 0, worker, upto, skip, 0);
 out:
     free(cmd);
     free(bye);
@@ -934,26 +954,36 @@ out:
     return rc;
 }
 
+int gh_bus_member(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                  const char *name, size_t len, uint64_t connid, const char *value,
+                  size_t vlen, const char *farewell, size_t flen, const char *announce,
+                  size_t alen, uint64_t skip, bool last_local)
+{
+    return member_op(b, worker, upto, ns, name, len, connid, value, vlen, farewell, flen,
+                     announce, alen, skip, last_local, false);
+}
+
 static int bus_member(void *ctx, const char *ns, const char *name, size_t len,
                       uint64_t connid, const char *value, size_t vlen,
                       const char *farewell, size_t flen, const char *announce, size_t alen,
                       uint64_t skip, bool last_local)
 {
-    return member_op(ctx, ns, name, len, connid, value, vlen, farewell, flen, announce, alen,
-                     skip, last_local, false);
+    gh_bus *b = ctx;
+
+    return member_op(b, 0, gh_topics_serial(b->loop->topics), ns, name, len, connid, value,
+                     vlen, farewell, flen, announce, alen, skip, last_local, false);
 }
 
-static int bus_log_publish(void *ctx, const char *ns, const char *name, size_t len,
-                           const char *data, size_t dlen, uint32_t keep)
+int gh_bus_log_publish(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                       const char *name, size_t len, const char *data, size_t dlen,
+                       uint32_t keep)
 {
-    gh_bus *b = ctx;
     long chlen, cmdlen;
     size_t tklen, envlen = 0;
     const char *tk;
     char keeps[16], ttl[24], *cmd = NULL;
     uint8_t *env;
-    uint64_t upto = gh_topics_serial(b->loop->topics);
-    gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin, .upto = upto,
+    gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin + worker, .upto = upto,
                      .keep = keep, .data = (const uint8_t *)data, .len = dlen };
     int rc;
 
@@ -976,9 +1006,18 @@ static int bus_log_publish(void *ctx, const char *ns, const char *name, size_t l
     if (cmdlen < 0)
         return (int)cmdlen;
     rc = send_or_queue(b, chan_find(b, b->chbuf, (size_t)chlen), cmd, cmdlen, GH_WS_OP_TEXT,
-                       data, dlen, upto, 0, keep);
+                       data, dlen, worker, upto, 0, keep);
     free(cmd);
     return rc;
+}
+
+static int bus_log_publish(void *ctx, const char *ns, const char *name, size_t len,
+                           const char *data, size_t dlen, uint32_t keep)
+{
+    gh_bus *b = ctx;
+
+    return gh_bus_log_publish(b, 0, gh_topics_serial(b->loop->topics), ns, name, len, data,
+                              dlen, keep);
 }
 
 static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv);
@@ -1001,10 +1040,9 @@ static int fetch_now(gh_bus *b, const char *ch, size_t chlen, uint64_t reqid)
     return GH_OK;
 }
 
-static int bus_fetch(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
-                     bool after_subscribe)
+int gh_bus_fetch(gh_bus *b, const char *ns, const char *name, size_t len, uint64_t reqid,
+                 bool after_subscribe)
 {
-    gh_bus *b = ctx;
     long chlen;
     chan *c;
 
@@ -1017,9 +1055,15 @@ static int bus_fetch(void *ctx, const char *ns, const char *name, size_t len, ui
         if (c == NULL || !c->want)
             return GH_EAGAIN;       /* no channel (out of memory): no order to keep */
         if (!chan_confirmed(b, c))
-            return chan_queue(b, c, Q_FETCH, NULL, 0, 0, NULL, 0, 0, 0, 0, reqid);
+            return chan_queue(b, c, Q_FETCH, NULL, 0, 0, NULL, 0, 0, 0, 0, 0, reqid);
     }
     return fetch_now(b, b->chbuf, (size_t)chlen, reqid);
+}
+
+static int bus_fetch(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
+                     bool after_subscribe)
+{
+    return gh_bus_fetch(ctx, ns, name, len, reqid, after_subscribe);
 }
 
 /* A script's reply: errors are logged; a lost script (SCRIPT FLUSH) fails
@@ -1051,7 +1095,7 @@ static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv)
         return;
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         /* no answer will come on the reply channel */
-        gh_tstate_unanswered(b->loop->tstate, reqid);
+        b->local.unanswered(b->local.ctx, reqid);
         if (reply != NULL && ac == b->pub)
             on_script_reply(ac, r, NULL);
     }
@@ -1068,7 +1112,7 @@ static void on_state(gh_bus *b, const char *buf, size_t len)
 
     if (rc == GH_E2BIG) {
         if ((items = calloc(nm + nl, sizeof(*items))) == NULL) {
-            gh_tstate_unanswered(b->loop->tstate, reqid);
+            b->local.unanswered(b->local.ctx, reqid);
             return;
         }
         rc = gh_bus_state_decode(buf, len, &reqid, items, nm + nl, &nm, &nl);
@@ -1081,7 +1125,7 @@ static void on_state(gh_bus *b, const char *buf, size_t len)
     }
     st = (gh_plugin_topic_state){ .members = items, .nmembers = nm, .log = items + nm,
                                   .nlog = nl, .whole = true };
-    gh_tstate_answer(b->loop->tstate, reqid, &st);
+    b->local.answer(b->local.ctx, reqid, &st);
     if (items != small)
         free(items);
 }
@@ -1091,8 +1135,8 @@ static void reregister(void *ctx, const char *ns, const char *name, size_t len,
                        uint64_t connid, const char *value, size_t vlen,
                        const char *farewell, size_t flen)
 {
-    (void)member_op(ctx, ns, name, len, connid, value, vlen, farewell, flen, NULL, 0, 0, false,
-                    true);
+    (void)member_op(ctx, 0, 0, ns, name, len, connid, value, vlen, farewell, flen, NULL, 0, 0,
+                    false, true);
 }
 
 static void on_beat_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -1118,7 +1162,7 @@ static void on_beat_reply(redisAsyncContext *ac, void *r, void *priv)
         GH_LOG(GH_LOG_WARN, "bus: redis had taken this instance for gone (no heartbeat "
                "for %llums); registering its members again",
                (unsigned long long)b->ttl_ms);
-        gh_tstate_each_member(b->loop->tstate, reregister, b);
+        b->local.each_member(b->local.ctx, reregister, b);
     }
 }
 
@@ -1174,9 +1218,8 @@ static void on_script_loaded(redisAsyncContext *ac, void *r, void *priv)
 }
 
 /* The topics' watch: the first local subscriber came, or the last left. */
-static void bus_watch(void *ctx, const char *ns, const char *name, size_t len, int on)
+void gh_bus_watch(gh_bus *b, const char *ns, const char *name, size_t len, bool on)
 {
-    gh_bus *b = ctx;
     long chlen = channel_of(b, ns, name, len);
     chan *c;
 
@@ -1203,6 +1246,11 @@ static void bus_watch(void *ctx, const char *ns, const char *name, size_t len, i
     if (b->state != LINK_UP || c->sub_acked == c->sub_sent)
         chan_remove(b, c);
     /* else freed when the outstanding confirmations arrive */
+}
+
+static void bus_watch(void *ctx, const char *ns, const char *name, size_t len, int on)
+{
+    gh_bus_watch(ctx, ns, name, len, on != 0);
 }
 
 /* Every reply and message of the SUBSCRIBE connection. */
@@ -1265,17 +1313,17 @@ static void on_sub_reply(redisAsyncContext *ac, void *r, void *priv)
     }
     GH_STAT_ADD(b->loop->stats.bus_received, 1);
     if (m.keep > 0)
-        gh_tstate_log_seen(b->loop->tstate, c->ns, c->name, c->name_len, (const char *)m.data,
-                           m.len, m.keep);
-    /* ours: to the subscribers there were when it was published, as a
-     * local publish would, but the one it skips; another instance's: to
-     * everyone here */
-    if (m.origin == b->origin)
-        (void)gh_topics_deliver_ex(b->loop->topics, c->ns, c->name, c->name_len, m.opcode,
-                                   m.data, m.len, m.upto, m.skip);
+        b->local.log_seen(b->local.ctx, c->ns, c->name, c->name_len, (const char *)m.data,
+                          m.len, m.keep);
+    /* ours (published on worker origin - b->origin): to the subscribers
+     * there were when it was published, as a local publish would, but the
+     * one it skips; another instance's: to everyone here */
+    if (m.origin - b->origin < b->nworkers)
+        b->local.deliver(b->local.ctx, c->ns, c->name, c->name_len, m.opcode, m.data, m.len,
+                         (unsigned)(m.origin - b->origin), m.upto, m.skip);
     else
-        (void)gh_topics_deliver(b->loop->topics, c->ns, c->name, c->name_len, m.opcode,
-                                m.data, m.len);
+        b->local.deliver(b->local.ctx, c->ns, c->name, c->name_len, m.opcode, m.data, m.len,
+                         GH_BUS_FOREIGN, 0, 0);
 }
 
 static void link_up(gh_bus *b)
@@ -1303,7 +1351,7 @@ static void link_up(gh_bus *b)
     b->was_up = true;
     /* our members, as this instance knows them (Redis may have lost them,
      * or swept them while we were away) */
-    gh_tstate_each_member(b->loop->tstate, reregister, b);
+    b->local.each_member(b->local.ctx, reregister, b);
     if (b->state == LINK_UP) {
         struct timeval tv = gh_units_timeval(b->ttl_ms / 3);
         b->beat_first = true;
@@ -1561,7 +1609,7 @@ static void link_fail(gh_bus *b, const char *why)
     cancel_lookup(b);
     if (b->beat != NULL)
         evtimer_del(b->beat);
-    gh_tstate_unanswered_all(b->loop->tstate);      /* no answer will come now */
+    b->local.unanswered_all(b->local.ctx);          /* no answer will come now */
     close_one(&b->pub);
     close_one(&b->sub);
     for (size_t i = 0; i < b->nbuckets; i++) {
@@ -1649,7 +1697,66 @@ static int make_resolver(gh_bus *b, const char *resolver)
     return GH_OK;
 }
 
-int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
+/* ---- serving one loop (gh_bus_new) ------------------------------------------ */
+
+static void own_deliver(void *ctx, const char *ns, const char *name, size_t len, int opcode,
+                        const void *data, size_t dlen, unsigned worker, uint64_t upto,
+                        uint64_t skip)
+{
+    gh_bus *b = ctx;
+
+    if (worker == GH_BUS_FOREIGN)
+        (void)gh_topics_deliver(b->loop->topics, ns, name, len, opcode, data, dlen);
+    else
+        (void)gh_topics_deliver_ex(b->loop->topics, ns, name, len, opcode, data, dlen, upto,
+                                   skip);
+}
+
+static bool own_subscribed(void *ctx, const char *ns, const char *name, size_t len)
+{
+    gh_bus *b = ctx;
+
+    return gh_topics_count(b->loop->topics, ns, name, len) > 0;
+}
+
+static void own_answer(void *ctx, uint64_t reqid, const gh_plugin_topic_state *st)
+{
+    gh_bus *b = ctx;
+
+    gh_tstate_answer(b->loop->tstate, reqid, st);
+}
+
+static void own_unanswered(void *ctx, uint64_t reqid)
+{
+    gh_bus *b = ctx;
+
+    gh_tstate_unanswered(b->loop->tstate, reqid);
+}
+
+static void own_unanswered_all(void *ctx)
+{
+    gh_bus *b = ctx;
+
+    gh_tstate_unanswered_all(b->loop->tstate);
+}
+
+static void own_log_seen(void *ctx, const char *ns, const char *name, size_t len,
+                         const char *data, size_t dlen, uint32_t keep)
+{
+    gh_bus *b = ctx;
+
+    gh_tstate_log_seen(b->loop->tstate, ns, name, len, data, dlen, keep);
+}
+
+static void own_each_member(void *ctx, gh_tstate_member_fn fn, void *fnctx)
+{
+    gh_bus *b = ctx;
+
+    gh_tstate_each_member(b->loop->tstate, fn, fnctx);
+}
+
+static int bus_create(gh_loop *loop, const gh_bus_conf *conf, const gh_bus_local *local,
+                      unsigned nworkers, gh_bus **out)
 {
     gh_bus *b = NULL;
     gh_bus_url u;
@@ -1663,6 +1770,7 @@ int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
     if ((b = calloc(1, sizeof(*b))) == NULL)
         return GH_ENOMEM;
     b->loop = loop;
+    b->nworkers = nworkers;
     b->port = u.port;
     b->db = u.has_db ? u.db : -1;
     b->state = LINK_DOWN;
@@ -1672,6 +1780,9 @@ int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
         b->origin = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
                     ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)b;
     }
+    /* origin + worker for every worker: never 0 (Redis's farewells) and
+     * never wrapping */
+    b->origin = (b->origin & ~(uint64_t)0xffff) | 0x10000;
     b->rng = (uint32_t)(b->origin ^ (b->origin >> 32)) ^ 0x9e3779b9u;
     if (b->rng == 0)
         b->rng = 1;
@@ -1714,16 +1825,20 @@ int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
     }
     if ((u.password != NULL || conf->password != NULL) && b->password == NULL)
         goto out;
+    if (local != NULL) {
+        b->local = *local;
+    } else {
+        b->local = (gh_bus_local){
+            .ctx = b, .deliver = own_deliver, .subscribed = own_subscribed,
+            .answer = own_answer, .unanswered = own_unanswered,
+            .unanswered_all = own_unanswered_all, .log_seen = own_log_seen,
+            .each_member = own_each_member,
+        };
+    }
     {
         /* connect once the loop runs */
         struct timeval now = { 0, 0 };
-        gh_topic_bus tb = { .ctx = b, .publish = bus_publish, .watch = bus_watch };
         evtimer_add(b->timer, &now);
-        gh_tstate_bus sb = { .ctx = b, .member = bus_member, .log_publish = bus_log_publish,
-                             .fetch = bus_fetch };
-        gh_topics_set_bus(loop->topics, &tb);    /* replays the topics that exist */
-        gh_tstate_set_bus(loop->tstate, &sb);
-        b->installed = true;
     }
     *out = b;
     b = NULL;
@@ -1731,6 +1846,31 @@ int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
 out:
     gh_bus_free(b);
     return rc;
+}
+
+int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
+{
+    gh_topic_bus tb;
+    gh_tstate_bus sb;
+    int rc = bus_create(loop, conf, NULL, 1, out);
+
+    if (rc != GH_OK)
+        return rc;
+    tb = (gh_topic_bus){ .ctx = *out, .publish = bus_publish, .watch = bus_watch };
+    sb = (gh_tstate_bus){ .ctx = *out, .member = bus_member, .log_publish = bus_log_publish,
+                          .fetch = bus_fetch };
+    gh_topics_set_bus(loop->topics, &tb);       /* replays the topics that exist */
+    gh_tstate_set_bus(loop->tstate, &sb);
+    (*out)->installed = true;
+    return GH_OK;
+}
+
+int gh_bus_new_shared(gh_loop *loop, const gh_bus_conf *conf, const gh_bus_local *local,
+                      unsigned nworkers, gh_bus **out)
+{
+    if (local == NULL || nworkers < 1 || nworkers > 0xffff)
+        return GH_EINVAL;
+    return bus_create(loop, conf, local, nworkers, out);
 }
 
 /* Writes what is still queued for Redis (the members removed as the last
@@ -1770,6 +1910,8 @@ void gh_bus_free(gh_bus *b)
     if (b->installed) {
         gh_topics_set_bus(b->loop->topics, NULL);
         gh_tstate_set_bus(b->loop->tstate, NULL);   /* waiting requests: answered here */
+    } else if (b->local.unanswered_all != NULL) {
+        b->local.unanswered_all(b->local.ctx);
     }
     b->freeing = true;
     GH_STAT_SET(b->loop->stats.bus_connected, 0);

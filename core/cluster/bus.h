@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "loop.h"
+#include "tstate.h"
 
 /* ---- codec: no I/O, no allocation -------------------------------------- */
 
@@ -109,12 +110,69 @@ int gh_bus_url_parse(const char *url, gh_bus_url *out);
 
 typedef struct gh_bus gh_bus;
 
+/* Whom a bus serves. gh_bus_new() serves one loop: its own topics and
+ * topic state, installed as their bus. With several workers the hub
+ * (hub.h) serves the whole process through one bus on worker 0's loop
+ * (gh_bus_new_shared): the workers' publishes, member changes and
+ * requests reach it through the hub (gh_bus_publish and the rest below,
+ * called on the bus's loop), and what comes from Redis goes out through
+ * these, called on the bus's loop too. worker: the worker a message was
+ * published on (its upto and skip are that worker's serials), or
+ * GH_BUS_FOREIGN for another instance's message (to every subscriber). */
+#define GH_BUS_FOREIGN UINT32_MAX
+
+typedef struct gh_bus_local {
+    void *ctx;
+    void (*deliver)(void *ctx, const char *ns, const char *name, size_t len, int opcode,
+                    const void *data, size_t dlen, unsigned worker, uint64_t upto,
+                    uint64_t skip);
+    /* true when (ns, name) has a subscriber here */
+    bool (*subscribed)(void *ctx, const char *ns, const char *name, size_t len);
+    /* a topic-state request's answer, or none will come (reqid as the
+     * request gave it) */
+    void (*answer)(void *ctx, uint64_t reqid, const gh_plugin_topic_state *st);
+    void (*unanswered)(void *ctx, uint64_t reqid);
+    void (*unanswered_all)(void *ctx);
+    void (*log_seen)(void *ctx, const char *ns, const char *name, size_t len,
+                     const char *data, size_t dlen, uint32_t keep);
+    /* every member this process has, with the connection ids it gave the
+     * bus */
+    void (*each_member)(void *ctx, gh_tstate_member_fn fn, void *fnctx);
+} gh_bus_local;
+
 /* Creates the bus for conf (conf->redis set) on loop's loop and installs it
  * as loop->topics' bus; topics that exist now are subscribed once
  * connected. Connecting starts when the loop runs; failing to reach Redis
  * is not an error here (the bus retries, logging). Returns 0 and *out (free
  * with gh_bus_free), GH_EINVAL (bad URL) or GH_ENOMEM. */
 int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out);
+
+/* A bus on loop's loop serving local (copied) for nworkers workers
+ * (1..GH_MAX_WORKERS): not installed anywhere; the process's instance id
+ * is loop's topic state's. Returns as gh_bus_new(). */
+int gh_bus_new_shared(gh_loop *loop, const gh_bus_conf *conf, const gh_bus_local *local,
+                      unsigned nworkers, gh_bus **out);
+
+/* A shared bus's entry points, on its loop: what the seams of topic.h and
+ * tstate.h do for one loop, for worker's operation (upto: that worker's
+ * gh_topics_serial() when it was made). publish, member and log_publish
+ * return 0 when it went to Redis, or an error when it did not: publish
+ * has then delivered it here (through local), member and log_publish
+ * have done nothing (the caller does it here). fetch returns as the
+ * tstate seam's; its answer comes through local with reqid. */
+int gh_bus_publish(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                   const char *name, size_t len, int opcode, const void *data, size_t dlen);
+int gh_bus_member(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                  const char *name, size_t len, uint64_t connid, const char *value,
+                  size_t vlen, const char *farewell, size_t flen, const char *announce,
+                  size_t alen, uint64_t skip, bool last_local);
+int gh_bus_log_publish(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                       const char *name, size_t len, const char *data, size_t dlen,
+                       uint32_t keep);
+int gh_bus_fetch(gh_bus *b, const char *ns, const char *name, size_t len, uint64_t reqid,
+                 bool after_subscribe);
+/* The first subscriber in the process came (on true) or the last left. */
+void gh_bus_watch(gh_bus *b, const char *ns, const char *name, size_t len, bool on);
 
 /* Uninstalls the bus from loop->topics (publish is local again), closes the
  * connections and frees b. Messages waiting for a SUBSCRIBE to be

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "bus.h"
 #include "log.h"
 #include "topic.h"
 #include "tstate.h"
@@ -49,6 +50,8 @@ typedef struct hmember {
     uint64_t        connid;
     char           *value;
     size_t          vlen;
+    char           *farewell;           /* NULL: none (re-registered with a bus) */
+    size_t          flen;
 } hmember;
 
 typedef struct htopic {
@@ -88,6 +91,9 @@ struct gh_hub {
     size_t   *backlog;                  /* per worker: bytes posted, not delivered (atomic) */
     bool     *congested;                /* per worker: over the limit since (atomic) */
     size_t    high;                     /* the limit (atomic: a reload sets it) */
+    bool      bused;                    /* atomic: a bus serves the process; what
+                                           goes to Redis is posted to worker 0 */
+    gh_bus   *bus;                      /* that bus: worker 0's thread only */
     stripe    s[STRIPES];
 };
 
@@ -109,9 +115,11 @@ typedef struct hmsg {
 /* A state answer for one worker: the members' values and the log, copied. */
 typedef struct hanswer {
     gh_hub          *hub;
-    char            *key;               /* into buf: ns, NUL, name */
+    char            *key;               /* into buf: ns, NUL, name; NULL for
+                                           Redis's answer (not counted pending) */
     size_t           nslen, keylen;
     uint64_t         reqid;
+    bool             whole;
     gh_plugin_bytes *members, *log;
     size_t           nmembers, nlog;
     char             buf[];
@@ -289,10 +297,12 @@ static bool here_now(const htopic *t, unsigned w)
 }
 
 /* Posts a copy of data to every worker subscribing to t but the one
- * delivering it itself (except: the origin when here_now). Under t's
- * lock. */
+ * delivering it itself (except: the origin when here_now). With pace, the
+ * origin is the calling thread's worker, whose publisher is paused when a
+ * backlog runs over. Under t's lock. */
 static int broadcast(gh_hub *h, htopic *t, int opcode, const void *data, size_t len,
-                     unsigned origin, uint64_t upto, uint64_t skip, unsigned except)
+                     unsigned origin, uint64_t upto, uint64_t skip, unsigned except,
+                     bool pace)
 {
     size_t name_len = t->keylen - t->nslen - 1;
     unsigned n = t->nworkers - (except < h->n && (t->mask[except / 64] >> (except % 64) & 1));
@@ -326,7 +336,7 @@ static int broadcast(gh_hub *h, htopic *t, int opcode, const void *data, size_t 
             if (__atomic_add_fetch(&h->backlog[w], m->cost, __ATOMIC_ACQ_REL) >
                 __atomic_load_n(&h->high, __ATOMIC_RELAXED)) {
                 __atomic_store_n(&h->congested[w], true, __ATOMIC_RELEASE);
-                if (origin < h->n)
+                if (pace && origin < h->n)
                     h->loops[origin]->hub_congested = true;
             }
         } else {
@@ -342,65 +352,85 @@ static void task_answer(gh_loop *loop, void *arg)
 {
     hanswer *a = arg;
     gh_plugin_topic_state st = {
-        .whole = true, .members = a->members, .nmembers = a->nmembers,
+        .whole = a->whole, .members = a->members, .nmembers = a->nmembers,
         .log = a->log, .nlog = a->nlog,
     };
 
     /* settled first: what the callback publishes goes out at once, in
      * order with what it sends (the hold is released before it runs) */
-    settle(a->hub, a->key, a->nslen, a->keylen, loop->id);
+    if (a->key != NULL)
+        settle(a->hub, a->key, a->nslen, a->keylen, loop->id);
     if (loop->tstate != NULL)
         gh_tstate_answer(loop->tstate, a->reqid, &st);
     free(a);
 }
 
-/* t's state copied into one block for worker. Under t's lock. Counted
- * pending until it has run: the worker's publishes to t wait behind it
- * (a joiner's subscription is held until then). */
-static int answer(gh_hub *h, htopic *t, unsigned worker, uint64_t reqid)
+/* A state (items: nm members, then nl log entries) copied into one block
+ * for request reqid, with the topic's key when t is given. NULL on
+ * ENOMEM. */
+static hanswer *answer_new(gh_hub *h, const htopic *t, uint64_t reqid,
+                           const gh_plugin_bytes *items, size_t nm, size_t nl, bool whole)
 {
-    size_t nm = t->nmembers, nl = t->log.count, bytes = t->keylen;
+    size_t bytes = t != NULL ? t->keylen : 0;
     hanswer *a;
     gh_plugin_bytes *v;
     char *p;
 
-    for (const hmember *m = t->head; m != NULL; m = m->next)
-        bytes += m->vlen;
-    for (size_t i = 0; i < nl; i++) {
-        size_t len;
-        (void)gh_tlog_at(&t->log, i, &len);
-        bytes += len;
-    }
+    for (size_t i = 0; i < nm + nl; i++)
+        bytes += items[i].len;
     if ((a = malloc(sizeof(*a) + (nm + nl) * sizeof(gh_plugin_bytes) + bytes)) == NULL)
-        return GH_ENOMEM;
+        return NULL;
     a->hub = h;
-    a->nslen = t->nslen;
-    a->keylen = t->keylen;
     a->reqid = reqid;
+    a->whole = whole;
     a->nmembers = nm;
     a->nlog = nl;
     v = (gh_plugin_bytes *)(void *)a->buf;
     a->members = nm > 0 ? v : NULL;
     a->log = nl > 0 ? v + nm : NULL;
     p = (char *)(v + nm + nl);
-    a->key = p;
-    memcpy(p, t->key, t->keylen);
-    p += t->keylen;
-    {
-        size_t i = 0;
-        for (const hmember *m = t->head; m != NULL; m = m->next, i++) {
-            memcpy(p, m->value, m->vlen);
-            v[i] = (gh_plugin_bytes){ p, m->vlen };
-            p += m->vlen;
-        }
-        for (size_t k = 0; k < nl; k++, i++) {
-            size_t len;
-            const char *d = gh_tlog_at(&t->log, k, &len);
-            memcpy(p, d, len);
-            v[i] = (gh_plugin_bytes){ p, len };
-            p += len;
-        }
+    a->key = NULL;
+    a->nslen = a->keylen = 0;
+    if (t != NULL) {
+        a->key = p;
+        a->nslen = t->nslen;
+        a->keylen = t->keylen;
+        memcpy(p, t->key, t->keylen);
+        p += t->keylen;
     }
+    for (size_t i = 0; i < nm + nl; i++) {
+        if (items[i].len > 0)
+            memcpy(p, items[i].data, items[i].len);
+        v[i] = (gh_plugin_bytes){ p, items[i].len };
+        p += items[i].len;
+    }
+    return a;
+}
+
+/* t's state copied into one block for worker. Under t's lock. Counted
+ * pending until it has run: the worker's publishes to t wait behind it
+ * (a joiner's subscription is held until then). whole: false when it
+ * stands in for Redis's. */
+static int answer(gh_hub *h, htopic *t, unsigned worker, uint64_t reqid, bool whole)
+{
+    size_t nm = t->nmembers, nl = t->log.count, i = 0;
+    gh_plugin_bytes small[32], *items = small;
+    hanswer *a;
+
+    if (nm + nl > 32 && (items = calloc(nm + nl, sizeof(*items))) == NULL)
+        return GH_ENOMEM;
+    for (const hmember *m = t->head; m != NULL; m = m->next)
+        items[i++] = (gh_plugin_bytes){ m->value, m->vlen };
+    for (size_t k = 0; k < nl; k++) {
+        size_t len;
+        const char *d = gh_tlog_at(&t->log, k, &len);
+        items[i++] = (gh_plugin_bytes){ d, len };
+    }
+    a = answer_new(h, t, reqid, items, nm, nl, whole);
+    if (items != small)
+        free(items);
+    if (a == NULL)
+        return GH_ENOMEM;
     if (post(h, t, worker, task_answer, a) != GH_OK) {
         free(a);
         return GH_ENOMEM;
@@ -439,6 +469,292 @@ static stripe *lookup_key(gh_hub *h, const char *key, size_t nslen, size_t keyle
     return st;
 }
 
+/* ---- with a bus: one for the process, on worker 0 ----------------------------
+ * What a worker sends to Redis is posted to worker 0, whose loop the bus
+ * runs on, as one operation; worker 0's mailbox is first in first out, so
+ * Redis gets each worker's operations in the order they were made, and a
+ * topic's first SUBSCRIBE (posted by hub_watch under the topic's lock)
+ * before any join of it is asked. What comes back from Redis is handed to
+ * the workers from worker 0 in the order Redis sent it (every instance
+ * sees Redis's order, this one too): messages through their mailboxes,
+ * state answers behind exactly the messages the state includes. Nothing
+ * is delivered directly in this mode: the mailboxes are the one order.
+ * Redis knows a worker's members as connection (worker << 48 | id) of the
+ * process's instance, and a worker's request as (worker << 56 | id). */
+
+enum { OP_PUBLISH, OP_MEMBER, OP_LOG, OP_FETCH, OP_WATCH };
+
+#define CONNID(w, id)  ((uint64_t)(w) << 48 | (id))
+#define REQID(w, id)   ((uint64_t)(w) << 56 | (id))
+
+typedef struct hbusop {
+    gh_hub  *hub;
+    int      kind;
+    unsigned worker;
+    int      opcode;
+    bool     flag;                      /* watch: on; fetch: after_subscribe;
+                                           member: last_local */
+    bool     has_value, has_farewell, has_announce;
+    uint64_t upto, skip, id;            /* id: connid or reqid */
+    uint32_t keep;
+    size_t   nslen, name_len;
+    size_t   vlen, flen, alen;          /* member: value, farewell, announce;
+                                           publish and log: alen is the data's */
+    size_t   cost;
+    char     buf[];                     /* ns, NUL, name, value, farewell, announce */
+} hbusop;
+
+static hbusop *busop_new(gh_hub *h, int kind, unsigned worker, const char *ns,
+                         const char *name, size_t name_len, const char *value, size_t vlen,
+                         const char *farewell, size_t flen, const char *announce, size_t alen)
+{
+    size_t nslen = strlen(ns), n = nslen + 1 + name_len;
+    hbusop *op;
+
+    if (vlen > SIZE_MAX / 4 || flen > SIZE_MAX / 4 || alen > SIZE_MAX / 4 ||
+        (op = malloc(sizeof(*op) + n + vlen + flen + alen)) == NULL)
+        return NULL;
+    memset(op, 0, sizeof(*op));
+    op->hub = h;
+    op->kind = kind;
+    op->worker = worker;
+    op->nslen = nslen;
+    op->name_len = name_len;
+    memcpy(op->buf, ns, nslen + 1);
+    memcpy(op->buf + nslen + 1, name, name_len);
+    op->has_value = value != NULL;
+    op->has_farewell = farewell != NULL;
+    op->has_announce = announce != NULL;
+    op->vlen = value != NULL ? vlen : 0;
+    op->flen = farewell != NULL ? flen : 0;
+    op->alen = announce != NULL ? alen : 0;
+    if (op->vlen > 0)
+        memcpy(op->buf + n, value, op->vlen);
+    if (op->flen > 0)
+        memcpy(op->buf + n + op->vlen, farewell, op->flen);
+    if (op->alen > 0)
+        memcpy(op->buf + n + op->vlen + op->flen, announce, op->alen);
+    op->cost = sizeof(*op) + n + op->vlen + op->flen + op->alen;
+    return op;
+}
+
+static void task_busop(gh_loop *loop, void *arg);
+
+/* Posts op to worker 0, counted in its backlog; over the limit, the
+ * calling worker's publisher is paused (pace: the caller is op->worker's
+ * thread). Frees op when it cannot be posted. */
+static int busop_post(gh_hub *h, hbusop *op, bool pace)
+{
+    size_t cost = op->cost;             /* op is worker 0's once posted */
+    unsigned w = op->worker;
+
+    /* counted first: worker 0 may run it (and count it down) at once */
+    if (__atomic_add_fetch(&h->backlog[0], cost, __ATOMIC_ACQ_REL) >
+        __atomic_load_n(&h->high, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&h->congested[0], true, __ATOMIC_RELEASE);
+        if (pace)
+            h->loops[w]->hub_congested = true;
+    }
+    if (gh_loop_post(h->loops[0], task_busop, op) != GH_OK) {
+        GH_LOG(GH_LOG_ERROR, "hub: out of memory: an operation for the bus on topic %s is "
+               "lost", op->buf + op->nslen + 1);
+        free(op);
+        backlog_down(h, 0, cost);
+        return GH_ENOMEM;
+    }
+    return GH_OK;
+}
+
+/* The bus's deliver: a message for every worker subscribing (origin:
+ * the worker it was published on, which applies upto and skip, or
+ * GH_BUS_FOREIGN). On worker 0. */
+static void l_deliver(void *ctx, const char *ns, const char *name, size_t len, int opcode,
+                      const void *data, size_t dlen, unsigned worker, uint64_t upto,
+                      uint64_t skip)
+{
+    gh_hub *h = ctx;
+    htopic *t;
+    stripe *st = lookup(h, ns, name, len, false, &t);
+
+    if (t != NULL && t->nworkers > 0) {
+        t->messages++;
+        (void)broadcast(h, t, opcode, data, dlen, worker < h->n ? worker : UINT_MAX, upto,
+                        skip, UINT_MAX, false);
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+static bool l_subscribed(void *ctx, const char *ns, const char *name, size_t len)
+{
+    htopic *t;
+    stripe *st = lookup(ctx, ns, name, len, false, &t);
+    bool yes = t != NULL && t->nworkers > 0;
+
+    pthread_mutex_unlock(&st->mu);
+    return yes;
+}
+
+/* Redis's answer to worker (reqid >> 56)'s request, posted behind the
+ * messages worker 0 has handed on before it. */
+static void l_answer(void *ctx, uint64_t reqid, const gh_plugin_topic_state *st)
+{
+    gh_hub *h = ctx;
+    unsigned w = (unsigned)(reqid >> 56);
+    gh_plugin_bytes *items = NULL;
+    size_t nm = st->nmembers, nl = st->nlog;
+    hanswer *a;
+
+    if (w >= h->n)
+        return;
+    if (nm + nl > 0 && (items = calloc(nm + nl, sizeof(*items))) == NULL)
+        return;                 /* the request times out and is answered locally */
+    for (size_t i = 0; i < nm; i++)
+        items[i] = st->members[i];
+    for (size_t i = 0; i < nl; i++)
+        items[nm + i] = st->log[i];
+    a = answer_new(h, NULL, reqid & (((uint64_t)1 << 56) - 1), items, nm, nl, st->whole);
+    free(items);
+    if (a != NULL && gh_loop_post(h->loops[w], task_answer, a) != GH_OK)
+        free(a);
+}
+
+static void task_unanswered(gh_loop *loop, void *arg)
+{
+    if (loop->tstate != NULL)
+        gh_tstate_unanswered(loop->tstate, (uint64_t)(uintptr_t)arg);
+}
+
+static void l_unanswered(void *ctx, uint64_t reqid)
+{
+    gh_hub *h = ctx;
+    unsigned w = (unsigned)(reqid >> 56);
+
+    if (w < h->n)
+        (void)gh_loop_post(h->loops[w], task_unanswered,
+                           (void *)(uintptr_t)(reqid & (((uint64_t)1 << 56) - 1)));
+}
+
+static void task_unanswered_all(gh_loop *loop, void *arg)
+{
+    (void)arg;
+    if (loop->tstate != NULL)
+        gh_tstate_unanswered_all(loop->tstate);
+}
+
+static void l_unanswered_all(void *ctx)
+{
+    gh_hub *h = ctx;
+
+    for (unsigned w = 0; w < h->n; w++)
+        (void)gh_loop_post(h->loops[w], task_unanswered_all, NULL);
+}
+
+static void l_log_seen(void *ctx, const char *ns, const char *name, size_t len,
+                       const char *data, size_t dlen, uint32_t keep)
+{
+    htopic *t;
+    stripe *st = lookup(ctx, ns, name, len, false, &t);
+
+    if (t != NULL && t->nmembers > 0 && keep > 0 && keep <= GH_TSTATE_MAX_KEEP)
+        gh_tlog_append(&t->log, data, dlen, keep);
+    pthread_mutex_unlock(&st->mu);
+}
+
+static void l_each_member(void *ctx, gh_tstate_member_fn fn, void *fnctx)
+{
+    gh_hub *h = ctx;
+
+    for (size_t i = 0; i < STRIPES; i++) {
+        stripe *st = &h->s[i];
+
+        pthread_mutex_lock(&st->mu);
+        for (size_t b = 0; b < st->nbuckets; b++)
+            for (const htopic *t = st->buckets[b]; t != NULL; t = t->next)
+                for (const hmember *m = t->head; m != NULL; m = m->next)
+                    fn(fnctx, t->key, t->key + t->nslen + 1, t->keylen - t->nslen - 1,
+                       CONNID(m->worker, m->connid), m->value, m->vlen, m->farewell,
+                       m->flen);
+        pthread_mutex_unlock(&st->mu);
+    }
+}
+
+/* Runs a worker's operation on worker 0: to Redis, or here when the bus
+ * cannot take it (down, or gone with a reload). */
+static void task_busop(gh_loop *loop, void *arg)
+{
+    hbusop *op = arg;
+    gh_hub *h = op->hub;
+    gh_bus *b = h->bus;
+    const char *ns = op->buf, *name = op->buf + op->nslen + 1;
+    const char *value = name + op->name_len, *farewell = value + op->vlen,
+               *data = farewell + op->flen;
+    unsigned w = op->worker;
+
+    (void)loop;
+    switch (op->kind) {
+    case OP_PUBLISH:
+        if (b != NULL)
+            (void)gh_bus_publish(b, w, op->upto, ns, name, op->name_len, op->opcode, data,
+                                 op->alen);
+        else
+            l_deliver(h, ns, name, op->name_len, op->opcode, data, op->alen, w, op->upto, 0);
+        break;
+    case OP_MEMBER:
+        if ((b == NULL ||
+             gh_bus_member(b, w, op->upto, ns, name, op->name_len, CONNID(w, op->id),
+                           op->has_value ? value : NULL, op->vlen,
+                           op->has_farewell ? farewell : NULL, op->flen,
+                           op->has_announce ? data : NULL, op->alen, op->skip,
+                           op->flag) != GH_OK) &&
+            op->has_announce)
+            l_deliver(h, ns, name, op->name_len, GH_WS_OP_TEXT, data, op->alen, w, op->upto,
+                      op->skip);
+        break;
+    case OP_LOG:
+        if (b == NULL || gh_bus_log_publish(b, w, op->upto, ns, name, op->name_len, data,
+                                            op->alen, op->keep) != GH_OK) {
+            htopic *t;
+            stripe *st = lookup(h, ns, name, op->name_len, false, &t);
+
+            if (t != NULL && t->nmembers > 0)
+                gh_tlog_append(&t->log, data, op->alen, op->keep);
+            if (t != NULL && t->nworkers > 0) {
+                t->messages++;
+                (void)broadcast(h, t, GH_WS_OP_TEXT, data, op->alen, w, op->upto, 0,
+                                UINT_MAX, false);
+            }
+            pthread_mutex_unlock(&st->mu);
+        }
+        break;
+    case OP_FETCH:
+        if (b == NULL ||
+            gh_bus_fetch(b, ns, name, op->name_len, REQID(w, op->id), op->flag) != GH_OK) {
+            /* what this process has, for the whole */
+            htopic *t;
+            stripe *st = lookup(h, ns, name, op->name_len, true, &t);
+            int rc = t != NULL ? answer(h, t, w, op->id, b == NULL) : GH_ENOMEM;
+
+            if (t != NULL)
+                maybe_free(st, t);
+            pthread_mutex_unlock(&st->mu);
+            if (rc != GH_OK)
+                l_unanswered(h, REQID(w, op->id));
+        }
+        break;
+    case OP_WATCH:
+        if (b != NULL)
+            gh_bus_watch(b, ns, name, op->name_len, op->flag);
+        break;
+    }
+    backlog_down(h, 0, op->cost);
+    free(op);
+}
+
+static bool bused(const gh_hub *h)
+{
+    return __atomic_load_n(&h->bused, __ATOMIC_ACQUIRE);
+}
+
 static int hub_publish(void *ctx, const char *ns, const char *name, size_t name_len,
                        int opcode, const void *data, size_t len)
 {
@@ -446,10 +762,24 @@ static int hub_publish(void *ctx, const char *ns, const char *name, size_t name_
     gh_loop *loop = c->hub->loops[c->worker];
     uint64_t upto = gh_topics_serial(loop->topics);
     htopic *t;
-    stripe *st = lookup(c->hub, ns, name, name_len, false, &t);
-    bool here = t != NULL && here_now(t, c->worker);
-    int rc = t != NULL ? broadcast(c->hub, t, opcode, data, len, c->worker, upto, 0,
-                                   here ? c->worker : UINT_MAX) : GH_OK;
+    stripe *st;
+    bool here;
+    int rc;
+
+    if (bused(c->hub)) {
+        hbusop *op = busop_new(c->hub, OP_PUBLISH, c->worker, ns, name, name_len, NULL, 0,
+                               NULL, 0, data, len);
+
+        if (op == NULL)
+            return GH_ENOMEM;
+        op->opcode = opcode;
+        op->upto = upto;
+        return busop_post(c->hub, op, true);
+    }
+    st = lookup(c->hub, ns, name, name_len, false, &t);
+    here = t != NULL && here_now(t, c->worker);
+    rc = t != NULL ? broadcast(c->hub, t, opcode, data, len, c->worker, upto, 0,
+                               here ? c->worker : UINT_MAX, true) : GH_OK;
 
     if (t != NULL && t->nworkers > 0)
         t->messages++;
@@ -460,6 +790,23 @@ static int hub_publish(void *ctx, const char *ns, const char *name, size_t name_
     if (here)
         (void)gh_topics_deliver(loop->topics, ns, name, name_len, opcode, data, len);
     return rc;
+}
+
+/* The process's first subscriber of a topic came, or its last left:
+ * SUBSCRIBE or UNSUBSCRIBE, in order with what follows. Under the topic's
+ * lock. */
+static void watch_post(gh_hub *h, unsigned w, const char *ns, const char *name, size_t len,
+                       bool on)
+{
+    hbusop *op = busop_new(h, OP_WATCH, w, ns, name, len, NULL, 0, NULL, 0, NULL, 0);
+
+    if (op == NULL) {
+        GH_LOG(GH_LOG_ERROR, "hub: out of memory: topic %.*s is not %s on the bus",
+               (int)(len > 200 ? 200 : len), name, on ? "subscribed" : "unsubscribed");
+        return;
+    }
+    op->flag = on;
+    (void)busop_post(h, op, false);
 }
 
 static void hub_watch(void *ctx, const char *ns, const char *name, size_t name_len, int on)
@@ -478,10 +825,12 @@ static void hub_watch(void *ctx, const char *ns, const char *name, size_t name_l
     }
     if (on && !(t->mask[w / 64] >> (w % 64) & 1)) {
         t->mask[w / 64] |= (uint64_t)1 << (w % 64);
-        t->nworkers++;
+        if (t->nworkers++ == 0 && bused(c->hub))
+            watch_post(c->hub, w, ns, name, name_len, true);
     } else if (!on && (t->mask[w / 64] >> (w % 64) & 1)) {
         t->mask[w / 64] &= ~((uint64_t)1 << (w % 64));
-        t->nworkers--;
+        if (--t->nworkers == 0 && bused(c->hub))
+            watch_post(c->hub, w, ns, name, name_len, false);
         __atomic_store_n(&t->subs[w], 0, __ATOMIC_RELAXED);
         maybe_free(st, t);
     }
@@ -516,9 +865,7 @@ static int hub_member(void *ctx, const char *ns, const char *name, size_t len, u
     bool here;
     int rc = GH_OK;
 
-    (void)farewell;             /* the worker publishes it when the member goes */
-    (void)flen;
-    (void)last_local;
+    (void)last_local;           /* this worker's; the hub knows the process's */
     if (t == NULL) {
         pthread_mutex_unlock(&st->mu);
         return value != NULL ? GH_ENOMEM : GH_OK;
@@ -527,15 +874,24 @@ static int hub_member(void *ctx, const char *ns, const char *name, size_t len, u
         if (m->worker == c->worker && m->connid == connid)
             break;
     if (value != NULL) {
-        char *v = malloc(vlen);
+        /* the farewell is the worker's to publish when the member goes;
+         * kept here to register the member again with a bus */
+        char *v = malloc(vlen), *f = farewell != NULL ? malloc(flen > 0 ? flen : 1) : NULL;
 
-        if (v == NULL || (m == NULL && (m = calloc(1, sizeof(*m))) == NULL)) {
+        if (v == NULL || (farewell != NULL && f == NULL) ||
+            (m == NULL && (m = calloc(1, sizeof(*m))) == NULL)) {
             free(v);
+            free(f);
             maybe_free(st, t);
             pthread_mutex_unlock(&st->mu);
             return GH_ENOMEM;
         }
         memcpy(v, value, vlen);
+        if (f != NULL && flen > 0)
+            memcpy(f, farewell, flen);
+        free(m->farewell);
+        m->farewell = f;
+        m->flen = f != NULL ? flen : 0;
         if (m->value == NULL) {
             m->worker = c->worker;
             m->connid = connid;
@@ -561,16 +917,38 @@ static int hub_member(void *ctx, const char *ns, const char *name, size_t len, u
             t->tail = m->prev;
         t->nmembers--;
         free(m->value);
+        free(m->farewell);
         free(m);
         if (t->nmembers == 0)
             gh_tlog_clear(&t->log);
+    }
+    if (bused(c->hub)) {
+        /* Redis has the room; the table is this process's part */
+        hbusop *op = busop_new(c->hub, OP_MEMBER, c->worker, ns, name, len, value, vlen,
+                               farewell, flen, announce, alen);
+
+        if (op != NULL) {
+            op->upto = upto;
+            op->skip = skip;
+            op->id = connid;
+            op->flag = value == NULL && t->nmembers == 0;
+            rc = busop_post(c->hub, op, true);
+        } else {
+            rc = GH_ENOMEM;
+        }
+        maybe_free(st, t);
+        pthread_mutex_unlock(&st->mu);
+        if (rc != GH_OK)
+            GH_LOG(GH_LOG_ERROR, "hub: out of memory: a member change of topic %.*s does not "
+                   "reach the bus", (int)(len > 200 ? 200 : len), name);
+        return GH_OK;
     }
     here = announce != NULL && here_now(t, c->worker);
     if (announce != NULL && t->nworkers > 0)
         t->messages++;
     if (announce != NULL)
         rc = broadcast(c->hub, t, GH_WS_OP_TEXT, announce, alen, c->worker, upto, skip,
-                       here ? c->worker : UINT_MAX);
+                       here ? c->worker : UINT_MAX, true);
     maybe_free(st, t);
     pthread_mutex_unlock(&st->mu);
     if (here)
@@ -589,16 +967,28 @@ static int hub_log_publish(void *ctx, const char *ns, const char *name, size_t l
     gh_loop *loop = c->hub->loops[c->worker];
     uint64_t upto = gh_topics_serial(loop->topics);
     htopic *t;
-    stripe *st = lookup(c->hub, ns, name, len, false, &t);
-    bool here = t != NULL && here_now(t, c->worker);
+    stripe *st;
+    bool here;
 
+    if (bused(c->hub)) {
+        hbusop *op = busop_new(c->hub, OP_LOG, c->worker, ns, name, len, NULL, 0, NULL, 0,
+                               data, dlen);
+
+        if (op == NULL)
+            return GH_ENOMEM;
+        op->upto = upto;
+        op->keep = keep;
+        return busop_post(c->hub, op, true);    /* logged here when it comes back */
+    }
+    st = lookup(c->hub, ns, name, len, false, &t);
+    here = t != NULL && here_now(t, c->worker);
     if (t != NULL) {
         if (t->nmembers > 0)
             gh_tlog_append(&t->log, data, dlen, keep);
         if (t->nworkers > 0)
             t->messages++;
         (void)broadcast(c->hub, t, GH_WS_OP_TEXT, data, dlen, c->worker, upto, 0,
-                        here ? c->worker : UINT_MAX);
+                        here ? c->worker : UINT_MAX, true);
     }
     pthread_mutex_unlock(&st->mu);
     if (here)
@@ -611,9 +1001,20 @@ static int hub_fetch(void *ctx, const char *ns, const char *name, size_t len, ui
 {
     hctx *c = ctx;
     htopic *t;
-    stripe *st = lookup(c->hub, ns, name, len, true, &t);
+    stripe *st;
     int rc;
 
+    if (bused(c->hub)) {
+        hbusop *op = busop_new(c->hub, OP_FETCH, c->worker, ns, name, len, NULL, 0, NULL, 0,
+                               NULL, 0);
+
+        if (op == NULL)
+            return GH_ENOMEM;
+        op->id = reqid;
+        op->flag = after_subscribe;
+        return busop_post(c->hub, op, false);
+    }
+    st = lookup(c->hub, ns, name, len, true, &t);
     if (t == NULL) {
         pthread_mutex_unlock(&st->mu);
         return GH_ENOMEM;       /* answered locally */
@@ -622,7 +1023,7 @@ static int hub_fetch(void *ctx, const char *ns, const char *name, size_t len, ui
      * callback runs inside the subscribe): the answer follows, in this
      * worker's mailbox, every message the state includes */
     (void)after_subscribe;
-    rc = answer(c->hub, t, c->worker, reqid);
+    rc = answer(c->hub, t, c->worker, reqid, true);
     maybe_free(st, t);
     pthread_mutex_unlock(&st->mu);
     return rc;          /* on an error the request is answered locally */
@@ -717,6 +1118,7 @@ void gh_hub_free(gh_hub *h)
                 for (hmember *m = t->head, *mn; m != NULL; m = mn) {
                     mn = m->next;
                     free(m->value);
+                    free(m->farewell);
                     free(m);
                 }
                 gh_tlog_clear(&t->log);
@@ -732,4 +1134,68 @@ void gh_hub_free(gh_hub *h)
     free(h->backlog);
     free(h->congested);
     free(h);
+}
+
+/* ---- a bus for the process ------------------------------------------------------------- */
+
+/* Worker loop's topic state learns whether the hub answers for itself or
+ * for Redis (its counters of answers). On that worker. */
+static void task_tstate_mode(gh_loop *loop, void *arg)
+{
+    gh_hub *h = arg;
+    gh_tstate_bus sb = { .ctx = &h->ctx[loop->id], .member = hub_member,
+                         .log_publish = hub_log_publish, .fetch = hub_fetch,
+                         .in_process = !bused(h) };
+
+    if (loop->tstate != NULL)
+        gh_tstate_set_bus(loop->tstate, &sb);
+}
+
+static void post_tstate_mode(gh_hub *h)
+{
+    for (unsigned w = 0; w < h->n; w++)
+        if (gh_loop_post(h->loops[w], task_tstate_mode, h) != GH_OK)
+            GH_LOG(GH_LOG_ERROR, "hub: out of memory: worker %u counts its topic-state "
+                   "answers wrongly", w);
+}
+
+int gh_hub_bus_new(gh_hub *h, const gh_bus_conf *conf, gh_bus **out)
+{
+    gh_bus_local l = {
+        .ctx = h, .deliver = l_deliver, .subscribed = l_subscribed, .answer = l_answer,
+        .unanswered = l_unanswered, .unanswered_all = l_unanswered_all,
+        .log_seen = l_log_seen, .each_member = l_each_member,
+    };
+    int rc = gh_bus_new_shared(h->loops[0], conf, &l, h->n, out);
+
+    if (rc != GH_OK)
+        return rc;
+    h->bus = *out;
+    /* from now on the workers post what is the bus's; the topics some
+     * worker subscribes to already are subscribed here (a watch posted in
+     * between asks again, which does no harm) */
+    __atomic_store_n(&h->bused, true, __ATOMIC_RELEASE);
+    for (size_t i = 0; i < STRIPES; i++) {
+        stripe *st = &h->s[i];
+
+        pthread_mutex_lock(&st->mu);
+        for (size_t b = 0; b < st->nbuckets; b++)
+            for (const htopic *t = st->buckets[b]; t != NULL; t = t->next)
+                if (t->nworkers > 0)
+                    gh_bus_watch(h->bus, t->key, t->key + t->nslen + 1,
+                                 t->keylen - t->nslen - 1, true);
+        pthread_mutex_unlock(&st->mu);
+    }
+    post_tstate_mode(h);
+    return GH_OK;
+}
+
+void gh_hub_bus_free(gh_hub *h, gh_bus *b)
+{
+    if (b == NULL)
+        return;
+    __atomic_store_n(&h->bused, false, __ATOMIC_RELEASE);
+    h->bus = NULL;              /* operations still posted are done here */
+    gh_bus_free(b);
+    post_tstate_mode(h);
 }

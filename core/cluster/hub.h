@@ -5,7 +5,8 @@
  * on any worker goes through the hub, which hands the message to every
  * worker with a subscriber of the topic, and the whole topic state
  * (members in join order, the log) lives here, once for the process.
- * Nothing goes through Redis for this.
+ * Nothing goes through Redis for this; with a bus: the process's one bus
+ * serves every worker through the hub (gh_hub_bus_new).
  *
  * Order: each topic's messages, member announcements, log entries and
  * state answers are put in the workers' mailboxes under the topic's lock,
@@ -32,6 +33,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus.h"
+#include "config.h"
 #include "loop.h"
 
 typedef struct gh_hub gh_hub;
@@ -66,6 +69,19 @@ typedef struct gh_hub_topic {
  * and must copy what it keeps of the strings. The subscriber counts are
  * each worker's as it last stored them (topic.h, count_at). */
 void gh_hub_each(gh_hub *h, void (*fn)(void *arg, const gh_hub_topic *t), void *arg);
+
+/* With a bus: section: the process's one bus (bus.h), on worker 0's
+ * loop, serving every worker through the hub. From then on what the
+ * workers publish, their members and their requests go to Redis through
+ * it, and what comes back from Redis (this process's messages too, so
+ * that every instance sees one order) is handed to the workers by the
+ * hub. On worker 0, once the workers' topics exist. Returns as
+ * gh_bus_new(); *out is freed with gh_hub_bus_free(). */
+int gh_hub_bus_new(gh_hub *h, const gh_bus_conf *conf, gh_bus **out);
+
+/* Frees b (from gh_hub_bus_new; NULL-safe): topics span the workers in
+ * the process only again. On worker 0, before gh_hub_free(). */
+void gh_hub_bus_free(gh_hub *h, gh_bus *b);
 
 /* Uninstalls it and frees it (NULL-safe). Once no worker runs; what the
  * hub put in mailboxes refers to nothing of it. */

@@ -874,18 +874,6 @@ static void set_workers(gh_cfgctx *c, const gh_cfgnode *k, const gh_cfgnode *v, 
     cfg->workers = (unsigned)n;
 }
 
-/* The Redis bus does not work with several workers yet (topics span the
- * workers through the hub, but the bus talks for one worker): workers:
- * auto means 1 with a bus (gh_config_workers); a count above 1 is an
- * error. */
-static void check_workers(gh_cfgctx *c, gh_config *cfg)
-{
-    if (cfg->workers > 1 && cfg->bus.redis != NULL)
-        gh_cfg_err_at_pos(c, cfg->workers_loc.line, cfg->workers_loc.col,
-                          "workers: %u with bus: is not supported yet (the Redis bus serves "
-                          "one worker): use workers: 1 or auto", cfg->workers);
-}
-
 /* A failed getpwnam_r/getgrnam_r (e: its return) reported at loc. */
 static void lookup_failed(gh_cfgctx *c, gh_srcloc loc, const char *key, const char *name, int e)
 {
@@ -1138,8 +1126,6 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
         gh_cfg_check_proxies(&c, cfg);
     if (!c.nomem)
         check_identity(&c, cfg);
-    if (!c.nomem)
-        check_workers(&c, cfg);
     rc = c.nomem ? GH_ENOMEM : c.nerrs > 0 || c.too_many ? GH_EINVAL : GH_OK;
     flush_errors(&c, errs);
     if (rc == GH_OK) {
@@ -1238,8 +1224,6 @@ unsigned gh_config_workers(const gh_config *cfg)
 
     if (cfg->workers > 0)
         return cfg->workers;
-    if (cfg->bus.redis != NULL)
-        return 1;               /* see check_workers() */
     if (sched_getaffinity(0, sizeof(set), &set) != 0 || (n = CPU_COUNT(&set)) < 1)
         return 1;
     return n > GH_MAX_WORKERS ? GH_MAX_WORKERS : (unsigned)n;

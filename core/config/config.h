@@ -382,9 +382,7 @@ int gh_config_load_mem(const char *name, const char *buf, size_t len, const char
 void gh_config_free(gh_config *cfg);
 
 /* The event-loop threads cfg asks for: workers: N, or for auto the CPUs
- * this process may run on (its affinity mask), at most GH_MAX_WORKERS;
- * auto is 1 with a bus (the Redis bus serves one worker for now: the
- * loader refuses workers: N > 1 with it). */
+ * this process may run on (its affinity mask), at most GH_MAX_WORKERS. */
 unsigned gh_config_workers(const gh_config *cfg);
 
 /* Calls fn with the dotted path of every key the loader accepts, parents

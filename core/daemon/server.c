@@ -763,18 +763,36 @@ static void last_reload(gh_loop *loop, gh_reload_info *out)
     pthread_mutex_unlock(&srv->last_reload_mu);
 }
 
+/* The process's bus, on worker 0: its own with one worker, the hub's
+ * (serving every worker) with several. */
+static int bus_new(gh_worker *w0, const gh_bus_conf *conf)
+{
+    gh_hub *hub = w0->srv->hub;
+
+    return hub != NULL ? gh_hub_bus_new(hub, conf, &w0->loop.bus)
+                       : gh_bus_new(&w0->loop, conf, &w0->loop.bus);
+}
+
+static void bus_free(gh_worker *w0)
+{
+    if (w0->srv->hub != NULL)
+        gh_hub_bus_free(w0->srv->hub, w0->loop.bus);
+    else
+        gh_bus_free(w0->loop.bus);
+    w0->loop.bus = NULL;
+}
+
 /* A changed bus: section takes effect at once: the old connections are
  * closed and new ones made (live topics are subscribed again); equal
- * sections keep the connections. (With a bus there is one worker.) */
+ * sections keep the connections. On worker 0. */
 static void reload_bus(gh_worker *w, const gh_bus_conf *was, const gh_bus_conf *now)
 {
     if (gh_bus_conf_equal(was, now))
         return;
     GH_LOG(GH_LOG_INFO, "reload: bus changed: %s", now->redis != NULL
            ? "reconnecting" : "topics are local only now");
-    gh_bus_free(w->loop.bus);
-    w->loop.bus = NULL;
-    if (now->redis != NULL && gh_bus_new(&w->loop, now, &w->loop.bus) != GH_OK)
+    bus_free(w);
+    if (now->redis != NULL && bus_new(w, now) != GH_OK)
         GH_LOG(GH_LOG_ERROR, "reload: bus: out of memory; topics are local only");
 }
 
@@ -953,11 +971,6 @@ int gh_server_reload(gh_server *srv)
         rc = gh_errlist_add(&errs, cfg->path, cfg->workers_loc.line, cfg->workers_loc.col,
                             "workers: %u, and %u run: the count takes effect at start only; "
                             "restart gatehouse to apply it", cfg->workers, srv->nworkers);
-    } else if (rc == GH_OK && cfg->bus.redis != NULL && srv->nworkers > 1) {
-        /* auto keeps the running count, but a bus needs one worker */
-        rc = gh_errlist_add(&errs, cfg->path, cfg->bus.loc.line, cfg->bus.loc.col,
-                            "bus: needs workers: 1 and %u run; restart gatehouse to apply it",
-                            srv->nworkers);
     }
     if (rc != GH_OK) {
         gh_config_free(cfg);
@@ -1323,14 +1336,13 @@ int gh_server_new(gh_site *site, gh_server **out)
         evsignal_add(srv->sig_term, NULL);
         evsignal_add(srv->sig_int, NULL);
         evsignal_add(srv->sig_hup, NULL);
-        if (cfg->bus.redis != NULL &&
-            (rc = gh_bus_new(&w0->loop, &cfg->bus, &w0->loop.bus)) != GH_OK) {
-            GH_LOG(GH_LOG_ERROR, "bus: cannot set up: %s", strerror(-rc));
-            goto out;
-        }
     }
     if (srv->nworkers > 1 && (rc = gh_hub_new(srv->loops, srv->nworkers, &srv->hub)) != GH_OK)
         goto out;
+    if (cfg->bus.redis != NULL && (rc = bus_new(srv->w[0], &cfg->bus)) != GH_OK) {
+        GH_LOG(GH_LOG_ERROR, "bus: cannot set up: %s", strerror(-rc));
+        goto out;
+    }
     if (srv->hub != NULL)
         gh_hub_set_backlog(srv->hub, cfg->worker_backlog);
     for (unsigned i = 0; i < srv->nworkers; i++)
@@ -1457,6 +1469,12 @@ void gh_server_free(gh_server *srv)
         }
     }
     run_left_tasks(srv);
+    if (srv->w[0] != NULL) {
+        /* its last members' removals went to Redis above; the hub's bus
+         * goes before the hub */
+        bus_free(srv->w[0]);
+        run_left_tasks(srv);
+    }
     for (unsigned i = 0; i < srv->nworkers; i++)
         if (srv->w[i] != NULL)
             srv->w[i]->loop.hub = NULL;

@@ -277,7 +277,7 @@ void gh_action_metrics(gh_request *r, const gh_route_conf *route)
     head(&t, "topic_state_members", "gauge", "Topic-state members set by this instance's "
          "connections (e.g. chat users).");
     put(&t, "gatehouse_topic_state_members %llu\n", (unsigned long long)st->state_members);
-    if (loop->bus != NULL) {
+    if (loop->site != NULL && loop->site->cfg->bus.redis != NULL) {   /* worker 0 runs it */
         head(&t, "bus_connected", "gauge", "1 while the Redis bus is connected.");
         put(&t, "gatehouse_bus_connected %d\n", st->bus_connected ? 1 : 0);
         head(&t, "bus_messages_total", "counter",

@@ -230,7 +230,7 @@ static void write_plugins(gh_json *j, gh_site *site)
     gh_json_end_object(j);
 }
 
-static void write_bus(gh_json *j, gh_loop *loop, const gh_config *cfg, const gh_stats *st)
+static void write_bus(gh_json *j, const gh_config *cfg, const gh_stats *st)
 {
     gh_bus_url u;
     char where[300];
@@ -251,7 +251,7 @@ static void write_bus(gh_json *j, gh_loop *loop, const gh_config *cfg, const gh_
         gh_json_null(j, "redis");
     }
     gh_json_string(j, "channel_prefix", cfg->bus.channel_prefix);
-    gh_json_bool(j, "running", loop->bus != NULL);     /* a bus: one worker, this one */
+    gh_json_bool(j, "running", cfg->bus.redis != NULL);     /* on worker 0 */
     gh_json_bool(j, "connected", st->bus_connected != 0);
     gh_json_u64(j, "published", st->bus_published);
     gh_json_u64(j, "received", st->bus_received);
@@ -460,7 +460,7 @@ static int write_feed(gh_json *j, gh_loop *loop)
         return GH_ENOMEM;
     }
     write_plugins(j, site);
-    write_bus(j, loop, site->cfg, st);
+    write_bus(j, site->cfg, st);
     write_upstreams(j, site);
     gh_json_end_object(j);
     gh_metrics_snap_deinit(&m);

@@ -119,10 +119,9 @@ def wait_for(pred, timeout=10.0, what="condition"):
 
 def with_workers(config):
     """config, run with GH_TEST_WORKERS workers when that is set (the tsan
-    preset: 4) and the config neither says workers: itself nor has a bus
-    (which serves one worker)."""
+    preset: 4) and the config does not say workers: itself."""
     n = os.environ.get("GH_TEST_WORKERS")
-    if not n or re.search(r"^\s*(workers|bus):", config, re.M):
+    if not n or re.search(r"^\s*workers:", config, re.M):
         return config
     return config + f"\nworkers: {n}\n"       # last: the lines above keep their numbers
 

@@ -78,7 +78,10 @@ class BusDnsTest(ghtest.TestCase):
         self.dns.answer = "127.0.0.2"
         self.a.start()
         url = "redis://redis.test:%d" % self.redis_port
-        g = self.instance(url, extra_bus=', resolver: "127.0.0.1:%d"' % self.dns.port)
+        # one worker: the bus's own loop (worker 0) is the one that must
+        # keep serving; with several, most requests would land elsewhere
+        g = self.instance(url, extra_bus=', resolver: "127.0.0.1:%d"' % self.dns.port,
+                          extra_top="workers: 1\n")
         ghtest.wait_for(lambda: self.connected(g), 15.0, "the bus connected")
         self.dns.silent = True
         before = self.dns.queries

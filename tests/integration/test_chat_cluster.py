@@ -20,6 +20,7 @@ import socket
 import time
 import unittest
 import urllib.parse
+import urllib.request
 
 import ghtest
 import wsutil
@@ -41,6 +42,8 @@ ROUTES = """
     websocket: { plugin: chat, ping_interval: 0s, config: { max_users: 2 } }
   - match: { path: /healthz }
     health: {}
+  - match: { path: /metrics }
+    metrics: {}
 """
 
 
@@ -153,6 +156,7 @@ class ChatClient:
 
 @unittest.skipIf(REDIS_SERVER is None, "redis-server is not installed (Debian: redis-server)")
 class ChatClusterTest(ghtest.TestCase):
+    WORKERS = None      # each instance's workers: (None: the config's default)
 
     def setUp(self):
         super().setUp()
@@ -170,10 +174,10 @@ class ChatClusterTest(ghtest.TestCase):
         d = self.path("g%d" % self.n)
         os.makedirs(d)
         port = ghtest.free_port()
-        extra = ""
+        extra = "workers: %d\n" % self.WORKERS if self.WORKERS else ""
         if bus:
-            extra = ('bus: { redis: "redis://127.0.0.1:%d", channel_prefix: "t:", '
-                     'presence_ttl: %ds }' % (self.redis_port, TTL))
+            extra += ('bus: { redis: "redis://127.0.0.1:%d", channel_prefix: "t:", '
+                      'presence_ttl: %ds }' % (self.redis_port, TTL))
         g = ghtest.Gatehouse(wsutil.ws_config(port, d, ROUTES, extra=extra), d)
         self.addCleanup(g.__exit__)
         self.addCleanup(self.stop_clean, g)
@@ -495,6 +499,82 @@ class ChatClusterTest(ghtest.TestCase):
         self.assertEqual([(m["from"], m["text"]) for m in w["history"]], [("ann", "hi")])
         bob.close_normally()
         ann.expect("left", nick="ann2")
+
+
+def ws_per_worker(port):
+    """The open WebSockets of each worker, from /metrics."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("gatehouse_worker_connections_open{") and 'kind="websocket"' in line:
+            labels, value = line.rsplit(" ", 1)
+            out[labels] = int(float(value))
+    return out
+
+
+class ChatClusterWorkersTest(ChatClusterTest):
+    """Every test above again with each instance on four workers: a room
+    spans the workers (the hub) and the instances (one bus per process,
+    on worker 0), and the two below besides."""
+    WORKERS = 4
+
+    def test_one_order_for_every_member_on_every_worker_of_every_instance(self):
+        self.redis.start()
+        a, b = self.instance(), self.instance()
+        members = []
+        for i in range(12):
+            g = (a, b)[i % 2]
+            c, _ = self.join(g, "big", "u%d" % i, others=members)
+            members.append(c)
+        # spread: on each instance the room's members are on several workers
+        for g in (a, b):
+            busy = [v for v in ws_per_worker(g.port).values() if v > 0]
+            self.assertGreaterEqual(len(busy), 2, ws_per_worker(g.port))
+        # one connection set to Redis per process (publish + subscribe), not
+        # one per worker: four clients, and this test's own
+        clients = self.redis.command("CLIENT", "LIST").decode().strip().splitlines()
+        self.assertEqual(len(clients), 2 * 2 + 1, clients)
+        # everyone says five things at once; every member, whatever its
+        # worker and instance, reads the same sixty in the same order
+        for k in range(5):
+            for c in members:
+                c.say("%s-%d" % (c.nick, k))
+        last = "%s-4" % members[-1].nick
+        seen = []
+        for c in members:
+            got = []
+            deadline = time.monotonic() + 15.0
+            while len(got) < 60:
+                m = c.try_recv(max(0.01, deadline - time.monotonic()))
+                if m is None:
+                    raise AssertionError("%s: %d of 60 messages" % (c.nick, len(got)))
+                if m.get("type") == "said":
+                    got.append((m["from"], m["text"]))
+            seen.append(got)
+        self.assertIn((members[-1].nick, last), seen[0])
+        self.assertEqual(len(set(seen[0])), 60)
+        for c, got in zip(members, seen):
+            self.assertEqual(got, seen[0], c.nick)
+            mine = [t for f, t in got if f == c.nick]
+            self.assertEqual(mine, ["%s-%d" % (c.nick, k) for k in range(5)])
+
+    def test_redis_sees_the_members_of_every_worker(self):
+        self.redis.start()
+        a, b = self.instance(), self.instance()
+        members = []
+        for i in range(8):
+            c, _ = self.join(a, "r", "m%d" % i, others=members)
+            members.append(c)
+        busy = [v for v in ws_per_worker(a.port).values() if v > 0]
+        self.assertGreaterEqual(len(busy), 2, ws_per_worker(a.port))
+        # a joiner on the other instance is welcomed with all of them, in
+        # join order: Redis has every worker's members
+        z, w = self.join(b, "r", "z", others=members)
+        self.assertEqual(w["users"], ["m%d" % i for i in range(8)] + ["z"])
+        # a member closing on any worker is announced on the other instance
+        members[3].close_normally()
+        z.expect("left", nick="m3")
 
 
 if __name__ == "__main__":
