@@ -16,5 +16,7 @@
 #define GH_E2BIG   (-E2BIG)    /* input over a limit (head too large, too many fields) */
 #define GH_ENOENT  (-ENOENT)   /* not found */
 #define GH_ERANGE  (-ERANGE)   /* value out of range (e.g. unsatisfiable Range) */
+#define GH_EEXIST  (-EEXIST)   /* taken (a topic-state claim: another member has the value) */
+#define GH_ENOSPC  (-ENOSPC)   /* full (a topic-state claim: the topic has its max members) */
 
 #endif

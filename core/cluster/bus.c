@@ -340,7 +340,7 @@ enum { CMD_AUTH = 1, CMD_SELECT, CMD_PING };
  * command (cmdlen bytes of data; 0 for a plain publish, formatted when
  * sent) with what to deliver here should it never be sent (len bytes
  * after the command), or a topic-state request (reqid). */
-enum { Q_PUBLISH, Q_CMD, Q_FETCH };
+enum { Q_PUBLISH, Q_CMD, Q_FETCH, Q_CLAIM };
 
 typedef struct qmsg {
     struct qmsg *next;
@@ -369,6 +369,9 @@ typedef struct chan {
     size_t       chlen;
     char         ch[];          /* the channel */
 } chan;
+
+/* The topic-state scripts (below), loaded with SCRIPT LOAD at every connect. */
+enum { S_MEMBER, S_LOG, S_FETCH, S_BEAT, S_CLAIM, NSCRIPTS };
 
 struct gh_bus {
     gh_loop         *loop;
@@ -404,7 +407,7 @@ struct gh_bus {
     char               me[17];      /* instance in hex */
     char              *reply_ch;    /* "<prefix>!state:<origin hex>" */
     size_t             reply_len;
-    char               sha[4][41];  /* the scripts' SHA1s, from SCRIPT LOAD */
+    char               sha[NSCRIPTS][41];  /* the scripts' SHA1s, from SCRIPT LOAD */
     unsigned           shas;        /* how many have been loaded */
     struct event      *beat;        /* heartbeat, every ttl / 3 while up */
     bool               beat_first;  /* the next heartbeat is this link's first */
@@ -558,6 +561,21 @@ static int publish_now(gh_bus *b, const char *ch, size_t chlen, int opcode,
 static void on_script_reply(redisAsyncContext *ac, void *r, void *priv);
 static int fetch_now(gh_bus *b, const char *ch, size_t chlen, uint64_t reqid);
 
+static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv);
+
+/* Sends a formatted claim script for request reqid: its answer comes on
+ * the reply channel, or none (on_fetch_reply). */
+static int claim_now(gh_bus *b, const uint8_t *cmd, size_t len, uint64_t reqid)
+{
+    if (b->pub == NULL)
+        return GH_EAGAIN;
+    if (redisAsyncFormattedCommand(b->pub, on_fetch_reply, (void *)(uintptr_t)reqid,
+                                   (const char *)cmd, len) != REDIS_OK)
+        return GH_ENOMEM;
+    GH_STAT_ADD(b->loop->stats.bus_published, 1);
+    return GH_OK;
+}
+
 /* Sends a formatted script command (member or log). */
 static int cmd_now(gh_bus *b, const uint8_t *cmd, size_t len)
 {
@@ -586,12 +604,14 @@ static void chan_flush(gh_bus *b, chan *c, bool send)
                                  m->upto);
             else if (m->kind == Q_CMD)
                 rc = cmd_now(b, m->data, m->cmdlen);
+            else if (m->kind == Q_CLAIM)
+                rc = claim_now(b, m->data, m->cmdlen, m->reqid);
             else
                 rc = fetch_now(b, c->ch, c->chlen, m->reqid);
         }
         if (rc == GH_OK) {
             /* sent: comes back through SUBSCRIBE */
-        } else if (m->kind == Q_FETCH) {
+        } else if (m->kind == Q_FETCH || m->kind == Q_CLAIM) {
             b->local.unanswered(b->local.ctx, m->reqid);
         } else {
             if (c->want && m->opcode != 0) {
@@ -739,26 +759,46 @@ static int bus_publish(void *ctx, const char *ns, const char *name, size_t len,
  * it, so nothing outlives the instances that use it. A plugin name holds no
  * ':' and no '!', so these never meet a channel or each other. */
 
-enum { S_MEMBER, S_LOG, S_FETCH, S_BEAT, NSCRIPTS };
+/* The member scripts' arguments P T field value farewell announce ttl me
+ * last_local, and their keys */
+#define LUA_MEMBER_ARGS                                                                     \
+    "local p, tk, f, v, bye, ann = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]\n"  \
+    "local ttl = tonumber(ARGV[7]) * 3\n"                                                  \
+    "local pres, ord, byek, logk = p..'pres:'..tk, p..'order:'..tk, p..'bye:'..tk, p..'log:'..tk\n" \
+    "local itop = p..'itop:'..ARGV[8]\n"
+/* sets member f to v */
+#define LUA_MEMBER_SET                                                                      \
+    "  if not redis.call('ZSCORE', ord, f) then\n"                                          \
+    "    redis.call('ZADD', ord, redis.call('INCR', p..'seq'), f)\n"                         \
+    "  end\n"                                                                               \
+    "  redis.call('HSET', pres, f, v)\n"                                                     \
+    "  if bye ~= '' then redis.call('HSET', byek, f, bye) else redis.call('HDEL', byek, f) end\n" \
+    "  redis.call('SADD', itop, tk)\n"                                                       \
+    "  for _, k in ipairs({pres, ord, byek, logk, itop}) do redis.call('PEXPIRE', k, ttl) end\n"
+/* the topic's state as the fetch answer: reqid-hex (in out[1]) members log */
+#define LUA_STATE                                                                           \
+    "local vals = {}\n"                                                                     \
+    "for _, f in ipairs(redis.call('ZRANGE', p..'order:'..tk, 0, -1)) do\n"                   \
+    "  local v = redis.call('HGET', p..'pres:'..tk, f)\n"                                    \
+    "  if v then vals[#vals + 1] = v end\n"                                                  \
+    "end\n"                                                                                 \
+    "out[#out + 1] = string.format('%08x', #vals)\n"                                         \
+    "for _, v in ipairs(vals) do out[#out + 1] = string.format('%08x', #v); out[#out + 1] = v end\n" \
+    "local lg = redis.call('LRANGE', p..'log:'..tk, 0, -1)\n"                                \
+    "out[#out + 1] = string.format('%08x', #lg)\n"                                           \
+    "for _, v in ipairs(lg) do out[#out + 1] = string.format('%08x', #v); out[#out + 1] = v end\n"
 
 static const char *const scripts[NSCRIPTS] = {
-    /* member: P T field value farewell announce ttl me last */
-    "local p, tk, f, v, bye, ann = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]\n"
-    "local ttl = tonumber(ARGV[7]) * 3\n"
-    "local pres, ord, byek, logk = p..'pres:'..tk, p..'order:'..tk, p..'bye:'..tk, p..'log:'..tk\n"
-    "local itop = p..'itop:'..ARGV[8]\n"
+    /* member: P T field value farewell announce ttl me last if_member */
+    LUA_MEMBER_ARGS
     "if v == '' then\n"
-    "  redis.call('HDEL', pres, f); redis.call('HDEL', byek, f); redis.call('ZREM', ord, f)\n"
+    "  local was = redis.call('HDEL', pres, f)\n"
+    "  redis.call('HDEL', byek, f); redis.call('ZREM', ord, f)\n"
     "  if redis.call('EXISTS', pres) == 0 then redis.call('DEL', logk, ord, byek) end\n"
     "  if ARGV[9] == '1' then redis.call('SREM', itop, tk) end\n"
+    "  if was == 0 and ARGV[10] == '1' then ann = '' end\n"
     "else\n"
-    "  if not redis.call('ZSCORE', ord, f) then\n"
-    "    redis.call('ZADD', ord, redis.call('INCR', p..'seq'), f)\n"
-    "  end\n"
-    "  redis.call('HSET', pres, f, v)\n"
-    "  if bye ~= '' then redis.call('HSET', byek, f, bye) else redis.call('HDEL', byek, f) end\n"
-    "  redis.call('SADD', itop, tk)\n"
-    "  for _, k in ipairs({pres, ord, byek, logk, itop}) do redis.call('PEXPIRE', k, ttl) end\n"
+    LUA_MEMBER_SET
     "end\n"
     "if ann ~= '' then redis.call('PUBLISH', p..tk, ann) end\n"
     "return 0\n",
@@ -778,18 +818,8 @@ static const char *const scripts[NSCRIPTS] = {
      * the answer is ordered with the topic's messages on our SUBSCRIBE
      * connection */
     "local p, tk = ARGV[1], ARGV[2]\n"
-    "local pres = p..'pres:'..tk\n"
     "local out = {ARGV[4]}\n"
-    "local vals = {}\n"
-    "for _, f in ipairs(redis.call('ZRANGE', p..'order:'..tk, 0, -1)) do\n"
-    "  local v = redis.call('HGET', pres, f)\n"
-    "  if v then vals[#vals + 1] = v end\n"
-    "end\n"
-    "out[#out + 1] = string.format('%08x', #vals)\n"
-    "for _, v in ipairs(vals) do out[#out + 1] = string.format('%08x', #v); out[#out + 1] = v end\n"
-    "local lg = redis.call('LRANGE', p..'log:'..tk, 0, -1)\n"
-    "out[#out + 1] = string.format('%08x', #lg)\n"
-    "for _, v in ipairs(lg) do out[#out + 1] = string.format('%08x', #v); out[#out + 1] = v end\n"
+    LUA_STATE
     "redis.call('PUBLISH', ARGV[3], table.concat(out))\n"
     "return 0\n",
 
@@ -829,6 +859,34 @@ static const char *const scripts[NSCRIPTS] = {
     "  redis.call('ZREM', alive, d)\n"
     "end\n"
     "return {fresh, swept}\n",
+
+    /* claim: the member script's arguments (value set), then reply-channel
+     * reqid-hex max icase. When granted, the member is set and the
+     * announcement published; then the state from before, as fetch
+     * answers it but after 'c' and the result ('0' set, 'e' another
+     * member has the value, 's' max members): a joiner's subscription is
+     * still held when the announcement arrives. */
+    LUA_MEMBER_ARGS
+    "local max, icase = tonumber(ARGV[12]), ARGV[13] == '1'\n"
+    "local others, res = 0, '0'\n"
+    "local lv = icase and string.lower(v) or v\n"
+    "local all = redis.call('HGETALL', pres)\n"
+    "for i = 1, #all, 2 do\n"
+    "  if all[i] ~= f then\n"
+    "    others = others + 1\n"
+    "    local o = all[i + 1]\n"
+    "    if (icase and string.lower(o) or o) == lv then res = 'e' end\n"
+    "  end\n"
+    "end\n"
+    "if res == '0' and max > 0 and others >= max then res = 's' end\n"
+    "local out = {'c', res, ARGV[11]}\n"
+    LUA_STATE
+    "if res == '0' then\n"
+    LUA_MEMBER_SET
+    "  if ann ~= '' then redis.call('PUBLISH', p..tk, ann) end\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[10], table.concat(out))\n"
+    "return 0\n",
 };
 
 /* An envelope (header + payload) in a fresh allocation; *out_len its size. */
@@ -898,12 +956,34 @@ static int send_or_queue(gh_bus *b, chan *c, char *cmd, long cmdlen, int opcode,
     return rc;
 }
 
+/* A member's farewell (published by whoever removes it: to everyone) and
+ * announcement (worker's, with upto and skip) as envelopes, each NULL
+ * when not given. Returns 0, or GH_ENOMEM having freed both. */
+static int envelopes(gh_bus *b, unsigned worker, uint64_t upto, uint64_t skip,
+                     const char *farewell, size_t flen, const char *announce, size_t alen,
+                     uint8_t **bye, size_t *byelen, uint8_t **ann, size_t *annlen)
+{
+    gh_bus_msg f = { .opcode = GH_WS_OP_TEXT, .origin = 0, .upto = UINT64_MAX,
+                     .data = (const uint8_t *)farewell, .len = flen };
+    gh_bus_msg a = { .opcode = GH_WS_OP_TEXT, .origin = b->origin + worker, .upto = upto,
+                     .skip = skip, .data = (const uint8_t *)announce, .len = alen };
+
+    *bye = *ann = NULL;
+    if ((farewell != NULL && (*bye = envelope(&f, byelen)) == NULL) ||
+        (announce != NULL && (*ann = envelope(&a, annlen)) == NULL)) {
+        free(*bye);
+        *bye = NULL;
+        return GH_ENOMEM;
+    }
+    return GH_OK;
+}
+
 /* The member script. again: re-registering what Redis may have lost, which
  * must not be dropped for a full output buffer (Redis reads it in time). */
 static int member_op(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
                      const char *name, size_t len, uint64_t connid, const char *value,
                      size_t vlen, const char *farewell, size_t flen, const char *announce,
-                     size_t alen, uint64_t skip, bool last_local, bool again)
+                     size_t alen, uint64_t skip, bool last_local, bool if_member, bool again)
 {
     long chlen, cmdlen;
     size_t tklen, byelen = 0, annlen = 0;
@@ -919,27 +999,17 @@ static int member_op(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
     tk = topic_key(b, chlen, &tklen);
     snprintf(field, sizeof(field), "%s:%llu", b->me, (unsigned long long)connid);
     snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)b->ttl_ms);
-    if (value != NULL && farewell != NULL) {
-        /* published by whoever removes the member: to everyone */
-        gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = 0, .upto = UINT64_MAX,
-                         .data = (const uint8_t *)farewell, .len = flen };
-        if ((bye = envelope(&m, &byelen)) == NULL)
-            goto out;
-    }
-    if (announce != NULL) {
-        gh_bus_msg m = { .opcode = GH_WS_OP_TEXT, .origin = b->origin + worker,
-                         .upto = upto, .skip = skip, .data = (const uint8_t *)announce,
-                         .len = alen };
-        if ((ann = envelope(&m, &annlen)) == NULL)
-            goto out;
-    }
+    if (envelopes(b, worker, upto, skip, value != NULL ? farewell : NULL, flen, announce, alen,
+                  &bye, &byelen, &ann, &annlen) != GH_OK)
+        goto out;
     {
-        const char *argv[9] = { b->prefix, tk, field, value != NULL ? value : "",
-                                bye != NULL ? (char *)bye : "", ann != NULL ? (char *)ann : "",
-                                ttl, b->me, last_local ? "1" : "0" };
-        size_t argvlen[9] = { b->plen, tklen, strlen(field), value != NULL ? vlen : 0,
-                              byelen, annlen, strlen(ttl), 16, 1 };
-        if ((cmdlen = format_script(b, S_MEMBER, 9, argv, argvlen, &cmd)) < 0) {
+        const char *argv[10] = { b->prefix, tk, field, value != NULL ? value : "",
+                                 bye != NULL ? (char *)bye : "",
+                                 ann != NULL ? (char *)ann : "", ttl, b->me,
+                                 last_local ? "1" : "0", if_member ? "1" : "0" };
+        size_t argvlen[10] = { b->plen, tklen, strlen(field), value != NULL ? vlen : 0,
+                               byelen, annlen, strlen(ttl), 16, 1, 1 };
+        if ((cmdlen = format_script(b, S_MEMBER, 10, argv, argvlen, &cmd)) < 0) {
             rc = (int)cmdlen;
             goto out;
         }
@@ -957,21 +1027,89 @@ out:
 int gh_bus_member(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
                   const char *name, size_t len, uint64_t connid, const char *value,
                   size_t vlen, const char *farewell, size_t flen, const char *announce,
-                  size_t alen, uint64_t skip, bool last_local)
+                  size_t alen, uint64_t skip, bool last_local, bool if_member)
 {
     return member_op(b, worker, upto, ns, name, len, connid, value, vlen, farewell, flen,
-                     announce, alen, skip, last_local, false);
+                     announce, alen, skip, last_local, if_member, false);
 }
 
 static int bus_member(void *ctx, const char *ns, const char *name, size_t len,
                       uint64_t connid, const char *value, size_t vlen,
                       const char *farewell, size_t flen, const char *announce, size_t alen,
-                      uint64_t skip, bool last_local)
+                      uint64_t skip, bool last_local, bool if_member)
 {
     gh_bus *b = ctx;
 
     return member_op(b, 0, gh_topics_serial(b->loop->topics), ns, name, len, connid, value,
-                     vlen, farewell, flen, announce, alen, skip, last_local, false);
+                     vlen, farewell, flen, announce, alen, skip, last_local, if_member, false);
+}
+
+int gh_bus_claim(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                 const char *name, size_t len, uint64_t reqid, uint64_t connid,
+                 const char *value, size_t vlen, uint32_t max, uint32_t flags,
+                 const char *farewell, size_t flen, const char *announce, size_t alen,
+                 uint64_t skip)
+{
+    bool join = (flags & GH_PLUGIN_JOIN) != 0;
+    long chlen, cmdlen = 0;
+    size_t tklen, byelen = 0, annlen = 0;
+    const char *tk;
+    char field[64], ttl[24], id[17], maxs[16], *cmd = NULL;
+    uint8_t *bye = NULL, *ann = NULL;
+    chan *c;
+    int rc = GH_ENOMEM;
+
+    if (!can_send(b) || b->shas < NSCRIPTS || value == NULL)
+        return GH_EAGAIN;
+    if ((chlen = channel_of(b, ns, name, len)) < 0)
+        return (int)chlen;
+    c = chan_find(b, b->chbuf, (size_t)chlen);
+    if (join && (c == NULL || !c->want))
+        return GH_EAGAIN;       /* no channel (out of memory): no order to keep */
+    tk = topic_key(b, chlen, &tklen);
+    snprintf(field, sizeof(field), "%s:%llu", b->me, (unsigned long long)connid);
+    snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)b->ttl_ms);
+    snprintf(maxs, sizeof(maxs), "%u", (unsigned)max);
+    hex64(id, reqid);
+    if (envelopes(b, worker, upto, skip, farewell, flen, announce, alen, &bye, &byelen, &ann,
+                  &annlen) != GH_OK)
+        goto out;
+    {
+        const char *argv[13] = { b->prefix, tk, field, value,
+                                 bye != NULL ? (char *)bye : "",
+                                 ann != NULL ? (char *)ann : "", ttl, b->me, "0",
+                                 b->reply_ch, id, maxs,
+                                 flags & GH_PLUGIN_ICASE ? "1" : "0" };
+        size_t argvlen[13] = { b->plen, tklen, strlen(field), vlen, byelen, annlen,
+                               strlen(ttl), 16, 1, b->reply_len, 16, strlen(maxs), 1 };
+        if ((cmdlen = format_script(b, S_CLAIM, 13, argv, argvlen, &cmd)) < 0) {
+            rc = (int)cmdlen;
+            goto out;
+        }
+    }
+    /* a join's after our SUBSCRIBE: the answer is ordered with the topic's
+     * messages */
+    if (join && !chan_confirmed(b, c))
+        rc = chan_queue(b, c, Q_CLAIM, cmd, (size_t)cmdlen, 0, NULL, 0, worker, upto, skip, 0,
+                        reqid);
+    else
+        rc = claim_now(b, (const uint8_t *)cmd, (size_t)cmdlen, reqid);
+out:
+    free(cmd);
+    free(bye);
+    free(ann);
+    return rc;
+}
+
+static int bus_claim(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
+                     uint64_t connid, const char *value, size_t vlen, uint32_t max,
+                     uint32_t flags, const char *farewell, size_t flen, const char *announce,
+                     size_t alen, uint64_t skip)
+{
+    gh_bus *b = ctx;
+
+    return gh_bus_claim(b, 0, gh_topics_serial(b->loop->topics), ns, name, len, reqid, connid,
+                        value, vlen, max, flags, farewell, flen, announce, alen, skip);
 }
 
 int gh_bus_log_publish(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
@@ -1101,14 +1239,22 @@ static void on_fetch_reply(redisAsyncContext *ac, void *r, void *priv)
     }
 }
 
-/* An answer on our reply channel. */
+/* An answer on our reply channel: a fetch's, or a claim's ('c' and its
+ * result first). */
 static void on_state(gh_bus *b, const char *buf, size_t len)
 {
     gh_plugin_bytes small[64], *items = small;
     size_t nm, nl;
     uint64_t reqid;
-    int rc = gh_bus_state_decode(buf, len, &reqid, items, 64, &nm, &nl);
+    int rc, result = GH_OK;
     gh_plugin_topic_state st;
+
+    if (len >= 2 && buf[0] == 'c') {
+        result = buf[1] == '0' ? GH_OK : buf[1] == 'e' ? GH_EEXIST : GH_ENOSPC;
+        buf += 2;
+        len -= 2;
+    }
+    rc = gh_bus_state_decode(buf, len, &reqid, items, 64, &nm, &nl);
 
     if (rc == GH_E2BIG) {
         if ((items = calloc(nm + nl, sizeof(*items))) == NULL) {
@@ -1125,7 +1271,7 @@ static void on_state(gh_bus *b, const char *buf, size_t len)
     }
     st = (gh_plugin_topic_state){ .members = items, .nmembers = nm, .log = items + nm,
                                   .nlog = nl, .whole = true };
-    b->local.answer(b->local.ctx, reqid, &st);
+    b->local.answer(b->local.ctx, reqid, result, &st);
     if (items != small)
         free(items);
 }
@@ -1136,7 +1282,7 @@ static void reregister(void *ctx, const char *ns, const char *name, size_t len,
                        const char *farewell, size_t flen)
 {
     (void)member_op(ctx, 0, 0, ns, name, len, connid, value, vlen, farewell, flen, NULL, 0, 0,
-                    false, true);
+                    false, false, true);
 }
 
 static void on_beat_reply(redisAsyncContext *ac, void *r, void *priv)
@@ -1719,11 +1865,11 @@ static bool own_subscribed(void *ctx, const char *ns, const char *name, size_t l
     return gh_topics_count(b->loop->topics, ns, name, len) > 0;
 }
 
-static void own_answer(void *ctx, uint64_t reqid, const gh_plugin_topic_state *st)
+static void own_answer(void *ctx, uint64_t reqid, int result, const gh_plugin_topic_state *st)
 {
     gh_bus *b = ctx;
 
-    gh_tstate_answer(b->loop->tstate, reqid, st);
+    gh_tstate_answer(b->loop->tstate, reqid, result, st);
 }
 
 static void own_unanswered(void *ctx, uint64_t reqid)
@@ -1858,7 +2004,7 @@ int gh_bus_new(gh_loop *loop, const gh_bus_conf *conf, gh_bus **out)
         return rc;
     tb = (gh_topic_bus){ .ctx = *out, .publish = bus_publish, .watch = bus_watch };
     sb = (gh_tstate_bus){ .ctx = *out, .member = bus_member, .log_publish = bus_log_publish,
-                          .fetch = bus_fetch };
+                          .fetch = bus_fetch, .claim = bus_claim };
     gh_topics_set_bus(loop->topics, &tb);       /* replays the topics that exist */
     gh_tstate_set_bus(loop->tstate, &sb);
     (*out)->installed = true;

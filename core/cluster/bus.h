@@ -128,9 +128,9 @@ typedef struct gh_bus_local {
                     uint64_t skip);
     /* true when (ns, name) has a subscriber here */
     bool (*subscribed)(void *ctx, const char *ns, const char *name, size_t len);
-    /* a topic-state request's answer, or none will come (reqid as the
-     * request gave it) */
-    void (*answer)(void *ctx, uint64_t reqid, const gh_plugin_topic_state *st);
+    /* a topic-state request's answer (result: a claim's), or none will
+     * come (reqid as the request gave it) */
+    void (*answer)(void *ctx, uint64_t reqid, int result, const gh_plugin_topic_state *st);
     void (*unanswered)(void *ctx, uint64_t reqid);
     void (*unanswered_all)(void *ctx);
     void (*log_seen)(void *ctx, const char *ns, const char *name, size_t len,
@@ -165,12 +165,17 @@ int gh_bus_publish(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
 int gh_bus_member(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
                   const char *name, size_t len, uint64_t connid, const char *value,
                   size_t vlen, const char *farewell, size_t flen, const char *announce,
-                  size_t alen, uint64_t skip, bool last_local);
+                  size_t alen, uint64_t skip, bool last_local, bool if_member);
 int gh_bus_log_publish(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
                        const char *name, size_t len, const char *data, size_t dlen,
                        uint32_t keep);
 int gh_bus_fetch(gh_bus *b, const char *ns, const char *name, size_t len, uint64_t reqid,
                  bool after_subscribe);
+int gh_bus_claim(gh_bus *b, unsigned worker, uint64_t upto, const char *ns,
+                 const char *name, size_t len, uint64_t reqid, uint64_t connid,
+                 const char *value, size_t vlen, uint32_t max, uint32_t flags,
+                 const char *farewell, size_t flen, const char *announce, size_t alen,
+                 uint64_t skip);
 /* The first subscriber in the process came (on true) or the last left. */
 void gh_bus_watch(gh_bus *b, const char *ns, const char *name, size_t len, bool on);
 

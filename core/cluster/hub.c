@@ -119,6 +119,7 @@ typedef struct hanswer {
                                            Redis's answer (not counted pending) */
     size_t           nslen, keylen;
     uint64_t         reqid;
+    int              result;            /* a claim's */
     bool             whole;
     gh_plugin_bytes *members, *log;
     size_t           nmembers, nlog;
@@ -361,7 +362,7 @@ static void task_answer(gh_loop *loop, void *arg)
     if (a->key != NULL)
         settle(a->hub, a->key, a->nslen, a->keylen, loop->id);
     if (loop->tstate != NULL)
-        gh_tstate_answer(loop->tstate, a->reqid, &st);
+        gh_tstate_answer(loop->tstate, a->reqid, a->result, &st);
     free(a);
 }
 
@@ -382,6 +383,7 @@ static hanswer *answer_new(gh_hub *h, const htopic *t, uint64_t reqid,
         return NULL;
     a->hub = h;
     a->reqid = reqid;
+    a->result = GH_OK;
     a->whole = whole;
     a->nmembers = nm;
     a->nlog = nl;
@@ -407,18 +409,16 @@ static hanswer *answer_new(gh_hub *h, const htopic *t, uint64_t reqid,
     return a;
 }
 
-/* t's state copied into one block for worker. Under t's lock. Counted
- * pending until it has run: the worker's publishes to t wait behind it
- * (a joiner's subscription is held until then). whole: false when it
- * stands in for Redis's. */
-static int answer(gh_hub *h, htopic *t, unsigned worker, uint64_t reqid, bool whole)
+/* t's state copied into one block for request reqid. Under t's lock.
+ * NULL on ENOMEM. */
+static hanswer *answer_of(gh_hub *h, const htopic *t, uint64_t reqid, bool whole)
 {
     size_t nm = t->nmembers, nl = t->log.count, i = 0;
     gh_plugin_bytes small[32], *items = small;
     hanswer *a;
 
     if (nm + nl > 32 && (items = calloc(nm + nl, sizeof(*items))) == NULL)
-        return GH_ENOMEM;
+        return NULL;
     for (const hmember *m = t->head; m != NULL; m = m->next)
         items[i++] = (gh_plugin_bytes){ m->value, m->vlen };
     for (size_t k = 0; k < nl; k++) {
@@ -429,8 +429,21 @@ static int answer(gh_hub *h, htopic *t, unsigned worker, uint64_t reqid, bool wh
     a = answer_new(h, t, reqid, items, nm, nl, whole);
     if (items != small)
         free(items);
+    return a;
+}
+
+/* t's state answered to worker. Under t's lock. Counted pending until it
+ * has run: the worker's publishes to t wait behind it (a joiner's
+ * subscription is held until then). whole: false when it stands in for
+ * Redis's. */
+static int answer(gh_hub *h, htopic *t, unsigned worker, uint64_t reqid, int result,
+                  bool whole)
+{
+    hanswer *a = answer_of(h, t, reqid, whole);
+
     if (a == NULL)
         return GH_ENOMEM;
+    a->result = result;
     if (post(h, t, worker, task_answer, a) != GH_OK) {
         free(a);
         return GH_ENOMEM;
@@ -469,6 +482,113 @@ static stripe *lookup_key(gh_hub *h, const char *key, size_t nslen, size_t keyle
     return st;
 }
 
+/* Sets (value != NULL) or removes member (w, connid) of t. Returns
+ * whether it was a member before, or GH_ENOMEM. Under t's lock. */
+static int table_set(htopic *t, unsigned w, uint64_t connid, const char *value, size_t vlen,
+                     const char *farewell, size_t flen)
+{
+    hmember *m;
+
+    for (m = t->head; m != NULL; m = m->next)
+        if (m->worker == w && m->connid == connid)
+            break;
+    if (value != NULL) {
+        /* the farewell is the worker's to publish when the member goes;
+         * kept here to register the member again with a bus */
+        char *v = malloc(vlen > 0 ? vlen : 1),
+             *f = farewell != NULL ? malloc(flen > 0 ? flen : 1) : NULL;
+        bool was = m != NULL;
+
+        if (v == NULL || (farewell != NULL && f == NULL) ||
+            (m == NULL && (m = calloc(1, sizeof(*m))) == NULL)) {
+            free(v);
+            free(f);
+            return GH_ENOMEM;
+        }
+        memcpy(v, value, vlen);
+        if (f != NULL && flen > 0)
+            memcpy(f, farewell, flen);
+        free(m->farewell);
+        m->farewell = f;
+        m->flen = f != NULL ? flen : 0;
+        if (m->value == NULL) {
+            m->worker = w;
+            m->connid = connid;
+            m->prev = t->tail;
+            if (t->tail != NULL)
+                t->tail->next = m;
+            else
+                t->head = m;
+            t->tail = m;
+            t->nmembers++;
+        }
+        free(m->value);
+        m->value = v;
+        m->vlen = vlen;
+        return was;
+    }
+    if (m == NULL)
+        return false;
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        t->head = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    else
+        t->tail = m->prev;
+    t->nmembers--;
+    free(m->value);
+    free(m->farewell);
+    free(m);
+    if (t->nmembers == 0)
+        gh_tlog_clear(&t->log);
+    return true;
+}
+
+/* A claim decided here: another member with value, or max members, or
+ * granted. A granted member is set and its announcement posted to every
+ * worker, then the state from before it is answered to worker: there the
+ * announcement runs first, while a joiner's subscription is still held,
+ * and what the callback publishes follows it. With pace, the caller is
+ * worker's thread. Under t's lock. */
+static int claim_here(gh_hub *h, htopic *t, unsigned w, uint64_t reqid, uint64_t connid,
+                      const char *value, size_t vlen, uint32_t max, uint32_t flags,
+                      const char *farewell, size_t flen, const char *announce, size_t alen,
+                      uint64_t upto, uint64_t skip, bool whole, bool pace)
+{
+    size_t others = 0;
+    int result = GH_OK, rc;
+    hanswer *a;
+
+    for (const hmember *m = t->head; m != NULL; m = m->next) {
+        if (m->worker == w && m->connid == connid)
+            continue;
+        others++;
+        if (gh_tstate_value_eq(m->value, m->vlen, value, vlen, (flags & GH_PLUGIN_ICASE) != 0))
+            result = GH_EEXIST;
+    }
+    if (result == GH_OK && max > 0 && others >= max)
+        result = GH_ENOSPC;
+    if ((a = answer_of(h, t, reqid, whole)) == NULL)
+        return GH_ENOMEM;
+    a->result = result;
+    if (result == GH_OK) {
+        if (table_set(t, w, connid, value, vlen, farewell, flen) < 0)
+            GH_LOG(GH_LOG_ERROR, "hub: out of memory: a member is not listed in topic %s",
+                   t->key + t->nslen + 1);
+        if (announce != NULL) {
+            if (t->nworkers > 0)
+                t->messages++;
+            (void)broadcast(h, t, GH_WS_OP_TEXT, announce, alen, w, upto, skip, UINT_MAX,
+                            pace);
+        }
+    }
+    if ((rc = post(h, t, w, task_answer, a)) != GH_OK)
+        free(a);
+    return rc;
+}
+
 /* ---- with a bus: one for the process, on worker 0 ----------------------------
  * What a worker sends to Redis is posted to worker 0, whose loop the bus
  * runs on, as one operation; worker 0's mailbox is first in first out, so
@@ -482,7 +602,7 @@ static stripe *lookup_key(gh_hub *h, const char *key, size_t nslen, size_t keyle
  * Redis knows a worker's members as connection (worker << 48 | id) of the
  * process's instance, and a worker's request as (worker << 56 | id). */
 
-enum { OP_PUBLISH, OP_MEMBER, OP_LOG, OP_FETCH, OP_WATCH };
+enum { OP_PUBLISH, OP_MEMBER, OP_LOG, OP_FETCH, OP_WATCH, OP_CLAIM };
 
 #define CONNID(w, id)  ((uint64_t)(w) << 48 | (id))
 #define REQID(w, id)   ((uint64_t)(w) << 56 | (id))
@@ -494,9 +614,11 @@ typedef struct hbusop {
     int      opcode;
     bool     flag;                      /* watch: on; fetch: after_subscribe;
                                            member: last_local */
+    bool     flag2;                     /* member: if_member */
     bool     has_value, has_farewell, has_announce;
     uint64_t upto, skip, id;            /* id: connid or reqid */
-    uint32_t keep;
+    uint64_t id2;                       /* claim: connid */
+    uint32_t keep;                      /* log: keep; claim: max */
     size_t   nslen, name_len;
     size_t   vlen, flen, alen;          /* member: value, farewell, announce;
                                            publish and log: alen is the data's */
@@ -596,7 +718,7 @@ static bool l_subscribed(void *ctx, const char *ns, const char *name, size_t len
 
 /* Redis's answer to worker (reqid >> 56)'s request, posted behind the
  * messages worker 0 has handed on before it. */
-static void l_answer(void *ctx, uint64_t reqid, const gh_plugin_topic_state *st)
+static void l_answer(void *ctx, uint64_t reqid, int result, const gh_plugin_topic_state *st)
 {
     gh_hub *h = ctx;
     unsigned w = (unsigned)(reqid >> 56);
@@ -614,6 +736,8 @@ static void l_answer(void *ctx, uint64_t reqid, const gh_plugin_topic_state *st)
         items[nm + i] = st->log[i];
     a = answer_new(h, NULL, reqid & (((uint64_t)1 << 56) - 1), items, nm, nl, st->whole);
     free(items);
+    if (a != NULL)
+        a->result = result;
     if (a != NULL && gh_loop_post(h->loops[w], task_answer, a) != GH_OK)
         free(a);
 }
@@ -705,7 +829,7 @@ static void task_busop(gh_loop *loop, void *arg)
                            op->has_value ? value : NULL, op->vlen,
                            op->has_farewell ? farewell : NULL, op->flen,
                            op->has_announce ? data : NULL, op->alen, op->skip,
-                           op->flag) != GH_OK) &&
+                           op->flag, op->flag2) != GH_OK) &&
             op->has_announce)
             l_deliver(h, ns, name, op->name_len, GH_WS_OP_TEXT, data, op->alen, w, op->upto,
                       op->skip);
@@ -732,7 +856,7 @@ static void task_busop(gh_loop *loop, void *arg)
             /* what this process has, for the whole */
             htopic *t;
             stripe *st = lookup(h, ns, name, op->name_len, true, &t);
-            int rc = t != NULL ? answer(h, t, w, op->id, b == NULL) : GH_ENOMEM;
+            int rc = t != NULL ? answer(h, t, w, op->id, GH_OK, b == NULL) : GH_ENOMEM;
 
             if (t != NULL)
                 maybe_free(st, t);
@@ -744,6 +868,29 @@ static void task_busop(gh_loop *loop, void *arg)
     case OP_WATCH:
         if (b != NULL)
             gh_bus_watch(b, ns, name, op->name_len, op->flag);
+        break;
+    case OP_CLAIM:
+        if (b == NULL ||
+            gh_bus_claim(b, w, op->upto, ns, name, op->name_len, REQID(w, op->id),
+                         CONNID(w, op->id2), value, op->vlen, op->keep,
+                         (uint32_t)op->opcode, op->has_farewell ? farewell : NULL, op->flen,
+                         op->has_announce ? data : NULL, op->alen, op->skip) != GH_OK) {
+            htopic *t;
+            stripe *st = lookup(h, ns, name, op->name_len, true, &t);
+            int rc = t != NULL
+                     ? claim_here(h, t, w, op->id, op->id2, value, op->vlen, op->keep,
+                                  (uint32_t)op->opcode, op->has_farewell ? farewell : NULL,
+                                  op->flen,
+                                  op->has_announce ? data : NULL, op->alen, op->upto,
+                                  op->skip, b == NULL, false)
+                     : GH_ENOMEM;
+
+            if (t != NULL)
+                maybe_free(st, t);
+            pthread_mutex_unlock(&st->mu);
+            if (rc != GH_OK)
+                l_unanswered(h, REQID(w, op->id));
+        }
         break;
     }
     backlog_down(h, 0, op->cost);
@@ -854,74 +1001,29 @@ static size_t *hub_count_at(void *ctx, const char *ns, const char *name, size_t 
 
 static int hub_member(void *ctx, const char *ns, const char *name, size_t len, uint64_t connid,
                       const char *value, size_t vlen, const char *farewell, size_t flen,
-                      const char *announce, size_t alen, uint64_t skip, bool last_local)
+                      const char *announce, size_t alen, uint64_t skip, bool last_local,
+                      bool if_member)
 {
     hctx *c = ctx;
     gh_loop *loop = c->hub->loops[c->worker];
     uint64_t upto = gh_topics_serial(loop->topics);
-    hmember *m = NULL;
     htopic *t;
     stripe *st = lookup(c->hub, ns, name, len, value != NULL, &t);
     bool here;
-    int rc = GH_OK;
+    int rc = GH_OK, was;
 
     (void)last_local;           /* this worker's; the hub knows the process's */
     if (t == NULL) {
         pthread_mutex_unlock(&st->mu);
         return value != NULL ? GH_ENOMEM : GH_OK;
     }
-    for (m = t->head; m != NULL; m = m->next)
-        if (m->worker == c->worker && m->connid == connid)
-            break;
-    if (value != NULL) {
-        /* the farewell is the worker's to publish when the member goes;
-         * kept here to register the member again with a bus */
-        char *v = malloc(vlen), *f = farewell != NULL ? malloc(flen > 0 ? flen : 1) : NULL;
-
-        if (v == NULL || (farewell != NULL && f == NULL) ||
-            (m == NULL && (m = calloc(1, sizeof(*m))) == NULL)) {
-            free(v);
-            free(f);
-            maybe_free(st, t);
-            pthread_mutex_unlock(&st->mu);
-            return GH_ENOMEM;
-        }
-        memcpy(v, value, vlen);
-        if (f != NULL && flen > 0)
-            memcpy(f, farewell, flen);
-        free(m->farewell);
-        m->farewell = f;
-        m->flen = f != NULL ? flen : 0;
-        if (m->value == NULL) {
-            m->worker = c->worker;
-            m->connid = connid;
-            m->prev = t->tail;
-            if (t->tail != NULL)
-                t->tail->next = m;
-            else
-                t->head = m;
-            t->tail = m;
-            t->nmembers++;
-        }
-        free(m->value);
-        m->value = v;
-        m->vlen = vlen;
-    } else if (m != NULL) {
-        if (m->prev != NULL)
-            m->prev->next = m->next;
-        else
-            t->head = m->next;
-        if (m->next != NULL)
-            m->next->prev = m->prev;
-        else
-            t->tail = m->prev;
-        t->nmembers--;
-        free(m->value);
-        free(m->farewell);
-        free(m);
-        if (t->nmembers == 0)
-            gh_tlog_clear(&t->log);
+    if ((was = table_set(t, c->worker, connid, value, vlen, farewell, flen)) < 0) {
+        maybe_free(st, t);
+        pthread_mutex_unlock(&st->mu);
+        return was;
     }
+    if (value == NULL && !was && if_member)
+        announce = NULL;        /* a claim not granted: nobody was told of it */
     if (bused(c->hub)) {
         /* Redis has the room; the table is this process's part */
         hbusop *op = busop_new(c->hub, OP_MEMBER, c->worker, ns, name, len, value, vlen,
@@ -932,6 +1034,7 @@ static int hub_member(void *ctx, const char *ns, const char *name, size_t len, u
             op->skip = skip;
             op->id = connid;
             op->flag = value == NULL && t->nmembers == 0;
+            op->flag2 = if_member;
             rc = busop_post(c->hub, op, true);
         } else {
             rc = GH_ENOMEM;
@@ -1023,10 +1126,62 @@ static int hub_fetch(void *ctx, const char *ns, const char *name, size_t len, ui
      * callback runs inside the subscribe): the answer follows, in this
      * worker's mailbox, every message the state includes */
     (void)after_subscribe;
-    rc = answer(c->hub, t, c->worker, reqid, true);
+    rc = answer(c->hub, t, c->worker, reqid, GH_OK, true);
     maybe_free(st, t);
     pthread_mutex_unlock(&st->mu);
     return rc;          /* on an error the request is answered locally */
+}
+
+static int hub_claim(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
+                     uint64_t connid, const char *value, size_t vlen, uint32_t max,
+                     uint32_t flags, const char *farewell, size_t flen, const char *announce,
+                     size_t alen, uint64_t skip)
+{
+    hctx *c = ctx;
+    uint64_t upto = gh_topics_serial(c->hub->loops[c->worker]->topics);
+    htopic *t;
+    stripe *st;
+    int rc;
+
+    if (bused(c->hub)) {
+        hbusop *op = busop_new(c->hub, OP_CLAIM, c->worker, ns, name, len, value, vlen,
+                               farewell, flen, announce, alen);
+
+        if (op == NULL)
+            return GH_ENOMEM;
+        op->upto = upto;
+        op->skip = skip;
+        op->id = reqid;
+        op->id2 = connid;
+        op->keep = max;
+        op->opcode = (int)flags;
+        return busop_post(c->hub, op, false);
+    }
+    st = lookup(c->hub, ns, name, len, true, &t);
+    rc = t != NULL ? claim_here(c->hub, t, c->worker, reqid, connid, value, vlen, max, flags,
+                                farewell, flen, announce, alen, upto, skip, true, true)
+                   : GH_ENOMEM;
+    if (t != NULL)
+        maybe_free(st, t);
+    pthread_mutex_unlock(&st->mu);
+    return rc;          /* on an error the request is answered locally */
+}
+
+/* A claim granted through Redis: the process's table lists it too. */
+static void hub_noted(void *ctx, const char *ns, const char *name, size_t len,
+                      uint64_t connid, const char *value, size_t vlen, const char *farewell,
+                      size_t flen)
+{
+    hctx *c = ctx;
+    htopic *t;
+    stripe *st = lookup(c->hub, ns, name, len, true, &t);
+
+    if (t == NULL || table_set(t, c->worker, connid, value, vlen, farewell, flen) < 0)
+        GH_LOG(GH_LOG_ERROR, "hub: out of memory: a member is not listed in topic %.*s",
+               (int)(len > 200 ? 200 : len), name);
+    if (t != NULL)
+        maybe_free(st, t);
+    pthread_mutex_unlock(&st->mu);
 }
 
 /* ---- for the status page ---------------------------------------------------------------- */
@@ -1084,7 +1239,7 @@ int gh_hub_new(gh_loop **loops, unsigned n, gh_hub **out)
                             .count_at = hub_count_at };
         gh_tstate_bus sb = { .ctx = &h->ctx[w], .member = hub_member,
                              .log_publish = hub_log_publish, .fetch = hub_fetch,
-                             .in_process = true };
+                             .claim = hub_claim, .noted = hub_noted, .in_process = true };
 
         h->ctx[w] = (hctx){ h, w };
         gh_topics_set_bus(loops[w]->topics, &tb);
@@ -1145,7 +1300,7 @@ static void task_tstate_mode(gh_loop *loop, void *arg)
     gh_hub *h = arg;
     gh_tstate_bus sb = { .ctx = &h->ctx[loop->id], .member = hub_member,
                          .log_publish = hub_log_publish, .fetch = hub_fetch,
-                         .in_process = !bused(h) };
+                         .claim = hub_claim, .noted = hub_noted, .in_process = !bused(h) };
 
     if (loop->tstate != NULL)
         gh_tstate_set_bus(loop->tstate, &sb);

@@ -1257,6 +1257,27 @@ static int32_t h_member_set(gh_plugin_conn *c, const char *topic, size_t len,
                                 value != NULL ? farewell : NULL, value != NULL ? flen : 0);
 }
 
+static int32_t h_member_claim(gh_plugin_conn *c, const char *topic, size_t len,
+                            const char *value, size_t vlen, uint32_t max,
+                            const char *announce, size_t alen, uint32_t flags,
+                            const char *farewell, size_t flen, gh_plugin_claim_cb cb,
+                            void *arg)
+{
+    const char *ns;
+    gh_loop *loop;
+
+    if (c == NULL || topic == NULL || len == 0 || len > GH_TOPIC_MAX_NAME || cb == NULL ||
+        value == NULL || vlen == 0 || vlen > GH_TSTATE_MAX_VALUE || !is_utf8(value, vlen) ||
+        (announce != NULL && !is_utf8(announce, alen)) || (announce == NULL && alen > 0) ||
+        (farewell != NULL && !is_utf8(farewell, flen)) || (farewell == NULL && flen > 0) ||
+        alen > ((size_t)1 << 62) || flen > ((size_t)1 << 62))
+        return GH_EINVAL;
+    if ((loop = serving(c, &ns)) == NULL)
+        return -ENOTCONN;
+    return gh_tstate_claim(loop->tstate, WS(c), gh_ws_conn_tstate(WS(c)), ns, topic, len,
+                           value, vlen, max, announce, alen, flags, farewell, flen, cb, arg);
+}
+
 static int32_t h_log_publish(gh_plugin_inst *in, const char *topic, size_t len,
                              const char *data, size_t dlen, uint32_t keep)
 {
@@ -1304,4 +1325,5 @@ static const gh_plugin_host host_table = {
     .fetch = h_fetch,
     .member_set = h_member_set,
     .log_publish = h_log_publish,
+    .member_claim = h_member_claim,
 };

@@ -61,6 +61,15 @@ struct entry {
     char      key[];
 };
 
+/* What a claim sets once it is granted (gh_tstate_claim). */
+typedef struct claim {
+    gh_tstate_claim_cb cb;
+    uint32_t           max, flags;
+    size_t             vlen, alen, flen;
+    bool               has_announce, has_farewell;
+    char               data[];          /* value, announce, farewell */
+} claim;
+
 typedef struct req {
     struct req        *prev, *next;     /* ts->reqs */
     struct req        *cnext;           /* the connection's list */
@@ -72,6 +81,7 @@ typedef struct req {
     bool               at_bus;          /* waiting for Redis */
     bool               due;             /* answer locally at the next kick */
     gh_plugin_state_cb cb;
+    claim             *claim;           /* a claim's (cb is then NULL), or NULL */
     void              *arg;
     struct event      *timeout;
     size_t             keylen;
@@ -292,6 +302,7 @@ static void req_free(gh_tstate *ts, req *r)
     }
     if (r->timeout != NULL)
         event_free(r->timeout);
+    free(r->claim);
     free(r);
 }
 
@@ -352,45 +363,137 @@ void gh_tstate_set_bus(gh_tstate *ts, const gh_tstate_bus *bus)
 
 /* ---- answering ----------------------------------------------------------- */
 
-/* Releases a join's hold, frees r and hands st to r's callback. */
-static void answer(gh_tstate *ts, req *r, const gh_plugin_topic_state *st)
+static int local_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn *c,
+                     const char *ns, size_t nslen, const char *name, size_t len,
+                     const char *value, size_t vlen, const char *farewell, size_t flen,
+                     bool *last);
+
+static const char *claim_value(const claim *cl)
+{
+    return cl->data;
+}
+
+static const char *claim_announce(const claim *cl)
+{
+    return cl->has_announce ? cl->data + cl->vlen : NULL;
+}
+
+static const char *claim_farewell(const claim *cl)
+{
+    return cl->has_farewell ? cl->data + cl->vlen + cl->alen : NULL;
+}
+
+/* Releases a join's hold (not a refused claim's), frees r and hands st
+ * to r's callback. A claim the bus granted has its member set in this
+ * process's part first; with keep, the claim is handed back instead
+ * (granted here: the caller sets it). */
+static void answer(gh_tstate *ts, req *r, int result, const gh_plugin_topic_state *st,
+                   claim **keep)
 {
     struct gh_ws_conn *ws = r->ws;
     gh_plugin_state_cb cb = r->cb;
+    claim *cl = r->claim;
     void *arg = r->arg;
     gh_plugin_call pc;
+    size_t len, nslen = strlen(r->key);
+    const char *name = name_of(r->key, r->keylen, &len);
 
-    /* the state is taken: from now on ws gets what is published, also what
-     * the callback itself publishes (after what it sends to ws directly) */
-    if (r->join) {
-        size_t len;
-        const char *name = name_of(r->key, r->keylen, &len);
-        (void)gh_ws_conn_hold(ws, name, len, false);
+    if (cl != NULL && result == GH_OK && keep == NULL) {
+        bool last;
+        if (local_set(ts, ws, r->owner, r->key, nslen, name, len, claim_value(cl), cl->vlen,
+                      claim_farewell(cl), cl->flen, &last) != GH_OK)
+            GH_LOG(GH_LOG_ERROR, "topic state: out of memory noting a member; its farewell "
+                   "is not published here when it goes");
+        if (ts->has_bus && ts->bus.noted != NULL)
+            ts->bus.noted(ts->bus.ctx, r->key, name, len, gh_ws_conn_id(ws), claim_value(cl),
+                          cl->vlen, claim_farewell(cl), cl->flen);
     }
+    /* the state is taken: from now on ws gets what is published, also what
+     * the callback itself publishes (after what it sends to ws directly);
+     * a refused claim keeps it held for the next try */
+    if (r->join && (cl == NULL || result == GH_OK))
+        (void)gh_ws_conn_hold(ws, name, len, false);
+    r->claim = NULL;
     req_free(ts, r);
     if (st->whole && ts->has_bus && !ts->bus.in_process)
         GH_STAT_ADD(ts->loop->stats.state_answers_redis, 1);
     else
         GH_STAT_ADD(ts->loop->stats.state_answers_local, 1);
     gh_plugin_call_enter(&pc, gh_ws_conn_route(ws), GH_PLUGIN_CALL_STATE);
-    cb(arg, (gh_plugin_conn *)ws, st);
+    if (cl != NULL)
+        cl->cb(arg, (gh_plugin_conn *)ws, (int32_t)result, st);
+    else
+        cb(arg, (gh_plugin_conn *)ws, st);
     gh_plugin_call_leave(&pc);
+    if (keep != NULL)
+        *keep = cl;
+    else
+        free(cl);
 }
 
-/* Answers r from this process's part. */
+bool gh_tstate_value_eq(const char *a, size_t alen, const char *b, size_t blen, bool icase)
+{
+    if (alen != blen)
+        return false;
+    if (!icase)
+        return memcmp(a, b, alen) == 0;
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y - 'A' + 'a');
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* A claim decided from this process's part: another member (not ws's
+ * own) with the value, or max members already. */
+static int claim_local(const entry *e, const struct gh_ws_conn *ws, const claim *cl)
+{
+    size_t others = 0;
+
+    for (const member *m = e != NULL ? e->head : NULL; m != NULL; m = m->next) {
+        if (m->ws == ws)
+            continue;
+        others++;
+        if (gh_tstate_value_eq(m->value, m->vlen, claim_value(cl), cl->vlen,
+                               (cl->flags & GH_PLUGIN_ICASE) != 0))
+            return GH_EEXIST;
+    }
+    return cl->max > 0 && others >= cl->max ? GH_ENOSPC : GH_OK;
+}
+
+/* Answers r from this process's part. A claim granted here is set as
+ * member_set sets it (through the bus when it can take it) before the
+ * callback, with st as it was before (the claimer's own old value
+ * copied: the set frees it). */
 static void answer_local(gh_tstate *ts, req *r)
 {
     size_t nslen = strlen(r->key), len = r->keylen - nslen - 1;
     entry *e = entry_find(ts, r->key, nslen, r->key + nslen + 1, len);
     gh_plugin_topic_state st = { .whole = !ts->has_bus };
     gh_plugin_bytes *m = NULL, *l = NULL;
+    claim *cl = r->claim, *kept = NULL;
+    int result = cl != NULL ? claim_local(e, r->ws, cl) : GH_OK;
+    struct gh_ws_conn *ws = r->ws;
+    char key[GH_TOPIC_MAX_NS + 1 + GH_TOPIC_MAX_NAME], *own = NULL;
 
     if (e != NULL) {
         size_t i = 0;
         if (e->nmembers > 0 && (m = calloc(e->nmembers, sizeof(*m))) == NULL)
             goto nomem;
-        for (member *p = e->head; p != NULL; p = p->next)
+        for (member *p = e->head; p != NULL; p = p->next) {
             m[i++] = (gh_plugin_bytes){ p->value, p->vlen };
+            if (cl != NULL && result == GH_OK && p->ws == ws) {
+                if ((own = malloc(p->vlen)) == NULL)
+                    goto nomem;
+                memcpy(own, p->value, p->vlen);
+                m[i - 1].data = own;
+            }
+        }
         if (e->log.count > 0 && (l = calloc(e->log.count, sizeof(*l))) == NULL)
             goto nomem;
         for (i = 0; i < e->log.count; i++) {
@@ -403,11 +506,25 @@ static void answer_local(gh_tstate *ts, req *r)
         st.log = l;
         st.nlog = e->log.count;
     }
-    answer(ts, r, &st);
+    if (cl != NULL && result == GH_OK) {
+        /* set as member_set sets it (through the bus when it takes it)
+         * while a joiner's subscription is still held: the announcement
+         * goes out before the callback runs, as with a bus */
+        memcpy(key, r->key, r->keylen);
+        if (gh_tstate_member_set(ts, ws, gh_ws_conn_tstate(ws), key, key + nslen + 1, len,
+                                 claim_value(cl), cl->vlen, claim_announce(cl), cl->alen,
+                                 cl->flags & GH_PLUGIN_NOT_SELF, claim_farewell(cl),
+                                 cl->flen) != GH_OK)
+            GH_LOG(GH_LOG_ERROR, "topic state: out of memory setting a member");
+    }
+    answer(ts, r, result, &st, cl != NULL ? &kept : NULL);
+    free(kept);
+    free(own);
     free(m);
     free(l);
     return;
 nomem:
+    free(own);
     free(m);
     GH_LOG(GH_LOG_ERROR, "topic state: out of memory answering a request; the "
            "connection is closed");
@@ -461,13 +578,14 @@ static req *req_by_id(gh_tstate *ts, uint64_t id)
     return NULL;
 }
 
-void gh_tstate_answer(gh_tstate *ts, uint64_t reqid, const gh_plugin_topic_state *st)
+void gh_tstate_answer(gh_tstate *ts, uint64_t reqid, int result,
+                      const gh_plugin_topic_state *st)
 {
     req *r = req_by_id(ts, reqid);
 
     if (r == NULL || !r->at_bus)
         return;                 /* gone, or answered locally already */
-    answer(ts, r, st);
+    answer(ts, r, r->claim != NULL ? result : GH_OK, st, NULL);
 }
 
 void gh_tstate_unanswered(gh_tstate *ts, uint64_t reqid)
@@ -487,43 +605,46 @@ static gh_tstate_conn *conn_state(gh_tstate_conn **tsc)
     return *tsc;
 }
 
-int gh_tstate_request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
-                      const char *ns, const char *name, size_t len, bool join,
-                      gh_plugin_state_cb cb, void *arg)
+/* A request: a fetch, a join, or a join with a claim (cl, taken). */
+static int request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
+                   const char *ns, size_t nslen, const char *name, size_t len, bool join,
+                   gh_plugin_state_cb cb, claim *cl, void *arg)
 {
-    size_t nslen;
-    gh_tstate_conn *c;
-    req *r;
+    gh_tstate_conn *c = NULL;
+    req *r = NULL;
     int rc;
+    bool sent;
 
-    if (!gh_topics_key_ok(ns, name, len, &nslen) || cb == NULL)
-        return GH_EINVAL;
     if (!gh_ws_conn_is_open(ws) || ts->kick == NULL)
-        return -ENOTCONN;
-    if ((c = conn_state(tsc)) == NULL)
-        return GH_ENOMEM;
-    if (c->nreqs >= GH_TSTATE_MAX_PENDING)
-        return -EBUSY;
-    if ((r = calloc(1, sizeof(*r) + nslen + 1 + len)) == NULL)
-        return GH_ENOMEM;
-    if ((r->timeout = evtimer_new(ts->loop->base, on_timeout, r)) == NULL) {
-        free(r);
-        return GH_ENOMEM;
-    }
-    if (join) {
-        if ((rc = gh_ws_conn_subscribe(ws, name, len)) != GH_OK) {
+        rc = -ENOTCONN;
+    else if ((c = conn_state(tsc)) == NULL)
+        rc = GH_ENOMEM;
+    else if (c->nreqs >= GH_TSTATE_MAX_PENDING)
+        rc = -EBUSY;
+    else if ((r = calloc(1, sizeof(*r) + nslen + 1 + len)) == NULL)
+        rc = GH_ENOMEM;
+    else if ((r->timeout = evtimer_new(ts->loop->base, on_timeout, r)) == NULL)
+        rc = GH_ENOMEM;
+    else if (join && (rc = gh_ws_conn_subscribe(ws, name, len)) != GH_OK)
+        ;
+    else
+        rc = GH_OK;
+    if (rc != GH_OK) {
+        if (r != NULL && r->timeout != NULL)
             event_free(r->timeout);
-            free(r);
-            return rc;
-        }
-        (void)gh_ws_conn_hold(ws, name, len, true);
+        free(r);
+        free(cl);
+        return rc;
     }
+    if (join)
+        (void)gh_ws_conn_hold(ws, name, len, true);
     r->ts = ts;
     r->ws = ws;
     r->owner = c;
     r->id = ++ts->next_id;
     r->join = join;
     r->cb = cb;
+    r->claim = cl;
     r->arg = arg;
     r->keylen = nslen + 1 + len;
     memcpy(r->key, ns, nslen);
@@ -537,7 +658,16 @@ int gh_tstate_request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc
     r->cnext = c->reqs;
     c->reqs = r;
     c->nreqs++;
-    if (ts->has_bus && ts->bus.fetch(ts->bus.ctx, ns, name, len, r->id, join) == GH_OK) {
+    if (cl != NULL)
+        sent = ts->has_bus && ts->bus.claim != NULL &&
+               ts->bus.claim(ts->bus.ctx, ns, name, len, r->id, gh_ws_conn_id(ws),
+                             claim_value(cl), cl->vlen, cl->max, cl->flags,
+                             claim_farewell(cl), cl->flen, claim_announce(cl), cl->alen,
+                             cl->flags & GH_PLUGIN_NOT_SELF
+                             ? gh_ws_conn_serial(ws, name, len) : 0) == GH_OK;
+    else
+        sent = ts->has_bus && ts->bus.fetch(ts->bus.ctx, ns, name, len, r->id, join) == GH_OK;
+    if (sent) {
         struct timeval tv = gh_units_timeval(GH_TSTATE_WAIT_MS);
         r->at_bus = true;
         evtimer_add(r->timeout, &tv);
@@ -545,6 +675,54 @@ int gh_tstate_request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc
         make_due(ts, r);
     }
     return GH_OK;
+}
+
+int gh_tstate_request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
+                      const char *ns, const char *name, size_t len, bool join,
+                      gh_plugin_state_cb cb, void *arg)
+{
+    size_t nslen;
+
+    if (!gh_topics_key_ok(ns, name, len, &nslen) || cb == NULL)
+        return GH_EINVAL;
+    return request(ts, ws, tsc, ns, nslen, name, len, join, cb, NULL, arg);
+}
+
+static bool member_args_ok(const char *ns, const char *name, size_t len, size_t *nslen,
+                           const char *value, size_t vlen, const char *announce,
+                           size_t alen, uint32_t flags, const char *farewell, size_t flen);
+
+int gh_tstate_claim(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
+                    const char *ns, const char *name, size_t len, const char *value,
+                    size_t vlen, uint32_t max, const char *announce, size_t alen,
+                    uint32_t flags, const char *farewell, size_t flen,
+                    gh_tstate_claim_cb cb, void *arg)
+{
+    size_t nslen;
+    claim *cl;
+
+    if (value == NULL || cb == NULL ||
+        (flags & ~(uint32_t)(GH_PLUGIN_NOT_SELF | GH_PLUGIN_JOIN | GH_PLUGIN_ICASE)) != 0 ||
+        !member_args_ok(ns, name, len, &nslen, value, vlen, announce, alen,
+                        flags & GH_PLUGIN_NOT_SELF, farewell, flen))
+        return GH_EINVAL;
+    if ((cl = malloc(sizeof(*cl) + vlen + alen + flen)) == NULL)
+        return GH_ENOMEM;
+    cl->cb = cb;
+    cl->max = max;
+    cl->flags = flags;
+    cl->vlen = vlen;
+    cl->alen = announce != NULL ? alen : 0;
+    cl->flen = farewell != NULL ? flen : 0;
+    cl->has_announce = announce != NULL;
+    cl->has_farewell = farewell != NULL;
+    memcpy(cl->data, value, vlen);
+    if (cl->alen > 0)
+        memcpy(cl->data + vlen, announce, cl->alen);
+    if (cl->flen > 0)
+        memcpy(cl->data + vlen + cl->alen, farewell, cl->flen);
+    return request(ts, ws, tsc, ns, nslen, name, len, (flags & GH_PLUGIN_JOIN) != 0, NULL, cl,
+                   arg);
 }
 
 static member *member_of(gh_tstate_conn *c, const entry *e)
@@ -594,26 +772,17 @@ static char *dup_bytes(const char *s, size_t n)
     return p;
 }
 
-int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
-                         const char *ns, const char *name, size_t len,
-                         const char *value, size_t vlen, const char *announce,
-                         size_t alen, uint32_t flags, const char *farewell, size_t flen)
+/* Sets (value != NULL) or removes c's (ws's) member in this process's
+ * part. *last: the entry went with it. Returns 0 or GH_ENOMEM. */
+static int local_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn *c,
+                     const char *ns, size_t nslen, const char *name, size_t len,
+                     const char *value, size_t vlen, const char *farewell, size_t flen,
+                     bool *last)
 {
-    size_t nslen;
     entry *e;
     member *m;
-    gh_tstate_conn *c;
-    uint64_t skip = 0;
-    bool last = false;
 
-    if (!gh_topics_key_ok(ns, name, len, &nslen) || (value != NULL && (vlen == 0 ||
-        vlen > GH_TSTATE_MAX_VALUE)) || (flags & ~(uint32_t)GH_PLUGIN_NOT_SELF) != 0 ||
-        (announce == NULL && alen > 0) || (farewell == NULL && flen > 0))
-        return GH_EINVAL;
-    if (!gh_ws_conn_is_open(ws))
-        return -ENOTCONN;
-    if ((c = conn_state(tsc)) == NULL)
-        return GH_ENOMEM;
+    *last = false;
     e = entry_find(ts, ns, nslen, name, len);
     m = e != NULL ? member_of(c, e) : NULL;
     if (value != NULL) {
@@ -649,14 +818,48 @@ int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **
         m->farewell = f;
         m->flen = f != NULL ? flen : 0;
     } else if (m != NULL) {
-        last = member_drop(ts, c, m);
+        *last = member_drop(ts, c, m);
     }
+    return GH_OK;
+}
+
+static bool member_args_ok(const char *ns, const char *name, size_t len, size_t *nslen,
+                           const char *value, size_t vlen, const char *announce,
+                           size_t alen, uint32_t flags, const char *farewell, size_t flen)
+{
+    return gh_topics_key_ok(ns, name, len, nslen) &&
+           (value == NULL || (vlen > 0 && vlen <= GH_TSTATE_MAX_VALUE)) &&
+           (flags & ~(uint32_t)GH_PLUGIN_NOT_SELF) == 0 && (announce != NULL || alen == 0) &&
+           (farewell != NULL || flen == 0);
+}
+
+int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
+                         const char *ns, const char *name, size_t len,
+                         const char *value, size_t vlen, const char *announce,
+                         size_t alen, uint32_t flags, const char *farewell, size_t flen)
+{
+    size_t nslen;
+    gh_tstate_conn *c;
+    uint64_t skip = 0;
+    bool last = false;
+    int rc;
+
+    if (!member_args_ok(ns, name, len, &nslen, value, vlen, announce, alen, flags, farewell,
+                        flen))
+        return GH_EINVAL;
+    if (!gh_ws_conn_is_open(ws))
+        return -ENOTCONN;
+    if ((c = conn_state(tsc)) == NULL)
+        return GH_ENOMEM;
+    if ((rc = local_set(ts, ws, c, ns, nslen, name, len, value, vlen, farewell, flen,
+                        &last)) != GH_OK)
+        return rc;
     if (flags & GH_PLUGIN_NOT_SELF)
         skip = gh_ws_conn_serial(ws, name, len);
     if (ts->has_bus &&
         ts->bus.member(ts->bus.ctx, ns, name, len, gh_ws_conn_id(ws), value, vlen,
                        farewell, farewell != NULL ? flen : 0, announce, alen, skip,
-                       last) == GH_OK)
+                       last, false) == GH_OK)
         return GH_OK;
     if (announce != NULL)
         deliver_here(ts, ns, name, len, announce, alen, skip);
@@ -706,8 +909,20 @@ void gh_tstate_conn_gone(gh_tstate *ts, gh_tstate_conn **tsc)
 
     if (c == NULL)
         return;
-    while (c->reqs != NULL)
-        req_free(ts, c->reqs);
+    while (c->reqs != NULL) {
+        req *r = c->reqs;
+
+        /* a claim whose answer has not come may have been granted: its
+         * member goes, its farewell published only if it was one */
+        if (r->claim != NULL && r->at_bus && ts->has_bus) {
+            size_t len;
+            const char *name = name_of(r->key, r->keylen, &len);
+            (void)ts->bus.member(ts->bus.ctx, r->key, name, len, gh_ws_conn_id(r->ws), NULL,
+                                 0, NULL, 0, claim_farewell(r->claim), r->claim->flen, 0,
+                                 false, true);
+        }
+        req_free(ts, r);
+    }
     while (c->members != NULL) {
         member *m = c->members;
         entry *e = m->e;
@@ -725,7 +940,7 @@ void gh_tstate_conn_gone(gh_tstate *ts, gh_tstate_conn **tsc)
         last = member_drop(ts, c, m);
         if (!ts->has_bus ||
             ts->bus.member(ts->bus.ctx, key, name, len, connid, NULL, 0, NULL, 0,
-                           farewell, flen, 0, last) != GH_OK) {
+                           farewell, flen, 0, last, false) != GH_OK) {
             if (farewell != NULL)
                 deliver_here(ts, key, name, len, farewell, flen, 0);
         }

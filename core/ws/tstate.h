@@ -39,11 +39,13 @@ typedef struct gh_tstate_bus {
     void *ctx;
     /* Sets (value != NULL) or removes member (instance id, connid) of
      * (ns, name) and publishes announce (NULL: nothing) in one step.
-     * last_local: this was the instance's last member in the topic. */
+     * last_local: this was the instance's last member in the topic.
+     * if_member: a removal publishes announce only when connid was a
+     * member (a claim whose answer never came). */
     int (*member)(void *ctx, const char *ns, const char *name, size_t len,
                   uint64_t connid, const char *value, size_t vlen,
                   const char *farewell, size_t flen, const char *announce, size_t alen,
-                  uint64_t skip, bool last_local);
+                  uint64_t skip, bool last_local, bool if_member);
     /* Publishes data on (ns, name) and logs it (keep newest entries). */
     int (*log_publish)(void *ctx, const char *ns, const char *name, size_t len,
                        const char *data, size_t dlen, uint32_t keep);
@@ -53,6 +55,21 @@ typedef struct gh_tstate_bus {
      * confirmed, so the answer is ordered with the topic's messages. */
     int (*fetch)(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
                  bool after_subscribe);
+    /* A fetch (with GH_PLUGIN_JOIN in flags a join's: after_subscribe)
+     * that in the same step sets member connid to value (with farewell,
+     * publishing announce) when no other member of the topic has value
+     * (GH_PLUGIN_ICASE: ASCII case-folded) and it has fewer than max
+     * members (0: no bound). The answer comes to gh_tstate_answer() with
+     * reqid, the result (0, GH_EEXIST or GH_ENOSPC) and the state before
+     * the set. Returns as fetch. */
+    int (*claim)(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
+                 uint64_t connid, const char *value, size_t vlen, uint32_t max,
+                 uint32_t flags, const char *farewell, size_t flen, const char *announce,
+                 size_t alen, uint64_t skip);
+    /* Optional: a claim set member connid (its answer came with 0): for a
+     * bus that keeps the process's members itself (the hub). */
+    void (*noted)(void *ctx, const char *ns, const char *name, size_t len, uint64_t connid,
+                  const char *value, size_t vlen, const char *farewell, size_t flen);
     /* the workers' hub (hub.h), not Redis: its answers count as local */
     bool in_process;
 } gh_tstate_bus;
@@ -82,6 +99,24 @@ int gh_tstate_request(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc
                       const char *ns, const char *name, size_t len, bool join,
                       gh_plugin_state_cb cb, void *arg);
 
+/* The answer to a claim (gh_tstate_claim): result 0 when the member is
+ * set (st: the state before), GH_EEXIST or GH_ENOSPC when not (the
+ * subscription still held). conn and st are valid during the call. */
+typedef void (*gh_tstate_claim_cb)(void *arg, gh_plugin_conn *conn, int32_t result,
+                                   const gh_plugin_topic_state *st);
+
+/* The ABI's member_claim: ws's member value set to value (with announce
+ * and farewell, as gh_tstate_member_set) in the same step as the state is
+ * taken, only when no other member has value and the topic has fewer than
+ * max members (0: no bound), for the whole topic (every worker; with a
+ * bus, every instance); with GH_PLUGIN_JOIN in flags, a join too. Returns
+ * as gh_tstate_request, and GH_EINVAL as gh_tstate_member_set. */
+int gh_tstate_claim(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
+                    const char *ns, const char *name, size_t len, const char *value,
+                    size_t vlen, uint32_t max, const char *announce, size_t alen,
+                    uint32_t flags, const char *farewell, size_t flen,
+                    gh_tstate_claim_cb cb, void *arg);
+
 /* The ABI's member_set (value NULL: remove). Text is checked by the
  * caller. Returns 0, GH_EINVAL or GH_ENOMEM. */
 int gh_tstate_member_set(gh_tstate *ts, struct gh_ws_conn *ws, gh_tstate_conn **tsc,
@@ -97,6 +132,10 @@ int gh_tstate_log_publish(gh_tstate *ts, const char *ns, const char *name, size_
  * removed with their farewells published, its requests dropped; *tsc
  * becomes NULL. NULL-safe on *tsc. */
 void gh_tstate_conn_gone(gh_tstate *ts, gh_tstate_conn **tsc);
+
+/* Whether member values a and b are the same (icase: ASCII letters
+ * case-folded, every other byte exact). */
+bool gh_tstate_value_eq(const char *a, size_t alen, const char *b, size_t blen, bool icase);
 
 /* ---- a topic's log: its newest entries (here and in the hub) --------------- */
 
@@ -114,8 +153,10 @@ void gh_tlog_clear(gh_tlog *l);
 
 /* ---- for the bus ---------------------------------------------------------- */
 
-/* Redis's answer to request reqid (unknown ids are ignored). */
-void gh_tstate_answer(gh_tstate *ts, uint64_t reqid, const gh_plugin_topic_state *st);
+/* Redis's answer to request reqid (unknown ids are ignored); result: a
+ * claim's (0 for a fetch). */
+void gh_tstate_answer(gh_tstate *ts, uint64_t reqid, int result,
+                      const gh_plugin_topic_state *st);
 /* No answer will come for reqid: answer it from this process's part. */
 void gh_tstate_unanswered(gh_tstate *ts, uint64_t reqid);
 /* The link to Redis is lost: every request waiting for it is answered

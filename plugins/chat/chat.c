@@ -14,11 +14,16 @@
  * plugin keeps nothing per room: a client joins the topic (which answers
  * with the state, ordered with the topic's messages so that the welcome's
  * history and the live messages after it neither overlap nor leave a
- * gap), picks a free nick against the members, sends the welcome and sets
- * its member value, announcing "joined" in the same step; "left" is the
- * farewell the host publishes when the connection goes (or when its
- * instance has been gone from the bus for presence_ttl). A rename fetches
- * the members again. What is said is serialised once and published with
+ * gap) and, in that same step, claims its nick as its member value and a
+ * place under max_users (member_claim, ABI 1.2: checked and taken at once
+ * for the whole room, so two joiners never both get a nick), announcing
+ * "joined"; a nick someone has is made unique against the state that came
+ * with the refusal ("ann2") and claimed again; then it sends the welcome.
+ * "left" is the farewell the host publishes when the connection goes (or
+ * when its instance has been gone from the bus for presence_ttl). A
+ * rename claims the new nick the same way. On a 1.1 host the plugin picks
+ * the nick against the joined state and sets it with member_set instead
+ * (two joiners at once may then both get one nick). What is said is serialised once and published with
  * log_publish, which frames it once for every subscriber and logs it.
  *
  * Asking for the state takes a round trip to Redis. Meanwhile a client's
@@ -102,6 +107,7 @@ struct client {
     size_t          want_len;       /* a rename waiting for its fetch */
     char            want[GH_CHAT_NICK_MAX_BYTES + 1];
     bool            waiting;        /* a join or fetch is outstanding */
+    unsigned        tries;          /* claims of a nick refused in a row */
     bool            closing;        /* closed, or the host is closing it */
     gh_chat_bucket  bucket;
     unsigned        strikes;        /* malformed messages in a row */
@@ -374,6 +380,7 @@ static const char *read_query(gh_plugin_conn *conn, char *room_name, size_t *roo
 
 static void handle(client *cl, int32_t type, const void *data, size_t len);
 static void on_joined(void *arg, gh_plugin_conn *conn, const gh_plugin_topic_state *st);
+static int32_t claim_join(client *cl);
 
 static int32_t chat_open(void *state, gh_plugin_conn *conn)
 {
@@ -400,8 +407,11 @@ static int32_t chat_open(void *state, gh_plugin_conn *conn)
     cl->nick_len = nick_len;
     gh_chat_bucket_init(&cl->bucket, ch->rate, ch->burst, mono_ms());
     /* subscribes, and answers with the room as of the moment after which
-     * every message of the room reaches this connection */
-    if ((rc = host->join(conn, cl->room, cl->room_len, on_joined, cl)) != 0) {
+     * every message of the room reaches this connection; with a 1.2 host
+     * the nick and the room's place are claimed in that same step */
+    if ((rc = GH_PLUGIN_HOST_HAS(host, member_claim)
+              ? claim_join(cl)
+              : host->join(conn, cl->room, cl->room_len, on_joined, cl)) != 0) {
         host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "cannot join room %s (%d)", cl->room,
                   (int)rc);
         free(cl);
@@ -546,6 +556,180 @@ out:
     free(farewell);
 }
 
+/* ---- claims (ABI 1.2): a nick no one else has, checked and taken in one
+ * step for the whole room, so two clients asking for one nick at the same
+ * moment on two workers or two instances never both get it, and the room
+ * never passes max_users. A refused nick is made unique against the state
+ * the refusal came with and claimed again. */
+
+#define CLAIM_TRIES 16
+
+static void on_claimed(void *arg, gh_plugin_conn *conn, int32_t result,
+                       const gh_plugin_topic_state *st);
+static void on_rename_claimed(void *arg, gh_plugin_conn *conn, int32_t result,
+                              const gh_plugin_topic_state *st);
+
+/* Joins cl's room claiming cl->nick (the one asked, then the ones made
+ * unique). */
+static int32_t claim_join(client *cl)
+{
+    chat *ch = cl->ch;
+    char *announce = dump(ch, cl->conn, json_pack("{s:s, s:s%}", "type", "joined", "nick",
+                                                  cl->nick, cl->nick_len));
+    char *farewell = dump(ch, cl->conn, json_pack("{s:s, s:s%}", "type", "left", "nick",
+                                                  cl->nick, cl->nick_len));
+    int32_t rc = -ENOMEM;
+
+    /* the others learn of the joiner and the room's state lists it in one
+     * step; its farewell is the host's to publish when it goes */
+    if (announce != NULL && farewell != NULL)
+        rc = host->member_claim(cl->conn, cl->room, cl->room_len, cl->nick, cl->nick_len,
+                                ch->max_users, announce, strlen(announce),
+                                GH_PLUGIN_JOIN | GH_PLUGIN_ICASE | GH_PLUGIN_NOT_SELF,
+                                farewell, strlen(farewell), on_claimed, cl);
+    free(announce);
+    free(farewell);
+    return rc;
+}
+
+static void on_claimed(void *arg, gh_plugin_conn *conn, int32_t result,
+                       const gh_plugin_topic_state *st)
+{
+    client *cl = arg;
+    chat *ch = cl->ch;
+    char nick[GH_CHAT_NICK_MAX_BYTES + 1];
+    size_t nick_len;
+    json_t *welcome;
+    int32_t rc;
+
+    cl->waiting = false;
+    if (cl->closing)
+        return;
+    if (!st->whole)
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_DEBUG, "room %s: the bus did not answer; "
+                  "welcome with this instance's view only", cl->room);
+    if (result == -ENOSPC) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_INFO, "room %s is full (%u users)", cl->room,
+                  ch->max_users);
+        refuse(cl, "room full");
+        return;
+    }
+    if (result == -EEXIST) {
+        /* someone has it (or took it a moment ago): the next free one as
+         * this state has the room, claimed again */
+        if (++cl->tries >= CLAIM_TRIES ||
+            (rc = gh_chat_nick_unique(cl->nick, cl->nick_len, member_at, st->members,
+                                      st->nmembers, GH_CHAT_SKIP_NONE, nick,
+                                      &nick_len)) != 0) {
+            host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "room %s: cannot pick a nick "
+                      "(%u tries)", cl->room, cl->tries);
+            close_internal(cl);
+            return;
+        }
+        memcpy(cl->nick, nick, nick_len + 1);
+        cl->nick_len = nick_len;
+        if ((rc = claim_join(cl)) == -ENOTCONN) {
+            cl->closing = true;
+        } else if (rc != 0) {
+            host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "room %s: cannot join (%d)",
+                      cl->room, (int)rc);
+            close_internal(cl);
+        } else {
+            cl->waiting = true;
+        }
+        return;
+    }
+    if (result != 0) {
+        close_internal(cl);
+        return;
+    }
+    cl->tries = 0;
+    if ((welcome = welcome_of(cl, st)) == NULL) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_ERROR, "out of memory building a welcome");
+        close_internal(cl);
+        return;
+    }
+    if (!send_json(cl, welcome)) {
+        if (!cl->closing)
+            close_internal(cl);
+        return;
+    }
+    host->log(ch->inst, conn, GH_PLUGIN_LOG_DEBUG, "%s joined %s (%zu users)", cl->nick,
+              cl->room, st->nmembers + 1);
+    drain(cl);
+}
+
+/* Claims cl->want as cl's new nick. */
+static int32_t claim_rename(client *cl)
+{
+    chat *ch = cl->ch;
+    char *announce = dump(ch, cl->conn, json_pack("{s:s, s:s%, s:s%}", "type", "renamed",
+                                                  "from", cl->nick, cl->nick_len, "to",
+                                                  cl->want, cl->want_len));
+    char *farewell = dump(ch, cl->conn, json_pack("{s:s, s:s%}", "type", "left", "nick",
+                                                  cl->want, cl->want_len));
+    int32_t rc = -ENOMEM;
+
+    /* the renamer gets its "renamed" too: no NOT_SELF */
+    if (announce != NULL && farewell != NULL)
+        rc = host->member_claim(cl->conn, cl->room, cl->room_len, cl->want, cl->want_len, 0,
+                                announce, strlen(announce), GH_PLUGIN_ICASE, farewell,
+                                strlen(farewell), on_rename_claimed, cl);
+    free(announce);
+    free(farewell);
+    return rc;
+}
+
+static void on_rename_claimed(void *arg, gh_plugin_conn *conn, int32_t result,
+                              const gh_plugin_topic_state *st)
+{
+    client *cl = arg;
+    chat *ch = cl->ch;
+    char nick[GH_CHAT_NICK_MAX_BYTES + 1];
+    size_t nick_len, self = GH_CHAT_SKIP_NONE;
+    int32_t rc;
+
+    cl->waiting = false;
+    if (cl->closing)
+        return;
+    if (result == 0) {
+        cl->tries = 0;
+        memcpy(cl->nick, cl->want, cl->want_len + 1);
+        cl->nick_len = cl->want_len;
+        drain(cl);
+        return;
+    }
+    /* the member value this client set is its nick: that entry does not
+     * count against it (one entry: a second one is someone else's) */
+    for (size_t i = 0; i < st->nmembers && self == GH_CHAT_SKIP_NONE; i++)
+        if (st->members[i].len == cl->nick_len &&
+            memcmp(st->members[i].data, cl->nick, cl->nick_len) == 0)
+            self = i;
+    if (result != -EEXIST || ++cl->tries >= CLAIM_TRIES ||
+        gh_chat_nick_unique(cl->want, cl->want_len, member_at, st->members, st->nmembers,
+                            self, nick, &nick_len) != 0) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_WARN, "room %s: cannot rename (%d)",
+                  cl->room, (int)result);
+        cl->tries = 0;
+        send_error(cl, "busy");
+        drain(cl);
+        return;
+    }
+    memcpy(cl->want, nick, nick_len + 1);
+    cl->want_len = nick_len;
+    if ((rc = claim_rename(cl)) == -ENOTCONN) {
+        cl->closing = true;
+    } else if (rc != 0) {
+        host->log(ch->inst, conn, GH_PLUGIN_LOG_WARN, "room %s: cannot rename (%d)",
+                  cl->room, (int)rc);
+        cl->tries = 0;
+        send_error(cl, "busy");
+        drain(cl);
+    } else {
+        cl->waiting = true;
+    }
+}
+
 /* A rename's answer: the room's members, this client's own among them. */
 static void on_fetched(void *arg, gh_plugin_conn *conn, const gh_plugin_topic_state *st)
 {
@@ -677,8 +861,11 @@ static void on_nick(client *cl, json_t *msg)
     memcpy(cl->want, nick, nick_len);       /* checked: at most the buffer */
     cl->want[nick_len] = '\0';
     cl->want_len = nick_len;
-    /* the members now, to make the new nick unique against */
-    rc = host->fetch(cl->conn, cl->room, cl->room_len, on_fetched, cl);
+    /* claimed (1.2), or the members now, to make the new nick unique
+     * against */
+    rc = GH_PLUGIN_HOST_HAS(host, member_claim)
+         ? claim_rename(cl)
+         : host->fetch(cl->conn, cl->room, cl->room_len, on_fetched, cl);
     if (rc == -ENOTCONN) {
         cl->closing = true;
     } else if (rc != 0) {

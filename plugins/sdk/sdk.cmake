@@ -9,6 +9,9 @@ file(STRINGS ${PROJECT_SOURCE_DIR}/plugins/include/gatehouse/plugin.h GH_ABI_LIN
      REGEX "^#define GH_PLUGIN_ABI_(MAJOR|MINOR) +[0-9]+")
 string(REGEX REPLACE ".*GH_PLUGIN_ABI_MAJOR +([0-9]+).*" "\\1" GH_ABI_MAJOR "${GH_ABI_LINES}")
 string(REGEX REPLACE ".*GH_PLUGIN_ABI_MINOR +([0-9]+).*" "\\1" GH_ABI_MINOR "${GH_ABI_LINES}")
+# a version bump in the header configures again (the package version)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS
+             ${PROJECT_SOURCE_DIR}/plugins/include/gatehouse/plugin.h)
 set(GH_PLUGIN_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/gatehouse/plugins)
 set(GH_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/gatehouse)
 set(GH_SDK_BUILD_DIR ${PROJECT_BINARY_DIR}/sdk)

@@ -489,6 +489,33 @@ class ChatClusterTest(ghtest.TestCase):
         eve, w = self.join(b, "full", "eve", path="/ws/small", others=[alice])
         self.assertEqual(w["users"], ["alice", "eve"])
 
+    def test_a_nick_and_a_place_asked_at_once_on_both_instances_are_given_once(self):
+        """Checked and taken in one step in Redis (member_claim): eight
+        joiners asking for one nick at the same moment on two instances
+        get eight nicks; six asking for a room of two at once, two places."""
+        self.redis.start()
+        a, b = self.instance(), self.instance()
+        for rnd in range(4):
+            cs = [ChatClient(self, (a, b)[i % 2].port, "race%d" % rnd,
+                             "ann" if i % 2 else "Ann", start_only=True) for i in range(8)]
+            nicks = []
+            for c in cs:
+                c.finish()
+                nicks.append(c.welcome()["nick"])
+            self.assertEqual(len({n.lower() for n in nicks}), 8, nicks)
+        cs = [ChatClient(self, (a, b)[i % 2].port, "full", "p%d" % i, path="/ws/small",
+                         start_only=True) for i in range(6)]
+        welcomed = refused = 0
+        for c in cs:
+            c.finish()
+            m = c.recv()
+            if m["type"] == "welcome":
+                welcomed += 1
+            else:
+                self.assertEqual(m, {"type": "error", "reason": "room full"})
+                refused += 1
+        self.assertEqual((welcomed, refused), (2, 4))
+
     def test_without_a_bus_the_welcome_still_works(self):
         g = self.instance(bus=False)
         ann, w = self.join(g, "solo", "ann")

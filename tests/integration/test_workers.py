@@ -459,6 +459,43 @@ class ChatAcrossWorkersTest(ghtest.TestCase):
         asyncio.run(asyncio.wait_for(go(), 60))
 
 
+    def test_nicks_and_places_asked_at_the_same_moment_are_given_once(self):
+        """Eight clients ask for one nick (in two spellings: nicks compare
+        case-folded) at once, spread over the workers: each gets another
+        one. Eight ask for a room of five at once: five get in. The claim
+        is checked and taken in one step (member_claim); checking a
+        snapshot and then setting would give "ann" twice."""
+        async def ask(room, nick, path):
+            ws = await websockets.connect(
+                f"ws://127.0.0.1:{self.port}{path}?"
+                + urllib.parse.urlencode({"room": room, "nick": nick}),
+                ping_interval=None, close_timeout=2)
+            try:
+                return ws, json.loads(await asyncio.wait_for(ws.recv(), 5))
+            except websockets.exceptions.ConnectionClosed:
+                return ws, {"type": "closed", "code": ws.close_code}
+
+        async def go():
+            for rnd in range(5):
+                got = await asyncio.gather(*(ask(f"race{rnd}", "ann" if i % 2 else "ANN",
+                                                 "/ws/chat") for i in range(8)))
+                nicks = [w["nick"] for _, w in got]
+                self.assertEqual(len({n.lower() for n in nicks}), 8, nicks)
+                for ws, _ in got:
+                    await ws.close()
+            got = await asyncio.gather(*(ask("full", f"p{i}", "/ws/small") for i in range(8)))
+            kinds = sorted(w["type"] for _, w in got)
+            self.assertEqual(kinds.count("welcome"), 5, [w for _, w in got])
+            self.assertEqual(len(kinds) - kinds.count("welcome"), 3, kinds)
+            for _, w in got:
+                if w["type"] != "welcome":
+                    self.assertIn(w, ({"type": "error", "reason": "room full"},
+                                      {"type": "closed", "code": 1008}))
+            for ws, _ in got:
+                await ws.close()
+        asyncio.run(asyncio.wait_for(go(), 60))
+
+
 class WorkersWebSocketTest(ghtest.TestCase):
     """Reload and drain with four workers and 200 open WebSockets."""
 

@@ -1,4 +1,4 @@
-/* gatehouse/plugin.h: the gatehouse WebSocket plugin ABI, version 1.1.
+/* gatehouse/plugin.h: the gatehouse WebSocket plugin ABI, version 1.2.
  *
  * This is the only header a plugin includes, and a plugin links against
  * nothing of gatehouse: it exports one const descriptor named
@@ -65,7 +65,7 @@ extern "C" {
 #endif
 
 #define GH_PLUGIN_ABI_MAJOR 1
-#define GH_PLUGIN_ABI_MINOR 1
+#define GH_PLUGIN_ABI_MINOR 2
 
 /* The name of the one symbol a plugin exports. */
 #define GH_PLUGIN_SYMBOL "gatehouse_plugin"
@@ -138,8 +138,26 @@ typedef struct gh_plugin_topic_state {
 typedef void (*gh_plugin_state_cb)(void *arg, gh_plugin_conn *conn,
                                    const gh_plugin_topic_state *st);
 
-/* member_set flags */
+/* member_set and member_claim flags */
 #define GH_PLUGIN_NOT_SELF 1u    /* the announcement is not delivered to conn */
+/* member_claim flags (ABI 1.2) */
+#define GH_PLUGIN_JOIN     2u    /* join in the same step (see member_claim) */
+#define GH_PLUGIN_ICASE    4u    /* values compare with ASCII letters case-folded */
+
+/* The answer to member_claim (ABI 1.2). result: 0 when conn's member
+ * value is now the claimed one, set as member_set sets it, its
+ * announcement published before this call (a joining conn, still held
+ * then, does not get it); st is the state just before, without it, and
+ * with GH_PLUGIN_JOIN conn gets what is published after that (but the
+ * announcement) after this call, as with join. -EEXIST when another
+ * member of the topic has the value, -ENOSPC when the topic has its max
+ * members: nothing was set or published (with GH_PLUGIN_JOIN conn is
+ * subscribed, but held: nothing published reaches it until a claim of it
+ * is granted; call member_claim again, e.g. with another value picked
+ * against st's members, or close conn). conn and st are valid during the
+ * call. */
+typedef void (*gh_plugin_claim_cb)(void *arg, gh_plugin_conn *conn, int32_t result,
+                                   const gh_plugin_topic_state *st);
 
 /* Failures are negative errno values (-EINVAL, -ENOMEM, ...): include
  * <errno.h> to name them. 0 is success. */
@@ -336,6 +354,30 @@ typedef struct gh_plugin_host {
      * out of range. */
     int32_t (*log_publish)(gh_plugin_inst *inst, const char *topic, size_t topic_len,
                            const char *data, size_t len, uint32_t keep);
+
+    /* -- ABI 1.2 ------------------------------------------------------------
+     * Check GH_PLUGIN_HOST_HAS(host, member_claim) first. */
+
+    /* member_set(conn, topic, value, announce, flags, farewell) only when
+     * no other member of the topic has value (compared byte for byte, or
+     * with GH_PLUGIN_ICASE ASCII letters case-folded) and the topic has
+     * fewer than max members (0: no bound), checked and done in one step
+     * for the whole topic (every worker of this process, and with a bus
+     * every instance): two connections never both get one value (a
+     * chat's nick) nor pass max together (a room's size), however close
+     * together they ask. With GH_PLUGIN_JOIN, conn also joins topic in
+     * that step (as join: the state in cb is the one the claim was
+     * checked against). cb gets the result and the state (see
+     * gh_plugin_claim_cb) later, exactly once unless conn closes first.
+     * While Redis cannot be asked the claim is decided against what this
+     * instance knows (st->whole false), as join answers then. value must
+     * not be NULL. Returns as join (-EBUSY counts it as a request), and
+     * -EINVAL as member_set (flags: NOT_SELF, JOIN, ICASE). */
+    int32_t (*member_claim)(gh_plugin_conn *conn, const char *topic, size_t topic_len,
+                          const char *value, size_t value_len, uint32_t max,
+                          const char *announce, size_t announce_len, uint32_t flags,
+                          const char *farewell, size_t farewell_len,
+                          gh_plugin_claim_cb cb, void *arg);
 } gh_plugin_host;
 
 /* True when the host table has the named function (a host older than the
