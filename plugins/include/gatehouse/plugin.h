@@ -111,7 +111,7 @@ extern "C" {
 #define GH_PLUGIN_CLOSE_ABNORMAL   1006
 
 /* Opaque handles. */
-typedef struct gh_plugin_inst  gh_plugin_inst;   /* one per websocket route */
+typedef struct gh_plugin_inst  gh_plugin_inst;   /* per websocket route (and worker) */
 typedef struct gh_plugin_conn  gh_plugin_conn;   /* one WebSocket connection */
 typedef struct gh_plugin_cfg   gh_plugin_cfg;    /* a node of the route's config: */
 typedef struct gh_plugin_timer gh_plugin_timer;
@@ -375,8 +375,10 @@ typedef struct gh_plugin_desc {
      * for none. The first one a client also lists is chosen. */
     const char *const *subprotocols;
 
-    /* Once per websocket route naming the plugin, at start-up (and under
-     * `gatehouse -t`). host: the function table. inst: this route's
+    /* Once per websocket route naming the plugin and worker (once per
+     * route with GH_PLUGIN_SINGLE_INSTANCE), at start-up and on each
+     * reload (and under `gatehouse -t`), on the main thread; the
+     * instance's callbacks then run on its worker. host: the function table. inst: this route's
      * instance. config: the route's `config:` mapping (NULL when absent).
      * Store the instance's state in *state. Return 0, or a negative errno
      * to take the route down: it then answers 503, and fini is not
