@@ -195,6 +195,55 @@ routes:
         self.assertEqual(gh.stop(), 0, gh.log())
         gh.check_sanitizers()
 
+    def test_limits_keep_their_counts_across_the_move(self):
+        """A moved connection keeps its place in max_connections and in
+        limits.connections_per_client: counted once while open, given back
+        once when closed (a leak would refuse the later rounds, a double
+        release would let a fourth client in)."""
+        text = self.text.replace("drain_timeout: 10s", "drain_timeout: 10s\n"
+                                 "max_connections: 3\n"
+                                 "limits: { connections_per_client: 2 }")
+        for port in (self.port, self.tport):    # no trusted peer: loopback is limited too
+            text = text.replace(f"  - listen: 127.0.0.1:{port}\n",
+                                f"  - listen: 127.0.0.1:{port}\n    trusted_proxies: []\n")
+        gh = self.start(text)
+
+        def refused(tls):
+            try:
+                ws = PipelinedWS(self.tport if tls else self.port, "/single", ["x"], tls=tls,
+                                 timeout=1.5)
+            except (OSError, EOFError):
+                return True
+            ws.close()
+            return False
+
+        for _ in range(3):
+            socks = self.open(2)                    # one plain, one TLS
+            self.assertTrue(refused(False))         # connections_per_client
+            gh.wait_log("over limits.connections_per_client")
+            for ws in socks:
+                ws.send(close_frame(1000))
+                self.assertEqual(ws.expect_close()[0], 1000)
+                ws.close()
+            ghtest.wait_for(lambda: self.metrics()[
+                'gatehouse_connections_open{listener="127.0.0.1:%d",kind="websocket"}'
+                % self.tport] == 0, TIMEOUT, "the closes")
+        # max_connections: 3 from three addresses of the loopback net
+        socks = []
+        for i, src in enumerate(("127.0.0.2", "127.0.0.3", "127.0.0.4")):
+            ws = RawWS(self.port, "/single", source=src, timeout=TIMEOUT)
+            self.addCleanup(ws.close)
+            self.assertEqual(ws.status, 101)
+            socks.append(ws)
+        with self.assertRaises(OSError):            # held unread at the limit
+            RawWS(self.port, "/single", source="127.0.0.5", timeout=1.5)
+        socks[0].close()
+        late = RawWS(self.port, "/single", source="127.0.0.5", timeout=TIMEOUT)
+        self.addCleanup(late.close)
+        self.assertEqual(late.status, 101)
+        self.assertEqual(gh.stop(), 0, gh.log())
+        gh.check_sanitizers()
+
     def churn(self, stop, errors):
         """Opens and closes connections to the plugin until stop is set;
         anything but a 101 that echoes, or a 503 (draining), is an error."""
