@@ -436,7 +436,7 @@ static void on_conn_removed(gh_loop *loop, gh_listener *l, bool own)
     bool was = true;
 
     if (loop->stopping) {
-        if (loop->nconns == 0)
+        if (gh_loop_is_empty(loop))
             event_base_loopbreak(loop->base);
         return;
     }
@@ -447,6 +447,13 @@ static void on_conn_removed(gh_loop *loop, gh_listener *l, bool own)
         return;
     for (unsigned i = 0; i < srv->nworkers; i++)
         on_worker(w, srv->w[i], task_resume, p);
+}
+
+/* A connection went to another worker (gh_conn_move()) with its places. */
+static void on_conn_left(gh_loop *loop)
+{
+    if (loop->stopping && gh_loop_is_empty(loop))
+        event_base_loopbreak(loop->base);
 }
 
 /* The places of lc's address, made when there are none yet, with lc's
@@ -1120,6 +1127,10 @@ static void stop_accepting(gh_worker *w)
     gh_conn *c, *next;
 
     w->loop.stopping = true;
+    /* before looking at moves_in: a sender counts its move there before
+     * it looks at this (seq_cst both), so either it sees this and answers
+     * its request itself, or this loop sees its move and waits for it */
+    __atomic_store_n(&w->loop.closed_to_moves, true, __ATOMIC_SEQ_CST);
     close_listeners(w);
     close_held(w);
     if (w->loop.id == 0)
@@ -1129,7 +1140,7 @@ static void stop_accepting(gh_worker *w)
         next = c->next;
         gh_conn_drain(c);
     }
-    if (w->loop.nconns == 0) {
+    if (gh_loop_is_empty(&w->loop)) {
         event_base_loopbreak(w->loop.base);
         return;
     }
@@ -1166,6 +1177,7 @@ static void task_exit_now(gh_loop *loop, void *arg)
 {
     (void)arg;
     loop->stopping = true;
+    __atomic_store_n(&loop->closed_to_moves, true, __ATOMIC_SEQ_CST);
     event_base_loopbreak(loop->base);
 }
 
@@ -1266,6 +1278,7 @@ static int worker_new(gh_server *srv, unsigned id, gh_site *site, double start_t
     w->loop.nactions = sizeof(actions) / sizeof(actions[0]);
     w->loop.on_conn_added = on_conn_added;
     w->loop.on_conn_removed = on_conn_removed;
+    w->loop.on_conn_left = on_conn_left;
     w->loop.metrics_more = gh_upstreams_metrics;
     w->loop.publishers_resume = gh_ws_publishers_resume;
     w->loop.last_reload = last_reload;

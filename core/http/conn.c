@@ -60,6 +60,8 @@ typedef struct gh_request_release {
 } gh_request_release;
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void move_out(gh_conn *c);
+static void trip_free(struct gh_conn_trip *t);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_timer(evutil_socket_t fd, short what, void *arg);
@@ -461,7 +463,11 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     c->lidx = (uint32_t)lst->index;    /* a config has far fewer listeners */
     c->own_place = lst->own_limit;     /* as the daemon counted it (same thread) */
     c->fd = fd;
-    c->id = ++loop->next_conn_id;
+    /* one count for the process (worker 0's): an id names one connection
+     * whatever worker has it (moved ones keep theirs; topic state keys
+     * members by it) */
+    c->id = __atomic_add_fetch(&(loop->peers != NULL ? loop->peers[0] : loop)->next_conn_id, 1,
+                               __ATOMIC_RELAXED);
     c->site = gh_site_ref(loop->site);
     if (salen > 0 && (size_t)salen <= sizeof(c->peer))
         memcpy(&c->peer, sa, (size_t)salen);
@@ -507,6 +513,8 @@ void gh_conn_free(gh_conn *c)
     if (c == NULL)
         return;
     gh_loop_conn_removed(c->loop, c);
+    trip_free(c->trip);
+    c->trip = NULL;
     if (c->climit_slot != 0 && *c->loop->climits != NULL)
         gh_climits_conn_close(*c->loop->climits, c->climit_slot);
     if (c->handoff != NULL)
@@ -566,6 +574,8 @@ static void maybe_linger(gh_conn *c)
 
 void gh_conn_drain(gh_conn *c)
 {
+    if (c->state == GH_CONN_MOVING)
+        return;             /* the worker it goes to answers it, or refuses */
     if (c->state == GH_CONN_WS || c->state == GH_CONN_UPSTREAM) {
         c->handoff->drain(c);
         return;
@@ -575,6 +585,285 @@ void gh_conn_drain(gh_conn *c)
         return;
     }
     c->close_after = true;
+}
+
+/* ---- moving to another worker (gh_conn_move) ------------------------------
+ *
+ * Three steps, each on the thread that owns what it touches:
+ *
+ *   gh_conn_move()  worker X, inside the action: checks that c can move,
+ *                   counts the move in to->moves_in (a stopping target
+ *                   refuses it then), marks c GH_CONN_MOVING. read_head()
+ *                   leaves the head in the input and stops the bufferevent.
+ *   move_out()      worker X, from c->timer (outside every bufferevent
+ *                   callback, where libevent's TLS code reads the SSL once
+ *                   more after ours returns): takes the input, and behind
+ *                   TLS what OpenSSL decrypted past it, out of the
+ *                   bufferevent, takes the socket back from it (setfd -1;
+ *                   behind TLS the SSL gets a BIO with no fd, which the
+ *                   destructor will not close) and frees it.
+ *                   A plain socket is sent at once. Behind TLS the
+ *                   bufferevent's destructor, run later by libevent, still
+ *                   reads the SSL (its BIO, SSL_free: a reference of ours
+ *                   keeps it alive); the connection goes only once that
+ *                   has run: a one-byte reference put in the bufferevent's
+ *                   input calls trip_marker() when the evbuffer is freed,
+ *                   which libevent does after the destructor.
+ *   adopt()         worker `to`, from its mailbox: joins its registry,
+ *                   makes the bufferevent on its own base (a TLS one in
+ *                   BUFFEREVENT_SSL_OPEN state around the same SSL), puts
+ *                   the bytes back in front of the input and reads them as
+ *                   a new request.
+ *
+ * The connection keeps its places in the limits throughout (the registry
+ * hooks that give them back are not called), and its per-client slot. */
+
+typedef struct gh_conn_trip {
+    gh_conn         *c;         /* NULL once c was freed before trip_marker() ran */
+    gh_loop         *to;
+    struct evbuffer *in;        /* the request head and what followed it */
+    SSL             *ssl;       /* behind TLS: a reference of ours */
+    bool             counted;   /* counted in to->moves_in */
+    bool             marked;    /* waiting for trip_marker(), which frees it */
+} gh_conn_trip;
+
+static const char trip_byte = 0;
+
+/* Frees t's contents; t itself unless its marker is still to come. */
+static void trip_free(gh_conn_trip *t)
+{
+    if (t == NULL)
+        return;
+    if (t->counted)
+        __atomic_sub_fetch(&t->to->moves_in, 1, __ATOMIC_SEQ_CST);
+    t->counted = false;
+    if (t->in != NULL)
+        evbuffer_free(t->in);
+    t->in = NULL;
+    if (t->ssl != NULL)
+        SSL_free(t->ssl);
+    t->ssl = NULL;
+    t->c = NULL;
+    if (!t->marked)
+        free(t);
+}
+
+int gh_conn_move(gh_request *r, gh_loop *to)
+{
+    gh_conn *c = r->c;
+    gh_conn_trip *t;
+
+    if (to == c->loop || c->state != GH_CONN_HEAD || c->body != NULL || c->trip != NULL ||
+        c->bev == NULL || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+        return GH_EINVAL;
+    if ((t = calloc(1, sizeof(*t))) == NULL || (t->in = evbuffer_new()) == NULL) {
+        free(t);
+        return GH_ENOMEM;
+    }
+    t->to = to;
+    t->c = c;
+    /* counted first, then the target's flag read (both seq_cst): see
+     * stop_accepting() in server.c, which does the two the other way */
+    __atomic_add_fetch(&to->moves_in, 1, __ATOMIC_SEQ_CST);
+    t->counted = true;
+    if (__atomic_load_n(&to->closed_to_moves, __ATOMIC_SEQ_CST)) {
+        trip_free(t);
+        return GH_EAGAIN;
+    }
+    c->trip = t;
+    c->state = GH_CONN_MOVING;
+    c->requests--;              /* it counts where it is answered */
+    return GH_OK;
+}
+
+static void adopt(gh_loop *loop, void *arg);
+
+/* Hands c over to its trip's target: it leaves this worker's registry
+ * (keeping its places) and the target's mailbox takes it. */
+static void send_off(gh_conn *c)
+{
+    gh_loop *from = c->loop;
+
+    if (c->timer != NULL)
+        event_free(c->timer);   /* this loop's; the target makes its own */
+    c->timer = NULL;
+    gh_loop_conn_left(from, c);
+    if (gh_loop_post(c->trip->to, adopt, c->trip) != GH_OK) {
+        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot reach worker %u: out of memory; closing",
+               (unsigned long long)c->id, c->client_text, c->trip->to->id);
+        gh_loop_conn_joined(from, c);
+        gh_conn_free(c);
+    }
+}
+
+/* The TLS bufferevent of a moving connection has been destroyed: the SSL
+ * is ours alone now (an evbuffer reference's cleanup, on the old worker). */
+static void trip_marker(const void *data, size_t len, void *arg)
+{
+    gh_conn_trip *t = arg;
+
+    (void)data;
+    (void)len;
+    t->marked = false;
+    if (t->c == NULL) {         /* freed meanwhile (the process is exiting) */
+        free(t);
+        return;
+    }
+    send_off(t->c);
+}
+
+static void move_out(gh_conn *c)
+{
+    gh_conn_trip *t = c->trip;
+    struct bufferevent *bev = c->bev;
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    evutil_socket_t fd = bufferevent_getfd(bev);
+
+    if (evbuffer_add_buffer(t->in, bufferevent_get_input(bev)) != 0)
+        goto fail;
+    if (ssl != NULL) {
+        /* records OpenSSL decrypted beyond what the bufferevent took (it
+         * stops at its read watermark) would be stranded in it: the
+         * target's bufferevent reads the SSL only when the socket is
+         * readable */
+        char buf[4096];
+        int n;
+
+        while (SSL_pending(ssl) > 0) {
+            if ((n = SSL_read(ssl, buf, (int)sizeof(buf))) <= 0 ||
+                evbuffer_add(t->in, buf, (size_t)n) != 0)
+                goto fail;
+        }
+        if (SSL_up_ref(ssl) != 1)
+            goto fail;
+        t->ssl = ssl;
+    }
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    if (fd < 0)
+        goto fail;
+    if (ssl != NULL) {
+        /* not bufferevent_setfd(): on a TLS bufferevent made ACCEPTING,
+         * libevent 2.1 answers it with SSL_clear() and a new handshake.
+         * A BIO with no fd instead, which the destructor reads and does
+         * not close (the bufferevent's events are off already) */
+        BIO *none = BIO_new_socket(-1, BIO_NOCLOSE);
+
+        if (none == NULL)
+            goto fail;
+        SSL_set_bio(ssl, none, none);   /* the old BIO never closed the fd */
+    } else if (bufferevent_setfd(bev, -1) != 0) {
+        goto fail;
+    }
+    c->fd = fd;                 /* ours again: the bufferevent no longer closes it */
+    if (ssl != NULL)
+        t->marked = evbuffer_add_reference(bufferevent_get_input(bev), &trip_byte, 1,
+                                           trip_marker, t) == 0;
+    bufferevent_free(bev);
+    c->bev = NULL;
+    if (ssl != NULL && !t->marked)
+        goto fail;              /* the SSL cannot be handed on safely: close */
+    GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: moving to worker %u", (unsigned long long)c->id,
+           c->client_text, t->to->id);
+    if (ssl == NULL)
+        send_off(c);
+    return;
+fail:
+    GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot move to worker %u: out of memory; closing",
+           (unsigned long long)c->id, c->client_text, t->to->id);
+    gh_conn_free(c);
+}
+
+/* The listener of this loop on the same address as l (another worker's):
+ * the one it has open, else a retired one. */
+static gh_listener *same_listener(gh_loop *loop, const gh_listener *l)
+{
+    gh_listener *found = NULL;
+
+    for (gh_listener *m = loop->listeners; m != NULL; m = m->next) {
+        if (strcmp(m->name, l->name) != 0)
+            continue;
+        if (!m->retired)
+            return m;
+        found = m;
+    }
+    return found;
+}
+
+static void adopt(gh_loop *loop, void *arg)
+{
+    gh_conn_trip *t = arg;
+    gh_conn *c = t->c;
+    const gh_config *cfg = cfg_of(c);
+    gh_listener *l = same_listener(loop, c->lst);
+    struct evbuffer *in;
+    int added;
+
+    if (l == NULL) {
+        /* cannot happen: every worker has a listener of every address its
+         * peers have (the reload reaches it first, see gh_plugins_home()).
+         * Closed, its places given back through the worker it came from's
+         * listener, whose places are the same. */
+        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: worker %u has no listener %s; closing",
+               (unsigned long long)c->id, c->client_text, loop->id, c->lst->name);
+        if (c->climit_slot != 0 && *loop->climits != NULL)
+            gh_climits_conn_close(*loop->climits, c->climit_slot);
+        evutil_closesocket(c->fd);
+        trip_free(t);
+        if (loop->on_conn_removed != NULL)
+            loop->on_conn_removed(loop, c->lst, c->own_place);
+        gh_site_unref(c->site);
+        free(c->pp_buf);
+        free(c->pp);
+        free(c);
+        return;
+    }
+    c->loop = loop;
+    c->lst = l;
+    gh_loop_conn_joined(loop, c);
+    __atomic_sub_fetch(&loop->moves_in, 1, __ATOMIC_SEQ_CST);
+    t->counted = false;
+    c->state = GH_CONN_HEAD;
+    c->in_request = false;
+    c->moved_in = true;
+    if ((c->timer = evtimer_new(loop->base, on_timer, c)) == NULL)
+        goto fail;
+    if (t->ssl != NULL) {
+        c->bev = bufferevent_openssl_socket_new(loop->base, c->fd, t->ssl,
+                                                BUFFEREVENT_SSL_OPEN, BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev != NULL)
+            t->ssl = NULL;      /* the bufferevent's */
+    } else {
+        c->bev = bufferevent_socket_new(loop->base, c->fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (c->bev == NULL)
+        goto fail;
+    c->fd = -1;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_set_max_single_write(c->bev, 1 << 30);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, cfg->http.max_head + 64 * 1024);
+    if (cfg->http.send_timeout_ms > 0) {
+        struct timeval wt = gh_units_timeval(cfg->http.send_timeout_ms);
+        bufferevent_set_timeouts(c->bev, NULL, &wt);
+    }
+    /* a socket bufferevent keeps its input's end frozen: only it adds */
+    in = bufferevent_get_input(c->bev);
+    evbuffer_unfreeze(in, 0);
+    added = evbuffer_add_buffer(in, t->in);
+    if (bufferevent_openssl_get_ssl(c->bev) == NULL)
+        evbuffer_freeze(in, 0);
+    if (added != 0)
+        goto fail;
+    c->trip = NULL;
+    trip_free(t);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: moved to worker %u", (unsigned long long)c->id,
+           c->client_text, loop->id);
+    on_read(c->bev, c);         /* may free c */
+    return;
+fail:
+    GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot take over on worker %u: out of memory; "
+           "closing", (unsigned long long)c->id, c->client_text, loop->id);
+    gh_conn_free(c);            /* frees the trip, closes c->fd */
 }
 
 /* ---- responses ------------------------------------------------------- */
@@ -882,7 +1171,9 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
         c->close_after = true;
     r.https = c->https;
     apply_forwarded(c, head, &r);
-    if (over_rate(c, &r))
+    if (c->moved_in)
+        c->moved_in = false;    /* the worker it came from counted it */
+    else if (over_rate(c, &r))
         goto out;
 
     if (req->path_len == 1 && req->path[0] == '*') {
@@ -914,8 +1205,8 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
     else
         gh_req_error(&r, 501);
 out:
-    if (c->state != GH_CONN_UPSTREAM)
-        access_log(&r);     /* else gh_conn_resume() writes it */
+    if (c->state != GH_CONN_UPSTREAM && c->state != GH_CONN_MOVING)
+        access_log(&r);     /* else gh_conn_resume(), or the worker it moves to */
 }
 
 /* Whether the route for this head streams the request body itself (a
@@ -1088,6 +1379,15 @@ static bool read_head(gh_conn *c, struct evbuffer *in)
     }
 
     dispatch(c, &head, &req, data, (size_t)n);
+    if (c->state == GH_CONN_MOVING) {
+        /* the head stays in the input, for the worker it goes to; the
+         * move itself runs from the connection's timer, outside this
+         * bufferevent's callback (see move_out()) */
+        evtimer_del(c->timer);
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        event_active(c->timer, EV_TIMEOUT, 1);
+        return false;
+    }
     evbuffer_drain(in, (size_t)n);
     if (c->state == GH_CONN_UPSTREAM) {
         evtimer_del(c->timer);
@@ -1134,6 +1434,7 @@ static void process(gh_conn *c)
         case GH_CONN_UPSTREAM:
         case GH_CONN_PROXY:
         case GH_CONN_TLS:
+        case GH_CONN_MOVING:
             return;
         case GH_CONN_LINGER:
             c->lingered += evbuffer_get_length(in);
@@ -1318,6 +1619,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->state == GH_CONN_MOVING) {
+        move_out(c);
+        return;
+    }
     if (put_off(c))
         return;
     switch (c->state) {

@@ -45,6 +45,8 @@ typedef enum {
     GH_CONN_UPSTREAM,     /* a proxied request: the bufferevent belongs to the
                              handoff until gh_conn_resume() (or for good once
                              the request became a tunnel) */
+    GH_CONN_MOVING,       /* on its way to another worker (gh_conn_move()),
+                             its request head still unread in the input */
 } gh_conn_state;
 
 /* A request body being discarded (a route that takes none): the head is
@@ -77,6 +79,7 @@ struct gh_conn {
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
     const gh_conn_handoff *handoff;    /* set with ws, or with fwd */
     struct gh_fwd      *fwd;           /* set in GH_CONN_UPSTREAM (upstream/forward.c) */
+    struct gh_conn_trip *trip;         /* set in GH_CONN_MOVING (gh_conn_move()) */
     uint32_t            lidx;          /* this listener's index in site->cfg->listeners */
     uint32_t            pp_have;       /* PROXY header bytes consumed from the socket so far */
     gh_conn_state       state;
@@ -91,6 +94,8 @@ struct gh_conn {
     unsigned            kind : 2;      /* counted on its listener as: gh_conn_kind */
     bool                own_place : 1; /* counted against its listener's own limit
                                           (listeners.max_connections), not the process's */
+    bool                moved_in : 1;  /* its current request came from another worker,
+                                          which counted it against the rate limits */
     uint32_t            climit_slot;   /* counted in loop->climits (climit.h); 0: not */
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For
@@ -123,6 +128,24 @@ void gh_conn_log(gh_conn *c, const char *head, size_t head_len, int status,
  * arriving): what is queued is flushed and the connection closed. May free
  * c (not synchronously inside conn.c's own callbacks). */
 void gh_conn_resume(gh_conn *c, bool broken);
+
+/* An action that must answer r on another worker's loop (`to`, not c's)
+ * calls this and returns: the connection leaves its worker and joins to,
+ * which parses the same request head again and dispatches it there, as if
+ * it had accepted the connection (the route, and so the same action, are
+ * found again from the same site). What moves: the socket, the request
+ * head and every byte read after it, behind TLS the SSL session and what
+ * OpenSSL had decrypted, and the connection's identity (id, peer, real
+ * client, scheme, listener address, site reference, its places in the
+ * connection limits and the per-client table). Nothing is counted twice:
+ * the request was counted against the rate limits here, and counts as
+ * one request. For a request head with no body only, when nothing is
+ * queued to the client.
+ * Returns 0: c is GH_CONN_MOVING and no longer the action's (write
+ * nothing to it, and do not touch it after the action returns). Or
+ * GH_EAGAIN (to is stopping), GH_EINVAL (c cannot move now), GH_ENOMEM:
+ * nothing changed, answer r here. */
+int gh_conn_move(gh_request *r, gh_loop *to);
 
 /* Restores conn.c's callbacks on c->bev (after a handoff used its own). */
 void gh_conn_take_back(gh_conn *c);

@@ -81,7 +81,7 @@ void gh_loop_access_write(gh_loop *loop, const char *line, size_t len)
     }
 }
 
-void gh_loop_conn_added(gh_loop *loop, gh_conn *c)
+static void link_conn(gh_loop *loop, gh_conn *c)
 {
     c->prev = NULL;
     c->next = loop->conns;
@@ -89,13 +89,10 @@ void gh_loop_conn_added(gh_loop *loop, gh_conn *c)
         loop->conns->prev = c;
     loop->conns = c;
     loop->nconns++;
-    c->kind = GH_KIND_HTTP;
-    GH_STAT_ADD(c->lst->open[GH_KIND_HTTP], 1);
-    if (loop->on_conn_added != NULL)
-        loop->on_conn_added(loop);
+    GH_STAT_ADD(c->lst->open[c->kind], 1);
 }
 
-void gh_loop_conn_removed(gh_loop *loop, gh_conn *c)
+static void unlink_conn(gh_loop *loop, gh_conn *c)
 {
     if (c->prev != NULL)
         c->prev->next = c->next;
@@ -106,8 +103,38 @@ void gh_loop_conn_removed(gh_loop *loop, gh_conn *c)
     c->prev = c->next = NULL;
     loop->nconns--;
     GH_STAT_SUB(c->lst->open[c->kind], 1);
+}
+
+void gh_loop_conn_added(gh_loop *loop, gh_conn *c)
+{
+    c->kind = GH_KIND_HTTP;
+    link_conn(loop, c);
+    if (loop->on_conn_added != NULL)
+        loop->on_conn_added(loop);
+}
+
+void gh_loop_conn_removed(gh_loop *loop, gh_conn *c)
+{
+    unlink_conn(loop, c);
     if (loop->on_conn_removed != NULL)
         loop->on_conn_removed(loop, c->lst, c->own_place);
+}
+
+void gh_loop_conn_left(gh_loop *loop, gh_conn *c)
+{
+    unlink_conn(loop, c);
+    if (loop->on_conn_left != NULL)
+        loop->on_conn_left(loop);
+}
+
+void gh_loop_conn_joined(gh_loop *loop, gh_conn *c)
+{
+    link_conn(loop, c);
+}
+
+bool gh_loop_is_empty(gh_loop *loop)
+{
+    return loop->nconns == 0 && __atomic_load_n(&loop->moves_in, __ATOMIC_SEQ_CST) == 0;
 }
 
 void gh_loop_conn_kind(gh_loop *loop, gh_conn *c, gh_conn_kind kind)

@@ -113,7 +113,7 @@ struct gh_loop {
     gh_listener       *listeners;      /* list, active and retired */
     gh_conn           *conns;          /* doubly linked registry */
     uint64_t           nconns;
-    uint64_t           next_conn_id;
+    uint64_t           next_conn_id;   /* worker 0's counts for every worker (atomic) */
     bool               draining;       /* health says 503 */
     bool               stopping;       /* listeners closed, waiting for conns */
     int                access_fd;      /* -1 when off */
@@ -129,6 +129,16 @@ struct gh_loop {
      * it was accepted); may be NULL */
     void              (*on_conn_added)(gh_loop *loop);
     void              (*on_conn_removed)(gh_loop *loop, gh_listener *l, bool own);
+    /* called after a connection left the registry for another worker
+     * (gh_conn_move(): it keeps its places in the limits); may be NULL */
+    void              (*on_conn_left)(gh_loop *loop);
+    /* connections other workers are moving here (gh_conn_move()): counted
+     * by the sender before it posts, uncounted here once adopted (atomic);
+     * a stopping loop does not end while any is on its way */
+    uint64_t           moves_in;
+    /* set (atomic, seq_cst) by the loop once it stops: senders then answer
+     * their requests themselves instead of moving them here */
+    bool               closed_to_moves;
     /* adds an upper layer's metrics to a scrape of site (may be NULL) */
     void              (*metrics_more)(gh_loop *loop, gh_site *site, struct gh_promtext *t);
     /* copies the last reload's result to *out: the daemon's record, one for
@@ -193,5 +203,15 @@ void gh_loop_access_write(gh_loop *loop, const char *line, size_t len);
  * on its listener and calls the hook. */
 void gh_loop_conn_added(gh_loop *loop, gh_conn *c);
 void gh_loop_conn_removed(gh_loop *loop, gh_conn *c);
+
+/* The same for a connection moving between workers (gh_conn_move()):
+ * it leaves one registry and joins another with its kind and its places
+ * in the limits kept. Left calls on_conn_left; joined calls no hook. */
+void gh_loop_conn_left(gh_loop *loop, gh_conn *c);
+void gh_loop_conn_joined(gh_loop *loop, gh_conn *c);
+
+/* True when a stopping loop may end: no connection, and none on its way
+ * here. Its own thread. */
+bool gh_loop_is_empty(gh_loop *loop);
 
 #endif

@@ -61,6 +61,7 @@ typedef struct plugin {
     void                 *dl;
     const gh_plugin_desc *desc;
     size_t                nsub;          /* subprotocols counted */
+    uint32_t              flags;         /* desc->flags, 0 when desc is older than 1.2 */
 } plugin;
 
 /* Why a file was refused, for the error of a route that names it. */
@@ -389,6 +390,15 @@ static void load_one(struct gh_plugins *ps, const char *path, const char *name)
                d->size, d->abi_major, d->abi_minor, (size_t)GH_PLUGIN_DESC_SIZE_1_0);
         goto out;
     }
+    /* read no field past desc->size: a 1.0 or 1.1 descriptor ends before */
+    if (d->size >= offsetof(gh_plugin_desc, flags) + sizeof(d->flags) &&
+        (d->flags & ~(uint32_t)GH_PLUGIN_FLAGS_KNOWN) != 0) {
+        refuse(ps, path, "descriptor flags 0x%x include bits this gatehouse (plugin ABI "
+               "%d.%d) does not know (0x%x): upgrade gatehouse or rebuild the plugin "
+               "against its header", d->flags, GH_PLUGIN_ABI_MAJOR, GH_PLUGIN_ABI_MINOR,
+               d->flags & ~(uint32_t)GH_PLUGIN_FLAGS_KNOWN);
+        goto out;
+    }
     if (!name_ok(d->name)) {
         refuse(ps, path, "plugin name missing or not [A-Za-z0-9_.-]{1,64}");
         goto out;
@@ -413,13 +423,16 @@ static void load_one(struct gh_plugins *ps, const char *path, const char *name)
     }
     p->dl = dl;
     p->desc = d;
+    if (d->size >= offsetof(gh_plugin_desc, flags) + sizeof(d->flags))
+        p->flags = d->flags;
     if (d->subprotocols != NULL)
         while (p->nsub < MAX_SUBPROTOCOLS && d->subprotocols[p->nsub] != NULL)
             p->nsub++;
     ps->nplugins++;
     dl = NULL;                  /* ps->plugins owns it now */
-    GH_LOG(GH_LOG_INFO, "plugin %s: loaded %s %s (ABI %u.%u)", path, d->name,
-           d->version != NULL ? d->version : "-", d->abi_major, d->abi_minor);
+    GH_LOG(GH_LOG_INFO, "plugin %s: loaded %s %s (ABI %u.%u%s)", path, d->name,
+           d->version != NULL ? d->version : "-", d->abi_major, d->abi_minor,
+           (p->flags & GH_PLUGIN_SINGLE_INSTANCE) ? ", single instance" : "");
 out:
     if (dl != NULL)
         dlclose(dl);
@@ -634,6 +647,10 @@ int gh_plugins_load(gh_site *site, unsigned nworkers, gh_errlist *errs)
             continue;
         }
         for (unsigned w = 0; w < ps->nworkers; w++) {
+            /* a single-instance plugin's one instance is worker 0's: the
+             * other workers move its connections there (wsconn.c) */
+            if ((pl->flags & GH_PLUGIN_SINGLE_INSTANCE) && w != GH_PLUGINS_HOME)
+                continue;
             if ((in = calloc(1, sizeof(*in))) == NULL)
                 return GH_ENOMEM;
             in->ps = ps;
@@ -880,6 +897,18 @@ gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index, unsig
         return NULL;
     in = ps->inst[worker * ps->ninst + route_index];
     return in != NULL && in->ok ? in : NULL;
+}
+
+unsigned gh_plugins_home(const gh_site *site, size_t route_index)
+{
+    const struct gh_plugins *ps = site->plugins;
+    const struct gh_plugin_inst *in;
+
+    if (ps == NULL || route_index >= ps->ninst ||
+        (in = ps->inst[GH_PLUGINS_HOME * ps->ninst + route_index]) == NULL ||
+        !(in->pl->flags & GH_PLUGIN_SINGLE_INSTANCE))
+        return GH_PLUGINS_EVERY;
+    return GH_PLUGINS_HOME;
 }
 
 const char *gh_plugin_route_name(const gh_plugin_route *rt)

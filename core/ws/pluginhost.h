@@ -8,6 +8,7 @@
 #ifndef GH_PLUGINHOST_H
 #define GH_PLUGINHOST_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,19 +18,23 @@
 struct gh_plugins;
 struct gh_ws_conn;
 
-/* One plugin instance: the plugin named by one websocket route. It is the
- * ABI's opaque gh_plugin_inst. Lives as long as its site. */
+/* One plugin instance: the plugin named by one websocket route, on one
+ * worker (on every worker, or on worker 0 alone for a single-instance
+ * plugin). It is the ABI's opaque gh_plugin_inst. Lives as long as its
+ * site. */
 typedef struct gh_plugin_inst gh_plugin_route;
 
 /* Loads every *.so in site->cfg->plugins_dir, checks that each websocket
  * route names a loaded plugin (else an error at the route's plugin_loc),
  * and initialises one plugin instance per websocket route and worker
- * (nworkers of them, each init given the same config). Appends every
+ * (nworkers of them, each init given the same config), or one only, worker
+ * 0's, for a plugin with GH_PLUGIN_SINGLE_INSTANCE. Appends every
  * problem to errs. Returns 0 or GH_EINVAL. Sets site->plugins (also on
  * failure: gh_plugins_unload() cleans up).
  *
  * Refused files (another ABI major, a newer minor, no descriptor, a
- * descriptor too small, a bad or duplicate name, a plugins folder or file
+ * descriptor too small, descriptor flags it does not know, a bad or
+ * duplicate name, a plugins folder or file
  * writable by group or others or owned by another user than ours or root)
  * are logged as warnings naming the file and, where versions are the
  * reason, both versions; they are an error only when a route names them.
@@ -73,10 +78,24 @@ void gh_plugins_unload(gh_site *site);
 
 /* ---- for wsconn.c --------------------------------------------------- */
 
-/* The instance serving route route_index of site, or NULL when the route
- * is not a websocket route, its plugin is not loaded or its init failed.
- * Borrowed from the site. */
+/* The instance serving route route_index of site on worker, or NULL when
+ * the route is not a websocket route, its plugin is not loaded or its init
+ * failed, or the plugin has a single instance and worker is not its home
+ * (gh_plugins_home()). Borrowed from the site. */
 gh_plugin_route *gh_plugins_route(const gh_site *site, size_t route_index, unsigned worker);
+
+/* Where a route's connections are served. GH_PLUGINS_EVERY: by the
+ * instance of the worker that accepted them (the default). Else the worker
+ * of the route's one instance (a plugin with GH_PLUGIN_SINGLE_INSTANCE):
+ * always GH_PLUGINS_HOME, worker 0. Worker 0 because it applies every
+ * reload before it reads its mailbox again (server.c: the reload runs on
+ * it), so a connection moved there from a worker that already serves a
+ * new generation finds that generation's instance bound and its listener
+ * made. Any thread (what it reads is fixed once the site is loaded, and
+ * the caller holds the site). */
+#define GH_PLUGINS_EVERY UINT_MAX
+#define GH_PLUGINS_HOME  0u
+unsigned gh_plugins_home(const gh_site *site, size_t route_index);
 
 /* The plugin's name (the topic namespace); borrowed from the plugin. */
 const char *gh_plugin_route_name(const gh_plugin_route *rt);

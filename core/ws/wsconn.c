@@ -1699,9 +1699,17 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     char accept[GH_WS_ACCEPT_LEN + 1], pmd_answer[GH_PMD_ANSWER_MAX];
     gh_resp_head h;
     uint64_t now;
+    size_t ri;
+    unsigned home;
+    bool elsewhere;
 
-    rt = gh_plugins_route(c->site, (size_t)(route - c->site->cfg->routes), c->loop->id);
-    if (rt == NULL || c->loop->stopping || gh_plugin_route_loop(rt) == NULL) {
+    ri = (size_t)(route - c->site->cfg->routes);
+    home = gh_plugins_home(c->site, ri);
+    elsewhere = home != GH_PLUGINS_EVERY && home != c->loop->id;
+    /* an instance elsewhere is that worker's to bind: only its existence
+     * (fixed at load) is looked at here */
+    rt = gh_plugins_route(c->site, ri, elsewhere ? home : c->loop->id);
+    if (rt == NULL || c->loop->stopping || (!elsewhere && gh_plugin_route_loop(rt) == NULL)) {
         refuse(r, 503, NULL);
         return;
     }
@@ -1746,6 +1754,15 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
                origin != NULL ? (int)(origin->value_len > 200 ? 200 : origin->value_len) : 1,
                origin != NULL ? origin->value : "-", r->path);
         refuse(r, 403, NULL);
+        return;
+    }
+    if (elsewhere) {
+        /* the plugin's one instance is on worker `home`: the connection
+         * goes there before its handshake, and that worker checks the
+         * request again and answers it, so that every callback for it
+         * runs on the instance's thread */
+        if (home >= c->loop->npeers || gh_conn_move(r, c->loop->peers[home]) != GH_OK)
+            refuse(r, 503, NULL);
         return;
     }
     protos = gh_plugin_route_subprotocols(rt, &nprotos);

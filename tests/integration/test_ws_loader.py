@@ -165,6 +165,44 @@ routes:
         self.assertEqual(ok.status, 101)
         ok.close()
 
+    def test_plugin_built_for_abi_1_1_keeps_an_instance_per_worker(self):
+        """ABI 1.2 appended flags to the descriptor: a 1.1 plugin (its size
+        ends before them) loads and gets an instance per worker as before,
+        whatever lies past its size (here the flags field of the newer header,
+        set to single instance)."""
+        self.plugin("probe.so", PROBE_MINOR=1, PROBE_SIZE="GH_PLUGIN_DESC_SIZE_1_1",
+                    PROBE_FLAGS="GH_PLUGIN_SINGLE_INSTANCE")
+        port = ghtest.free_port()
+        text = f"""workers: 2
+plugins_dir: {self.plugins}
+listeners:
+  - listen: 127.0.0.1:{port}
+routes:
+  - match: {{ path: /ws/probe }}
+    websocket: {{ plugin: probe }}
+"""
+        out = check(self.write("gw.yaml", text))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("(ABI 1.1)", out.stderr)
+        gh = self.start(text)
+        ws = wsutil.RawWS(port, "/ws/probe")
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.status, 101)
+        ws.recv_message()                       # its open's greeting
+        ws.send(wsutil.frame(wsutil.OP_TEXT, "whoami"))
+        self.assertRegex(ws.recv_message()[1].decode(), r" inits=2 ")
+        self.assertNotIn("single instance", gh.log())
+
+    def test_unknown_descriptor_flags_are_refused(self):
+        self.plugin("odd.so", PROBE_NAME='"odd"', PROBE_FLAGS="0x80u")
+        conf = self.conf(self.route("odd"))
+        out = check(conf)
+        self.assertEqual(out.returncode, 1, out.stderr)
+        self.assert_refused(out, "odd.so", "descriptor flags 0x80",
+                            f"(plugin ABI {ghtest.ABI}) does not know (0x80)")
+        self.assertRegex(out.stderr, re.escape(conf) + r":7:15: websocket: plugin odd is not "
+                         r"loaded: .*odd\.so was refused: descriptor flags 0x80")
+
     def test_init_failure_takes_only_its_route_down(self):
         self.plugin("probe.so")
         self.plugin("sick.so", PROBE_NAME='"sick"', PROBE_FAIL_INIT=None)

@@ -17,18 +17,27 @@
  * The first three fields of gh_plugin_desc never move, in any version.
  *
  * Threading. gatehouse runs `workers:` event loops, each on its own
- * thread, and makes one instance of a route's plugin per worker (init runs
- * once per worker with the same config). Every callback of an instance
- * (its timers, and open, message and close of its connections) runs on
- * that instance's worker, one at a time; a connection stays on one worker.
- * Instances of one plugin run at the same time on different threads: a
- * plugin's globals are shared by them. Topics and topic state span the
- * workers. Callbacks must not block (no sleeping, no blocking I/O, no
- * waiting on locks another thread holds): while one runs, no other
- * connection of its worker is served. Host functions may be called only
- * from the instance's worker, i.e. from inside one of its callbacks (a
- * plugin that runs threads of its own must hand work back through its own
- * means, e.g. a timer that polls a queue).
+ * thread. By default it makes one instance of a route's plugin per worker
+ * (init runs once per worker with the same config), and a connection is
+ * served by the instance of the worker that accepted it. A plugin whose
+ * descriptor has GH_PLUGIN_SINGLE_INSTANCE in flags (ABI 1.2) gets one
+ * instance per route instead, on worker 0 (the main thread): every
+ * connection routed to it is moved to worker 0 at the upgrade, before its
+ * handshake, so its open, message and close, its timers and its state
+ * callbacks all run on that one thread. Either way every callback of an
+ * instance (its timers, and open, message and close of its connections)
+ * runs on that instance's worker, one at a time; a connection never
+ * changes worker once open. With several instances (the default) they run
+ * at the same time on different threads: a plugin's globals are shared by
+ * them. With GH_PLUGIN_SINGLE_INSTANCE, a plugin's globals are touched by
+ * one thread only, as long as it serves one route (two routes naming it
+ * are two instances, both on worker 0: one thread still). Topics and topic
+ * state span the workers. Callbacks must not block (no sleeping, no
+ * blocking I/O, no waiting on locks another thread holds): while one
+ * runs, no other connection of its worker is served. Host functions may
+ * be called only from the instance's worker, i.e. from inside one of its
+ * callbacks (a plugin that runs threads of its own must hand work back
+ * through its own means, e.g. a timer that polls a queue).
  *
  * Reentrancy. From any callback a plugin may send to, close, subscribe or
  * publish on any connection of its instance. The host never calls a
@@ -77,6 +86,12 @@ extern "C" {
 #define GH_PLUGIN_TEXT   1     /* UTF-8 text */
 #define GH_PLUGIN_BINARY 2
 
+/* Descriptor flags (gh_plugin_desc.flags, ABI 1.2). A plugin that sets a
+ * bit this gatehouse does not know is refused at load. */
+#define GH_PLUGIN_SINGLE_INSTANCE 0x1u  /* one instance per route, on one
+                                           worker; see "Threading" above */
+#define GH_PLUGIN_FLAGS_KNOWN     0x1u
+
 /* Log levels for host->log. */
 #define GH_PLUGIN_LOG_DEBUG 0
 #define GH_PLUGIN_LOG_INFO  1
@@ -96,7 +111,7 @@ extern "C" {
 #define GH_PLUGIN_CLOSE_ABNORMAL   1006
 
 /* Opaque handles. */
-typedef struct gh_plugin_inst  gh_plugin_inst;   /* one per websocket route */
+typedef struct gh_plugin_inst  gh_plugin_inst;   /* per websocket route (and worker) */
 typedef struct gh_plugin_conn  gh_plugin_conn;   /* one WebSocket connection */
 typedef struct gh_plugin_cfg   gh_plugin_cfg;    /* a node of the route's config: */
 typedef struct gh_plugin_timer gh_plugin_timer;
@@ -402,8 +417,10 @@ typedef struct gh_plugin_desc {
      * for none. The first one a client also lists is chosen. */
     const char *const *subprotocols;
 
-    /* Once per websocket route naming the plugin, at start-up (and under
-     * `gatehouse -t`). host: the function table. inst: this route's
+    /* Once per websocket route naming the plugin and worker (once per
+     * route with GH_PLUGIN_SINGLE_INSTANCE), at start-up and on each
+     * reload (and under `gatehouse -t`), on the main thread; the
+     * instance's callbacks then run on its worker. host: the function table. inst: this route's
      * instance. config: the route's `config:` mapping (NULL when absent).
      * Store the instance's state in *state. Return 0, or a negative errno
      * to take the route down: it then answers 503, and fini is not
@@ -434,11 +451,19 @@ typedef struct gh_plugin_desc {
      * this returns; sending to it from here fails with -ENOTCONN. */
     void (*close)(void *state, gh_plugin_conn *conn, uint16_t code,
                   const char *reason, size_t reason_len);
+
+    /* -- ABI 1.2 ------------------------------------------------------- */
+    /* GH_PLUGIN_* flags; 0 for the default. The host reads it only when
+     * size covers it (a 1.0 or 1.1 plugin has none: 0). */
+    uint32_t flags;
+    uint32_t reserved2;      /* 0 */
 } gh_plugin_desc;
 
-/* The v1.0 descriptor size: the host refuses a smaller desc->size. */
+/* The v1.0 descriptor size: the host refuses a smaller desc->size. v1.1
+ * appended nothing to the descriptor. */
 #define GH_PLUGIN_DESC_SIZE_1_0 \
     (offsetof(gh_plugin_desc, close) + sizeof(void (*)(void)))
+#define GH_PLUGIN_DESC_SIZE_1_1 GH_PLUGIN_DESC_SIZE_1_0
 
 /* A plugin defines exactly this:
  *     GH_PLUGIN_EXPORT const gh_plugin_desc gatehouse_plugin = { ... };

@@ -4,6 +4,8 @@
  * also builds the plugins the loader must refuse:
  *   PROBE_NAME "probe"   PROBE_MAJOR/PROBE_MINOR   PROBE_SIZE
  *   PROBE_NO_DESC (no descriptor)   PROBE_FAIL_INIT (init returns -EINVAL)
+ *   PROBE_FLAGS (the descriptor's flags, ABI 1.2; PROBE_SIZE below 1.2's
+ *   size leaves them out)
  *
  * Messages it understands (text):
  *   "close"          host->close(conn, 4002, "asked")
@@ -12,12 +14,19 @@
  *   "tag"            PROBE_TAG, which build of the plugin answers
  *   "config"         the values read from its config at init
  *   "sub T" "unsub T" "pub T MSG"   topics
+ *   "whoami"         the threads it ran on: "tid=T open_tid=O inits=N inst=I"
+ *                    (this message's thread, the connection's open's, how
+ *                    many inits ran in the process, this instance's number)
+ *   "ttid"           a one-shot timer, then "ttid=T" (the timer's thread)
  *   anything else    echoed
+ * The close callback's log line ends with "tid=T", its thread.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <gatehouse/plugin.h>
 
@@ -38,9 +47,16 @@
 #endif
 
 static const gh_plugin_host *host;
+static int inits;              /* every instance's init, on whatever thread */
+
+static long tid(void)
+{
+    return (long)syscall(SYS_gettid);
+}
 
 typedef struct {
     gh_plugin_inst *inst;
+    int             number;        /* 1 for the first instance made, ... */
     char            config[512];
     gh_plugin_conn *last;          /* the most recent open connection */
     int             open;
@@ -50,6 +66,7 @@ typedef struct {
 typedef struct {
     probe           *p;
     gh_plugin_timer *timer;        /* a pending "tick", stopped in close */
+    long             open_tid;     /* the thread open ran on */
 } conn_data;
 
 static const char *const protocols[] = { "probe.v2", "probe.v1", NULL };
@@ -85,6 +102,7 @@ static int32_t p_init(const gh_plugin_host *h, gh_plugin_inst *inst,
     if ((p = calloc(1, sizeof(*p))) == NULL)
         return -ENOMEM;
     p->inst = inst;
+    p->number = __atomic_add_fetch(&inits, 1, __ATOMIC_RELAXED);
     snprintf(p->config, sizeof(p->config),
              "greeting=%s count=%lld loud=%d limit=%llu every=%llu names=%zu:%s,%s nested=%s",
              greeting, (long long)count, (int)loud, (unsigned long long)limit,
@@ -125,6 +143,7 @@ static int32_t p_open(void *state, gh_plugin_conn *conn)
     if (cd == NULL)
         return GH_PLUGIN_CLOSE_INTERNAL;
     cd->p = p;
+    cd->open_tid = tid();
     send_text(conn, buf);
     host->set_data(conn, cd);
     p->last = conn;
@@ -140,6 +159,18 @@ static void on_tick(void *arg, gh_plugin_timer *t)
     (void)t;
     cd->timer = NULL;           /* a one-shot timer ends with this call */
     send_text(conn, "tick");
+}
+
+static void on_ttid(void *arg, gh_plugin_timer *t)
+{
+    gh_plugin_conn *conn = arg;
+    conn_data *cd = host->get_data(conn);
+    char buf[64];
+
+    (void)t;
+    cd->timer = NULL;
+    snprintf(buf, sizeof(buf), "ttid=%ld", tid());
+    send_text(conn, buf);
 }
 
 static void p_message(void *state, gh_plugin_conn *conn, int32_t type, const void *data,
@@ -168,6 +199,13 @@ static void p_message(void *state, gh_plugin_conn *conn, int32_t type, const voi
     } else if (strcmp(msg, "timer") == 0) {
         if (cd->timer == NULL)
             cd->timer = host->timer_start(p->inst, 50, 0, on_tick, conn);
+    } else if (strcmp(msg, "whoami") == 0) {
+        snprintf(buf, sizeof(buf), "tid=%ld open_tid=%ld inits=%d inst=%d", tid(),
+                 cd->open_tid, __atomic_load_n(&inits, __ATOMIC_RELAXED), p->number);
+        send_text(conn, buf);
+    } else if (strcmp(msg, "ttid") == 0) {
+        if (cd->timer == NULL)
+            cd->timer = host->timer_start(p->inst, 10, 0, on_ttid, conn);
     } else if (strcmp(msg, "tag") == 0) {
         send_text(conn, PROBE_TAG);
     } else if (strcmp(msg, "buffered") == 0) {
@@ -207,8 +245,8 @@ static void p_close(void *state, gh_plugin_conn *conn, uint16_t code, const char
     if (p->last == conn)
         p->last = NULL;
     p->open--;
-    host->log(p->inst, conn, GH_PLUGIN_LOG_INFO, "probe closed code=%u reason=%.*s open=%d",
-              (unsigned)code, (int)reason_len, reason, p->open);
+    host->log(p->inst, conn, GH_PLUGIN_LOG_INFO, "probe closed code=%u reason=%.*s open=%d "
+              "tid=%ld", (unsigned)code, (int)reason_len, reason, p->open, tid());
 }
 
 #ifndef PROBE_NO_DESC
@@ -229,4 +267,7 @@ GH_PLUGIN_EXPORT const gh_plugin_desc not_a_plugin = {
     .open = p_open,
     .message = p_message,
     .close = p_close,
+#ifdef PROBE_FLAGS
+    .flags = PROBE_FLAGS,
+#endif
 };
