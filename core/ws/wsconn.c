@@ -173,9 +173,10 @@ struct ws_msg {
  * memory ten thousand times over. Nothing here that can be derived (the
  * timer is c->timer, the high-water mark comes from wc, the query follows
  * the path; the subprotocol and our close reason are small indexes, not
- * pointers), nothing held while idle (the reassembly buffer and the
- * parser's control-frame storage exist only while a message or a control
- * frame is split), and no padding (gdb: ptype /o struct gh_ws_conn). */
+ * pointers), nothing held while idle (the frame parser, the reassembly
+ * buffer and the parser's control-frame storage exist only while a frame
+ * or a message is split across reads), and no padding (gdb: ptype /o
+ * struct gh_ws_conn). */
 struct gh_ws_conn {
     gh_conn                 *c;
     gh_plugin_route         *rt;          /* lives as long as c->site */
@@ -195,10 +196,10 @@ struct gh_ws_conn {
     bool                     in_cb : 1;       /* inside one of our own callbacks */
     bool                     flush_due : 1;   /* output queued since the last flush */
     bool                     timer_ours : 1;  /* c->timer was reassigned to us */
+    uint8_t                  io_ev : 3;   /* direct: EV_READ | EV_WRITE c->timer waits for */
     uint8_t                  close_why;   /* enum ws_why: for the close callback */
     uint8_t                  subproto;    /* 1 + index in the route's subprotocols; 0: none */
     uint8_t                  pmd_bits;    /* permessage-deflate: see PMD_BITS */
-    uint8_t                  io_ev;       /* direct: EV_READ | EV_WRITE c->timer waits for */
     uint64_t                 last_rx_ms;
     uint64_t                 next_ping_ms;    /* 0: none */
     uint64_t                 pong_due_ms;     /* 0: no ping outstanding */
@@ -215,7 +216,9 @@ struct gh_ws_conn {
     gh_deflater             *defl;        /* with server context takeover: ours, from
                                              the first compressed message on */
     struct gh_ws_conn       *fl_next, **fl_prev;  /* on loop->ws_flush while listed */
-    gh_ws_parser             parser;
+    gh_ws_parser            *parser;      /* only while a frame or message is cut off
+                                             (or after a close or an error); NULL: at
+                                             rest, a new one parses the next bytes */
     char                     path[];      /* "path\0query\0"; the path has no NUL */
 };
 
@@ -1115,9 +1118,8 @@ static void on_close_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
     }
 }
 
-static void protocol_error(struct gh_ws_conn *ws)
+static void protocol_error(struct gh_ws_conn *ws, uint16_t code)
 {
-    uint16_t code = ws->parser.error_code;
     enum ws_why why = code == GH_WS_CLOSE_INVALID_DATA ? WHY_INVALID_UTF8 :
                       code == GH_WS_CLOSE_TOO_BIG ? WHY_TOO_BIG : WHY_PROTOCOL_ERROR;
 
@@ -1162,14 +1164,39 @@ static bool on_event_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
  * payload until the frame ends (it hands it back with the event). Lent only
  * then, so an idle connection holds none. Returns false when out of memory
  * (the connection is failing). */
-static bool lend_control_storage(struct gh_ws_conn *ws)
+static bool lend_control_storage(struct gh_ws_conn *ws, gh_ws_parser *p)
 {
-    if ((ws->parser.ctrl = malloc(GH_WS_MAX_CONTROL)) != NULL)
+    if ((p->ctrl = malloc(GH_WS_MAX_CONTROL)) != NULL)
         return true;
     GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory reading a control frame",
            (unsigned long long)ws->c->id, ws->c->client_text);
     fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
     return false;
+}
+
+/* After parsing with p (ws->parser, or a new one on the stack): a parser
+ * at rest is dropped, so an idle connection holds none; one with a frame
+ * or a message cut off (or closed, or failed) is kept for the next bytes. */
+static void keep_parser(struct gh_ws_conn *ws, gh_ws_parser *p)
+{
+    if (gh_ws_parser_at_rest(p)) {
+        free(ws->parser);       /* p itself, or NULL */
+        ws->parser = NULL;
+        return;
+    }
+    if (ws->parser != NULL)
+        return;
+    if ((ws->parser = malloc(sizeof(*p))) != NULL) {
+        *ws->parser = *p;
+        return;
+    }
+    free(p->ctrl);
+    GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory keeping a frame's state",
+           (unsigned long long)ws->c->id, ws->c->client_text);
+    if (!ws->dead && ws->state == WS_OPEN)
+        fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
+    else
+        kill_conn(ws);
 }
 
 /* True while what arrives is only dropped. */
@@ -1182,26 +1209,34 @@ static bool dropping(const struct gh_ws_conn *ws)
  * stop (*go false). Returns the bytes used. */
 static size_t parse_some(struct gh_ws_conn *ws, uint8_t *buf, size_t n, bool *go)
 {
+    gh_ws_parser fresh, *p = ws->parser;
     size_t off = 0;
 
+    if (p == NULL) {
+        /* at rest: equivalent to a new one (gh_ws_parser_at_rest()) */
+        p = &fresh;
+        gh_ws_parser_init(p, ws->wc->max_message);
+        p->rsv1_ok = ws->pmd_bits != 0;
+    }
     *go = true;
     while (*go && off < n) {
         gh_ws_event ev;
-        long rc = gh_ws_parse(&ws->parser, buf + off, n - off, &ev);
+        long rc = gh_ws_parse(p, buf + off, n - off, &ev);
 
         if (rc < 0) {
             free(ev.release);
-            protocol_error(ws);
+            protocol_error(ws, p->error_code);
             *go = false;
             break;
         }
         off += (size_t)rc;
         if (ev.type == GH_WS_EV_NEED_BUFFER)
-            *go = lend_control_storage(ws);
+            *go = lend_control_storage(ws, p);
         else if (ev.type != GH_WS_EV_NONE)
             *go = on_event_frame(ws, &ev);
         free(ev.release);       /* the control frame's storage, if it was split */
     }
+    keep_parser(ws, p);
     return off;
 }
 
@@ -1651,7 +1686,6 @@ static struct gh_ws_conn *ws_new(gh_request *r, gh_plugin_route *rt,
     ws->c = c;
     ws->rt = rt;
     ws->wc = wc;
-    gh_ws_parser_init(&ws->parser, wc->max_message);
     return ws;
 }
 
@@ -1667,7 +1701,10 @@ static void ws_destroy(struct gh_ws_conn *ws)
         evbuffer_free(ws->in);
     gh_outq_free(ws->out);          /* drops the frame references it holds */
     free_message(ws);
-    free(ws->parser.ctrl);      /* lent for a control frame cut off by the close */
+    if (ws->parser != NULL) {
+        free(ws->parser->ctrl); /* lent for a control frame cut off by the close */
+        free(ws->parser);
+    }
     gh_deflater_free(ws->defl);
     flush_unlist(ws);
     free(ws);
@@ -1757,7 +1794,6 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     if (proto >= 0 && proto < UINT8_MAX)    /* the host allows 32 */
         ws->subproto = (uint8_t)(proto + 1);
     ws->pmd_bits = negotiate_deflate(head, wc, pmd_answer);
-    ws->parser.rsv1_ok = ws->pmd_bits != 0;
 
     c->close_after = false;     /* "Connection: close, Upgrade" means nothing now */
     gh_req_begin(r, &h, 101);
