@@ -129,7 +129,7 @@ static void limit_refused(gh_conn *c, gh_limit_kind kind, const char *what)
         return;
     }
     GH_LOG(GH_LOG_WARN, "conn #%llu %s: over limits.%s: %s (%llu more refused over it in "
-           "the 10s before were not logged)", (unsigned long long)c->id, c->client_text,
+           "the 10s before were not logged)", (unsigned long long)c->id, gh_conn_client_text(c),
            limit_keys[kind], what, (unsigned long long)loop->limit_unlogged[kind]);
     loop->limit_logged_ms[kind] = now;
     loop->limit_unlogged[kind] = 0;
@@ -213,6 +213,20 @@ static void addr_text(const gh_sockaddr *ss, char *out, size_t cap)
     }
     if (a == NULL || inet_ntop(ss->sa.sa_family, a, out, (socklen_t)cap) == NULL)
         snprintf(out, cap, "-");
+}
+
+char *gh_conn_client_text_to(const gh_conn *c, char *out, size_t cap)
+{
+    addr_text(&c->client, out, cap);
+    return out;
+}
+
+const char *gh_conn_client_text(const gh_conn *c)
+{
+    static _Thread_local char text[GH_CONN_ADDR_SLOTS][GH_CONN_ADDR_TEXT];
+    static _Thread_local unsigned next;
+
+    return gh_conn_client_text_to(c, text[next++ % GH_CONN_ADDR_SLOTS], GH_CONN_ADDR_TEXT);
 }
 
 static void arm_timer(gh_conn *c, uint64_t ms)
@@ -305,7 +319,7 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
     return true;
 fail:
     GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot set up the connection: out of memory",
-           (unsigned long long)c->id, c->client_text);
+           (unsigned long long)c->id, gh_conn_client_text(c));
     gh_conn_free(c);
     return false;
 }
@@ -333,7 +347,6 @@ static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
     if (!info->local && (info->family == AF_INET || info->family == AF_INET6)) {
         memcpy(&c->client, &info->src, info->family == AF_INET ? sizeof(c->client.in4)
                                                                 : sizeof(c->client.in6));
-        addr_text(&c->client, c->client_text, sizeof(c->client_text));
         if (port_is_https(lc, &info->dst))
             c->https = true;
     }
@@ -367,13 +380,13 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: recv while reading PROXY header: %s",
-               (unsigned long long)c->id, c->client_text, strerror(errno));
+               (unsigned long long)c->id, gh_conn_client_text(c), strerror(errno));
         gh_conn_free(c);
         return;
     }
     if (n == 0) {
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: closed while reading PROXY header",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         gh_conn_free(c);
         return;
     }
@@ -466,7 +479,6 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     if (salen > 0 && (size_t)salen <= sizeof(c->peer))
         memcpy(&c->peer, sa, (size_t)salen);
     c->client = c->peer;
-    addr_text(&c->client, c->client_text, sizeof(c->client_text));
     c->https = lc->tls;
     c->peer_trusted = lc->trusted_any ||
                       gh_cidr_list_match(lc->trusted, lc->ntrusted, &c->peer.sa);
@@ -726,7 +738,7 @@ void gh_req_send_file(gh_request *r, gh_resp_head *h, int fd, uint64_t off,
     if (evbuffer_add_file(out, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
         /* evbuffer_add_file closes fd on failure; the head already went out */
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot queue a file of %llu bytes",
-               (unsigned long long)r->c->id, r->c->client_text, (unsigned long long)len);
+               (unsigned long long)r->c->id, gh_conn_client_text(r->c), (unsigned long long)len);
         r->c->close_after = true;
         return;
     }
@@ -761,7 +773,7 @@ static void access_log(gh_request *r)
         GH_STAT_ADD(loop->stats.http_responses[r->status / 100], 1);
     if (loop->access_fd < 0)
         return;
-    e.client = r->c->client_text;
+    e.client = gh_conn_client_text(r->c);
     (void)gh_loop_date(loop);       /* the cache is fresh only where a Date went out */
     e.when = loop->date_sec;
     e.status = r->status;
@@ -859,7 +871,6 @@ static void apply_forwarded(gh_conn *c, const gh_http1_head *head, gh_request *r
                 c->client = c->peer;
         }
     }
-    addr_text(&c->client, c->client_text, sizeof(c->client_text));
 }
 
 
@@ -1243,14 +1254,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                 snprintf(ebuf, sizeof(ebuf), "%s",
                          evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake failed: %s",
-                   (unsigned long long)c->id, c->client_text, ebuf);
+                   (unsigned long long)c->id, gh_conn_client_text(c), ebuf);
         }
         gh_conn_free(c);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: send timeout, closing",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         gh_conn_free(c);
         return;
     }
@@ -1263,7 +1274,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_ERROR)
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: %s", (unsigned long long)c->id,
-               c->client_text, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+               gh_conn_client_text(c), evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     gh_conn_free(c);
 }
 
@@ -1282,7 +1293,7 @@ static void header_timeout(gh_conn *c)
     }
     GH_LOG(GH_LOG_INFO, "conn #%llu %s: header timeout while reading a request, closing (%llu "
            "more in the 10s before were not logged)", (unsigned long long)c->id,
-           c->client_text, (unsigned long long)loop->timeout_unlogged);
+           gh_conn_client_text(c), (unsigned long long)loop->timeout_unlogged);
     loop->timeout_logged_ms = now;
     loop->timeout_unlogged = 0;
 }
@@ -1327,7 +1338,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case GH_CONN_TLS:
         GH_STAT_ADD(c->loop->stats.tls_failed, 1);
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake timeout, closing",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         break;
     default:
         if (c->in_request)

@@ -94,13 +94,28 @@ struct gh_conn {
     uint32_t            climit_slot;   /* counted in loop->climits (climit.h); 0: not */
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For
-                                          from a trusted peer, or the socket peer */
-    char                client_text[48];   /* INET6_ADDRSTRLEN and a NUL */
+                                          from a trusted peer, or the socket peer;
+                                          as text: gh_conn_client_text() */
 };
 
 /* Takes over fd (a freshly accepted socket). On failure closes fd and logs. */
 void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
                     const struct sockaddr *sa, int salen);
+
+/* Room for gh_conn_client_text_to(): INET6_ADDRSTRLEN and a NUL. */
+#define GH_CONN_ADDR_TEXT 48
+
+/* c->client as text ("203.0.113.7", "2001:db8::1"; "-" when it has no
+ * address), written into out (cap bytes, GH_CONN_ADDR_TEXT is enough).
+ * Returns out. */
+char *gh_conn_client_text_to(const gh_conn *c, char *out, size_t cap);
+
+/* The same in one of GH_CONN_ADDR_SLOTS buffers of the calling thread, used
+ * in turn: valid until as many more calls on this thread, i.e. for the
+ * statement (a log line) that asked. The connection does not keep the
+ * text: 48 bytes in every idle connection, for log lines rarely written. */
+#define GH_CONN_ADDR_SLOTS 4
+const char *gh_conn_client_text(const gh_conn *c);
 
 /* Closes the connection now (drops pending output). */
 void gh_conn_free(gh_conn *c);
