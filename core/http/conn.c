@@ -888,7 +888,6 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
     long plen;
     size_t hlen = 0;
 
-    c->requests++;
     if (!req->keep_alive)
         c->close_after = true;
     r.https = c->https;
@@ -1146,10 +1145,14 @@ static void process(gh_conn *c)
         case GH_CONN_PROXY:
         case GH_CONN_TLS:
             return;
-        case GH_CONN_LINGER:
-            c->lingered += evbuffer_get_length(in);
-            evbuffer_drain(in, evbuffer_get_length(in));
+        case GH_CONN_LINGER: {
+            size_t n = evbuffer_get_length(in);
+
+            /* closed past LINGER_MAX_BYTES: the sum stays far below 4 GiB */
+            c->lingered = n > UINT32_MAX - c->lingered ? UINT32_MAX : c->lingered + (uint32_t)n;
+            evbuffer_drain(in, n);
             return;
+        }
         }
     }
 }

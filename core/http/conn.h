@@ -71,17 +71,17 @@ struct gh_conn {
     struct event       *pp_ev;         /* readable events while in GH_CONN_PROXY */
     uint8_t            *pp_buf;        /* the PROXY header bytes (kept: TLVs point into it) */
     struct gh_proxy_info *pp;          /* the parsed header (NULL without one) */
-    uint64_t            requests;      /* served on this connection */
-    uint64_t            lingered;      /* bytes dropped while lingering */
     struct gh_conn_body *body;         /* set in GH_CONN_BODY */
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
     const gh_conn_handoff *handoff;    /* set with ws, or with fwd */
     struct gh_fwd      *fwd;           /* set in GH_CONN_UPSTREAM (upstream/forward.c) */
     uint32_t            lidx;          /* this listener's index in site->cfg->listeners */
     uint32_t            pp_have;       /* PROXY header bytes consumed from the socket so far */
-    gh_conn_state       state;
+    uint32_t            lingered;      /* bytes dropped while lingering (to LINGER_MAX_BYTES
+                                          and one read more) */
     evutil_socket_t     fd;            /* until a bufferevent owns it (and again for a
                                           plain-socket WebSocket), else -1 */
+    gh_conn_state       state : 4;
     bool                https : 1;     /* the connection's scheme (TLS here or at the balancer) */
     bool                peer_trusted : 1;  /* the socket peer is in trusted_proxies */
     bool                proxied : 1;   /* a PROXY header was accepted (even LOCAL) */
