@@ -41,6 +41,7 @@
 #include "proxy.h"
 #include "tls.h"
 #include "route.h"
+#include "slab.h"
 #include "units.h"
 #include "uri.h"
 
@@ -459,6 +460,11 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
     start_transport(c, NULL, 0);
 }
 
+/* c->timer's storage follows c (gh_conn_accept): a struct event holds
+ * pointers and a struct timeval, aligned to 8 at most on the ABIs we
+ * build for. */
+_Static_assert(sizeof(gh_conn) % 8 == 0, "the event after a gh_conn is aligned");
+
 void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
                     const struct sockaddr *sa, int salen)
 {
@@ -467,8 +473,16 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     gh_conn *c = NULL;
     int one = 1;
 
-    if ((c = calloc(1, sizeof(*c))) == NULL)
+    /* c->timer lives in the same block, right after c, and the block comes
+     * from the loop's slab, packed with other connections' and away from
+     * the buffers of their handshakes (base/slab.h). sizeof(*c) keeps the
+     * event aligned. */
+    if (loop->conn_slab == NULL &&
+        (loop->conn_slab = gh_slab_new(sizeof(*c) + event_get_struct_event_size())) == NULL)
         goto fail;
+    if ((c = gh_slab_alloc(loop->conn_slab)) == NULL)
+        goto fail;
+    c->timer = (struct event *)(c + 1);
     c->loop = loop;
     c->lst = lst;
     c->lidx = (uint32_t)lst->index;    /* a config has far fewer listeners */
@@ -483,7 +497,7 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     c->peer_trusted = lc->trusted_any ||
                       gh_cidr_list_match(lc->trusted, lc->ntrusted, &c->peer.sa);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if ((c->timer = evtimer_new(loop->base, on_timer, c)) == NULL)
+    if (evtimer_assign(c->timer, loop->base, on_timer, c) != 0)
         goto fail;
     gh_loop_conn_added(loop, c);
     GH_STAT_ADD(loop->stats.accepted, 1);
@@ -509,7 +523,7 @@ fail:
     GH_LOG(GH_LOG_ERROR, "listener %s: cannot set up a connection: out of memory", lst->name);
     if (c != NULL) {
         gh_site_unref(c->site);
-        free(c);
+        gh_slab_free(loop->conn_slab, c);
     }
     evutil_closesocket(fd);
 }
@@ -523,8 +537,7 @@ void gh_conn_free(gh_conn *c)
         gh_climits_conn_close(*c->loop->climits, c->climit_slot);
     if (c->handoff != NULL)
         c->handoff->release(c);
-    if (c->timer != NULL)
-        event_free(c->timer);
+    event_del(c->timer);            /* its storage goes with c */
     if (c->pp_ev != NULL)
         event_free(c->pp_ev);
     if (c->bev != NULL)
@@ -535,7 +548,7 @@ void gh_conn_free(gh_conn *c)
     free(c->pp_buf);
     free(c->pp);
     gh_site_unref(c->site);
-    free(c);
+    gh_slab_free(c->loop->conn_slab, c);
 }
 
 /* Close once everything queued has been written. */

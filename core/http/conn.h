@@ -67,7 +67,8 @@ struct gh_conn {
     gh_listener        *lst;
     uint64_t            id;
     struct bufferevent *bev;
-    struct event       *timer;         /* header / keep-alive timeout */
+    struct event       *timer;         /* header / keep-alive timeout; its storage
+                                          follows c in c's own block */
     struct event       *pp_ev;         /* readable events while in GH_CONN_PROXY */
     uint8_t            *pp_buf;        /* the PROXY header bytes (kept: TLVs point into it) */
     struct gh_proxy_info *pp;          /* the parsed header (NULL without one) */
