@@ -363,6 +363,7 @@ static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
 static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
 {
     gh_conn *c = arg;
+    struct gh_conn_pp *pp = c->pp;
     const gh_listener_conf *lc = listener_conf(c);
     gh_proxy_info info;
     int allow = GH_PROXY_ALLOW_V1 | GH_PROXY_ALLOW_V2;
@@ -372,11 +373,17 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
     int d;
 
     (void)what;
-    if (c->pp_buf == NULL && (c->pp_buf = malloc(PP_MAX)) == NULL) {
-        gh_conn_free(c);
-        return;
+    if (!pp->sized) {
+        struct gh_conn_pp *big = realloc(pp, sizeof(*pp) + PP_MAX);
+
+        if (big == NULL) {
+            gh_conn_free(c);
+            return;
+        }
+        c->pp = pp = big;
+        pp->sized = true;
     }
-    n = recv(fd, c->pp_buf + c->pp_have, PP_MAX - c->pp_have, MSG_PEEK);
+    n = recv(fd, pp->buf + pp->have, PP_MAX - pp->have, MSG_PEEK);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
@@ -391,20 +398,16 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
         gh_conn_free(c);
         return;
     }
-    total = c->pp_have + (size_t)n;
+    total = pp->have + (size_t)n;
 
-    d = gh_proxy_detect(c->pp_buf, total);
+    d = gh_proxy_detect(pp->buf, total);
     if (d == 0) {
         if (lc->proxy_protocol == GH_PROXY_OPTIONAL) {
             /* plain traffic (e.g. a Classic ELB HTTP health check) */
-            uint8_t *buf = c->pp_buf;
-            size_t have = c->pp_have;
-            event_free(c->pp_ev);
-            c->pp_ev = NULL;
-            c->pp_buf = NULL;
-            c->pp_have = 0;
-            start_transport(c, buf, have);
-            free(buf);
+            event_free(pp->ev);
+            c->pp = NULL;
+            start_transport(c, pp->buf, pp->have);
+            free(pp);
             return;
         }
         refuse_proxy(c, "bad_signature");
@@ -419,18 +422,18 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
     else if (lc->proxy_protocol == GH_PROXY_V2)
         allow = GH_PROXY_ALLOW_V2;
 
-    r = d == GH_EAGAIN ? GH_EAGAIN : gh_proxy_parse(c->pp_buf, total, allow, &info);
+    r = d == GH_EAGAIN ? GH_EAGAIN : gh_proxy_parse(pp->buf, total, allow, &info);
     if (r == GH_EAGAIN) {
         if (total >= PP_MAX) {
             refuse_proxy(c, "too_long");
             return;
         }
         /* all of it is header: take it off the socket */
-        if (recv(fd, c->pp_buf + c->pp_have, (size_t)n, 0) != n) {
+        if (recv(fd, pp->buf + pp->have, (size_t)n, 0) != n) {
             gh_conn_free(c);
             return;
         }
-        c->pp_have = (uint32_t)total;     /* < PP_MAX */
+        pp->have = (uint32_t)total;       /* < PP_MAX */
         return;
     }
     if (r < 0) {
@@ -438,25 +441,26 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* take exactly the header's remaining bytes */
-    if ((size_t)r > c->pp_have &&
-        recv(fd, c->pp_buf + c->pp_have, (size_t)r - c->pp_have, 0) != (ssize_t)((size_t)r - c->pp_have)) {
+    if ((size_t)r > pp->have &&
+        recv(fd, pp->buf + pp->have, (size_t)r - pp->have, 0) != (ssize_t)((size_t)r - pp->have)) {
         gh_conn_free(c);
         return;
     }
-    event_free(c->pp_ev);
-    c->pp_ev = NULL;
-    /* keep only the header: the TLVs point into it */
+    event_free(pp->ev);
+    pp->ev = NULL;
+    /* keep only the header, and parse it again where it stays: the TLVs
+     * point into it */
     {
-        uint8_t *small = realloc(c->pp_buf, (size_t)r);
+        struct gh_conn_pp *small = realloc(pp, sizeof(*pp) + (size_t)r);
+
         if (small != NULL)
-            c->pp_buf = small;
-        if ((c->pp = malloc(sizeof(*c->pp))) == NULL ||
-            gh_proxy_parse(c->pp_buf, (size_t)r, allow, c->pp) != r) {
+            c->pp = pp = small;
+        if (gh_proxy_parse(pp->buf, (size_t)r, allow, &pp->info) != r) {
             gh_conn_free(c);
             return;
         }
     }
-    accept_proxy(c, c->pp);
+    accept_proxy(c, &pp->info);
     start_transport(c, NULL, 0);
 }
 
@@ -511,8 +515,13 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
         return;
     }
     c->state = GH_CONN_PROXY;
-    c->pp_ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
-    if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) != 0) {
+    /* its buffer comes with the first bytes (on_proxy_read) */
+    if ((c->pp = calloc(1, sizeof(*c->pp))) == NULL) {
+        gh_conn_free(c);
+        return;
+    }
+    c->pp->ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
+    if (c->pp->ev == NULL || event_add(c->pp->ev, NULL) != 0) {
         gh_conn_free(c);
         return;
     }
@@ -538,14 +547,13 @@ void gh_conn_free(gh_conn *c)
     if (c->handoff != NULL)
         c->handoff->release(c);
     event_del(c->timer);            /* its storage goes with c */
-    if (c->pp_ev != NULL)
-        event_free(c->pp_ev);
+    if (c->pp != NULL && c->pp->ev != NULL)
+        event_free(c->pp->ev);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     else if (c->fd >= 0)
         evutil_closesocket(c->fd);
     free(c->body);
-    free(c->pp_buf);
     free(c->pp);
     gh_site_unref(c->site);
     gh_slab_free(c->loop->conn_slab, c);

@@ -14,6 +14,7 @@
 #include "http1.h"
 #include "httpresp.h"
 #include "loop.h"
+#include "proxy.h"
 
 /* An IPv4 or IPv6 address: a quarter of a sockaddr_storage, which matters
  * at 10,000s of idle connections. */
@@ -57,6 +58,17 @@ struct gh_conn_body {
     char                head[];        /* the request head's bytes */
 };
 
+/* A PROXY header: being read (in GH_CONN_PROXY), then what it said. One
+ * block, so that a connection holds one pointer for it. */
+struct gh_conn_pp {
+    struct event       *ev;            /* readable events while in GH_CONN_PROXY, then NULL */
+    uint32_t            have;          /* header bytes consumed from the socket so far */
+    bool                sized;         /* buf has its PP_MAX bytes (from the first read on) */
+    gh_proxy_info       info;          /* once accepted: the header; its TLVs point into buf */
+    uint8_t             buf[];         /* the header's bytes: room for PP_MAX while it is
+                                          read, then the header alone */
+};
+
 /* One per connection, most of them idle WebSockets: ordered without
  * padding, and what only a passing phase needs (a discarded body, the
  * PROXY header's reading) lives elsewhere or is freed after it. */
@@ -69,15 +81,14 @@ struct gh_conn {
     struct bufferevent *bev;
     struct event       *timer;         /* header / keep-alive timeout; its storage
                                           follows c in c's own block */
-    struct event       *pp_ev;         /* readable events while in GH_CONN_PROXY */
-    uint8_t            *pp_buf;        /* the PROXY header bytes (kept: TLVs point into it) */
-    struct gh_proxy_info *pp;          /* the parsed header (NULL without one) */
+    struct gh_conn_pp  *pp;            /* the PROXY header: being read, then once the
+                                          PROXY phase is over, the accepted header
+                                          (NULL without one) */
     struct gh_conn_body *body;         /* set in GH_CONN_BODY */
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
     const gh_conn_handoff *handoff;    /* set with ws, or with fwd */
     struct gh_fwd      *fwd;           /* set in GH_CONN_UPSTREAM (upstream/forward.c) */
     uint32_t            lidx;          /* this listener's index in site->cfg->listeners */
-    uint32_t            pp_have;       /* PROXY header bytes consumed from the socket so far */
     uint32_t            lingered;      /* bytes dropped while lingering (to LINGER_MAX_BYTES
                                           and one read more) */
     evutil_socket_t     fd;            /* until a bufferevent owns it (and again for a

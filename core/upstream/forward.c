@@ -767,8 +767,8 @@ static void add_proxy_header(struct gh_fwd *f)
     uint8_t hdr[GH_PROXY_ENCODE_MAX];
     long n;
 
-    if (c->pp != NULL && !c->pp->local)
-        dst = (const struct sockaddr *)&c->pp->dst;
+    if (c->pp != NULL && !c->pp->info.local)
+        dst = (const struct sockaddr *)&c->pp->info.dst;
     else if (getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&local, &len) == 0)
         dst = (const struct sockaddr *)&local;
     n = gh_proxy_encode(f->up->conf->proxy_protocol, &c->client.sa, dst, hdr, sizeof(hdr));
