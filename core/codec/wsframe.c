@@ -65,6 +65,14 @@ void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message)
     gh_utf8_init(&p->utf8);
 }
 
+bool gh_ws_parser_at_rest(const gh_ws_parser *p)
+{
+    /* The rest (mask, hdr, utf8, frame and message lengths) is set afresh
+     * when the next header is complete or the next message starts. */
+    return p->state == ST_HEADER && p->hdr_have == 0 && !p->in_message &&
+           p->ctrl == NULL && !p->closed && !p->failed;
+}
+
 /* First header byte: FIN, RSV1-3, opcode (§5.2). It is in hdr[0]. */
 static long check_byte0(gh_ws_parser *p, uint8_t b)
 {

@@ -154,6 +154,14 @@ typedef struct gh_ws_parser {
  * p->ctrl if the caller set it and it was not handed back. */
 void gh_ws_parser_init(gh_ws_parser *p, uint64_t max_message);
 
+/* True when p is between frames with nothing pending: no header bytes held,
+ * no message in progress, no control storage set, neither closed nor
+ * failed. Such a parser behaves exactly like a fresh one from
+ * gh_ws_parser_init() with the same max_message and rsv1_ok, so a caller
+ * may drop it and make a new one for the next bytes (an idle connection
+ * then holds no parser at all). */
+bool gh_ws_parser_at_rest(const gh_ws_parser *p);
+
 /* Consumes client bytes from buf[0..len), up to and including at most one
  * event, and unmasks payload bytes IN PLACE in buf. Always sets *ev.
  * Returns:

@@ -51,6 +51,7 @@
 #include "pmdeflate.h"
 #include "pluginhost.h"
 #include "pool.h"
+#include "slab.h"
 #include "status.h"
 #include "tls.h"
 #include "topic.h"
@@ -1434,6 +1435,8 @@ static void worker_free(gh_worker *w)
     if (loop->ws_flush_ev != NULL)      /* after every connection: none is listed */
         event_free(loop->ws_flush_ev);
     gh_ws_loop_free(loop);              /* after every connection: none is in its heap */
+    gh_slab_free_all(loop->conn_slab);  /* after every connection: every block is back */
+    loop->conn_slab = NULL;
     gh_zpool_free(loop->zpool);         /* after every connection: none holds a stream */
     loop->zpool = NULL;
     while (loop->listeners != NULL) {

@@ -41,6 +41,7 @@
 #include "proxy.h"
 #include "tls.h"
 #include "route.h"
+#include "slab.h"
 #include "units.h"
 #include "uri.h"
 
@@ -131,7 +132,7 @@ static void limit_refused(gh_conn *c, gh_limit_kind kind, const char *what)
         return;
     }
     GH_LOG(GH_LOG_WARN, "conn #%llu %s: over limits.%s: %s (%llu more refused over it in "
-           "the 10s before were not logged)", (unsigned long long)c->id, c->client_text,
+           "the 10s before were not logged)", (unsigned long long)c->id, gh_conn_client_text(c),
            limit_keys[kind], what, (unsigned long long)loop->limit_unlogged[kind]);
     loop->limit_logged_ms[kind] = now;
     loop->limit_unlogged[kind] = 0;
@@ -215,6 +216,20 @@ static void addr_text(const gh_sockaddr *ss, char *out, size_t cap)
     }
     if (a == NULL || inet_ntop(ss->sa.sa_family, a, out, (socklen_t)cap) == NULL)
         snprintf(out, cap, "-");
+}
+
+char *gh_conn_client_text_to(const gh_conn *c, char *out, size_t cap)
+{
+    addr_text(&c->client, out, cap);
+    return out;
+}
+
+const char *gh_conn_client_text(const gh_conn *c)
+{
+    static _Thread_local char text[GH_CONN_ADDR_SLOTS][GH_CONN_ADDR_TEXT];
+    static _Thread_local unsigned next;
+
+    return gh_conn_client_text_to(c, text[next++ % GH_CONN_ADDR_SLOTS], GH_CONN_ADDR_TEXT);
 }
 
 static void arm_timer(gh_conn *c, uint64_t ms)
@@ -307,7 +322,7 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
     return true;
 fail:
     GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot set up the connection: out of memory",
-           (unsigned long long)c->id, c->client_text);
+           (unsigned long long)c->id, gh_conn_client_text(c));
     gh_conn_free(c);
     return false;
 }
@@ -335,7 +350,6 @@ static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
     if (!info->local && (info->family == AF_INET || info->family == AF_INET6)) {
         memcpy(&c->client, &info->src, info->family == AF_INET ? sizeof(c->client.in4)
                                                                 : sizeof(c->client.in6));
-        addr_text(&c->client, c->client_text, sizeof(c->client_text));
         if (port_is_https(lc, &info->dst))
             c->https = true;
     }
@@ -351,6 +365,7 @@ static void accept_proxy(gh_conn *c, const gh_proxy_info *info)
 static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
 {
     gh_conn *c = arg;
+    struct gh_conn_pp *pp = c->pp;
     const gh_listener_conf *lc = listener_conf(c);
     gh_proxy_info info;
     int allow = GH_PROXY_ALLOW_V1 | GH_PROXY_ALLOW_V2;
@@ -360,39 +375,41 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
     int d;
 
     (void)what;
-    if (c->pp_buf == NULL && (c->pp_buf = malloc(PP_MAX)) == NULL) {
-        gh_conn_free(c);
-        return;
+    if (!pp->sized) {
+        struct gh_conn_pp *big = realloc(pp, sizeof(*pp) + PP_MAX);
+
+        if (big == NULL) {
+            gh_conn_free(c);
+            return;
+        }
+        c->pp = pp = big;
+        pp->sized = true;
     }
-    n = recv(fd, c->pp_buf + c->pp_have, PP_MAX - c->pp_have, MSG_PEEK);
+    n = recv(fd, pp->buf + pp->have, PP_MAX - pp->have, MSG_PEEK);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: recv while reading PROXY header: %s",
-               (unsigned long long)c->id, c->client_text, strerror(errno));
+               (unsigned long long)c->id, gh_conn_client_text(c), strerror(errno));
         gh_conn_free(c);
         return;
     }
     if (n == 0) {
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: closed while reading PROXY header",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         gh_conn_free(c);
         return;
     }
-    total = c->pp_have + (size_t)n;
+    total = pp->have + (size_t)n;
 
-    d = gh_proxy_detect(c->pp_buf, total);
+    d = gh_proxy_detect(pp->buf, total);
     if (d == 0) {
         if (lc->proxy_protocol == GH_PROXY_OPTIONAL) {
             /* plain traffic (e.g. a Classic ELB HTTP health check) */
-            uint8_t *buf = c->pp_buf;
-            size_t have = c->pp_have;
-            event_free(c->pp_ev);
-            c->pp_ev = NULL;
-            c->pp_buf = NULL;
-            c->pp_have = 0;
-            start_transport(c, buf, have);
-            free(buf);
+            event_free(pp->ev);
+            c->pp = NULL;
+            start_transport(c, pp->buf, pp->have);
+            free(pp);
             return;
         }
         refuse_proxy(c, "bad_signature");
@@ -407,18 +424,18 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
     else if (lc->proxy_protocol == GH_PROXY_V2)
         allow = GH_PROXY_ALLOW_V2;
 
-    r = d == GH_EAGAIN ? GH_EAGAIN : gh_proxy_parse(c->pp_buf, total, allow, &info);
+    r = d == GH_EAGAIN ? GH_EAGAIN : gh_proxy_parse(pp->buf, total, allow, &info);
     if (r == GH_EAGAIN) {
         if (total >= PP_MAX) {
             refuse_proxy(c, "too_long");
             return;
         }
         /* all of it is header: take it off the socket */
-        if (recv(fd, c->pp_buf + c->pp_have, (size_t)n, 0) != n) {
+        if (recv(fd, pp->buf + pp->have, (size_t)n, 0) != n) {
             gh_conn_free(c);
             return;
         }
-        c->pp_have = (uint32_t)total;     /* < PP_MAX */
+        pp->have = (uint32_t)total;       /* < PP_MAX */
         return;
     }
     if (r < 0) {
@@ -426,26 +443,47 @@ static void on_proxy_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* take exactly the header's remaining bytes */
-    if ((size_t)r > c->pp_have &&
-        recv(fd, c->pp_buf + c->pp_have, (size_t)r - c->pp_have, 0) != (ssize_t)((size_t)r - c->pp_have)) {
+    if ((size_t)r > pp->have &&
+        recv(fd, pp->buf + pp->have, (size_t)r - pp->have, 0) != (ssize_t)((size_t)r - pp->have)) {
         gh_conn_free(c);
         return;
     }
-    event_free(c->pp_ev);
-    c->pp_ev = NULL;
-    /* keep only the header: the TLVs point into it */
+    event_free(pp->ev);
+    pp->ev = NULL;
+    /* keep only the header, and parse it again where it stays: the TLVs
+     * point into it */
     {
-        uint8_t *small = realloc(c->pp_buf, (size_t)r);
+        struct gh_conn_pp *small = realloc(pp, sizeof(*pp) + (size_t)r);
+
         if (small != NULL)
-            c->pp_buf = small;
-        if ((c->pp = malloc(sizeof(*c->pp))) == NULL ||
-            gh_proxy_parse(c->pp_buf, (size_t)r, allow, c->pp) != r) {
+            c->pp = pp = small;
+        if (gh_proxy_parse(pp->buf, (size_t)r, allow, &pp->info) != r) {
             gh_conn_free(c);
             return;
         }
     }
-    accept_proxy(c, c->pp);
+    accept_proxy(c, &pp->info);
     start_transport(c, NULL, 0);
+}
+
+/* c->timer's storage follows c (gh_conn_accept): a struct event holds
+ * pointers and a struct timeval, aligned to 8 at most on the ABIs we
+ * build for. */
+_Static_assert(sizeof(gh_conn) % 8 == 0, "the event after a gh_conn is aligned");
+
+/* A zeroed gh_conn from loop's slab, c->timer pointing at its storage
+ * (not assigned). NULL when out of memory. */
+static gh_conn *conn_block(gh_loop *loop)
+{
+    gh_conn *c;
+
+    if (loop->conn_slab == NULL &&
+        (loop->conn_slab = gh_slab_new(sizeof(*c) + event_get_struct_event_size())) == NULL)
+        return NULL;
+    if ((c = gh_slab_alloc(loop->conn_slab)) == NULL)
+        return NULL;
+    c->timer = (struct event *)(c + 1);
+    return c;
 }
 
 void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
@@ -456,7 +494,11 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     gh_conn *c = NULL;
     int one = 1;
 
-    if ((c = calloc(1, sizeof(*c))) == NULL)
+    /* c->timer lives in the same block, right after c, and the block comes
+     * from the loop's slab, packed with other connections' and away from
+     * the buffers of their handshakes (base/slab.h). sizeof(*c) keeps the
+     * event aligned. */
+    if ((c = conn_block(loop)) == NULL)
         goto fail;
     c->loop = loop;
     c->lst = lst;
@@ -472,12 +514,11 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
     if (salen > 0 && (size_t)salen <= sizeof(c->peer))
         memcpy(&c->peer, sa, (size_t)salen);
     c->client = c->peer;
-    addr_text(&c->client, c->client_text, sizeof(c->client_text));
     c->https = lc->tls;
     c->peer_trusted = lc->trusted_any ||
                       gh_cidr_list_match(lc->trusted, lc->ntrusted, &c->peer.sa);
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if ((c->timer = evtimer_new(loop->base, on_timer, c)) == NULL)
+    if (evtimer_assign(c->timer, loop->base, on_timer, c) != 0)
         goto fail;
     gh_loop_conn_added(loop, c);
     GH_STAT_ADD(loop->stats.accepted, 1);
@@ -491,8 +532,13 @@ void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
         return;
     }
     c->state = GH_CONN_PROXY;
-    c->pp_ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
-    if (c->pp_ev == NULL || event_add(c->pp_ev, NULL) != 0) {
+    /* its buffer comes with the first bytes (on_proxy_read) */
+    if ((c->pp = calloc(1, sizeof(*c->pp))) == NULL) {
+        gh_conn_free(c);
+        return;
+    }
+    c->pp->ev = event_new(loop->base, fd, EV_READ | EV_PERSIST, on_proxy_read, c);
+    if (c->pp->ev == NULL || event_add(c->pp->ev, NULL) != 0) {
         gh_conn_free(c);
         return;
     }
@@ -503,7 +549,7 @@ fail:
     GH_LOG(GH_LOG_ERROR, "listener %s: cannot set up a connection: out of memory", lst->name);
     if (c != NULL) {
         gh_site_unref(c->site);
-        free(c);
+        gh_slab_free(loop->conn_slab, c);
     }
     evutil_closesocket(fd);
 }
@@ -519,19 +565,17 @@ void gh_conn_free(gh_conn *c)
         gh_climits_conn_close(*c->loop->climits, c->climit_slot);
     if (c->handoff != NULL)
         c->handoff->release(c);
-    if (c->timer != NULL)
-        event_free(c->timer);
-    if (c->pp_ev != NULL)
-        event_free(c->pp_ev);
+    event_del(c->timer);            /* its storage goes with c */
+    if (c->pp != NULL && c->pp->ev != NULL)
+        event_free(c->pp->ev);
     if (c->bev != NULL)
         bufferevent_free(c->bev);
     else if (c->fd >= 0)
         evutil_closesocket(c->fd);
     free(c->body);
-    free(c->pp_buf);
     free(c->pp);
     gh_site_unref(c->site);
-    free(c);
+    gh_slab_free(c->loop->conn_slab, c);
 }
 
 /* Close once everything queued has been written. */
@@ -672,28 +716,42 @@ int gh_conn_move(gh_request *r, gh_loop *to)
     }
     c->trip = t;
     c->state = GH_CONN_MOVING;
-    c->requests--;              /* it counts where it is answered */
     return GH_OK;
 }
 
 static void adopt(gh_loop *loop, void *arg);
 
 /* Hands c over to its trip's target: it leaves this worker's registry
- * (keeping its places) and the target's mailbox takes it. */
+ * (keeping its places) and the target's mailbox takes it. Its block is
+ * this loop's slab's (and its timer in it): it travels as a malloc'd copy,
+ * which the target puts in a block of its own slab (adopt()). */
 static void send_off(gh_conn *c)
 {
     gh_loop *from = c->loop;
+    gh_conn_trip *t = c->trip;
+    gh_conn *moving = malloc(sizeof(*c));
 
-    if (c->timer != NULL)
-        event_free(c->timer);   /* this loop's; the target makes its own */
-    c->timer = NULL;
+    if (moving == NULL) {
+        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot move to worker %u: out of memory; "
+               "closing", (unsigned long long)c->id, gh_conn_client_text(c), t->to->id);
+        gh_conn_free(c);
+        return;
+    }
+    event_del(c->timer);
     gh_loop_conn_left(from, c);
-    if (gh_loop_post(c->trip->to, adopt, c->trip) != GH_OK) {
+    memcpy(moving, c, sizeof(*c));
+    moving->timer = NULL;
+    t->c = moving;
+    if (gh_loop_post(t->to, adopt, t) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot reach worker %u: out of memory; closing",
-               (unsigned long long)c->id, c->client_text, c->trip->to->id);
+               (unsigned long long)c->id, gh_conn_client_text(c), t->to->id);
+        t->c = c;
+        free(moving);
         gh_loop_conn_joined(from, c);
         gh_conn_free(c);
+        return;
     }
+    gh_slab_free(from->conn_slab, c);
 }
 
 /* The TLS bufferevent of a moving connection has been destroyed: the SSL
@@ -763,13 +821,13 @@ static void move_out(gh_conn *c)
     if (ssl != NULL && !t->marked)
         goto fail;              /* the SSL cannot be handed on safely: close */
     GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: moving to worker %u", (unsigned long long)c->id,
-           c->client_text, t->to->id);
+           gh_conn_client_text(c), t->to->id);
     if (ssl == NULL)
         send_off(c);
     return;
 fail:
     GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot move to worker %u: out of memory; closing",
-           (unsigned long long)c->id, c->client_text, t->to->id);
+           (unsigned long long)c->id, gh_conn_client_text(c), t->to->id);
     gh_conn_free(c);
 }
 
@@ -792,19 +850,20 @@ static gh_listener *same_listener(gh_loop *loop, const gh_listener *l)
 static void adopt(gh_loop *loop, void *arg)
 {
     gh_conn_trip *t = arg;
-    gh_conn *c = t->c;
+    gh_conn *c = t->c, *home;
     const gh_config *cfg = cfg_of(c);
     gh_listener *l = same_listener(loop, c->lst);
     struct evbuffer *in;
     int added;
 
-    if (l == NULL) {
+    if (l == NULL || (home = conn_block(loop)) == NULL) {
         /* cannot happen: every worker has a listener of every address its
          * peers have (the reload reaches it first, see gh_plugins_home()).
          * Closed, its places given back through the worker it came from's
          * listener, whose places are the same. */
-        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: worker %u has no listener %s; closing",
-               (unsigned long long)c->id, c->client_text, loop->id, c->lst->name);
+        GH_LOG(GH_LOG_ERROR, "conn #%llu %s: worker %u has %s; closing",
+               (unsigned long long)c->id, gh_conn_client_text(c), loop->id,
+               l == NULL ? "no listener of its address" : "no memory for it");
         if (c->climit_slot != 0 && *loop->climits != NULL)
             gh_climits_conn_close(*loop->climits, c->climit_slot);
         evutil_closesocket(c->fd);
@@ -812,11 +871,15 @@ static void adopt(gh_loop *loop, void *arg)
         if (loop->on_conn_removed != NULL)
             loop->on_conn_removed(loop, c->lst, c->own_place);
         gh_site_unref(c->site);
-        free(c->pp_buf);
         free(c->pp);
-        free(c);
+        free(c);                /* the copy that travelled */
         return;
     }
+    /* in a block of this loop's slab, its timer in it */
+    memcpy(home, c, sizeof(*c));
+    free(c);
+    c = t->c = home;
+    c->timer = (struct event *)(c + 1);
     c->loop = loop;
     c->lst = l;
     gh_loop_conn_joined(loop, c);
@@ -825,7 +888,7 @@ static void adopt(gh_loop *loop, void *arg)
     c->state = GH_CONN_HEAD;
     c->in_request = false;
     c->moved_in = true;
-    if ((c->timer = evtimer_new(loop->base, on_timer, c)) == NULL)
+    if (evtimer_assign(c->timer, loop->base, on_timer, c) != 0)
         goto fail;
     if (t->ssl != NULL) {
         c->bev = bufferevent_openssl_socket_new(loop->base, c->fd, t->ssl,
@@ -857,12 +920,12 @@ static void adopt(gh_loop *loop, void *arg)
     trip_free(t);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: moved to worker %u", (unsigned long long)c->id,
-           c->client_text, loop->id);
+           gh_conn_client_text(c), loop->id);
     on_read(c->bev, c);         /* may free c */
     return;
 fail:
     GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot take over on worker %u: out of memory; "
-           "closing", (unsigned long long)c->id, c->client_text, loop->id);
+           "closing", (unsigned long long)c->id, gh_conn_client_text(c), loop->id);
     gh_conn_free(c);            /* frees the trip, closes c->fd */
 }
 
@@ -1015,7 +1078,7 @@ void gh_req_send_file(gh_request *r, gh_resp_head *h, int fd, uint64_t off,
     if (evbuffer_add_file(out, fd, (ev_off_t)off, (ev_off_t)len) != 0) {
         /* evbuffer_add_file closes fd on failure; the head already went out */
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: cannot queue a file of %llu bytes",
-               (unsigned long long)r->c->id, r->c->client_text, (unsigned long long)len);
+               (unsigned long long)r->c->id, gh_conn_client_text(r->c), (unsigned long long)len);
         r->c->close_after = true;
         return;
     }
@@ -1050,7 +1113,7 @@ static void access_log(gh_request *r)
         GH_STAT_ADD(loop->stats.http_responses[r->status / 100], 1);
     if (loop->access_fd < 0)
         return;
-    e.client = r->c->client_text;
+    e.client = gh_conn_client_text(r->c);
     (void)gh_loop_date(loop);       /* the cache is fresh only where a Date went out */
     e.when = loop->date_sec;
     e.status = r->status;
@@ -1148,7 +1211,6 @@ static void apply_forwarded(gh_conn *c, const gh_http1_head *head, gh_request *r
                 c->client = c->peer;
         }
     }
-    addr_text(&c->client, c->client_text, sizeof(c->client_text));
 }
 
 
@@ -1166,7 +1228,6 @@ static void dispatch(gh_conn *c, const gh_http1_head *head, const gh_http1_req *
     long plen;
     size_t hlen = 0;
 
-    c->requests++;
     if (!req->keep_alive)
         c->close_after = true;
     r.https = c->https;
@@ -1436,10 +1497,14 @@ static void process(gh_conn *c)
         case GH_CONN_TLS:
         case GH_CONN_MOVING:
             return;
-        case GH_CONN_LINGER:
-            c->lingered += evbuffer_get_length(in);
-            evbuffer_drain(in, evbuffer_get_length(in));
+        case GH_CONN_LINGER: {
+            size_t n = evbuffer_get_length(in);
+
+            /* closed past LINGER_MAX_BYTES: the sum stays far below 4 GiB */
+            c->lingered = n > UINT32_MAX - c->lingered ? UINT32_MAX : c->lingered + (uint32_t)n;
+            evbuffer_drain(in, n);
             return;
+        }
         }
     }
 }
@@ -1544,14 +1609,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
                 snprintf(ebuf, sizeof(ebuf), "%s",
                          evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake failed: %s",
-                   (unsigned long long)c->id, c->client_text, ebuf);
+                   (unsigned long long)c->id, gh_conn_client_text(c), ebuf);
         }
         gh_conn_free(c);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: send timeout, closing",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         gh_conn_free(c);
         return;
     }
@@ -1564,7 +1629,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_ERROR)
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: %s", (unsigned long long)c->id,
-               c->client_text, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+               gh_conn_client_text(c), evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     gh_conn_free(c);
 }
 
@@ -1583,7 +1648,7 @@ static void header_timeout(gh_conn *c)
     }
     GH_LOG(GH_LOG_INFO, "conn #%llu %s: header timeout while reading a request, closing (%llu "
            "more in the 10s before were not logged)", (unsigned long long)c->id,
-           c->client_text, (unsigned long long)loop->timeout_unlogged);
+           gh_conn_client_text(c), (unsigned long long)loop->timeout_unlogged);
     loop->timeout_logged_ms = now;
     loop->timeout_unlogged = 0;
 }
@@ -1632,7 +1697,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case GH_CONN_TLS:
         GH_STAT_ADD(c->loop->stats.tls_failed, 1);
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: TLS handshake timeout, closing",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         break;
     default:
         if (c->in_request)

@@ -14,6 +14,7 @@
 #include "http1.h"
 #include "httpresp.h"
 #include "loop.h"
+#include "proxy.h"
 
 /* An IPv4 or IPv6 address: a quarter of a sockaddr_storage, which matters
  * at 10,000s of idle connections. */
@@ -59,6 +60,17 @@ struct gh_conn_body {
     char                head[];        /* the request head's bytes */
 };
 
+/* A PROXY header: being read (in GH_CONN_PROXY), then what it said. One
+ * block, so that a connection holds one pointer for it. */
+struct gh_conn_pp {
+    struct event       *ev;            /* readable events while in GH_CONN_PROXY, then NULL */
+    uint32_t            have;          /* header bytes consumed from the socket so far */
+    bool                sized;         /* buf has its PP_MAX bytes (from the first read on) */
+    gh_proxy_info       info;          /* once accepted: the header; its TLVs point into buf */
+    uint8_t             buf[];         /* the header's bytes: room for PP_MAX while it is
+                                          read, then the header alone */
+};
+
 /* One per connection, most of them idle WebSockets: ordered without
  * padding, and what only a passing phase needs (a discarded body, the
  * PROXY header's reading) lives elsewhere or is freed after it. */
@@ -69,22 +81,22 @@ struct gh_conn {
     gh_listener        *lst;
     uint64_t            id;
     struct bufferevent *bev;
-    struct event       *timer;         /* header / keep-alive timeout */
-    struct event       *pp_ev;         /* readable events while in GH_CONN_PROXY */
-    uint8_t            *pp_buf;        /* the PROXY header bytes (kept: TLVs point into it) */
-    struct gh_proxy_info *pp;          /* the parsed header (NULL without one) */
-    uint64_t            requests;      /* served on this connection */
-    uint64_t            lingered;      /* bytes dropped while lingering */
+    struct event       *timer;         /* header / keep-alive timeout; its storage
+                                          follows c in c's own block */
+    struct gh_conn_pp  *pp;            /* the PROXY header: being read, then once the
+                                          PROXY phase is over, the accepted header
+                                          (NULL without one) */
     struct gh_conn_body *body;         /* set in GH_CONN_BODY */
     struct gh_ws_conn  *ws;            /* set in GH_CONN_WS; owned, freed with the conn */
     const gh_conn_handoff *handoff;    /* set with ws, or with fwd */
     struct gh_fwd      *fwd;           /* set in GH_CONN_UPSTREAM (upstream/forward.c) */
     struct gh_conn_trip *trip;         /* set in GH_CONN_MOVING (gh_conn_move()) */
     uint32_t            lidx;          /* this listener's index in site->cfg->listeners */
-    uint32_t            pp_have;       /* PROXY header bytes consumed from the socket so far */
-    gh_conn_state       state;
+    uint32_t            lingered;      /* bytes dropped while lingering (to LINGER_MAX_BYTES
+                                          and one read more) */
     evutil_socket_t     fd;            /* until a bufferevent owns it (and again for a
                                           plain-socket WebSocket), else -1 */
+    gh_conn_state       state : 4;
     bool                https : 1;     /* the connection's scheme (TLS here or at the balancer) */
     bool                peer_trusted : 1;  /* the socket peer is in trusted_proxies */
     bool                proxied : 1;   /* a PROXY header was accepted (even LOCAL) */
@@ -99,13 +111,28 @@ struct gh_conn {
     uint32_t            climit_slot;   /* counted in loop->climits (climit.h); 0: not */
     gh_sockaddr         peer;          /* the socket's peer */
     gh_sockaddr         client;        /* the real client: PROXY source, X-Forwarded-For
-                                          from a trusted peer, or the socket peer */
-    char                client_text[48];   /* INET6_ADDRSTRLEN and a NUL */
+                                          from a trusted peer, or the socket peer;
+                                          as text: gh_conn_client_text() */
 };
 
 /* Takes over fd (a freshly accepted socket). On failure closes fd and logs. */
 void gh_conn_accept(gh_listener *lst, evutil_socket_t fd,
                     const struct sockaddr *sa, int salen);
+
+/* Room for gh_conn_client_text_to(): INET6_ADDRSTRLEN and a NUL. */
+#define GH_CONN_ADDR_TEXT 48
+
+/* c->client as text ("203.0.113.7", "2001:db8::1"; "-" when it has no
+ * address), written into out (cap bytes, GH_CONN_ADDR_TEXT is enough).
+ * Returns out. */
+char *gh_conn_client_text_to(const gh_conn *c, char *out, size_t cap);
+
+/* The same in one of GH_CONN_ADDR_SLOTS buffers of the calling thread, used
+ * in turn: valid until as many more calls on this thread, i.e. for the
+ * statement (a log line) that asked. The connection does not keep the
+ * text: 48 bytes in every idle connection, for log lines rarely written. */
+#define GH_CONN_ADDR_SLOTS 4
+const char *gh_conn_client_text(const gh_conn *c);
 
 /* Closes the connection now (drops pending output). */
 void gh_conn_free(gh_conn *c);

@@ -112,6 +112,9 @@ struct gh_loop {
     gh_site           *site;           /* current generation */
     gh_listener       *listeners;      /* list, active and retired */
     gh_conn           *conns;          /* doubly linked registry */
+    struct gh_slab    *conn_slab;      /* where conn.c's gh_conn blocks come from
+                                          (base/slab.h); made on the first accept,
+                                          freed after the last connection */
     uint64_t           nconns;
     uint64_t           next_conn_id;   /* worker 0's counts for every worker (atomic) */
     bool               draining;       /* health says 503 */

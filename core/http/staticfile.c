@@ -282,7 +282,7 @@ void gh_action_static(gh_request *r, const gh_route_conf *route)
         if (errno != ENOENT && errno != ENOTDIR && errno != EXDEV && errno != ELOOP &&
             errno != EACCES && errno != ENAMETOOLONG)
             GH_LOG(GH_LOG_WARN, "conn #%llu %s: static: open %s: %s",
-                   (unsigned long long)r->c->id, r->c->client_text, rel, strerror(errno));
+                   (unsigned long long)r->c->id, gh_conn_client_text(r->c), rel, strerror(errno));
         gh_req_error(r, 404);
         return;
     }

@@ -462,7 +462,7 @@ static void add_forwarded(struct gh_fwd *f, headbuf *b, const gh_request *r)
                 add(b, ", ", 2);
             }
         }
-        add_str(b, c->client_text);
+        add_str(b, gh_conn_client_text(c));
         add(b, "\r\n", 2);
     }
     if (bits & GH_FWD_XFP)
@@ -474,12 +474,15 @@ static void add_forwarded(struct gh_fwd *f, headbuf *b, const gh_request *r)
         add_u64(b, local_port(c));
         add(b, "\r\n", 2);
     }
-    if (bits & GH_FWD_REAL_IP)
-        add_field(b, "X-Real-IP", c->client_text, strlen(c->client_text));
+    if (bits & GH_FWD_REAL_IP) {
+        const char *ip = gh_conn_client_text(c);
+
+        add_field(b, "X-Real-IP", ip, strlen(ip));
+    }
     if (bits & GH_FWD_FORWARDED) {
         /* RFC 7239 §4: an IPv6 node is quoted and bracketed; host quoted */
         add_str(b, v6 ? "Forwarded: for=\"[" : "Forwarded: for=");
-        add_str(b, c->client_text);
+        add_str(b, gh_conn_client_text(c));
         add_str(b, v6 ? "]\";proto=" : ";proto=");
         add_str(b, proto);
         if (r->req->host != NULL) {
@@ -714,7 +717,7 @@ static void pump_request(struct gh_fwd *f)
                 /* bad framing or too large: the upstream must not get the
                  * rest; the client gets 400/413 if nothing was answered */
                 GH_LOG(GH_LOG_INFO, "conn #%llu %s: proxy %s: request body %s",
-                       (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                       (unsigned long long)f->c->id, gh_conn_client_text(f->c), upstream_name(f),
                        n < 0 ? "malformed" : "over max_body");
                 if (f->state == F_WAITING)
                     fail_with(f, n < 0 ? 400 : 413);
@@ -764,8 +767,8 @@ static void add_proxy_header(struct gh_fwd *f)
     uint8_t hdr[GH_PROXY_ENCODE_MAX];
     long n;
 
-    if (c->pp != NULL && !c->pp->local)
-        dst = (const struct sockaddr *)&c->pp->dst;
+    if (c->pp != NULL && !c->pp->info.local)
+        dst = (const struct sockaddr *)&c->pp->info.dst;
     else if (getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&local, &len) == 0)
         dst = (const struct sockaddr *)&local;
     n = gh_proxy_encode(f->up->conf->proxy_protocol, &c->client.sa, dst, hdr, sizeof(hdr));
@@ -882,7 +885,7 @@ static void connect_next(struct gh_fwd *f)
     s = gh_upstream_pick(f->up, &f->c->client.sa, f->tried, gh_now_ms(), &every_down);
     if (s == NULL) {
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: %s", (unsigned long long)f->c->id,
-               f->c->client_text, upstream_name(f),
+               gh_conn_client_text(f->c), upstream_name(f),
                every_down ? "every server is down" : "no server answered");
         fail_with(f, every_down || f->attempts == 0 ? 503 : 502);
         return;
@@ -923,7 +926,7 @@ static void connect_next(struct gh_fwd *f)
     {
         /* an immediate refusal: the event callback is not called */
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect: %s",
-               (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+               (unsigned long long)f->c->id, gh_conn_client_text(f->c), upstream_name(f),
                server_name(f), strerror(errno));
         gh_upserver_failed(s, gh_now_ms(), GH_UPFAIL_CONNECT);
         f->tried[s - f->up->servers] = true;
@@ -1002,7 +1005,7 @@ static bool read_response_head(struct gh_fwd *f)
             return true;
         if (n < 0 || gh_http1_analyse_response(&h, f->is_head, &resp) != 0) {
             GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: bad response head",
-                   (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                   (unsigned long long)f->c->id, gh_conn_client_text(f->c), upstream_name(f),
                    server_name(f));
             gh_upserver_failed(f->srv, gh_now_ms(), GH_UPFAIL_BAD_RESPONSE);
             fail_with(f, 502);
@@ -1014,7 +1017,7 @@ static bool read_response_head(struct gh_fwd *f)
         }
         if (resp.status == 101 && !f->upgrade) {
             GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: 101 without an upgrade",
-                   (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                   (unsigned long long)f->c->id, gh_conn_client_text(f->c), upstream_name(f),
                    server_name(f));
             gh_upserver_failed(f->srv, gh_now_ms(), GH_UPFAIL_BAD_RESPONSE);
             fail_with(f, 502);
@@ -1120,7 +1123,7 @@ static bool pump_response(struct gh_fwd *f)
 
             if (n < 0) {
                 GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: bad chunked body",
-                       (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+                       (unsigned long long)f->c->id, gh_conn_client_text(f->c), upstream_name(f),
                        server_name(f));
                 send_to(f->c->bev, f->client_plain, f->tx);
                 finish(f, true);
@@ -1356,7 +1359,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
     switch (f->state) {
     case F_CONNECTING:
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: connect %s",
-               (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+               (unsigned long long)f->c->id, gh_conn_client_text(f->c), upstream_name(f),
                server_name(f), (what & BEV_EVENT_TIMEOUT) ? "timed out" : reason_of(f, what));
         gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_CONNECT_TIMEOUT
                                                                   : GH_UPFAIL_CONNECT);
@@ -1368,7 +1371,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
             evbuffer_get_length(bufferevent_get_input(f->ub)) == 0) {
             /* a pooled connection the upstream had closed: once more, fresh */
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: proxy %s: server %s: kept connection %s; "
-                   "retrying on a new one", (unsigned long long)f->c->id, f->c->client_text,
+                   "retrying on a new one", (unsigned long long)f->c->id, gh_conn_client_text(f->c),
                    upstream_name(f), server_name(f), reason_of(f, what));
             f->fresh_only = true;
             f->reused = false;
@@ -1378,7 +1381,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s before answering",
-               (unsigned long long)f->c->id, f->c->client_text, upstream_name(f),
+               (unsigned long long)f->c->id, gh_conn_client_text(f->c), upstream_name(f),
                server_name(f), reason_of(f, what));
         gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_TIMEOUT
                                                                   : GH_UPFAIL_CLOSED);
@@ -1396,7 +1399,7 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
             return;
         }
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: proxy %s: server %s: %s in the middle of a "
-               "response", (unsigned long long)f->c->id, f->c->client_text,
+               "response", (unsigned long long)f->c->id, gh_conn_client_text(f->c),
                upstream_name(f), server_name(f), reason_of(f, what));
         gh_upserver_failed(f->srv, now, (what & BEV_EVENT_TIMEOUT) ? GH_UPFAIL_TIMEOUT
                                                                   : GH_UPFAIL_CLOSED);

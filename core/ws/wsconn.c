@@ -173,9 +173,10 @@ struct ws_msg {
  * memory ten thousand times over. Nothing here that can be derived (the
  * timer is c->timer, the high-water mark comes from wc, the query follows
  * the path; the subprotocol and our close reason are small indexes, not
- * pointers), nothing held while idle (the reassembly buffer and the
- * parser's control-frame storage exist only while a message or a control
- * frame is split), and no padding (gdb: ptype /o struct gh_ws_conn). */
+ * pointers), nothing held while idle (the frame parser, the reassembly
+ * buffer and the parser's control-frame storage exist only while a frame
+ * or a message is split across reads), and no padding (gdb: ptype /o
+ * struct gh_ws_conn). */
 struct gh_ws_conn {
     gh_conn                 *c;
     gh_plugin_route         *rt;          /* lives as long as c->site */
@@ -195,14 +196,16 @@ struct gh_ws_conn {
     bool                     in_cb : 1;       /* inside one of our own callbacks */
     bool                     flush_due : 1;   /* output queued since the last flush */
     bool                     timer_ours : 1;  /* c->timer was reassigned to us */
+    uint8_t                  io_ev : 3;   /* direct: EV_READ | EV_WRITE c->timer waits for */
     uint8_t                  close_why;   /* enum ws_why: for the close callback */
     uint8_t                  subproto;    /* 1 + index in the route's subprotocols; 0: none */
     uint8_t                  pmd_bits;    /* permessage-deflate: see PMD_BITS */
-    uint8_t                  io_ev;       /* direct: EV_READ | EV_WRITE c->timer waits for */
     uint64_t                 last_rx_ms;
-    uint64_t                 next_ping_ms;    /* 0: none */
+    union {                               /* by state: */
+        uint64_t             next_ping_ms;    /* WS_OPEN; 0: none */
+        uint64_t             close_due_ms;    /* after (the state never goes back) */
+    };
     uint64_t                 pong_due_ms;     /* 0: no ping outstanding */
-    uint64_t                 close_due_ms;
     uint64_t                 write_due_ms;    /* direct, writing: the send timeout */
     gh_theap_node            tn;          /* in the loop's deadline heap */
     struct evbuffer         *in;          /* direct: what a read left unparsed */
@@ -215,8 +218,12 @@ struct gh_ws_conn {
     gh_deflater             *defl;        /* with server context takeover: ours, from
                                              the first compressed message on */
     struct gh_ws_conn       *fl_next, **fl_prev;  /* on loop->ws_flush while listed */
-    gh_ws_parser             parser;
-    char                     path[];      /* "path\0query\0"; the path has no NUL */
+    gh_ws_parser            *parser;      /* only while a frame or message is cut off
+                                             (or after a close or an error); NULL: at
+                                             rest, a new one parses the next bytes */
+    char                     path[];      /* "path\0query\0client\0": the path has no
+                                             NUL; client: the real client's address
+                                             (for the plugin: c has no text of it) */
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -454,7 +461,7 @@ static void rearm(struct gh_ws_conn *ws, uint64_t now)
     }
     if (gh_theap_set(&wsl->timers, &ws->tn, due) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory arming a websocket timer",
-               (unsigned long long)ws->c->id, ws->c->client_text);
+               (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
         kill_conn(ws);
         return;
     }
@@ -736,7 +743,7 @@ static bool over_backlog(struct gh_ws_conn *ws, size_t len)
     if (queued > limit || len > limit - queued) {
         GH_LOG(GH_LOG_WARN, "conn #%llu %s: slow consumer: %zu bytes queued and %zu more "
                "would pass send_backlog %llu; closing with 1008",
-               (unsigned long long)ws->c->id, ws->c->client_text, queued, len,
+               (unsigned long long)ws->c->id, gh_conn_client_text(ws->c), queued, len,
                (unsigned long long)limit);
         GH_STAT_ADD(ws->c->loop->stats.ws_slow_consumers, 1);
         fail_conn(ws, GH_WS_CLOSE_POLICY, WHY_SLOW_CONSUMER);
@@ -1004,13 +1011,13 @@ static void on_compressed(struct gh_ws_conn *ws, const gh_ws_event *ev)
         rc = gh_inflate(m->z, in, left, ev->message_end, out, room, &used, &made);
         if (rc == GH_EPROTO || (rc == GH_EAGAIN && used == 0 && made == 0)) {
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket message is not valid DEFLATE data; "
-                   "closing with 1007", (unsigned long long)ws->c->id, ws->c->client_text);
+                   "closing with 1007", (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
             fail_conn(ws, GH_WS_CLOSE_INVALID_DATA, WHY_BAD_DEFLATE);
             return;
         }
         if (out == &probe && made > 0) {
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket message inflates past max_message %llu; "
-                   "closing with 1009", (unsigned long long)ws->c->id, ws->c->client_text,
+                   "closing with 1009", (unsigned long long)ws->c->id, gh_conn_client_text(ws->c),
                    (unsigned long long)ws->wc->max_message);
             fail_conn(ws, GH_WS_CLOSE_TOO_BIG, WHY_TOO_BIG);
             return;
@@ -1041,7 +1048,7 @@ static void on_compressed(struct gh_ws_conn *ws, const gh_ws_event *ev)
     return;
 nomem:
     GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory inflating a message",
-           (unsigned long long)ws->c->id, ws->c->client_text);
+           (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
     fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
 }
 
@@ -1059,7 +1066,7 @@ static void on_data(struct gh_ws_conn *ws, const gh_ws_event *ev)
     }
     if (append(ws, ev->data, ev->len) != GH_OK) {
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory reassembling a message",
-               (unsigned long long)ws->c->id, ws->c->client_text);
+               (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
         fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
         return;
     }
@@ -1115,14 +1122,14 @@ static void on_close_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
     }
 }
 
-static void protocol_error(struct gh_ws_conn *ws)
+static void protocol_error(struct gh_ws_conn *ws, uint16_t code)
 {
-    uint16_t code = ws->parser.error_code;
     enum ws_why why = code == GH_WS_CLOSE_INVALID_DATA ? WHY_INVALID_UTF8 :
                       code == GH_WS_CLOSE_TOO_BIG ? WHY_TOO_BIG : WHY_PROTOCOL_ERROR;
 
     GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket %s; closing with %u",
-           (unsigned long long)ws->c->id, ws->c->client_text, why_text[why], (unsigned)code);
+           (unsigned long long)ws->c->id, gh_conn_client_text(ws->c), why_text[why],
+           (unsigned)code);
     if (ws->state == WS_OPEN)
         fail_conn(ws, code, why);
     else
@@ -1162,14 +1169,39 @@ static bool on_event_frame(struct gh_ws_conn *ws, const gh_ws_event *ev)
  * payload until the frame ends (it hands it back with the event). Lent only
  * then, so an idle connection holds none. Returns false when out of memory
  * (the connection is failing). */
-static bool lend_control_storage(struct gh_ws_conn *ws)
+static bool lend_control_storage(struct gh_ws_conn *ws, gh_ws_parser *p)
 {
-    if ((ws->parser.ctrl = malloc(GH_WS_MAX_CONTROL)) != NULL)
+    if ((p->ctrl = malloc(GH_WS_MAX_CONTROL)) != NULL)
         return true;
     GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory reading a control frame",
-           (unsigned long long)ws->c->id, ws->c->client_text);
+           (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
     fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
     return false;
+}
+
+/* After parsing with p (ws->parser, or a new one on the stack): a parser
+ * at rest is dropped, so an idle connection holds none; one with a frame
+ * or a message cut off (or closed, or failed) is kept for the next bytes. */
+static void keep_parser(struct gh_ws_conn *ws, gh_ws_parser *p)
+{
+    if (gh_ws_parser_at_rest(p)) {
+        free(ws->parser);       /* p itself, or NULL */
+        ws->parser = NULL;
+        return;
+    }
+    if (ws->parser != NULL)
+        return;
+    if ((ws->parser = malloc(sizeof(*p))) != NULL) {
+        *ws->parser = *p;
+        return;
+    }
+    free(p->ctrl);
+    GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory keeping a frame's state",
+           (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
+    if (!ws->dead && ws->state == WS_OPEN)
+        fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
+    else
+        kill_conn(ws);
 }
 
 /* True while what arrives is only dropped. */
@@ -1182,26 +1214,34 @@ static bool dropping(const struct gh_ws_conn *ws)
  * stop (*go false). Returns the bytes used. */
 static size_t parse_some(struct gh_ws_conn *ws, uint8_t *buf, size_t n, bool *go)
 {
+    gh_ws_parser fresh, *p = ws->parser;
     size_t off = 0;
 
+    if (p == NULL) {
+        /* at rest: equivalent to a new one (gh_ws_parser_at_rest()) */
+        p = &fresh;
+        gh_ws_parser_init(p, ws->wc->max_message);
+        p->rsv1_ok = ws->pmd_bits != 0;
+    }
     *go = true;
     while (*go && off < n) {
         gh_ws_event ev;
-        long rc = gh_ws_parse(&ws->parser, buf + off, n - off, &ev);
+        long rc = gh_ws_parse(p, buf + off, n - off, &ev);
 
         if (rc < 0) {
             free(ev.release);
-            protocol_error(ws);
+            protocol_error(ws, p->error_code);
             *go = false;
             break;
         }
         off += (size_t)rc;
         if (ev.type == GH_WS_EV_NEED_BUFFER)
-            *go = lend_control_storage(ws);
+            *go = lend_control_storage(ws, p);
         else if (ev.type != GH_WS_EV_NONE)
             *go = on_event_frame(ws, &ev);
         free(ev.release);       /* the control frame's storage, if it was split */
     }
+    keep_parser(ws, p);
     return off;
 }
 
@@ -1278,7 +1318,7 @@ static void read_ready(struct gh_ws_conn *ws)
         ((ws->in = evbuffer_new()) == NULL ||
          evbuffer_add(ws->in, buf + off, (size_t)n - off) != 0)) {
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory keeping input",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         fail_conn(ws, GH_WS_CLOSE_INTERNAL_ERROR, WHY_OUT_OF_MEMORY);
     }
 }
@@ -1308,7 +1348,7 @@ static bool socket_failed(struct gh_ws_conn *ws)
         return false;
     if (ws->state == WS_OPEN)
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: %s", (unsigned long long)ws->c->id,
-               ws->c->client_text, evutil_socket_error_to_string(e));
+               gh_conn_client_text(ws->c), evutil_socket_error_to_string(e));
     kill_conn(ws);
     return true;
 }
@@ -1462,10 +1502,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_TIMEOUT)
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket send timeout, closing",
-               (unsigned long long)ws->c->id, ws->c->client_text);
+               (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
     else if ((what & BEV_EVENT_ERROR) && ws->state == WS_OPEN)
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: %s", (unsigned long long)ws->c->id,
-               ws->c->client_text, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+               gh_conn_client_text(ws->c), evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     kill_conn(ws);
     settle(ws);
 }
@@ -1505,17 +1545,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     enter(ws);
     if (ws->direct && ws->writing && ws->write_due_ms != 0 && now >= ws->write_due_ms) {
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket send timeout, closing",
-               (unsigned long long)ws->c->id, ws->c->client_text);
+               (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
         kill_conn(ws);
     } else if (ws->state == WS_OPEN) {
         if (ws->pong_due_ms != 0 && now >= ws->pong_due_ms) {
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: no pong within %llums; dropping the connection",
-                   (unsigned long long)ws->c->id, ws->c->client_text,
+                   (unsigned long long)ws->c->id, gh_conn_client_text(ws->c),
                    (unsigned long long)wc->pong_timeout_ms);
             kill_conn(ws);
         } else if (wc->idle_timeout_ms != 0 && now >= ws->last_rx_ms + wc->idle_timeout_ms) {
             GH_LOG(GH_LOG_INFO, "conn #%llu %s: nothing received for %llums; closing with 1001",
-                   (unsigned long long)ws->c->id, ws->c->client_text,
+                   (unsigned long long)ws->c->id, gh_conn_client_text(ws->c),
                    (unsigned long long)wc->idle_timeout_ms);
             begin_close(ws, GH_WS_CLOSE_GOING_AWAY, why_text[WHY_IDLE],
                         strlen(why_text[WHY_IDLE]), WHY_IDLE, false);
@@ -1527,7 +1567,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         }
     } else if (now >= ws->close_due_ms) {
         GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: websocket close timeout; closing the connection",
-               (unsigned long long)ws->c->id, ws->c->client_text);
+               (unsigned long long)ws->c->id, gh_conn_client_text(ws->c));
         kill_conn(ws);
     }
     leave(ws);
@@ -1639,7 +1679,9 @@ static struct gh_ws_conn *ws_new(gh_request *r, gh_plugin_route *rt,
     gh_conn *c = r->c;
     const gh_http1_req *req = r->req;
     size_t qlen = req->query != NULL ? req->query_len : 0;
-    struct gh_ws_conn *ws = calloc(1, sizeof(*ws) + r->path_len + qlen + 2);
+    char addr[GH_CONN_ADDR_TEXT];
+    size_t alen = strlen(gh_conn_client_text_to(c, addr, sizeof(addr)));
+    struct gh_ws_conn *ws = calloc(1, sizeof(*ws) + r->path_len + qlen + alen + 3);
 
     if (ws == NULL)
         return NULL;
@@ -1648,10 +1690,10 @@ static struct gh_ws_conn *ws_new(gh_request *r, gh_plugin_route *rt,
     if (qlen > 0)
         memcpy(ws->path + r->path_len + 1, req->query, qlen);
     ws->path[r->path_len + 1 + qlen] = '\0';
+    memcpy(ws->path + r->path_len + qlen + 2, addr, alen + 1);
     ws->c = c;
     ws->rt = rt;
     ws->wc = wc;
-    gh_ws_parser_init(&ws->parser, wc->max_message);
     return ws;
 }
 
@@ -1667,7 +1709,10 @@ static void ws_destroy(struct gh_ws_conn *ws)
         evbuffer_free(ws->in);
     gh_outq_free(ws->out);          /* drops the frame references it holds */
     free_message(ws);
-    free(ws->parser.ctrl);      /* lent for a control frame cut off by the close */
+    if (ws->parser != NULL) {
+        free(ws->parser->ctrl); /* lent for a control frame cut off by the close */
+        free(ws->parser);
+    }
     gh_deflater_free(ws->defl);
     flush_unlist(ws);
     free(ws);
@@ -1750,7 +1795,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
                               origin != NULL ? origin->value_len : 0,
                               r->req->host, r->req->host != NULL ? r->req->host_len : 0)) {
         GH_LOG(GH_LOG_INFO, "conn #%llu %s: websocket origin %.*s refused on %s",
-               (unsigned long long)c->id, c->client_text,
+               (unsigned long long)c->id, gh_conn_client_text(c),
                origin != NULL ? (int)(origin->value_len > 200 ? 200 : origin->value_len) : 1,
                origin != NULL ? origin->value : "-", r->path);
         refuse(r, 403, NULL);
@@ -1774,7 +1819,6 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     if (proto >= 0 && proto < UINT8_MAX)    /* the host allows 32 */
         ws->subproto = (uint8_t)(proto + 1);
     ws->pmd_bits = negotiate_deflate(head, wc, pmd_answer);
-    ws->parser.rsv1_ok = ws->pmd_bits != 0;
 
     c->close_after = false;     /* "Connection: close, Upgrade" means nothing now */
     gh_req_begin(r, &h, 101);
@@ -1829,7 +1873,7 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
     if (wc->ping_interval_ms != 0)
         ws->next_ping_ms = now + wc->ping_interval_ms;
     GH_LOG(GH_LOG_DEBUG, "conn #%llu %s: websocket open on %s (plugin %s%s%s)",
-           (unsigned long long)c->id, c->client_text, ws->path, gh_plugin_route_name(rt),
+           (unsigned long long)c->id, gh_conn_client_text(c), ws->path, gh_plugin_route_name(rt),
            ws->subproto != 0 ? ", subprotocol " : "",
            ws->subproto != 0 ? gh_ws_conn_subprotocol(ws) : "");
 
@@ -1905,7 +1949,7 @@ void gh_ws_conn_start(gh_conn *c)
         /* cannot happen short of memory; the bufferevent, if still there,
          * goes with the connection */
         GH_LOG(GH_LOG_ERROR, "conn #%llu %s: out of memory starting a websocket",
-               (unsigned long long)c->id, c->client_text);
+               (unsigned long long)c->id, gh_conn_client_text(c));
         kill_conn(ws);
         wake(ws);
         return;
@@ -1990,7 +2034,9 @@ struct gh_tstate_conn **gh_ws_conn_tstate(struct gh_ws_conn *ws)
 
 const char *gh_ws_conn_client_addr(const struct gh_ws_conn *ws)
 {
-    return ws->c->client_text;
+    const char *query = gh_ws_conn_query(ws);
+
+    return query + strlen(query) + 1;           /* "path\0query\0client\0" */
 }
 
 uint16_t gh_ws_conn_client_port(const struct gh_ws_conn *ws)

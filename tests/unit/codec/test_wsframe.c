@@ -287,6 +287,11 @@ static void run_free(run *r)
     gb_free(&r->msg);
 }
 
+/* When set, a parser at rest between two chunks is replaced by a new one
+ * (gh_ws_parser_at_rest()), counted in renewed. */
+static bool renew_at_rest;
+static size_t renewed;
+
 /* Parses a copy of stream[0..n) as chunks ending at the cut points: cuts
  * lists offsets (ascending, < n); the last chunk ends at n. rsv1: the
  * parser's rsv1_ok. */
@@ -310,6 +315,13 @@ static run parse_cut_ex(const uint8_t *stream, size_t n, uint64_t max, bool rsv1
 
         feed(&p, buf, from, to, &r);
         from = to;
+        if (renew_at_rest && gh_ws_parser_at_rest(&p)) {
+            /* the glue drops a parser at rest: poison it, start a new one */
+            memset(&p, 0xA5, sizeof(p));
+            gh_ws_parser_init(&p, max);
+            p.rsv1_ok = rsv1;
+            renewed++;
+        }
     }
     require(p.ctrl == r.lent, "the parser lost track of the lent storage");
     r.ctrl_held = p.ctrl != NULL;
@@ -890,6 +902,87 @@ START_TEST(parse_reassembles_split_control_frames_inside_a_message_at_any_two_cu
     }
     gb_free(&s);
     gb_free(&want);
+}
+END_TEST
+
+START_TEST(parser_at_rest_only_between_frames_with_nothing_pending)
+{
+    static uint8_t ping_hdr[] = { 0x89, 0x85, 1, 2, 3, 4 };    /* PING, 5 bytes, masked */
+    gbuf s = { 0 };
+    gh_ws_parser p;
+    gh_ws_event ev;
+    size_t off;
+    long n;
+
+    gh_ws_parser_init(&p, 0);
+    ck_assert(gh_ws_parser_at_rest(&p));
+    put_str(&s, GH_WS_OP_TEXT, true, "hi");         /* [0, 8): a whole message */
+    put_str(&s, GH_WS_OP_TEXT, false, "Hel");       /* [8, 17): a first fragment */
+    put_str(&s, GH_WS_OP_CONT, true, "lo");         /* [17, 25): the last one */
+    /* one header byte; the header without the payload */
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, 1, &ev), 1);
+    ck_assert(!gh_ws_parser_at_rest(&p));
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 1, 5, &ev), 5);
+    ck_assert(!gh_ws_parser_at_rest(&p));
+    ck_assert_int_eq(gh_ws_parse(&p, s.p + 6, 2, &ev), 2);
+    ck_assert_int_eq(ev.type, GH_WS_EV_DATA);
+    ck_assert(ev.message_end);
+    ck_assert(gh_ws_parser_at_rest(&p));
+    /* a message between its fragments */
+    for (off = 8; off < 17; off += (size_t)n)
+        ck_assert_int_gt(n = gh_ws_parse(&p, s.p + off, 17 - off, &ev), 0);
+    ck_assert(!gh_ws_parser_at_rest(&p));
+    for (off = 17; off < s.len; off += (size_t)n)
+        ck_assert_int_gt(n = gh_ws_parse(&p, s.p + off, s.len - off, &ev), 0);
+    ck_assert(gh_ws_parser_at_rest(&p));
+    /* a control frame split after its header: asks for storage */
+    ck_assert_int_eq(gh_ws_parse(&p, ping_hdr, sizeof(ping_hdr), &ev), (long)sizeof(ping_hdr));
+    ck_assert_int_eq(ev.type, GH_WS_EV_NEED_BUFFER);
+    ck_assert(!gh_ws_parser_at_rest(&p));
+    gb_free(&s);
+
+    /* closed, and failed */
+    put_str(&s, GH_WS_OP_CLOSE, true, "");
+    gh_ws_parser_init(&p, 0);
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, s.len, &ev), (long)s.len);
+    ck_assert_int_eq(ev.type, GH_WS_EV_CLOSE);
+    ck_assert(!gh_ws_parser_at_rest(&p));
+    gh_ws_parser_init(&p, 0);
+    s.p[1] &= 0x7f;                                 /* unmasked: 1002 */
+    ck_assert_int_eq(gh_ws_parse(&p, s.p, s.len, &ev), GH_EPROTO);
+    ck_assert(!gh_ws_parser_at_rest(&p));
+    gb_free(&s);
+}
+END_TEST
+
+START_TEST(parse_gives_the_same_transcript_when_a_parser_at_rest_is_replaced)
+{
+    gbuf s = { 0 }, want = { 0 };
+    uint8_t *d = make_payload(70001, true);
+
+    put_str(&s, GH_WS_OP_TEXT, false, "Hel");
+    put_str(&s, GH_WS_OP_PING, true, "are you there?");
+    put_str(&s, GH_WS_OP_CONT, true, "lo");
+    put_frame(&s, GH_WS_OP_BINARY, true, "\x00\xff", 2);
+    put_frame_ex(&s, GH_WS_OP_TEXT, true, true, "zz", 2);
+    put_str(&s, GH_WS_OP_PONG, true, "");
+    put_frame(&s, GH_WS_OP_TEXT, true, d, 70001);
+    put_str(&s, GH_WS_OP_CLOSE, true, "\x03\xe8" "bye");
+    log_ctrl(&want, "PING", "are you there?", 14);
+    log_msg(&want, GH_WS_OP_TEXT, "Hello", 5);
+    log_msg(&want, GH_WS_OP_BINARY, "\x00\xff", 2);
+    log_msg_z(&want, GH_WS_OP_TEXT, true, "zz", 2);
+    log_ctrl(&want, "PONG", "", 0);
+    log_msg(&want, GH_WS_OP_TEXT, d, 70001);
+    log_close(&want, 1000, "bye", 3);
+    renew_at_rest = true;
+    renewed = 0;
+    check_stream_ex(&s, 0, true, &want, 0, 0);
+    renew_at_rest = false;
+    ck_assert_uint_gt(renewed, 0);
+    gb_free(&s);
+    gb_free(&want);
+    free(d);
 }
 END_TEST
 
@@ -1858,6 +1951,8 @@ static Suite *wsframe_suite(void)
     tcase_add_test(ok, parse_hands_back_control_storage_with_the_error_that_refuses_its_frame);
     tcase_add_test(ok, parse_reassembles_split_control_frames_inside_a_message_at_any_two_cuts);
     tcase_add_test(ok, parser_state_stays_small);
+    tcase_add_test(ok, parser_at_rest_only_between_frames_with_nothing_pending);
+    tcase_add_test(ok, parse_gives_the_same_transcript_when_a_parser_at_rest_is_replaced);
     tcase_add_test(bad, parse_refuses_an_unmasked_frame_with_1002);
     tcase_add_test(bad, parse_refuses_rsv_bits_with_1002);
     tcase_add_test(bad, parse_refuses_reserved_opcodes_with_1002);
