@@ -978,7 +978,7 @@ static size_t write_now(gh_request *r, const gh_resp_head *h, const void *body, 
     struct iovec iov[2];
     ssize_t n;
 
-    if (c->lst == NULL || listener_conf(c)->tls ||
+    if (r->queue_only || c->lst == NULL || listener_conf(c)->tls ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
         return 0;
     iov[0].iov_base = (void *)h->buf;

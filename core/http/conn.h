@@ -187,6 +187,9 @@ typedef struct gh_request {
     size_t               path_len;
     bool                 is_head;       /* HEAD: no body is sent */
     bool                 is_get;
+    bool                 queue_only;    /* the response waits in the output queue
+                                           (not written at once): a 101 whose
+                                           plugin's open must run first */
     bool                 https;         /* the request's scheme (DESIGN.md "Scheme") */
     const char          *raw;           /* the head's bytes as received */
     size_t               raw_len;

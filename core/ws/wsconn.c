@@ -1828,9 +1828,14 @@ void gh_action_websocket(gh_request *r, const gh_route_conf *route)
         gh_resp_add_str(&h, "Sec-WebSocket-Protocol", gh_ws_conn_subprotocol(ws));
     if (ws->pmd_bits != 0)
         gh_resp_add_str(&h, "Sec-WebSocket-Extensions", pmd_answer);
-    /* counted as a WebSocket before the 101 goes: it may be written at
-     * once, and a client that has it may ask another worker's /metrics */
+    /* counted as a WebSocket before the 101 goes: a client that has it may
+     * ask another worker's /metrics */
     gh_loop_conn_kind(c->loop, c, GH_KIND_WEBSOCKET);
+    /* queued, not written: it leaves with what the plugin's open sends
+     * (gh_ws_conn_start()), so a client that has its 101 is subscribed to
+     * what open subscribed it to, also when another worker publishes the
+     * moment after */
+    r->queue_only = true;
     gh_req_send(r, &h, NULL, 0);
     if (r->status != 101) {     /* the head did not fit: a 500 went out */
         gh_loop_conn_kind(c->loop, c, GH_KIND_HTTP);

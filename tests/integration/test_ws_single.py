@@ -170,6 +170,44 @@ routes:
         self.assertEqual(gh.stop(), 0, gh.log())
         gh.check_sanitizers()
 
+    def test_a_client_with_its_101_is_subscribed_to_what_open_subscribed(self):
+        """The 101 leaves with what the plugin's open sends, not before open
+        runs: B's open sleeps 150 ms and then subscribes B, and A publishes
+        the moment B has its 101; B, on another worker, must get it. (With
+        the 101 written at once, A's publish reached B's worker before B
+        was subscribed.) Several connections, until three landed on a
+        worker other than A's."""
+        def text(ws):
+            op, data = ws.recv_message()
+            self.assertEqual(op, OP_TEXT)
+            return data.decode()
+
+        gh = self.start(self.text)
+        a = RawWS(self.port, "/multi")
+        self.addCleanup(a.close)
+        self.assertTrue(text(a).startswith("open "))
+        a.send(frame(OP_TEXT, "sub room"))
+        self.assertEqual(text(a), "sub=0")
+        a.send(frame(OP_TEXT, "whoami"))
+        a_tid = whoami(text(a))[0]
+        cross = 0
+        for i in range(40):
+            b = RawWS(self.port, "/multi?openwait=150&opensub=room")
+            self.assertEqual(b.status, 101)
+            a.send(frame(OP_TEXT, f"pub room m{i}"))
+            self.assertEqual(text(a), f"m{i}")
+            self.assertTrue(text(b).startswith("open "))
+            self.assertEqual(text(b), f"m{i}")
+            b.send(frame(OP_TEXT, "whoami"))
+            cross += whoami(text(b))[0] != a_tid
+            b.send(close_frame(1000))
+            b.expect_close()
+            b.close()
+            if cross == 3:
+                break
+        self.assertEqual(cross, 3, "fewer than 3 of 40 connections on another worker")
+        self.assertEqual(gh.stop(), 0)
+
     def test_upgrade_after_a_keep_alive_request_moves_too(self):
         gh = self.start(self.text)
         for tls in (False, True):

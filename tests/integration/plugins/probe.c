@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gatehouse/plugin.h>
@@ -133,6 +134,23 @@ static int32_t p_open(void *state, gh_plugin_conn *conn)
 
     if (strstr(host->query(conn), "refuse") != NULL)
         return 4001;
+    /* ?openwait=MS&opensub=TOPIC (in that order): a slow open (it blocks,
+     * as a test may) that subscribes conn at its end */
+    {
+        const char *q = host->query(conn), *w = strstr(q, "openwait="),
+                   *s = strstr(q, "opensub=");
+        if (w != NULL) {
+            long ms = strtol(w + 9, NULL, 10);
+            struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+                ;
+        }
+        if (s != NULL) {
+            size_t n = strcspn(s + 8, "&");
+            if (host->subscribe(conn, s + 8, n) != 0)
+                return GH_PLUGIN_CLOSE_INTERNAL;
+        }
+    }
     ua = host->header(conn, "x-probe", &ualen);
     snprintf(buf, sizeof(buf), "open path=%s query=%s proto=%s addr=%s port=%u hdr=%.*s id=%llu",
              host->path(conn), host->query(conn), proto != NULL ? proto : "-",
