@@ -431,7 +431,9 @@ typedef struct gh_plugin_desc {
      * replaced configuration closing). Free state. */
     void (*fini)(void *state);
 
-    /* A client completed the handshake (the 101 is queued). Return 0 to
+    /* A client completed the handshake (the 101 is queued: it leaves
+     * after open returns, with what open sends, so a client that has its
+     * 101 is subscribed to what open subscribed it to). Return 0 to
      * accept, or a close code (1000-4999, see GH_PLUGIN_CLOSE_*) to refuse:
      * the host sends it and the connection ends without a close
      * callback. */
