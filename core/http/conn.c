@@ -313,9 +313,18 @@ static bool start_transport(gh_conn *c, const uint8_t *inject, size_t inject_len
         struct timeval wt = gh_units_timeval(cfg->http.send_timeout_ms);
         bufferevent_set_timeouts(c->bev, NULL, &wt);
     }
-    if (inject_len > 0 &&
-        evbuffer_add(bufferevent_get_input(c->bev), inject, inject_len) != 0)
-        goto fail;
+    if (inject_len > 0) {
+        /* a socket bufferevent keeps its input's end frozen (only it adds):
+         * thawed for the bytes the PROXY detection took off the socket */
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        int added;
+
+        evbuffer_unfreeze(in, 0);
+        added = evbuffer_add(in, inject, inject_len);
+        evbuffer_freeze(in, 0);
+        if (added != 0)
+            goto fail;
+    }
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (inject_len > 0)
         on_read(c->bev, c);     /* may free c; nothing touches it after */

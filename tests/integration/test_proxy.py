@@ -166,6 +166,29 @@ class ProxyTest(ghtest.TestCase):
         lines = self.access_lines(3)
         self.assertTrue(lines[2].startswith("192.0.2.7 "), lines[2])
 
+    def test_optional_mode_plain_request_split_inside_the_signature(self):
+        """Bytes that could still begin a header are taken from the socket
+        while the rest is awaited; when the rest shows plain traffic they
+        go back in front of the request. (They were refused by the frozen
+        input of the new bufferevent, and the connection closed.)"""
+        gp = ghtest.free_port()
+        self.gatehouse(f"  - listen: 127.0.0.1:{gp}\n    proxy_protocol: optional\n")
+        for first, rest in ((b"P", b"UT /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+                            (b"\r\n", b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")):
+            with socket.create_connection(("127.0.0.1", gp), timeout=5) as s:
+                s.sendall(first)
+                # the scenario, not a wait: a client this slow sends the
+                # rest after the first bytes were read and kept
+                time.sleep(0.2)
+                s.sendall(rest)
+                resp = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    resp += chunk
+            self.assertTrue(resp.startswith(b"HTTP/1.1 "), (first, resp))
+
     def test_malformed_headers_get_no_response_and_a_warning(self):
         gp = ghtest.free_port()
         g = self.gatehouse(f"  - listen: 127.0.0.1:{gp}\n    proxy_protocol: any\n")
