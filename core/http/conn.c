@@ -601,17 +601,19 @@ static void linger(gh_conn *c)
     evutil_socket_t fd = bufferevent_getfd(c->bev);
     struct evbuffer *in = bufferevent_get_input(c->bev);
 
+    /* done with: the client sees our FIN and may connect again at once,
+     * maybe to another worker, before this one reads its close: it no
+     * longer counts against connections_per_client, from before the FIN
+     * goes (released after it, a worker descheduled in between left the
+     * count up while the client was already connecting again) */
+    if (c->climit_slot != 0 && *c->loop->climits != NULL)
+        gh_climits_conn_close(*c->loop->climits, c->climit_slot);
+    c->climit_slot = 0;
     if (fd < 0 || shutdown(fd, SHUT_WR) != 0) {
         gh_conn_free(c);
         return;
     }
     c->state = GH_CONN_LINGER;
-    /* done with: the client sees our FIN now and may connect again at
-     * once, maybe to another worker, before this one reads its close: it
-     * no longer counts against connections_per_client */
-    if (c->climit_slot != 0 && *c->loop->climits != NULL)
-        gh_climits_conn_close(*c->loop->climits, c->climit_slot);
-    c->climit_slot = 0;
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_enable(c->bev, EV_READ);
     arm_timer(c, LINGER_MS);
