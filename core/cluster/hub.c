@@ -589,6 +589,41 @@ static int claim_here(gh_hub *h, htopic *t, unsigned w, uint64_t reqid, uint64_t
     return rc;
 }
 
+/* claim_here() on (ns, name), made if need be; 0 or GH_ENOMEM. Takes
+ * and drops the topic's lock. */
+static int claim_topic(gh_hub *h, const char *ns, const char *name, size_t len, unsigned w,
+                       uint64_t reqid, uint64_t connid, const char *value, size_t vlen,
+                       uint32_t max, uint32_t flags, const char *farewell, size_t flen,
+                       const char *announce, size_t alen, uint64_t upto, uint64_t skip,
+                       bool whole, bool pace)
+{
+    htopic *t;
+    stripe *st = lookup(h, ns, name, len, true, &t);
+    int rc = t != NULL ? claim_here(h, t, w, reqid, connid, value, vlen, max, flags, farewell,
+                                    flen, announce, alen, upto, skip, whole, pace)
+                       : GH_ENOMEM;
+
+    if (t != NULL)
+        maybe_free(st, t);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+/* The state of (ns, name) answered to worker w here; 0 or GH_ENOMEM.
+ * Takes and drops the topic's lock. */
+static int fetch_topic(gh_hub *h, const char *ns, const char *name, size_t len, unsigned w,
+                       uint64_t reqid, bool whole)
+{
+    htopic *t;
+    stripe *st = lookup(h, ns, name, len, true, &t);
+    int rc = t != NULL ? answer(h, t, w, reqid, GH_OK, whole) : GH_ENOMEM;
+
+    if (t != NULL)
+        maybe_free(st, t);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
 /* ---- with a bus: one for the process, on worker 0 ----------------------------
  * What a worker sends to Redis is posted to worker 0, whose loop the bus
  * runs on, as one operation; worker 0's mailbox is first in first out, so
@@ -854,14 +889,7 @@ static void task_busop(gh_loop *loop, void *arg)
         if (b == NULL ||
             gh_bus_fetch(b, ns, name, op->name_len, REQID(w, op->id), op->flag) != GH_OK) {
             /* what this process has, for the whole */
-            htopic *t;
-            stripe *st = lookup(h, ns, name, op->name_len, true, &t);
-            int rc = t != NULL ? answer(h, t, w, op->id, GH_OK, b == NULL) : GH_ENOMEM;
-
-            if (t != NULL)
-                maybe_free(st, t);
-            pthread_mutex_unlock(&st->mu);
-            if (rc != GH_OK)
+            if (fetch_topic(h, ns, name, op->name_len, w, op->id, b == NULL) != GH_OK)
                 l_unanswered(h, REQID(w, op->id));
         }
         break;
@@ -870,27 +898,16 @@ static void task_busop(gh_loop *loop, void *arg)
             gh_bus_watch(b, ns, name, op->name_len, op->flag);
         break;
     case OP_CLAIM:
-        if (b == NULL ||
-            gh_bus_claim(b, w, op->upto, ns, name, op->name_len, REQID(w, op->id),
-                         CONNID(w, op->id2), value, op->vlen, op->keep,
-                         (uint32_t)op->opcode, op->has_farewell ? farewell : NULL, op->flen,
-                         op->has_announce ? data : NULL, op->alen, op->skip) != GH_OK) {
-            htopic *t;
-            stripe *st = lookup(h, ns, name, op->name_len, true, &t);
-            int rc = t != NULL
-                     ? claim_here(h, t, w, op->id, op->id2, value, op->vlen, op->keep,
-                                  (uint32_t)op->opcode, op->has_farewell ? farewell : NULL,
-                                  op->flen,
-                                  op->has_announce ? data : NULL, op->alen, op->upto,
-                                  op->skip, b == NULL, false)
-                     : GH_ENOMEM;
-
-            if (t != NULL)
-                maybe_free(st, t);
-            pthread_mutex_unlock(&st->mu);
-            if (rc != GH_OK)
-                l_unanswered(h, REQID(w, op->id));
-        }
+        if ((b == NULL ||
+             gh_bus_claim(b, w, op->upto, ns, name, op->name_len, REQID(w, op->id),
+                          CONNID(w, op->id2), value, op->vlen, op->keep,
+                          (uint32_t)op->opcode, op->has_farewell ? farewell : NULL, op->flen,
+                          op->has_announce ? data : NULL, op->alen, op->skip) != GH_OK) &&
+            claim_topic(h, ns, name, op->name_len, w, op->id, op->id2, value, op->vlen,
+                        op->keep, (uint32_t)op->opcode, op->has_farewell ? farewell : NULL,
+                        op->flen, op->has_announce ? data : NULL, op->alen, op->upto,
+                        op->skip, b == NULL, false) != GH_OK)
+            l_unanswered(h, REQID(w, op->id));
         break;
     }
     backlog_down(h, 0, op->cost);
@@ -1103,9 +1120,6 @@ static int hub_fetch(void *ctx, const char *ns, const char *name, size_t len, ui
                      bool after_subscribe)
 {
     hctx *c = ctx;
-    htopic *t;
-    stripe *st;
-    int rc;
 
     if (bused(c->hub)) {
         hbusop *op = busop_new(c->hub, OP_FETCH, c->worker, ns, name, len, NULL, 0, NULL, 0,
@@ -1117,19 +1131,11 @@ static int hub_fetch(void *ctx, const char *ns, const char *name, size_t len, ui
         op->flag = after_subscribe;
         return busop_post(c->hub, op, false);
     }
-    st = lookup(c->hub, ns, name, len, true, &t);
-    if (t == NULL) {
-        pthread_mutex_unlock(&st->mu);
-        return GH_ENOMEM;       /* answered locally */
-    }
     /* a join's subscription has set this worker's bit already (the watch
      * callback runs inside the subscribe): the answer follows, in this
-     * worker's mailbox, every message the state includes */
-    (void)after_subscribe;
-    rc = answer(c->hub, t, c->worker, reqid, GH_OK, true);
-    maybe_free(st, t);
-    pthread_mutex_unlock(&st->mu);
-    return rc;          /* on an error the request is answered locally */
+     * worker's mailbox, every message the state includes; on an error the
+     * request is answered locally */
+    return fetch_topic(c->hub, ns, name, len, c->worker, reqid, true);
 }
 
 static int hub_claim(void *ctx, const char *ns, const char *name, size_t len, uint64_t reqid,
@@ -1139,9 +1145,6 @@ static int hub_claim(void *ctx, const char *ns, const char *name, size_t len, ui
 {
     hctx *c = ctx;
     uint64_t upto = gh_topics_serial(c->hub->loops[c->worker]->topics);
-    htopic *t;
-    stripe *st;
-    int rc;
 
     if (bused(c->hub)) {
         hbusop *op = busop_new(c->hub, OP_CLAIM, c->worker, ns, name, len, value, vlen,
@@ -1157,14 +1160,9 @@ static int hub_claim(void *ctx, const char *ns, const char *name, size_t len, ui
         op->opcode = (int)flags;
         return busop_post(c->hub, op, false);
     }
-    st = lookup(c->hub, ns, name, len, true, &t);
-    rc = t != NULL ? claim_here(c->hub, t, c->worker, reqid, connid, value, vlen, max, flags,
-                                farewell, flen, announce, alen, upto, skip, true, true)
-                   : GH_ENOMEM;
-    if (t != NULL)
-        maybe_free(st, t);
-    pthread_mutex_unlock(&st->mu);
-    return rc;          /* on an error the request is answered locally */
+    /* on an error the request is answered locally */
+    return claim_topic(c->hub, ns, name, len, c->worker, reqid, connid, value, vlen, max, flags,
+                       farewell, flen, announce, alen, upto, skip, true, true);
 }
 
 /* A claim granted through Redis: the process's table lists it too. */
