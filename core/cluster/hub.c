@@ -13,8 +13,10 @@
  *
  * Everything that reaches a worker is a task in its mailbox (loop.h),
  * posted while the topic's lock is held: that is the whole ordering
- * argument. A message is copied once and shared by the workers it is posted
- * to, its count of holders atomic.
+ * argument. A message is framed once and shared by the workers it is
+ * posted to (and by the publisher's own delivery), its count of holders
+ * atomic; its compressed frames are made once for all of them too
+ * (gh_frame_set, topic.h).
  *
  * Backpressure: each worker's backlog (the bytes of messages posted to it
  * and not yet delivered) is counted. A publish that finds a worker's over
@@ -97,19 +99,19 @@ struct gh_hub {
     stripe    s[STRIPES];
 };
 
-/* A message for workers: delivered with gh_topics_deliver_ex() by each;
- * the publishing worker applies upto and skip (the others deliver to every
- * subscriber they have). */
+/* A message for workers: delivered with gh_topics_deliver_set() by each,
+ * its frames made once for all of them (the set); the publishing worker
+ * applies upto and skip (the others deliver to every subscriber they
+ * have). */
 typedef struct hmsg {
-    gh_hub  *hub;
-    unsigned refs;                      /* atomic: workers yet to deliver it */
-    int      opcode;
-    unsigned origin;
-    uint64_t upto, skip;
-    size_t   nslen, name_len, len;
-    size_t   cost;                      /* its bytes, counted in each worker's backlog */
-    uint8_t *data;                      /* into buf, after the key */
-    char     buf[];                     /* ns, NUL, name, then the payload */
+    gh_hub      *hub;
+    unsigned     refs;                  /* atomic: workers yet to deliver it */
+    unsigned     origin;
+    uint64_t     upto, skip;
+    size_t       nslen, name_len;
+    size_t       cost;                  /* its bytes, counted in each worker's backlog */
+    gh_frame_set set;
+    char         buf[];                 /* ns, NUL, name */
 } hmsg;
 
 /* A state answer for one worker: the members' values and the log, copied. */
@@ -215,8 +217,10 @@ static void maybe_free(stripe *st, htopic *t)
 
 static void msg_release(hmsg *m)
 {
-    if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    if (__atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        gh_frame_set_clear(&m->set);
         free(m);
+    }
 }
 
 static stripe *lookup_key(gh_hub *h, const char *key, size_t nslen, size_t keylen,
@@ -269,9 +273,8 @@ static void task_deliver(gh_loop *loop, void *arg)
     bool mine = loop->id == m->origin;
 
     if (loop->topics != NULL)
-        (void)gh_topics_deliver_ex(loop->topics, m->buf, m->buf + m->nslen + 1, m->name_len,
-                                   m->opcode, m->data, m->len, mine ? m->upto : UINT64_MAX,
-                                   mine ? m->skip : 0);
+        (void)gh_topics_deliver_set(loop->topics, m->buf, m->buf + m->nslen + 1, m->name_len,
+                                    &m->set, mine ? m->upto : UINT64_MAX, mine ? m->skip : 0);
     settle(h, m->buf, m->nslen, m->nslen + 1 + m->name_len, loop->id);
     backlog_down(h, loop->id, m->cost);
     msg_release(m);
@@ -300,34 +303,40 @@ static bool here_now(const htopic *t, unsigned w)
 /* Posts a copy of data to every worker subscribing to t but the one
  * delivering it itself (except: the origin when here_now). With pace, the
  * origin is the calling thread's worker, whose publisher is paused when a
- * backlog runs over. Under t's lock. */
+ * backlog runs over. With mine, the message posted is also the caller's,
+ * for its own delivery (*mine: NULL when none was posted; drop it with
+ * msg_release): every worker then sends the same frames. Under t's
+ * lock. */
 static int broadcast(gh_hub *h, htopic *t, int opcode, const void *data, size_t len,
                      unsigned origin, uint64_t upto, uint64_t skip, unsigned except,
-                     bool pace)
+                     bool pace, hmsg **mine)
 {
     size_t name_len = t->keylen - t->nslen - 1;
     unsigned n = t->nworkers - (except < h->n && (t->mask[except / 64] >> (except % 64) & 1));
     hmsg *m;
     unsigned posted = 0;
 
+    if (mine != NULL)
+        *mine = NULL;
     if (n == 0)
         return GH_OK;
-    if (len > SIZE_MAX - sizeof(*m) - t->keylen || (m = malloc(sizeof(*m) + t->keylen + len)) == NULL)
+    if ((m = malloc(sizeof(*m) + t->keylen)) == NULL)
         return GH_ENOMEM;
+    if (gh_frame_set_init(&m->set, opcode, data, len) != GH_OK) {
+        free(m);
+        return GH_ENOMEM;
+    }
     m->hub = h;
-    m->refs = n;
-    m->opcode = opcode;
+    m->refs = n + (mine != NULL);
     m->origin = origin;
     m->upto = upto;
     m->skip = skip;
     m->nslen = t->nslen;
     m->name_len = name_len;
-    m->len = len;
-    m->cost = sizeof(*m) + t->keylen + len;
+    m->cost = sizeof(*m) + t->keylen + m->set.plain->len;
     memcpy(m->buf, t->key, t->keylen);
-    m->data = (uint8_t *)m->buf + t->keylen;
-    if (len > 0)
-        memcpy(m->data, data, len);
+    if (mine != NULL)
+        *mine = m;
     for (unsigned w = 0; w < h->n; w++) {
         if (w == except || !(t->mask[w / 64] >> (w % 64) & 1))
             continue;
@@ -347,6 +356,20 @@ static int broadcast(gh_hub *h, htopic *t, int opcode, const void *data, size_t 
         }
     }
     return posted > 0 ? GH_OK : GH_ENOMEM;
+}
+
+/* The calling worker's own delivery of what broadcast() handed it (m: the
+ * frames the others send too, or NULL when it posted nothing). */
+static void deliver_here(gh_loop *loop, const char *ns, const char *name, size_t len,
+                         hmsg *m, int opcode, const void *data, size_t dlen, uint64_t skip)
+{
+    if (m != NULL) {
+        (void)gh_topics_deliver_set(loop->topics, ns, name, len, &m->set, UINT64_MAX, skip);
+        msg_release(m);
+    } else {
+        (void)gh_topics_deliver_ex(loop->topics, ns, name, len, opcode, data, dlen,
+                                   UINT64_MAX, skip);
+    }
 }
 
 static void task_answer(gh_loop *loop, void *arg)
@@ -581,7 +604,7 @@ static int claim_here(gh_hub *h, htopic *t, unsigned w, uint64_t reqid, uint64_t
             if (t->nworkers > 0)
                 t->messages++;
             (void)broadcast(h, t, GH_WS_OP_TEXT, announce, alen, w, upto, skip, UINT_MAX,
-                            pace);
+                            pace, NULL);
         }
     }
     if ((rc = post(h, t, w, task_answer, a)) != GH_OK)
@@ -736,7 +759,7 @@ static void l_deliver(void *ctx, const char *ns, const char *name, size_t len, i
     if (t != NULL && t->nworkers > 0) {
         t->messages++;
         (void)broadcast(h, t, opcode, data, dlen, worker < h->n ? worker : UINT_MAX, upto,
-                        skip, UINT_MAX, false);
+                        skip, UINT_MAX, false, NULL);
     }
     pthread_mutex_unlock(&st->mu);
 }
@@ -880,7 +903,7 @@ static void task_busop(gh_loop *loop, void *arg)
             if (t != NULL && t->nworkers > 0) {
                 t->messages++;
                 (void)broadcast(h, t, GH_WS_OP_TEXT, data, op->alen, w, op->upto, 0,
-                                UINT_MAX, false);
+                                UINT_MAX, false, NULL);
             }
             pthread_mutex_unlock(&st->mu);
         }
@@ -927,6 +950,7 @@ static int hub_publish(void *ctx, const char *ns, const char *name, size_t name_
     uint64_t upto = gh_topics_serial(loop->topics);
     htopic *t;
     stripe *st;
+    hmsg *m = NULL;
     bool here;
     int rc;
 
@@ -943,7 +967,8 @@ static int hub_publish(void *ctx, const char *ns, const char *name, size_t name_
     st = lookup(c->hub, ns, name, name_len, false, &t);
     here = t != NULL && here_now(t, c->worker);
     rc = t != NULL ? broadcast(c->hub, t, opcode, data, len, c->worker, upto, 0,
-                               here ? c->worker : UINT_MAX, true) : GH_OK;
+                               here ? c->worker : UINT_MAX, true, here ? &m : NULL)
+                   : GH_OK;
 
     if (t != NULL && t->nworkers > 0)
         t->messages++;
@@ -952,7 +977,7 @@ static int hub_publish(void *ctx, const char *ns, const char *name, size_t name_
     /* sequenced under the lock; delivered here before this call returns,
      * so before anything the worker's next task or read makes */
     if (here)
-        (void)gh_topics_deliver(loop->topics, ns, name, name_len, opcode, data, len);
+        deliver_here(loop, ns, name, name_len, m, opcode, data, len, 0);
     return rc;
 }
 
@@ -1026,6 +1051,7 @@ static int hub_member(void *ctx, const char *ns, const char *name, size_t len, u
     uint64_t upto = gh_topics_serial(loop->topics);
     htopic *t;
     stripe *st = lookup(c->hub, ns, name, len, value != NULL, &t);
+    hmsg *m = NULL;
     bool here;
     int rc = GH_OK, was;
 
@@ -1068,12 +1094,11 @@ static int hub_member(void *ctx, const char *ns, const char *name, size_t len, u
         t->messages++;
     if (announce != NULL)
         rc = broadcast(c->hub, t, GH_WS_OP_TEXT, announce, alen, c->worker, upto, skip,
-                       here ? c->worker : UINT_MAX, true);
+                       here ? c->worker : UINT_MAX, true, here ? &m : NULL);
     maybe_free(st, t);
     pthread_mutex_unlock(&st->mu);
     if (here)
-        (void)gh_topics_deliver_ex(loop->topics, ns, name, len, GH_WS_OP_TEXT, announce, alen,
-                                   UINT64_MAX, skip);
+        deliver_here(loop, ns, name, len, m, GH_WS_OP_TEXT, announce, alen, skip);
     /* the member is set either way; an announcement that could not be
      * posted is logged in broadcast() */
     (void)rc;
@@ -1088,6 +1113,7 @@ static int hub_log_publish(void *ctx, const char *ns, const char *name, size_t l
     uint64_t upto = gh_topics_serial(loop->topics);
     htopic *t;
     stripe *st;
+    hmsg *m = NULL;
     bool here;
 
     if (bused(c->hub)) {
@@ -1108,11 +1134,11 @@ static int hub_log_publish(void *ctx, const char *ns, const char *name, size_t l
         if (t->nworkers > 0)
             t->messages++;
         (void)broadcast(c->hub, t, GH_WS_OP_TEXT, data, dlen, c->worker, upto, 0,
-                        here ? c->worker : UINT_MAX, true);
+                        here ? c->worker : UINT_MAX, true, here ? &m : NULL);
     }
     pthread_mutex_unlock(&st->mu);
     if (here)
-        (void)gh_topics_deliver(loop->topics, ns, name, len, GH_WS_OP_TEXT, data, dlen);
+        deliver_here(loop, ns, name, len, m, GH_WS_OP_TEXT, data, dlen, 0);
     return GH_OK;
 }
 

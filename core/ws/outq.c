@@ -138,6 +138,7 @@ gh_outq *gh_outq_new(void)
     q->blk = own_block(q);
     q->blk->refs = 1;
     q->blk->len = INLINE_BLOCK;
+    q->blk->under = NULL;
     q->used = 0;
     return q;
 }
@@ -244,7 +245,7 @@ ssize_t gh_outq_sendmsg(gh_outq *q, int fd)
     for (uint32_t i = 0; i < nv; i++) {
         const piece *pc = at(q, i);
 
-        iov[i].iov_base = pc->f->data + pc->off;
+        iov[i].iov_base = gh_frame_bytes(pc->f) + pc->off;
         iov[i].iov_len = pc->len;
     }
     memset(&mh, 0, sizeof(mh));

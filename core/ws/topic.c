@@ -2,10 +2,14 @@
  *
  * Why this shape: fan-out is where a gateway spends its memory and its
  * copies, so a publish frames the message exactly once, into one
- * reference-counted block, and every subscriber's output buffer points at
- * that block (the sink uses evbuffer_add_reference). Nothing is copied or
- * re-framed per subscriber; the block is freed when the last socket has
- * written it.
+ * reference-counted block, and every subscriber's output queue points at
+ * that block (the sink, wsconn.c). Nothing is copied or re-framed per
+ * subscriber; the block is freed when the last socket has written it.
+ * Across workers the same holds with one more level: the block is the
+ * hub's message's (gh_frame_set, atomic count), and each worker's
+ * subscribers share a handle of that worker's (a plain count holding one
+ * atomic reference), so a delivery never touches a count another thread
+ * writes.
  *
  * Topics live in a chained hash table keyed by "namespace\0name"; each
  * keeps its subscriptions in an array so that a publish is one tight loop,
@@ -65,14 +69,29 @@ struct gh_topics {
 
 #define INITIAL_BUCKETS 64
 
+/* Drops one of the atomic references on a set's frame. */
+static void shared_release(gh_frame_ref *f)
+{
+    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(f);
+}
+
+static void shared_ref(gh_frame_ref *f)
+{
+    __atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+}
+
 void gh_frame_ref_release(const void *data, size_t len, void *extra)
 {
     gh_frame_ref *f = extra;
 
     (void)data;
     (void)len;
-    if (--f->refs == 0)
+    if (--f->refs == 0) {
+        if (f->under != NULL)
+            shared_release(f->under);
         free(f);
+    }
 }
 
 gh_frame_ref *gh_frame_ref_new(size_t len)
@@ -83,49 +102,165 @@ gh_frame_ref *gh_frame_ref_new(size_t len)
         return NULL;
     f->refs = 1;
     f->len = len;
+    f->under = NULL;
     return f;
+}
+
+/* A handle of this thread's on the set's frame sf (one reference, the
+ * caller's), or NULL on ENOMEM. */
+static gh_frame_ref *handle_of(gh_frame_ref *sf)
+{
+    gh_frame_ref *f = malloc(sizeof(*f));
+
+    if (f == NULL)
+        return NULL;
+    f->refs = 1;
+    f->len = sf->len;
+    f->under = sf;
+    shared_ref(sf);
+    return f;
+}
+
+/* The frame of a message: header, then the payload. */
+static gh_frame_ref *frame_of(int opcode, const void *data, size_t len)
+{
+    uint8_t hdr[GH_WS_MAX_HEADER];
+    size_t hlen = gh_ws_frame_header(hdr, opcode, true, len);
+    gh_frame_ref *f;
+
+    if (len > SIZE_MAX - hlen || (f = gh_frame_ref_new(hlen + len)) == NULL)
+        return NULL;
+    memcpy(f->data, hdr, hlen);
+    if (len > 0)
+        memcpy(f->data + hlen, data, len);
+    return f;
+}
+
+int gh_frame_set_init(gh_frame_set *s, int opcode, const void *data, size_t len)
+{
+    memset(s, 0, sizeof(*s));
+    if ((s->plain = frame_of(opcode, data, len)) == NULL)
+        return GH_ENOMEM;
+    if (pthread_mutex_init(&s->mu, NULL) != 0) {
+        free(s->plain);
+        return GH_ENOMEM;
+    }
+    s->opcode = opcode;
+    s->len = len;
+    s->data = s->plain->data + (s->plain->len - len);
+    return GH_OK;
+}
+
+void gh_frame_set_clear(gh_frame_set *s)
+{
+    shared_release(s->plain);
+    for (size_t i = 0; i < s->nvariants; i++)
+        shared_release(s->variant[i]);
+    pthread_mutex_destroy(&s->mu);
 }
 
 gh_frame_ref *gh_topic_msg_plain(gh_topic_msg *m)
 {
-    uint8_t hdr[GH_WS_MAX_HEADER];
-    size_t hlen;
-
-    if (m->plain != NULL)
-        return m->plain;
-    hlen = gh_ws_frame_header(hdr, m->opcode, true, m->len);
-    if ((m->plain = gh_frame_ref_new(hlen + m->len)) == NULL)
-        return NULL;
-    memcpy(m->plain->data, hdr, hlen);
-    if (m->len > 0)
-        memcpy(m->plain->data + hlen, m->data, m->len);
+    if (m->plain == NULL)
+        m->plain = m->set != NULL ? handle_of(m->set->plain)
+                                  : frame_of(m->opcode, m->data, m->len);
     return m->plain;
 }
 
-gh_frame_ref *gh_topic_msg_deflated(const gh_topic_msg *m, unsigned key)
-{
-    for (size_t i = 0; i < m->ndeflated; i++)
-        if (m->deflated_key[i] == key)
-            return m->deflated[i];
-    return NULL;
-}
-
-bool gh_topic_msg_keep(gh_topic_msg *m, unsigned key, gh_frame_ref *f)
+/* Keeps f (taking a reference of its own) under key, when a slot is free. */
+static void keep(gh_topic_msg *m, unsigned key, gh_frame_ref *f)
 {
     if (m->ndeflated == GH_TOPIC_MSG_VARIANTS)
-        return false;
+        return;
     m->deflated_key[m->ndeflated] = key;
     m->deflated[m->ndeflated++] = f;
-    return true;
+    f->refs++;
+}
+
+/* make()'s frame, or the plain one when it says so; a reference for the
+ * caller. */
+static gh_frame_ref *made(gh_topic_msg *m, gh_topic_make_fn make, void *ctx, int *err)
+{
+    gh_frame_ref *f;
+
+    *err = 0;
+    if ((f = make(ctx, m, err)) != NULL || *err < 0)
+        return f;
+    if ((f = gh_topic_msg_plain(m)) == NULL) {
+        *err = GH_ENOMEM;
+        return NULL;
+    }
+    f->refs++;
+    return f;
+}
+
+/* The set's frame for key, made by this worker when no other has (the
+ * set's reference; the plain frame when make says so). NULL: made for this
+ * worker alone (every slot used) or an error (*err < 0). Takes the set's
+ * lock: a worker making a frame others need next makes them wait for it,
+ * so that it is made once. */
+static gh_frame_ref *set_variant(gh_topic_msg *m, unsigned key, gh_topic_make_fn make,
+                                 void *ctx, int *err)
+{
+    gh_frame_set *s = m->set;
+    gh_frame_ref *sf = NULL;
+
+    *err = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->nvariants && sf == NULL; i++)
+        if (s->key[i] == key)
+            sf = s->variant[i];
+    if (sf == NULL && s->nvariants < GH_TOPIC_MSG_VARIANTS) {
+        if ((sf = make(ctx, m, err)) == NULL && *err == 0) {
+            sf = s->plain;
+            shared_ref(sf);
+        }
+        if (sf != NULL) {
+            s->key[s->nvariants] = key;
+            s->variant[s->nvariants++] = sf;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return sf;
+}
+
+gh_frame_ref *gh_topic_msg_variant(gh_topic_msg *m, unsigned key, gh_topic_make_fn make,
+                                   void *ctx, int *err)
+{
+    gh_frame_ref *f, *sf;
+
+    *err = 0;
+    for (size_t i = 0; i < m->ndeflated; i++)
+        if (m->deflated_key[i] == key) {
+            m->deflated[i]->refs++;
+            return m->deflated[i];
+        }
+    if (m->set != NULL && (sf = set_variant(m, key, make, ctx, err)) != NULL) {
+        if (sf == m->set->plain) {
+            if ((f = gh_topic_msg_plain(m)) != NULL)
+                f->refs++;
+        } else {
+            f = handle_of(sf);
+        }
+        if (f == NULL)
+            *err = GH_ENOMEM;
+    } else if (*err < 0) {
+        return NULL;
+    } else {
+        f = made(m, make, ctx, err);
+    }
+    if (f != NULL)
+        keep(m, key, f);
+    return f;
 }
 
 /* Drops the delivery's own references on the frames it made. */
 static void topic_msg_done(gh_topic_msg *m)
 {
     if (m->plain != NULL)
-        gh_frame_ref_release(m->plain->data, m->plain->len, m->plain);
+        gh_frame_ref_release(NULL, 0, m->plain);
     for (size_t i = 0; i < m->ndeflated; i++)
-        gh_frame_ref_release(m->deflated[i]->data, m->deflated[i]->len, m->deflated[i]);
+        gh_frame_ref_release(NULL, 0, m->deflated[i]);
 }
 
 /* FNV-1a over the key. */
@@ -425,35 +560,48 @@ long gh_topics_deliver_upto(struct gh_topics *t, const char *ns, const char *nam
     return gh_topics_deliver_ex(t, ns, name, len, opcode, data, dlen, upto, 0);
 }
 
-long gh_topics_deliver_ex(struct gh_topics *t, const char *ns, const char *name,
-                          size_t len, int opcode, const void *data, size_t dlen,
-                          uint64_t upto, uint64_t skip)
+/* Hands m to every subscriber of (ns, name) made up to upto, but skip. */
+static long deliver(struct gh_topics *t, const char *ns, const char *name, size_t len,
+                    gh_topic_msg *m, uint64_t upto, uint64_t skip)
 {
     size_t nslen;
     topic *tp;
-    gh_topic_msg m;
     long taken = 0;
 
     if (!gh_topics_key_ok(ns, name, len, &nslen) ||
-        (opcode != GH_WS_OP_TEXT && opcode != GH_WS_OP_BINARY) ||
-        dlen > SIZE_MAX - sizeof(gh_frame_ref) - GH_WS_MAX_HEADER || (dlen > 0 && data == NULL))
+        (m->opcode != GH_WS_OP_TEXT && m->opcode != GH_WS_OP_BINARY) ||
+        m->len > SIZE_MAX - sizeof(gh_frame_ref) - GH_WS_MAX_HEADER ||
+        (m->len > 0 && m->data == NULL))
         return GH_EINVAL;
     tp = find(t, ns, nslen, name, len, gh_topics_key_hash(ns, nslen, name, len));
     if (tp == NULL || tp->nsubs == 0)
         return 0;
     tp->messages++;
-    memset(&m, 0, sizeof(m));
-    m.opcode = opcode;
-    m.data = data;
-    m.len = dlen;
     for (size_t i = 0; i < tp->nsubs; i++) {
         const gh_topic_sub *s = tp->subs[i];
         if (s->serial <= upto && s->serial != skip && !s->held &&
-            t->sink(s->subscriber, &m) == 0)
+            t->sink(s->subscriber, m) == 0)
             taken++;
     }
-    topic_msg_done(&m);
+    topic_msg_done(m);
     return taken;
+}
+
+long gh_topics_deliver_ex(struct gh_topics *t, const char *ns, const char *name,
+                          size_t len, int opcode, const void *data, size_t dlen,
+                          uint64_t upto, uint64_t skip)
+{
+    gh_topic_msg m = { .opcode = opcode, .data = data, .len = dlen };
+
+    return deliver(t, ns, name, len, &m, upto, skip);
+}
+
+long gh_topics_deliver_set(struct gh_topics *t, const char *ns, const char *name,
+                           size_t len, gh_frame_set *set, uint64_t upto, uint64_t skip)
+{
+    gh_topic_msg m = { .opcode = set->opcode, .data = set->data, .len = set->len, .set = set };
+
+    return deliver(t, ns, name, len, &m, upto, skip);
 }
 
 /* The subscription of *list's owner to (ns, name), or NULL. */

@@ -5,10 +5,11 @@
  * name, so two plugins' topics never mix. Subscribers are opaque pointers
  * (WebSocket connections); a publish frames the message once into a
  * reference-counted gh_frame_ref and hands that same block to a "sink" for
- * every subscriber (wsconn queues it with evbuffer_add_reference, or
- * copies it when it is small: a reference costs libevent a 1 KiB chain); with
- * permessage-deflate, the compressed frame too is made once and shared by
- * every subscriber whose compressor keeps no context.
+ * every subscriber (wsconn queues a reference to it in its output queue,
+ * outq.h, or copies it when it is small); with permessage-deflate, the
+ * compressed frame too is made once and shared by every subscriber whose
+ * compressor keeps no context. A message several workers deliver (the
+ * hub's) has one set of frames for all of them (gh_frame_set).
  *
  * The bus seam: gh_topics_publish() goes to the bus when one is set (the
  * Redis bus to other gatehouse instances, bus.c), which calls
@@ -19,6 +20,7 @@
 #ifndef GH_TOPIC_H
 #define GH_TOPIC_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,21 +35,64 @@ typedef struct gh_topic_sub gh_topic_sub;   /* one subscription */
 
 /* A framed server message (header + payload) shared by every subscriber it
  * is queued to. refs counts the holders; the last gh_frame_ref_release()
- * frees it. */
+ * frees it. A frame is one thread's (refs is a plain count), except:
+ *
+ * - a frame of a gh_frame_set, shared by the workers delivering one
+ *   message: its refs is atomic, and no queue holds it directly;
+ * - a worker's handle on such a frame (under != NULL): a frame of its own
+ *   thread with no bytes of its own, whose refs is a plain count as any
+ *   other's and which holds one (atomic) reference on the shared frame
+ *   until its last holder lets go. A delivery to a thousand subscribers
+ *   of a worker thus touches no atomic count; each worker takes one.
+ *
+ * Read the bytes with gh_frame_bytes(). */
 typedef struct gh_frame_ref {
-    size_t  refs;
-    size_t  len;            /* bytes in data */
-    uint8_t data[];
+    size_t               refs;
+    size_t               len;       /* bytes in data */
+    struct gh_frame_ref *under;     /* NULL, or the shared frame whose bytes these are */
+    uint8_t              data[];
 } gh_frame_ref;
+
+static inline uint8_t *gh_frame_bytes(gh_frame_ref *f)
+{
+    return f->under != NULL ? f->under->data : f->data;
+}
 
 /* Drops one reference (extra is the gh_frame_ref); frees at zero. Its
  * signature is libevent's evbuffer_ref_cleanup_cb, so it can be handed to
- * evbuffer_add_reference() directly. */
+ * evbuffer_add_reference() directly. Not for a gh_frame_set's frames. */
 void gh_frame_ref_release(const void *data, size_t len, void *extra);
 
 /* Allocates a frame of len bytes with one reference (the caller's).
  * NULL on ENOMEM. */
 gh_frame_ref *gh_frame_ref_new(size_t len);
+
+#define GH_TOPIC_MSG_VARIANTS 4
+
+/* The frames of one message delivered by several workers (the workers' hub
+ * makes one per message it hands them): the plain frame, made with the
+ * set, and the compressed ones, each made once by the first worker that
+ * needs it, under the set's lock, while the others needing the same one
+ * wait for it (a lock per message and worker, never per delivery). Read
+ * only by the workers holding the message; freed by its last. */
+typedef struct gh_frame_set {
+    int             opcode;
+    const uint8_t  *data;           /* the payload: in plain, after its header */
+    size_t          len;
+    gh_frame_ref   *plain;          /* the uncompressed frame (atomic refs) */
+    pthread_mutex_t mu;             /* over what follows */
+    gh_frame_ref   *variant[GH_TOPIC_MSG_VARIANTS];     /* atomic refs */
+    unsigned        key[GH_TOPIC_MSG_VARIANTS];
+    size_t          nvariants;
+} gh_frame_set;
+
+/* Makes s's plain frame of the message (opcode GH_WS_OP_TEXT or
+ * GH_WS_OP_BINARY, payload copied). GH_OK or GH_ENOMEM (s is then not to
+ * be cleared). */
+int gh_frame_set_init(gh_frame_set *s, int opcode, const void *data, size_t len);
+
+/* Drops s's references (frames still queued somewhere live on). */
+void gh_frame_set_clear(gh_frame_set *s);
 
 /* One message being delivered to a topic's subscribers: its payload, and
  * the frames made of it so far. Each frame is made at most once per
@@ -55,13 +100,14 @@ gh_frame_ref *gh_frame_ref_new(size_t len);
  * the plain frame, and for permessage-deflate one compressed frame per
  * compressor setting (level, window bits) of the subscribers without
  * server context takeover. The sink picks (wsconn.c); the message drops
- * its own references when the delivery ends. */
-#define GH_TOPIC_MSG_VARIANTS 4
-
+ * its own references when the delivery ends. With a set (a message other
+ * workers deliver too) each frame is made once for all of them: the ones
+ * here are this worker's handles on the set's. */
 typedef struct gh_topic_msg {
     int            opcode;          /* GH_WS_OP_TEXT or GH_WS_OP_BINARY */
     const uint8_t *data;            /* the payload, valid during the delivery */
     size_t         len;
+    gh_frame_set  *set;             /* NULL: this worker's message alone */
     gh_frame_ref  *plain;           /* the uncompressed frame, or NULL until made */
     gh_frame_ref  *deflated[GH_TOPIC_MSG_VARIANTS];    /* RSV1 frames made so far */
     unsigned       deflated_key[GH_TOPIC_MSG_VARIANTS];  /* the sink's key for each */
@@ -71,13 +117,20 @@ typedef struct gh_topic_msg {
 /* The plain frame of m, made on first use. NULL on ENOMEM. */
 gh_frame_ref *gh_topic_msg_plain(gh_topic_msg *m);
 
-/* The compressed frame kept under key, or NULL. */
-gh_frame_ref *gh_topic_msg_deflated(const gh_topic_msg *m, unsigned key);
+/* Makes the frame of m for a variant (the sink's compressed frame): a new
+ * frame with one reference and its own bytes, or NULL with *err = 0 when
+ * the plain frame is to be sent instead (compressing did not shrink it),
+ * or NULL with *err < 0 on an error. */
+typedef gh_frame_ref *(*gh_topic_make_fn)(void *ctx, const gh_topic_msg *m, int *err);
 
-/* Keeps f (taking over the caller's reference) as the compressed frame for
- * key. Returns false when every variant slot is used (f is then not
- * taken): the sink compresses for that subscriber alone. */
-bool gh_topic_msg_keep(gh_topic_msg *m, unsigned key, gh_frame_ref *f);
+/* The frame of m kept under key, made with make(ctx) on first use (once
+ * for every worker delivering m when it has a set) and then kept for the
+ * other subscribers; with every variant slot used, made for the caller
+ * alone. Returns it with a reference for the caller (drop it with
+ * gh_frame_ref_release), or NULL with the error make gave or GH_ENOMEM in
+ * *err. */
+gh_frame_ref *gh_topic_msg_variant(gh_topic_msg *m, unsigned key, gh_topic_make_fn make,
+                                   void *ctx, int *err);
 
 /* Queues m to one subscriber, taking a reference on the frame it keeps.
  * Returns 0, or a negative error when the subscriber did not take it
@@ -164,6 +217,11 @@ long gh_topics_deliver_upto(struct gh_topics *t, const char *ns, const char *nam
 long gh_topics_deliver_ex(struct gh_topics *t, const char *ns, const char *name,
                           size_t len, int opcode, const void *data, size_t dlen,
                           uint64_t upto, uint64_t skip);
+
+/* As gh_topics_deliver_ex(), for the message of set, whose frames this
+ * worker's subscribers share with the other workers'. */
+long gh_topics_deliver_set(struct gh_topics *t, const char *ns, const char *name,
+                           size_t len, gh_frame_set *set, uint64_t upto, uint64_t skip);
 
 /* Holds (held true) or releases the subscription of *list's owner to
  * (ns, name): a held subscription is skipped by every delivery, and what

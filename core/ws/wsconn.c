@@ -302,12 +302,13 @@ static int out_add_frame(struct gh_ws_conn *ws, gh_frame_ref *f)
     struct gh_outq *q;
 
     if (f->len <= (!ws->direct ? COPY_FRAME_MAX : ws->writing ? 0 : COPY_FRAME_DIRECT))
-        return out_add(ws, f->data, f->len);
+        return out_add(ws, gh_frame_bytes(f), f->len);
     if (ws->direct)
         return (q = outq_get(ws)) != NULL && gh_outq_add_ref(q, f) == GH_OK ? GH_OK
                                                                           : GH_ENOMEM;
     f->refs++;
-    if (evbuffer_add_reference(bev_out(ws), f->data, f->len, gh_frame_ref_release, f) != 0) {
+    if (evbuffer_add_reference(bev_out(ws), gh_frame_bytes(f), f->len, gh_frame_ref_release,
+                               f) != 0) {
         f->refs--;
         return GH_ENOMEM;
     }
@@ -776,48 +777,50 @@ int gh_ws_conn_send(struct gh_ws_conn *ws, int opcode, const void *data, size_t 
     return GH_OK;
 }
 
+/* m compressed for this connection's compressor settings (a
+ * gh_topic_make_fn): a new frame, or NULL with *err 0 when compressing does
+ * not shrink it (the plain frame goes instead). */
+static gh_frame_ref *make_deflated(void *arg, const gh_topic_msg *m, int *err)
+{
+    struct gh_ws_conn *ws = arg;
+    size_t bound = gh_deflate_bound(m->len), hlen;
+    uint8_t hdr[GH_WS_MAX_HEADER];
+    gh_frame_ref *f, *g;
+    long n;
+
+    if (bound > SIZE_MAX - GH_WS_MAX_HEADER ||
+        (f = gh_frame_ref_new(GH_WS_MAX_HEADER + bound)) == NULL) {
+        *err = GH_ENOMEM;
+        return NULL;
+    }
+    n = deflate_into(ws, m->data, m->len, f->data + GH_WS_MAX_HEADER, bound);
+    if (n < 0 || (size_t)n >= m->len) {
+        free(f);
+        *err = n < 0 ? (int)n : 0;
+        return NULL;
+    }
+    hlen = gh_ws_frame_header_ex(hdr, m->opcode, true, true, (uint64_t)n);
+    memmove(f->data + hlen, f->data + GH_WS_MAX_HEADER, (size_t)n);
+    memcpy(f->data, hdr, hlen);
+    f->len = hlen + (size_t)n;
+    /* it may sit in a thousand queues: give back what it did not use */
+    if (bound - (size_t)n > 4096 && (g = realloc(f, sizeof(*f) + f->len)) != NULL)
+        f = g;
+    return f;
+}
+
 /* The compressed frame of m for this connection's compressor settings,
- * made and kept in m on first use; the plain frame when compressing does not
- * shrink it. Returns a frame the caller holds a reference on (drop it with
- * gh_frame_ref_release), or NULL on ENOMEM. */
+ * made once for every subscriber with the same settings (on every worker
+ * delivering m: gh_topic_msg_variant); the plain frame when compressing
+ * does not shrink it, also kept under the settings, so that the others do
+ * not try. Returns a frame the caller holds a reference on (drop it with
+ * gh_frame_ref_release), or NULL on an error. */
 static gh_frame_ref *shared_deflated(struct gh_ws_conn *ws, gh_topic_msg *m)
 {
     unsigned key = (unsigned)ws->wc->compression_level << 8 | (ws->pmd_bits & PMD_BITS);
-    size_t bound = gh_deflate_bound(m->len), hlen;
-    uint8_t hdr[GH_WS_MAX_HEADER];
-    gh_frame_ref *f = gh_topic_msg_deflated(m, key);
-    long n;
+    int err;
 
-    if (f != NULL) {
-        f->refs++;
-        return f;
-    }
-    if (bound > SIZE_MAX - GH_WS_MAX_HEADER ||
-        (f = gh_frame_ref_new(GH_WS_MAX_HEADER + bound)) == NULL)
-        return NULL;
-    n = deflate_into(ws, m->data, m->len, f->data + GH_WS_MAX_HEADER, bound);
-    if (n < 0 || (size_t)n >= m->len) {
-        /* kept under the key all the same, so that the others do not try */
-        gh_frame_ref_release(f->data, f->len, f);
-        if (n < 0 || (f = gh_topic_msg_plain(m)) == NULL)
-            return NULL;
-        f->refs++;
-    } else {
-        gh_frame_ref *g;
-
-        hlen = gh_ws_frame_header_ex(hdr, m->opcode, true, true, (uint64_t)n);
-        memmove(f->data + hlen, f->data + GH_WS_MAX_HEADER, (size_t)n);
-        memcpy(f->data, hdr, hlen);
-        f->len = hlen + (size_t)n;
-        /* it may sit in a thousand queues: give back what it did not use */
-        if (bound - (size_t)n > 4096 && (g = realloc(f, sizeof(*f) + f->len)) != NULL)
-            f = g;
-    }
-    /* f holds one reference of ours: the message's slot takes it, or the
-     * caller does */
-    if (gh_topic_msg_keep(m, key, f))
-        f->refs++;
-    return f;
+    return gh_topic_msg_variant(m, key, make_deflated, ws, &err);
 }
 
 int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
@@ -849,7 +852,7 @@ int gh_ws_conn_send_msg(void *arg, gh_topic_msg *m)
             rc = GH_ENOMEM;
         else
             need_flush(ws);
-        gh_frame_ref_release(f->data, f->len, f);     /* ours */
+        gh_frame_ref_release(NULL, 0, f);     /* ours */
         if (rc != GH_OK)
             return rc;
     }

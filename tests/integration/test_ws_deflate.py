@@ -821,9 +821,8 @@ def proc_kib(pid, field):
 # -- d. topics: one compression for many subscribers ---------------------------------
 
 class FanOutTest(DeflateCase):
-    # one worker: these count compressions exactly, and each worker makes
-    # its own shared frames (a publish is compressed once per setting on
-    # every worker with such subscribers: test_workers.py)
+    # one worker here; FanOutWorkersTest runs the same with four, where the
+    # counts are the same: the workers share the frames
     extra = "workers: 1"
     routes = """
   - match: { path: /metrics }
@@ -916,6 +915,25 @@ class FanOutTest(DeflateCase):
         for ws in subs:
             self.assertEqual(ws.recv_wire_message(), (OP_TEXT, False, wordy(127)))
         self.assertEqual(moved(before, self.metrics())[COMPRESSIONS], 0)
+
+
+class FanOutWorkersTest(FanOutTest):
+    """The same with the subscribers spread over four workers: a publish is
+    still compressed once per setting for the whole process (the workers
+    share one set of frames per message), and every subscriber with the
+    same setting gets the same bytes."""
+    extra = "workers: 4"
+
+    def subs(self, n, path, extensions, topic):
+        subs = super().subs(n, path, extensions, topic)
+        if n >= 20:
+            # the kernel spreads connections over the workers' sockets: with
+            # 20 or more, several workers have some (all on one: 4^-19)
+            on = [k for k, v in self.metrics().items()
+                  if k.startswith("gatehouse_worker_connections_open{") and
+                  'kind="websocket"' in k and v > 0]
+            self.assertGreater(len(on), 1, "every subscriber on one worker")
+        return subs
 
 
 if __name__ == "__main__":

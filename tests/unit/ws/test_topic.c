@@ -2,8 +2,11 @@
  * and a publish that frames once and hands the same bytes to every
  * subscriber, with reference counting that frees the frame when the last
  * holder lets go; held subscriptions, the publisher's skip and
- * subscription serials. A fake sink stands in for connections. */
+ * subscription serials; the frames of a message several workers deliver
+ * (a gh_frame_set) made once for all of them, each worker holding its own
+ * handles. A fake sink stands in for connections. */
 #include <check.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,26 +48,37 @@ static int fake_sink(void *subscriber, gh_topic_msg *m)
 
 /* A sink in the way of wsconn's compressed frames: a subscriber with a key
  * wants the variant of that key, made on first use (the "compression"
- * writes the key into a one-byte frame) and kept in the message. */
-static int variants_made;
+ * writes the key into a one-byte frame; key 7 "does not shrink": the plain
+ * frame goes) and kept in the message. */
+static int variants_made;       /* atomic: the threaded test's workers count too */
+
+static gh_frame_ref *make_variant(void *ctx, const gh_topic_msg *m, int *err)
+{
+    const fake_sub *s = ctx;
+    gh_frame_ref *f;
+
+    (void)m;
+    __atomic_add_fetch(&variants_made, 1, __ATOMIC_RELAXED);
+    if (s->key == 7)
+        return NULL;            /* *err stays 0: the plain frame */
+    if ((f = gh_frame_ref_new(1)) == NULL) {
+        *err = GH_ENOMEM;
+        return NULL;
+    }
+    f->data[0] = (uint8_t)s->key;
+    return f;
+}
 
 static int variant_sink(void *subscriber, gh_topic_msg *m)
 {
     fake_sub *s = subscriber;
     gh_frame_ref *f;
+    int err;
 
     if (s->key == 0)
         return fake_sink(subscriber, m);
-    if ((f = gh_topic_msg_deflated(m, s->key)) != NULL) {
-        f->refs++;
-    } else {
-        f = gh_frame_ref_new(1);
-        ck_assert_ptr_nonnull(f);
-        f->data[0] = (uint8_t)s->key;
-        variants_made++;
-        if (gh_topic_msg_keep(m, s->key, f))
-            f->refs++;          /* the slot took ours; this one is the holder's */
-    }
+    f = gh_topic_msg_variant(m, s->key, make_variant, s, &err);
+    ck_assert_ptr_nonnull(f);
     ck_assert_int_lt(nheld, MAX_HELD);
     held[nheld] = f;
     held_by[nheld] = s;
@@ -76,7 +90,7 @@ static int variant_sink(void *subscriber, gh_topic_msg *m)
 static void release_all(void)
 {
     for (int i = 0; i < nheld; i++)
-        gh_frame_ref_release(held[i]->data, held[i]->len, held[i]);
+        gh_frame_ref_release(NULL, 0, held[i]);
     nheld = 0;
 }
 
@@ -146,6 +160,180 @@ START_TEST(each_variant_is_made_once_per_publish_and_shared)
     for (int i = 0; i < 12; i++)
         gh_topics_unsubscribe_all(tv, &s[i].subs);
     gh_topics_destroy(tv);
+}
+END_TEST
+
+START_TEST(a_variant_that_does_not_shrink_is_the_plain_frame_kept_under_its_key)
+{
+    struct gh_topics *tv = gh_topics_create(variant_sink);
+    fake_sub s[4] = { { .key = 0 }, { .key = 7 }, { .key = 7 }, { .key = 0 } };
+
+    variants_made = 0;
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(gh_topics_subscribe(tv, "p", "x", 1, &s[i], &s[i].subs), 0);
+    ck_assert_int_eq(gh_topics_deliver(tv, "p", "x", 1, GH_WS_OP_TEXT, "hi", 2), 4);
+    ck_assert_int_eq(variants_made, 1);                 /* asked once for key 7 */
+    for (int i = 1; i < 4; i++)
+        ck_assert_ptr_eq(held[i], held[0]);             /* everyone: the plain frame */
+    ck_assert_uint_eq(held[0]->refs, 4);
+    ck_assert_int_eq(held[0]->data[0], 0x81);
+    release_all();
+    for (int i = 0; i < 4; i++)
+        gh_topics_unsubscribe_all(tv, &s[i].subs);
+    gh_topics_destroy(tv);
+}
+END_TEST
+
+START_TEST(workers_delivering_one_set_make_each_frame_once_and_share_its_bytes)
+{
+    struct gh_topics *w[2] = { gh_topics_create(variant_sink), gh_topics_create(variant_sink) };
+    fake_sub s[2][4];
+    gh_frame_set set;
+    gh_frame_ref *plain, *v1 = NULL;
+
+    variants_made = 0;
+    ck_assert_int_eq(gh_frame_set_init(&set, GH_WS_OP_TEXT, "hello", 5), GH_OK);
+    plain = set.plain;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 4; i++) {
+            s[k][i] = (fake_sub){ .id = i, .key = (unsigned[]){ 0, 1, 7, 1 }[i] };
+            ck_assert_int_eq(gh_topics_subscribe(w[k], "p", "x", 1, &s[k][i], &s[k][i].subs), 0);
+        }
+    ck_assert_int_eq(gh_topics_deliver_set(w[0], "p", "x", 1, &set, UINT64_MAX, 0), 4);
+    ck_assert_int_eq(gh_topics_deliver_set(w[1], "p", "x", 1, &set, UINT64_MAX, 0), 4);
+    ck_assert_int_eq(variants_made, 2);                 /* keys 1 and 7, once for both */
+    ck_assert_int_eq(nheld, 8);
+    for (int i = 0; i < nheld; i++) {
+        fake_sub *a = held_by[i];
+
+        /* every holder has a handle of its worker's on a frame of the set */
+        ck_assert_ptr_nonnull(held[i]->under);
+        ck_assert_ptr_eq(gh_frame_bytes(held[i]), held[i]->under->data);
+        if (a->key == 1) {
+            if (v1 == NULL)
+                v1 = held[i]->under;
+            ck_assert_ptr_eq(held[i]->under, v1);       /* one frame for both workers */
+            ck_assert_int_eq(gh_frame_bytes(held[i])[0], 1);
+            ck_assert_uint_eq(held[i]->len, 1);
+        } else {
+            ck_assert_ptr_eq(held[i]->under, plain);
+            ck_assert_uint_eq(held[i]->len, 7);
+            ck_assert_int_eq(memcmp(gh_frame_bytes(held[i]), "\x81\x05hello", 7), 0);
+        }
+        for (int j = 0; j < i; j++)                     /* a handle is one worker's */
+            if (held[j] == held[i])
+                ck_assert_int_eq(held_by[j] >= (void *)s[1], held_by[i] >= (void *)s[1]);
+    }
+    /* atomic counts: the set's own, one per worker's handle, and the
+     * plain frame's second slot in the set: key 7's */
+    ck_assert_uint_eq(plain->refs, 2 + 2);
+    ck_assert_uint_eq(v1->refs, 1 + 2);
+    release_all();
+    ck_assert_uint_eq(plain->refs, 2);
+    ck_assert_uint_eq(v1->refs, 1);
+    gh_frame_set_clear(&set);                           /* ASan: both freed, once */
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < 4; i++)
+            gh_topics_unsubscribe_all(w[k], &s[k][i].subs);
+        gh_topics_destroy(w[k]);
+    }
+}
+END_TEST
+
+/* The threaded case: workers delivering one set at the same moment. Each
+ * thread's sink checks the bytes and lets go at once. */
+#define TWORKERS 4
+#define TROUNDS  200
+
+typedef struct {
+    struct gh_topics  *topics;
+    fake_sub           subs[8];
+    gh_frame_set     **set;
+    pthread_barrier_t *go, *done;
+    int                wrong;
+} tworker;
+
+static int checking_sink(void *subscriber, gh_topic_msg *m)
+{
+    fake_sub *s = subscriber;
+    gh_frame_ref *f;
+    int err;
+
+    f = s->key == 0 ? gh_topic_msg_plain(m) : gh_topic_msg_variant(m, s->key, make_variant, s,
+                                                                   &err);
+    if (f == NULL)
+        return GH_ENOMEM;
+    if (s->key == 0)
+        f->refs++;
+    if (s->key == 0 || s->key == 7 ? f->len != 2 + m->len || gh_frame_bytes(f)[0] != 0x82
+                                   : f->len != 1 || gh_frame_bytes(f)[0] != s->key)
+        s->got = -1;
+    gh_frame_ref_release(NULL, 0, f);
+    return 0;
+}
+
+static void *tworker_run(void *arg)
+{
+    tworker *w = arg;
+
+    for (int r = 0; r < TROUNDS; r++) {
+        pthread_barrier_wait(w->go);
+        if (gh_topics_deliver_set(w->topics, "p", "x", 1, *w->set, UINT64_MAX, 0) != 8)
+            w->wrong++;
+        pthread_barrier_wait(w->done);
+    }
+    return NULL;
+}
+
+START_TEST(workers_delivering_one_set_at_once_make_each_variant_once)
+{
+    tworker w[TWORKERS];
+    pthread_t th[TWORKERS];
+    pthread_barrier_t go, done;
+    gh_frame_set set, *cur = &set;
+    uint8_t payload[100];
+
+    memset(payload, 'z', sizeof(payload));
+    ck_assert_int_eq(pthread_barrier_init(&go, NULL, TWORKERS + 1), 0);
+    ck_assert_int_eq(pthread_barrier_init(&done, NULL, TWORKERS + 1), 0);
+    for (int k = 0; k < TWORKERS; k++) {
+        w[k] = (tworker){ .topics = gh_topics_create(checking_sink), .set = &cur, .go = &go,
+                          .done = &done };
+        ck_assert_ptr_nonnull(w[k].topics);
+        for (int i = 0; i < 8; i++) {
+            w[k].subs[i] = (fake_sub){ .id = i, .key = (unsigned[]){ 0, 1, 2, 7 }[i % 4] };
+            ck_assert_int_eq(gh_topics_subscribe(w[k].topics, "p", "x", 1, &w[k].subs[i],
+                                                 &w[k].subs[i].subs), 0);
+        }
+        ck_assert_int_eq(pthread_create(&th[k], NULL, tworker_run, &w[k]), 0);
+    }
+    for (int r = 0; r < TROUNDS; r++) {
+        variants_made = 0;
+        ck_assert_int_eq(gh_frame_set_init(&set, GH_WS_OP_BINARY, payload, sizeof(payload)),
+                         GH_OK);
+        pthread_barrier_wait(&go);
+        pthread_barrier_wait(&done);
+        ck_assert_int_eq(variants_made, 3);             /* keys 1, 2 and 7: once each */
+        ck_assert_uint_eq(set.nvariants, 3);
+        for (size_t i = 0; i < set.nvariants; i++)     /* every handle gone */
+            if (set.variant[i] != set.plain)
+                ck_assert_uint_eq(set.variant[i]->refs, 1);
+        ck_assert_uint_eq(set.plain->refs, 1 + (set.variant[0] == set.plain) +
+                                               (set.variant[1] == set.plain) +
+                                               (set.variant[2] == set.plain));
+        gh_frame_set_clear(&set);
+    }
+    for (int k = 0; k < TWORKERS; k++) {
+        ck_assert_int_eq(pthread_join(th[k], NULL), 0);
+        ck_assert_int_eq(w[k].wrong, 0);
+        for (int i = 0; i < 8; i++) {
+            ck_assert_int_ge(w[k].subs[i].got, 0);
+            gh_topics_unsubscribe_all(w[k].topics, &w[k].subs[i].subs);
+        }
+        gh_topics_destroy(w[k].topics);
+    }
+    pthread_barrier_destroy(&go);
+    pthread_barrier_destroy(&done);
 }
 END_TEST
 
@@ -688,6 +876,9 @@ static Suite *suite(void)
     tcase_add_test(tc, publish_frames_once_and_shares_the_same_bytes_with_every_subscriber);
     tcase_add_test(tc, frames_carry_the_right_header_for_every_length_class);
     tcase_add_test(tc, each_variant_is_made_once_per_publish_and_shared);
+    tcase_add_test(tc, a_variant_that_does_not_shrink_is_the_plain_frame_kept_under_its_key);
+    tcase_add_test(tc, workers_delivering_one_set_make_each_frame_once_and_share_its_bytes);
+    tcase_add_test(tc, workers_delivering_one_set_at_once_make_each_variant_once);
     tcase_add_test(tc, the_frame_is_freed_when_the_last_holder_releases_it);
     tcase_add_test(tc, a_refusing_subscriber_takes_no_reference_and_others_still_get_it);
     tcase_add_test(tc, publish_with_no_subscriber_allocates_nothing_and_returns_0);
