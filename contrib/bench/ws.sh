@@ -11,6 +11,11 @@
 #              p99 send-to-receive latency, lost=0 checked
 #   fanout-200 the same at a fixed 200 messages/s (open loop, 3,000 messages):
 #              the p50/p99 latency a busy room feels, not a throughput
+#   fanout-rate the same at RATE messages/s (1,000; open loop, 10 s): no
+#              table row, only the server's CPU per delivery, to compare
+#              worker counts without oversubscribing the cores (RATE=200)
+#   echo-rate  echo over 100 connections at RATE x 100 messages/s in all
+#              (open loop): like fanout-rate, the CPU per round trip
 #   fanout-chat the same through gatehouse's chat plugin (one room, JSON);
 #              gatehouse only (node has no chat), compared with gatehouse's
 #              pubsub fan-out of the same run
@@ -53,7 +58,7 @@
 #   WINDOW=N         fanout messages in flight (8)
 #   IDLE_CONNS=N     connections of idle and idle-deflate (10000); the open-files
 #                    limit must allow N + 200 (issue 14.3 also asks for 19000)
-#   BENCHES="..."    subset of: echo fanout fanout-200 fanout-chat handshake idle
+#   BENCHES="..."    subset of: echo echo-rate fanout fanout-200 fanout-rate fanout-chat handshake idle
 #                    echo-deflate fanout-deflate idle-deflate fanout-bus
 #                    fanout-chat-bus
 #   SERVERS="..."    subset of: gatehouse node uws (uws: uWebSockets.js; in
@@ -96,6 +101,7 @@ else
   lcpu="${LOAD_CPU:-1}"
 fi
 idle_conns="${IDLE_CONNS:-10000}"
+rate="${RATE:-1000}"
 src="127.0.0.2-127.0.0.11"      # 10 source addresses, a tenth of the idle connections each
 
 need=()
@@ -344,9 +350,16 @@ run() {   # run BENCH SERVER
   fi
   case "$1" in
     echo)      args=(--mode echo --conns 100 --inflight 8 --size 32 --duration "$dur") ;;
+    # open loop at RATE round trips/s in all (1,000 of them: RATE * 100)
+    echo-rate) args=(--mode echo --conns 100 --rate "$(( rate * 100 ))" --size 32 --duration "$dur") ;;
     fanout)    args=(--mode fanout --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
     # open loop: 200 messages/s on a schedule, 15 s; the latency a chat room feels
     fanout-200) args=(--mode fanout --subs 1000 --msgs 3000 --warm-msgs 200 --rate 200 --size 32) ;;
+    # open loop at RATE messages/s for 10 s: the server's CPU per delivery
+    # when no core is oversubscribed (what --workers 1 and 2 compare on a
+    # machine whose load generator shares their cores)
+    fanout-rate) args=(--mode fanout --subs 1000 --msgs "$(( rate * 10 ))" --warm-msgs "$rate"
+                       --rate "$rate" --size 32) ;;
     fanout-chat) args=(--mode fanout-chat --subs 1000 --msgs "$msgs" --window "$window" --size 32) ;;
     handshake) args=(--mode handshake --concurrency 50 --duration "$dur" --src "$src") ;;
     idle)      args=(--mode idle --conns "$idle_conns" --src "$src") ;;

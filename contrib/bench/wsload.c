@@ -157,7 +157,9 @@ typedef struct bench {
 
     struct event_base *base;
     struct event      *tick, *refill, *phase_ev;
-    unsigned           rate;           /* fanout --rate: messages/s, open loop; 0: closed loop */
+    unsigned           rate;           /* --rate: messages/s, open loop; 0: closed loop */
+    uint64_t           echo_sent;      /* echo --rate: messages sent so far */
+    unsigned           echo_next;      /* echo --rate: the connection that sends next */
     uint64_t           rate_t0;        /* when the first message was due */
     struct event      *rate_ev;        /* wakes the publisher when the next one is due */
     uint8_t           *scratch;
@@ -499,7 +501,7 @@ static void cpu_print(bench *b, double secs)
         uint64_t t = server_ticks(b);
         if (t >= b->srv_ticks0) {
             own[0] = 100.0 * (double)(t - b->srv_ticks0) / (double)sysconf(_SC_CLK_TCK) / secs;
-            printf(" server_cpu=%.0f%%", own[0]);
+            printf(" server_cpu=%.1f%%", own[0]);
         }
     }
     b->saturated = own[1] >= 90;
@@ -1608,11 +1610,37 @@ static void fan_publish(bench *b)
     conn_flush(c);
 }
 
+/* echo --rate: the messages due by now, each from the next connection in
+ * turn (open loop: whatever the echoes do); a tick every millisecond. */
+static void echo_tick(bench *b)
+{
+    uint64_t due = (now_ns() - b->rate_t0) * b->rate / 1000000000ull;
+    struct timeval ms = { 0, 1000 };
+
+    if (!b->running)
+        return;
+    for (unsigned tries = 0; b->echo_sent < due && tries < b->nslots * 64; tries++) {
+        conn *c = b->c[b->echo_next++ % b->nslots];
+
+        if (c->st != CS_OPEN)
+            continue;
+        if (echo_send(c) == 0 && c->st == CS_OPEN)
+            conn_flush(c);
+        b->echo_sent++;
+    }
+    evtimer_add(b->rate_ev, &ms);
+}
+
 static void on_rate(evutil_socket_t fd, short what, void *arg)
 {
+    bench *b = arg;
+
     (void)fd;
     (void)what;
-    fan_publish(arg);
+    if (b->mode == M_ECHO)
+        echo_tick(b);
+    else
+        fan_publish(b);
 }
 
 static void fan_sync(bench *b)
@@ -1772,7 +1800,7 @@ static int mode_on_message(conn *c, const uint8_t *p, size_t n)
         }
         c->rx++;
         b->done++;
-        if (b->running && echo_send(c) != 0)
+        if (b->running && b->rate == 0 && echo_send(c) != 0)
             return -1;      /* failed and closed */
         return 0;
     case M_FANOUT:
@@ -1856,6 +1884,11 @@ static void on_phase(evutil_socket_t fd, short what, void *arg)
             b->phase = 1;
             b->running = true;
             b->t0 = t;
+            if (b->rate != 0) {
+                b->rate_t0 = now_ns();
+                echo_tick(b);
+                break;
+            }
             for (unsigned i = 0; i < b->nslots; i++) {
                 conn *c = b->c[i];
                 for (unsigned k = 0; k < b->inflight && c->st == CS_OPEN; k++)
@@ -2032,7 +2065,9 @@ static void usage(FILE *fp)
             "  --window N         fanout: messages in flight, not yet delivered everywhere (8;\n"
             "                     with --rate 4096: a bound on the ring only)\n"
             "  --rate N           fanout: publish N messages/s on a schedule (open loop) instead\n"
-            "                     of keeping WINDOW in flight; latency then shows queueing\n"
+            "                     of keeping WINDOW in flight; latency then shows queueing;\n"
+            "                     echo: N messages/s in all, from each connection in turn,\n"
+            "                     instead of INFLIGHT per connection\n"
             "  --concurrency N    handshakes in flight (handshake: 50; others open 100 at a time)\n"
             "  --src A-B[,C]      IPv4 source addresses to bind, round robin\n"
             "  --pid PID          server process: idle mode reads its VmRSS; CPU use is printed;\n"
@@ -2175,7 +2210,7 @@ int main(int argc, char **argv)
         b->size = 512;
     if (b->rate != 0 && !window_set)
         b->window = 4096;
-    if (b->rate != 0 && b->mode != M_FANOUT)
+    if (b->rate != 0 && b->mode != M_FANOUT && b->mode != M_ECHO)
         bad = true;
     if (b->json && ((b->mode != M_ECHO && b->mode != M_FANOUT) || b->chat || b->size < JSON_MIN))
         bad = true;
