@@ -1525,8 +1525,10 @@ void gh_server_free(gh_server *srv)
  * process exits. */
 static void run_worker(gh_worker *w)
 {
+    gh_loop_set_current(&w->loop);
     event_base_dispatch(w->loop.base);
     event_base_loop(w->loop.base, EVLOOP_NONBLOCK);
+    gh_loop_set_current(NULL);  /* what it posted last wakes its targets now */
 }
 
 static void *worker_main(void *arg)

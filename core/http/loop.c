@@ -150,7 +150,9 @@ void gh_loop_conn_kind(gh_loop *loop, gh_conn *c, gh_conn_kind kind)
  * Tasks from other threads: a mutex-guarded array swapped out whole by the
  * owner, so the lock is held for a push or a swap, never while a task runs.
  * The eventfd is written only when the array goes from empty to not, so a
- * burst of posts wakes the loop once. */
+ * burst of posts wakes the loop once. A post from a loop's own callback
+ * leaves that write to the posting loop's wake event (see gh_loop_post()):
+ * the target's list of tasks is then whole when it wakes. */
 
 typedef struct task {
     gh_loop_task_fn fn;
@@ -158,12 +160,79 @@ typedef struct task {
 } task;
 
 struct gh_mailbox {
-    pthread_mutex_t mu;
-    task           *q;
-    size_t          n, cap;
-    int             fd;             /* eventfd */
-    struct event   *ev;
+    pthread_mutex_t     mu;
+    task               *q;
+    size_t              n, cap;
+    int                 fd;             /* eventfd */
+    struct event       *ev;
+    /* the posting side, this loop's thread only: the mailboxes its
+     * callbacks posted to and have not woken yet, and the event that
+     * wakes them */
+    struct gh_mailbox **wake;
+    size_t              nwake, capwake;
+    struct event       *wake_ev;
 };
+
+static _Thread_local gh_loop *current;
+
+static void wake_up(struct gh_mailbox *mb)
+{
+    uint64_t one = 1;
+
+    /* EAGAIN: the counter is full, so the loop is awake anyway */
+    (void)!write(mb->fd, &one, sizeof(one));
+}
+
+void gh_loop_wake_now(gh_loop *loop)
+{
+    struct gh_mailbox *mb = loop->mbox;
+
+    if (mb == NULL)
+        return;
+    for (size_t i = 0; i < mb->nwake; i++)
+        wake_up(mb->wake[i]);
+    mb->nwake = 0;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gh_loop_wake_now(arg);
+}
+
+void gh_loop_set_current(gh_loop *loop)
+{
+    if (current != NULL && current != loop)
+        gh_loop_wake_now(current);
+    current = loop;
+}
+
+/* Leaves target's wake-up to the current loop's wake event. False when
+ * there is no current loop or no room to note it: wake now. */
+static bool wake_later(struct gh_mailbox *target)
+{
+    struct gh_mailbox *self = current != NULL ? current->mbox : NULL;
+
+    if (self == NULL || self->wake_ev == NULL)
+        return false;
+    for (size_t i = 0; i < self->nwake; i++)
+        if (self->wake[i] == target)
+            return true;
+    if (self->nwake == self->capwake) {
+        size_t cap = self->capwake ? self->capwake * 2 : 4;
+        struct gh_mailbox **w = realloc(self->wake, cap * sizeof(*w));
+
+        if (w == NULL)
+            return false;
+        self->wake = w;
+        self->capwake = cap;
+    }
+    self->wake[self->nwake++] = target;
+    if (self->nwake == 1)
+        event_active(self->wake_ev, 0, 1);
+    return true;
+}
 
 bool gh_loop_mailbox_run(gh_loop *loop)
 {
@@ -208,7 +277,8 @@ int gh_loop_mailbox_new(gh_loop *loop)
         return -e;
     }
     if ((mb->ev = event_new(loop->base, mb->fd, EV_READ | EV_PERSIST, on_mail, loop)) == NULL ||
-        event_add(mb->ev, NULL) != 0) {
+        event_add(mb->ev, NULL) != 0 ||
+        (mb->wake_ev = event_new(loop->base, -1, 0, on_wake, loop)) == NULL) {
         if (mb->ev != NULL)
             event_free(mb->ev);
         close(mb->fd);
@@ -226,10 +296,15 @@ void gh_loop_mailbox_free(gh_loop *loop)
 
     if (mb == NULL)
         return;
+    if (current == loop)
+        gh_loop_set_current(NULL);
+    gh_loop_wake_now(loop);
     event_free(mb->ev);
+    event_free(mb->wake_ev);
     close(mb->fd);
     pthread_mutex_destroy(&mb->mu);
     free(mb->q);
+    free(mb->wake);
     free(mb);
     loop->mbox = NULL;
 }
@@ -253,10 +328,7 @@ int gh_loop_post(gh_loop *loop, gh_loop_task_fn fn, void *arg)
     mb->q[mb->n++] = (task){ fn, arg };
     wake = mb->n == 1;
     pthread_mutex_unlock(&mb->mu);
-    if (wake) {
-        uint64_t one = 1;
-        /* EAGAIN: the counter is full, so the loop is awake anyway */
-        (void)!write(mb->fd, &one, sizeof(one));
-    }
+    if (wake && !wake_later(mb))
+        wake_up(mb);
     return GH_OK;
 }

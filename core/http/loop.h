@@ -190,8 +190,24 @@ void gh_loop_mailbox_free(gh_loop *loop);
 
 /* From any thread: queues fn(loop, arg) to run on loop's thread, in the
  * order posted. The loop is woken once per batch (an eventfd written only
- * when its queue was empty). Returns 0 or GH_ENOMEM (not queued). */
+ * when its queue was empty). Posted from a loop's own callbacks (the
+ * thread's gh_loop_set_current()), the wake-up waits until that callback
+ * is done: it is written by an event of the posting loop, activated by the
+ * first such post, which runs after the callbacks already due in this
+ * turn, or earlier through gh_loop_wake_now(). So the tasks one read
+ * callback posts (a publisher's pipelined messages) reach the other loop
+ * as one batch, instead of waking it for the first while the rest are
+ * still being posted. Returns 0 or GH_ENOMEM (not queued). */
 int gh_loop_post(gh_loop *loop, gh_loop_task_fn fn, void *arg);
+
+/* The loop whose callbacks the calling thread runs (a worker sets its own
+ * before it runs its loop), or NULL: posts wake at once. Setting another
+ * one (or NULL) first writes the wake-ups the previous one still holds. */
+void gh_loop_set_current(gh_loop *loop);
+
+/* Writes the wake-ups loop's callbacks have posted and not written yet
+ * (on loop's thread). */
+void gh_loop_wake_now(gh_loop *loop);
 
 /* c becomes a connection of kind (from http): counted on its listener. */
 void gh_loop_conn_kind(gh_loop *loop, gh_conn *c, gh_conn_kind kind);

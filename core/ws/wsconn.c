@@ -1445,6 +1445,10 @@ static void on_flush_all(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    /* other workers first: what this turn posted them (a publish's
+     * message for their subscribers) goes out while these sockets are
+     * written, not after */
+    gh_loop_wake_now(loop);
     loop->ws_flush = NULL;
     if (list != NULL)
         list->fl_prev = &list;
